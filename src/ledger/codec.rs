@@ -1,0 +1,713 @@
+//! MessagePack encoding of values and the canonical form behind the value hash.
+//!
+//! The storage encoding is plain MessagePack with one extension type: a Ruby Symbol is
+//! `ext 1` holding its UTF-8 name, so Symbols and Strings (as values and as hash keys)
+//! survive a round trip. UTF-8 strings are `str`, binary strings are `bin`, floats are
+//! always `float 64`, integers use the shortest form. Maps keep insertion order.
+//!
+//! The canonical form used for the blake3 value hash is the same encoding with every
+//! map's entries sorted by the bytes of their encoded keys, so the hash does not depend on
+//! insertion order. When a value's maps are already in canonical order (or it has none)
+//! the storage bytes *are* the canonical bytes and are hashed without a second encoding.
+//!
+//! Decoding never panics and never allocates more than the input justifies: lengths are
+//! checked against the bytes that remain before anything is reserved.
+
+use super::value::{limits, MapKey, Value};
+
+/// The MessagePack extension type used for Symbols.
+pub const EXT_SYMBOL: i8 = 1;
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type DResult<T> = Result<T, DecodeError>;
+
+fn derr<T>(msg: impl Into<String>) -> DResult<T> {
+    Err(DecodeError(msg.into()))
+}
+
+// ---------------------------------------------------------------- writing
+
+/// Appends MessagePack `nil`.
+pub fn write_nil(out: &mut Vec<u8>) {
+    out.push(0xc0);
+}
+
+/// Appends a boolean.
+pub fn write_bool(out: &mut Vec<u8>, b: bool) {
+    out.push(if b { 0xc3 } else { 0xc2 });
+}
+
+/// Appends an integer in its shortest form.
+pub fn write_int(out: &mut Vec<u8>, v: i64) {
+    if v >= 0 {
+        if v < 128 {
+            out.push(v as u8);
+        } else if v <= u8::MAX as i64 {
+            out.extend_from_slice(&[0xcc, v as u8]);
+        } else if v <= u16::MAX as i64 {
+            out.push(0xcd);
+            out.extend_from_slice(&(v as u16).to_be_bytes());
+        } else if v <= u32::MAX as i64 {
+            out.push(0xce);
+            out.extend_from_slice(&(v as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&(v as u64).to_be_bytes());
+        }
+    } else if v >= -32 {
+        out.push(v as i8 as u8);
+    } else if v >= i8::MIN as i64 {
+        out.extend_from_slice(&[0xd0, v as i8 as u8]);
+    } else if v >= i16::MIN as i64 {
+        out.push(0xd1);
+        out.extend_from_slice(&(v as i16).to_be_bytes());
+    } else if v >= i32::MIN as i64 {
+        out.push(0xd2);
+        out.extend_from_slice(&(v as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Appends a 64-bit float. NaN is written in one canonical bit pattern.
+pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    let v = if v.is_nan() { f64::NAN } else { v };
+    out.push(0xcb);
+    out.extend_from_slice(&v.to_bits().to_be_bytes());
+}
+
+fn write_len(
+    out: &mut Vec<u8>,
+    len: usize,
+    fix: Option<(u8, usize)>,
+    m8: Option<u8>,
+    m16: u8,
+    m32: u8,
+) {
+    match fix {
+        Some((base, max)) if len <= max => out.push(base | len as u8),
+        _ => {
+            if let (Some(m8), true) = (m8, len <= u8::MAX as usize) {
+                out.extend_from_slice(&[m8, len as u8]);
+            } else if len <= u16::MAX as usize {
+                out.push(m16);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            } else {
+                out.push(m32);
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+            }
+        }
+    }
+}
+
+/// Appends a UTF-8 string.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    write_len(out, s.len(), Some((0xa0, 31)), Some(0xd9), 0xda, 0xdb);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends a binary string.
+pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
+    write_len(out, b.len(), None, Some(0xc4), 0xc5, 0xc6);
+    out.extend_from_slice(b);
+}
+
+/// Appends a Symbol (`ext 1`).
+pub fn write_sym(out: &mut Vec<u8>, s: &str) {
+    let len = s.len();
+    if len <= u8::MAX as usize {
+        out.extend_from_slice(&[0xc7, len as u8]);
+    } else if len <= u16::MAX as usize {
+        out.push(0xc8);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0xc9);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+    out.push(EXT_SYMBOL as u8);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends an array header.
+pub fn write_array_len(out: &mut Vec<u8>, len: usize) {
+    write_len(out, len, Some((0x90, 15)), None, 0xdc, 0xdd);
+}
+
+/// Appends a map header.
+pub fn write_map_len(out: &mut Vec<u8>, len: usize) {
+    write_len(out, len, Some((0x80, 15)), None, 0xde, 0xdf);
+}
+
+/// Appends a map key.
+pub fn write_key(out: &mut Vec<u8>, k: &MapKey) {
+    match k {
+        MapKey::Sym(s) => write_sym(out, s),
+        MapKey::Str(s) => write_str(out, s),
+        MapKey::Int(i) => write_int(out, *i),
+    }
+}
+
+/// Appends a value in storage order. Returns true when every map in it was already in
+/// canonical key order, i.e. the bytes written are also the canonical bytes.
+pub fn write_value(out: &mut Vec<u8>, v: &Value) -> bool {
+    match v {
+        Value::Nil => write_nil(out),
+        Value::Bool(b) => write_bool(out, *b),
+        Value::Int(i) => write_int(out, *i),
+        Value::Float(f) => write_f64(out, *f),
+        Value::Str(s) => write_str(out, s),
+        Value::Bin(b) => write_bin(out, b),
+        Value::Sym(s) => write_sym(out, s),
+        Value::Array(items) => {
+            write_array_len(out, items.len());
+            let mut canonical = true;
+            for item in items {
+                canonical &= write_value(out, item);
+            }
+            return canonical;
+        }
+        Value::Map(pairs) => {
+            write_map_len(out, pairs.len());
+            let mut canonical = true;
+            let mut prev_key: Option<(usize, usize)> = None;
+            for (k, val) in pairs {
+                let start = out.len();
+                write_key(out, k);
+                let end = out.len();
+                if let Some((ps, pe)) = prev_key {
+                    if out[ps..pe] >= out[start..end] {
+                        canonical = false;
+                    }
+                }
+                prev_key = Some((start, end));
+                canonical &= write_value(out, val);
+            }
+            return canonical;
+        }
+    }
+    true
+}
+
+/// Appends the canonical encoding of a value (maps sorted by encoded key bytes).
+pub fn write_canonical(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Array(items) => {
+            write_array_len(out, items.len());
+            for item in items {
+                write_canonical(out, item);
+            }
+        }
+        Value::Map(pairs) => {
+            write_map_len(out, pairs.len());
+            let mut entries: Vec<(Vec<u8>, &Value)> = pairs
+                .iter()
+                .map(|(k, val)| {
+                    let mut kb = Vec::with_capacity(16);
+                    write_key(&mut kb, k);
+                    (kb, val)
+                })
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (kb, val) in entries {
+                out.extend_from_slice(&kb);
+                write_canonical(out, val);
+            }
+        }
+        other => {
+            write_value(out, other);
+        }
+    }
+}
+
+/// Storage bytes of a value together with its blake3 hash.
+pub struct EncodedValue {
+    /// MessagePack bytes in insertion order.
+    pub bytes: Vec<u8>,
+    /// blake3 of the canonical encoding.
+    pub hash: [u8; 32],
+}
+
+/// Encodes a value for storage and hashes its canonical form.
+pub fn encode_value(v: &Value) -> EncodedValue {
+    let mut bytes = Vec::with_capacity(64);
+    let canonical = write_value(&mut bytes, v);
+    let hash = if canonical {
+        *blake3::hash(&bytes).as_bytes()
+    } else {
+        let mut c = Vec::with_capacity(bytes.len());
+        write_canonical(&mut c, v);
+        *blake3::hash(&c).as_bytes()
+    };
+    EncodedValue { bytes, hash }
+}
+
+/// The value hash of already-encoded storage bytes (decodes only when a map is out of
+/// canonical order).
+pub fn hash_encoded(bytes: &[u8]) -> DResult<[u8; 32]> {
+    let mut r = Reader::new(bytes);
+    let canonical = r.skip_value(1)?;
+    if r.pos != bytes.len() {
+        return derr("trailing bytes after value");
+    }
+    if canonical {
+        Ok(*blake3::hash(bytes).as_bytes())
+    } else {
+        let v = decode_value(bytes)?;
+        let mut c = Vec::with_capacity(bytes.len());
+        write_canonical(&mut c, &v);
+        Ok(*blake3::hash(&c).as_bytes())
+    }
+}
+
+/// Decodes one complete value (the whole slice must be that value).
+pub fn decode_value(bytes: &[u8]) -> DResult<Value> {
+    let mut r = Reader::new(bytes);
+    let v = r.read_value(1)?;
+    if r.pos != bytes.len() {
+        return derr("trailing bytes after value");
+    }
+    Ok(v)
+}
+
+// ---------------------------------------------------------------- reading
+
+/// A bounds-checked MessagePack reader over a byte slice.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    /// Current position.
+    pub pos: usize,
+}
+
+/// What a marker byte starts.
+enum Head {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(usize),
+    Bin(usize),
+    Ext(usize),
+    Array(usize),
+    Map(usize),
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
+        if n > self.remaining() {
+            return derr(format!(
+                "needs {n} bytes at offset {} but only {} remain",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> DResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> DResult<u16> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> DResult<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> DResult<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn head(&mut self) -> DResult<Head> {
+        let m = self.u8()?;
+        Ok(match m {
+            0x00..=0x7f => Head::Int(m as i64),
+            0x80..=0x8f => Head::Map((m & 0x0f) as usize),
+            0x90..=0x9f => Head::Array((m & 0x0f) as usize),
+            0xa0..=0xbf => Head::Str((m & 0x1f) as usize),
+            0xc0 => Head::Nil,
+            0xc2 => Head::Bool(false),
+            0xc3 => Head::Bool(true),
+            0xc4 => Head::Bin(self.u8()? as usize),
+            0xc5 => Head::Bin(self.u16()? as usize),
+            0xc6 => Head::Bin(self.u32()? as usize),
+            0xc7 => Head::Ext(self.u8()? as usize),
+            0xc8 => Head::Ext(self.u16()? as usize),
+            0xc9 => Head::Ext(self.u32()? as usize),
+            0xca => Head::Float(f32::from_bits(self.u32()?) as f64),
+            0xcb => Head::Float(f64::from_bits(self.u64()?)),
+            0xcc => Head::Int(self.u8()? as i64),
+            0xcd => Head::Int(self.u16()? as i64),
+            0xce => Head::Int(self.u32()? as i64),
+            0xcf => {
+                let v = self.u64()?;
+                if v > i64::MAX as u64 {
+                    return derr(format!("integer {v} is out of the 64-bit signed range"));
+                }
+                Head::Int(v as i64)
+            }
+            0xd0 => Head::Int(self.u8()? as i8 as i64),
+            0xd1 => Head::Int(self.u16()? as i16 as i64),
+            0xd2 => Head::Int(self.u32()? as i32 as i64),
+            0xd3 => Head::Int(self.u64()? as i64),
+            0xd4 => Head::Ext(1),
+            0xd5 => Head::Ext(2),
+            0xd6 => Head::Ext(4),
+            0xd7 => Head::Ext(8),
+            0xd8 => Head::Ext(16),
+            0xd9 => Head::Str(self.u8()? as usize),
+            0xda => Head::Str(self.u16()? as usize),
+            0xdb => Head::Str(self.u32()? as usize),
+            0xdc => Head::Array(self.u16()? as usize),
+            0xdd => Head::Array(self.u32()? as usize),
+            0xde => Head::Map(self.u16()? as usize),
+            0xdf => Head::Map(self.u32()? as usize),
+            0xe0..=0xff => Head::Int(m as i8 as i64),
+            0xc1 => return derr(format!("invalid marker 0xc1 at offset {}", self.pos - 1)),
+        })
+    }
+
+    fn utf8(&mut self, len: usize, what: &str) -> DResult<&'a str> {
+        let at = self.pos;
+        let b = self.take(len)?;
+        std::str::from_utf8(b)
+            .map_err(|_| DecodeError(format!("{what} at offset {at} is not valid UTF-8")))
+    }
+
+    fn ext_symbol(&mut self, len: usize) -> DResult<&'a str> {
+        let t = self.u8()? as i8;
+        if t != EXT_SYMBOL {
+            return derr(format!(
+                "unknown extension type {t} at offset {}",
+                self.pos - 1
+            ));
+        }
+        self.utf8(len, "symbol")
+    }
+
+    /// Checks that a container of `n` items could fit in what remains (each item takes at
+    /// least `min_item` bytes), so a forged length cannot make us reserve memory.
+    fn check_count(&self, n: usize, min_item: usize) -> DResult<()> {
+        if n.saturating_mul(min_item) > self.remaining() {
+            return derr(format!(
+                "container of {n} items at offset {} exceeds the {} bytes that remain",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads a full value.
+    pub fn read_value(&mut self, depth: usize) -> DResult<Value> {
+        if depth > limits::MAX_DEPTH {
+            return derr(format!(
+                "value nests deeper than {} levels",
+                limits::MAX_DEPTH
+            ));
+        }
+        Ok(match self.head()? {
+            Head::Nil => Value::Nil,
+            Head::Bool(b) => Value::Bool(b),
+            Head::Int(i) => Value::Int(i),
+            Head::Float(f) => Value::Float(f),
+            Head::Str(n) => Value::Str(self.utf8(n, "string")?.to_owned()),
+            Head::Bin(n) => Value::Bin(self.take(n)?.to_vec()),
+            Head::Ext(n) => Value::Sym(self.ext_symbol(n)?.to_owned()),
+            Head::Array(n) => {
+                self.check_count(n, 1)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.read_value(depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            Head::Map(n) => {
+                self.check_count(n, 2)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let k = self.read_key()?;
+                    let v = self.read_value(depth + 1)?;
+                    pairs.push((k, v));
+                }
+                Value::Map(pairs)
+            }
+        })
+    }
+
+    /// Reads a map key.
+    pub fn read_key(&mut self) -> DResult<MapKey> {
+        let at = self.pos;
+        Ok(match self.head()? {
+            Head::Int(i) => MapKey::Int(i),
+            Head::Str(n) => MapKey::Str(self.utf8(n, "string key")?.to_owned()),
+            Head::Ext(n) => MapKey::Sym(self.ext_symbol(n)?.to_owned()),
+            _ => {
+                return derr(format!(
+                    "hash key at offset {at} is not a Symbol, String or Integer"
+                ))
+            }
+        })
+    }
+
+    /// Validates and skips one value without building it. Returns true when its maps are
+    /// in canonical order.
+    pub fn skip_value(&mut self, depth: usize) -> DResult<bool> {
+        if depth > limits::MAX_DEPTH {
+            return derr(format!(
+                "value nests deeper than {} levels",
+                limits::MAX_DEPTH
+            ));
+        }
+        match self.head()? {
+            Head::Nil | Head::Bool(_) | Head::Int(_) | Head::Float(_) => Ok(true),
+            Head::Str(n) => self.utf8(n, "string").map(|_| true),
+            Head::Bin(n) => self.take(n).map(|_| true),
+            Head::Ext(n) => self.ext_symbol(n).map(|_| true),
+            Head::Array(n) => {
+                self.check_count(n, 1)?;
+                let mut canonical = true;
+                for _ in 0..n {
+                    canonical &= self.skip_value(depth + 1)?;
+                }
+                Ok(canonical)
+            }
+            Head::Map(n) => {
+                self.check_count(n, 2)?;
+                let mut canonical = true;
+                let mut prev: Option<&'a [u8]> = None;
+                for _ in 0..n {
+                    let start = self.pos;
+                    self.read_key_skip()?;
+                    let kb = &self.buf[start..self.pos];
+                    if let Some(p) = prev {
+                        if p >= kb {
+                            canonical = false;
+                        }
+                    }
+                    prev = Some(kb);
+                    canonical &= self.skip_value(depth + 1)?;
+                }
+                Ok(canonical)
+            }
+        }
+    }
+
+    fn read_key_skip(&mut self) -> DResult<()> {
+        let at = self.pos;
+        match self.head()? {
+            Head::Int(_) => Ok(()),
+            Head::Str(n) => self.utf8(n, "string key").map(|_| ()),
+            Head::Ext(n) => self.ext_symbol(n).map(|_| ()),
+            _ => derr(format!(
+                "hash key at offset {at} is not a Symbol, String or Integer"
+            )),
+        }
+    }
+
+    /// Reads an array header.
+    pub fn read_array_len(&mut self) -> DResult<usize> {
+        let at = self.pos;
+        match self.head()? {
+            Head::Array(n) => {
+                self.check_count(n, 1)?;
+                Ok(n)
+            }
+            _ => derr(format!("expected an array at offset {at}")),
+        }
+    }
+
+    /// Reads a map header.
+    pub fn read_map_len(&mut self) -> DResult<usize> {
+        let at = self.pos;
+        match self.head()? {
+            Head::Map(n) => {
+                self.check_count(n, 2)?;
+                Ok(n)
+            }
+            _ => derr(format!("expected a map at offset {at}")),
+        }
+    }
+
+    /// Reads an integer.
+    pub fn read_int(&mut self) -> DResult<i64> {
+        let at = self.pos;
+        match self.head()? {
+            Head::Int(i) => Ok(i),
+            _ => derr(format!("expected an integer at offset {at}")),
+        }
+    }
+
+    /// Reads a UTF-8 string.
+    pub fn read_str(&mut self) -> DResult<&'a str> {
+        let at = self.pos;
+        match self.head()? {
+            Head::Str(n) => self.utf8(n, "string"),
+            _ => derr(format!("expected a string at offset {at}")),
+        }
+    }
+
+    /// Reads a binary string.
+    pub fn read_bin(&mut self) -> DResult<&'a [u8]> {
+        let at = self.pos;
+        match self.head()? {
+            Head::Bin(n) => self.take(n),
+            _ => derr(format!("expected binary at offset {at}")),
+        }
+    }
+
+    /// True (and consumed) if the next item is nil.
+    pub fn read_nil(&mut self) -> DResult<bool> {
+        if self.pos < self.buf.len() && self.buf[self.pos] == 0xc0 {
+            self.pos += 1;
+            Ok(true)
+        } else if self.pos >= self.buf.len() {
+            derr("unexpected end of data")
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Reads a float (f32 or f64).
+    pub fn read_f64(&mut self) -> DResult<f64> {
+        let at = self.pos;
+        match self.head()? {
+            Head::Float(f) => Ok(f),
+            _ => derr(format!("expected a float at offset {at}")),
+        }
+    }
+
+    /// Skips one value and returns its raw bytes.
+    pub fn raw_value(&mut self) -> DResult<&'a [u8]> {
+        let start = self.pos;
+        self.skip_value(1)?;
+        Ok(&self.buf[start..self.pos])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        Value::map([
+            (MapKey::sym("title"), Value::from("Buy milk")),
+            (MapKey::str("title"), Value::sym("open")),
+            (MapKey::Int(-7), Value::Bin(vec![0, 255, 3])),
+            (
+                MapKey::sym("nested"),
+                Value::array([
+                    Value::Nil,
+                    Value::Bool(true),
+                    Value::Int(i64::MIN),
+                    Value::Int(i64::MAX),
+                    Value::Float(-0.5),
+                    Value::Float(f64::INFINITY),
+                ]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn round_trip_is_type_faithful() {
+        let v = sample();
+        let e = encode_value(&v);
+        let back = decode_value(&e.bytes).unwrap();
+        assert_eq!(back, v);
+        // Order is kept, not just equality.
+        if let (Value::Map(a), Value::Map(b)) = (&back, &v) {
+            let ka: Vec<_> = a.iter().map(|p| &p.0).collect();
+            let kb: Vec<_> = b.iter().map(|p| &p.0).collect();
+            assert_eq!(ka, kb);
+        }
+    }
+
+    #[test]
+    fn hash_ignores_insertion_order_but_not_types() {
+        let a = Value::map([
+            (MapKey::sym("a"), Value::Int(1)),
+            (MapKey::sym("b"), Value::Int(2)),
+        ]);
+        let b = Value::map([
+            (MapKey::sym("b"), Value::Int(2)),
+            (MapKey::sym("a"), Value::Int(1)),
+        ]);
+        let c = Value::map([
+            (MapKey::str("a"), Value::Int(1)),
+            (MapKey::sym("b"), Value::Int(2)),
+        ]);
+        let ha = encode_value(&a).hash;
+        assert_eq!(ha, encode_value(&b).hash);
+        assert_ne!(ha, encode_value(&c).hash);
+        assert_eq!(hash_encoded(&encode_value(&b).bytes).unwrap(), ha);
+    }
+
+    #[test]
+    fn forged_lengths_do_not_allocate() {
+        // array32 claiming 4 billion items with 0 bytes behind it
+        let bytes = [0xdd, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode_value(&bytes).is_err());
+        let bytes = [0xdb, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode_value(&bytes).is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused() {
+        let bytes = [0xa2, 0xff, 0xfe];
+        let e = decode_value(&bytes).unwrap_err();
+        assert!(e.0.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn every_int_width_round_trips() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            u32::MAX as i64,
+            u32::MAX as i64 + 1,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i32::MIN as i64,
+            i32::MIN as i64 - 1,
+        ] {
+            let e = encode_value(&Value::Int(v));
+            assert_eq!(decode_value(&e.bytes).unwrap(), Value::Int(v), "{v}");
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! Immutable facts and their on-disk record encoding.
+
+use std::fmt;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::codec::{self, DecodeError, Reader};
+use super::error::{Error, Result};
+use super::time::Timestamp;
+use super::value::{limits, Value};
+
+/// One immutable fact: a value of (store, key) at a transaction time.
+///
+/// `Fact` is a cheap handle (one `Arc`): cloning it copies a pointer. The value is kept
+/// in its encoded form; [`Fact::value`] decodes it on each call.
+///
+/// ```
+/// use igniter_ledger::{Fact, Value, Write};
+/// let f = Fact::build(Write::new("notes", "n1", Value::from("hi"))).unwrap();
+/// assert_eq!(f.store(), "notes");
+/// assert_eq!(f.value(), Value::from("hi"));
+/// assert_eq!(f.value_hash_hex().len(), 64);
+/// ```
+#[derive(Clone)]
+pub struct Fact(pub(crate) Arc<FactData>);
+
+pub(crate) struct FactData {
+    pub(crate) id: Uuid,
+    pub(crate) tx: Timestamp,
+    /// NaN means "no valid time".
+    pub(crate) valid: f64,
+    pub(crate) store: Arc<str>,
+    pub(crate) key: Arc<str>,
+    pub(crate) value: Box<[u8]>,
+    pub(crate) value_hash: [u8; 32],
+    /// Nil UUID means "no causation".
+    pub(crate) causation: Uuid,
+    pub(crate) schema_version: u32,
+    pub(crate) extra: Option<Box<Extra>>,
+}
+
+/// Rarely set fields, kept out of line to keep the common fact small.
+pub(crate) struct Extra {
+    pub(crate) producer: Option<Box<[u8]>>,
+    pub(crate) derivation: Option<Box<[u8]>>,
+}
+
+impl Fact {
+    /// The fact's id (UUID v7 for facts written by this ledger: time-ordered).
+    pub fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// Store (or history) name.
+    pub fn store(&self) -> &str {
+        &self.0.store
+    }
+    /// The shared store name.
+    pub fn store_arc(&self) -> &Arc<str> {
+        &self.0.store
+    }
+    /// Key.
+    pub fn key(&self) -> &str {
+        &self.0.key
+    }
+    /// The shared key.
+    pub fn key_arc(&self) -> &Arc<str> {
+        &self.0.key
+    }
+    /// The value, decoded from its stored bytes.
+    pub fn value(&self) -> Value {
+        // The bytes were validated when the fact was built or loaded.
+        codec::decode_value(&self.0.value).unwrap_or_default()
+    }
+    /// The value's MessagePack bytes (see [`crate::codec`]).
+    pub fn value_bytes(&self) -> &[u8] {
+        &self.0.value
+    }
+    /// blake3 of the value's canonical encoding.
+    pub fn value_hash(&self) -> &[u8; 32] {
+        &self.0.value_hash
+    }
+    /// The value hash as 64 lowercase hex characters.
+    pub fn value_hash_hex(&self) -> String {
+        hex(&self.0.value_hash)
+    }
+    /// The fact this one follows (for `write`: the previous fact of the same key).
+    pub fn causation(&self) -> Option<Uuid> {
+        (!self.0.causation.is_nil()).then_some(self.0.causation)
+    }
+    /// Commit time.
+    pub fn transaction_time(&self) -> Timestamp {
+        self.0.tx
+    }
+    /// Domain time, if given.
+    pub fn valid_time(&self) -> Option<f64> {
+        (!self.0.valid.is_nan()).then_some(self.0.valid)
+    }
+    /// The valid time, or the transaction time for facts without one.
+    pub fn effective_valid_time(&self) -> f64 {
+        self.valid_time().unwrap_or_else(|| self.0.tx.as_secs_f64())
+    }
+    /// Schema version of the value.
+    pub fn schema_version(&self) -> u32 {
+        self.0.schema_version
+    }
+    /// Who wrote it, if recorded.
+    pub fn producer(&self) -> Option<Value> {
+        self.extra_field(|e| e.producer.as_deref())
+    }
+    /// What it was derived from, if recorded.
+    pub fn derivation(&self) -> Option<Value> {
+        self.extra_field(|e| e.derivation.as_deref())
+    }
+    fn extra_field(&self, f: impl Fn(&Extra) -> Option<&[u8]>) -> Option<Value> {
+        self.0
+            .extra
+            .as_deref()
+            .and_then(f)
+            .map(|b| codec::decode_value(b).unwrap_or_default())
+    }
+    /// Encoded producer bytes, if any.
+    pub fn producer_bytes(&self) -> Option<&[u8]> {
+        self.0.extra.as_deref().and_then(|e| e.producer.as_deref())
+    }
+    /// Encoded derivation bytes, if any.
+    pub fn derivation_bytes(&self) -> Option<&[u8]> {
+        self.0
+            .extra
+            .as_deref()
+            .and_then(|e| e.derivation.as_deref())
+    }
+    /// True when both handles point at the same fact record.
+    pub fn same_record(&self, other: &Fact) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Builds a standalone fact (not stored anywhere) stamped with the current time and a
+    /// fresh id. `expected` on the request is ignored.
+    pub fn build(w: super::request::Write) -> Result<Fact> {
+        let tx = Timestamp::now();
+        let causation = w.causation;
+        FactDraft::from_write(w)?.seal(new_id(tx), tx, causation)
+    }
+}
+
+impl PartialEq for Fact {
+    /// Facts are equal when they have the same id and the same content.
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&*self.0, &*other.0);
+        std::ptr::eq(a, b)
+            || (a.id == b.id
+                && a.tx == b.tx
+                && a.store == b.store
+                && a.key == b.key
+                && a.value_hash == b.value_hash
+                && a.causation == b.causation
+                && a.schema_version == b.schema_version
+                && a.valid.to_bits() == b.valid.to_bits())
+    }
+}
+
+impl fmt::Debug for Fact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fact")
+            .field("id", &self.id())
+            .field("store", &self.store())
+            .field("key", &self.key())
+            .field("value", &self.value())
+            .field("transaction_time", &self.transaction_time())
+            .field("valid_time", &self.valid_time())
+            .field("causation", &self.causation())
+            .field("schema_version", &self.schema_version())
+            .finish()
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(D[(b >> 4) as usize] as char);
+        s.push(D[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// A fresh UUID v7 whose timestamp part carries `tx` to the microsecond (RFC 9562,
+/// "replace leftmost random bits with increased clock precision"): since transaction
+/// times are strictly increasing, ids written by one ledger are strictly increasing too.
+pub(crate) fn new_id(tx: Timestamp) -> Uuid {
+    let us = tx.as_micros().max(0) as u64;
+    let ms = us / 1000;
+    let sub = (us % 1000) as u16; // 0..999 fits in 10 bits
+    let rand: u64 = fastrand::u64(..);
+    let mut b = [0u8; 16];
+    b[0..6].copy_from_slice(&ms.to_be_bytes()[2..8]);
+    // version 7 in the high nibble; 12 bits rand_a = sub-millisecond micros << 2 | 2 random bits
+    let rand_a: u16 = (sub << 2) | ((rand >> 62) as u16 & 0b11);
+    b[6] = 0x70 | ((rand_a >> 8) as u8 & 0x0f);
+    b[7] = rand_a as u8;
+    let rb = rand.to_be_bytes();
+    b[8..16].copy_from_slice(&rb);
+    b[8] = 0x80 | (b[8] & 0x3f); // variant 10
+    Uuid::from_bytes(b)
+}
+
+/// A validated, encoded fact that has not yet been given its id and time.
+pub(crate) struct FactDraft {
+    pub(crate) store: Arc<str>,
+    pub(crate) key: Arc<str>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) value_hash: [u8; 32],
+    pub(crate) valid: f64,
+    pub(crate) schema_version: u32,
+    pub(crate) producer: Option<Vec<u8>>,
+    pub(crate) derivation: Option<Vec<u8>>,
+}
+
+pub(crate) fn check_store_name(store: &str) -> Result<()> {
+    if store.is_empty() {
+        return Err(Error::InvalidArgument(
+            "store name must not be empty".into(),
+        ));
+    }
+    if store.len() > limits::MAX_STORE_NAME_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "store name is {} bytes; the limit is {}",
+            store.len(),
+            limits::MAX_STORE_NAME_BYTES
+        )));
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.len() > limits::MAX_KEY_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "key is {} bytes; the limit is {}",
+            key.len(),
+            limits::MAX_KEY_BYTES
+        )));
+    }
+    Ok(())
+}
+
+fn encode_checked(v: &Value, what: &str) -> Result<codec::EncodedValue> {
+    v.validate(what)?;
+    let e = codec::encode_value(v);
+    if e.bytes.len() > limits::MAX_VALUE_BYTES {
+        return Err(Error::InvalidValue {
+            path: what.to_owned(),
+            reason: format!(
+                "encodes to {} bytes; the limit is {}",
+                e.bytes.len(),
+                limits::MAX_VALUE_BYTES
+            ),
+        });
+    }
+    Ok(e)
+}
+
+fn encode_meta(v: Option<&Value>, what: &str) -> Result<Option<Vec<u8>>> {
+    match v {
+        None | Some(Value::Nil) => Ok(None),
+        Some(v) => Ok(Some(encode_checked(v, what)?.bytes)),
+    }
+}
+
+impl FactDraft {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        store: &str,
+        key: &str,
+        value: &Value,
+        valid_time: Option<f64>,
+        schema_version: u32,
+        producer: Option<&Value>,
+        derivation: Option<&Value>,
+        value_name: &str,
+    ) -> Result<Self> {
+        check_store_name(store)?;
+        check_key(key)?;
+        if let Some(v) = valid_time {
+            if !v.is_finite() {
+                return Err(Error::InvalidArgument(format!(
+                    "valid_time must be a finite number of seconds, got {v}"
+                )));
+            }
+        }
+        let e = encode_checked(value, value_name)?;
+        Ok(FactDraft {
+            store: Arc::from(store),
+            key: Arc::from(key),
+            value: e.bytes,
+            value_hash: e.hash,
+            valid: valid_time.unwrap_or(f64::NAN),
+            schema_version,
+            producer: encode_meta(producer, "producer")?,
+            derivation: encode_meta(derivation, "derivation")?,
+        })
+    }
+
+    pub(crate) fn from_write(w: super::request::Write) -> Result<Self> {
+        FactDraft::new(
+            &w.store,
+            &w.key,
+            &w.value,
+            w.valid_time,
+            w.schema_version,
+            w.producer.as_ref(),
+            w.derivation.as_ref(),
+            "value",
+        )
+    }
+
+    pub(crate) fn seal(self, id: Uuid, tx: Timestamp, causation: Option<Uuid>) -> Result<Fact> {
+        let extra = if self.producer.is_some() || self.derivation.is_some() {
+            Some(Box::new(Extra {
+                producer: self.producer.map(Vec::into_boxed_slice),
+                derivation: self.derivation.map(Vec::into_boxed_slice),
+            }))
+        } else {
+            None
+        };
+        Ok(Fact(Arc::new(FactData {
+            id,
+            tx,
+            valid: self.valid,
+            store: self.store,
+            key: self.key,
+            value: self.value.into_boxed_slice(),
+            value_hash: self.value_hash,
+            causation: causation.unwrap_or(Uuid::nil()),
+            schema_version: self.schema_version,
+            extra,
+        })))
+    }
+}
+
+// ------------------------------------------------------------ record encoding
+
+const RECORD_FIELDS: usize = 10;
+
+/// Appends the MessagePack record of a fact:
+/// `[id bin16, store str, key (str | bin16 for a canonical UUID string), value,
+///   causation (nil | bin16), tx micros int, valid (nil | f64), schema int,
+///   producer (nil | value), derivation (nil | value)]`.
+pub(crate) fn encode_record(out: &mut Vec<u8>, f: &Fact) {
+    let d = &*f.0;
+    codec::write_array_len(out, RECORD_FIELDS);
+    codec::write_bin(out, d.id.as_bytes());
+    codec::write_str(out, &d.store);
+    match canonical_uuid(&d.key) {
+        Some(u) => codec::write_bin(out, u.as_bytes()),
+        None => codec::write_str(out, &d.key),
+    }
+    out.extend_from_slice(&d.value);
+    if d.causation.is_nil() {
+        codec::write_nil(out);
+    } else {
+        codec::write_bin(out, d.causation.as_bytes());
+    }
+    codec::write_int(out, d.tx.as_micros());
+    if d.valid.is_nan() {
+        codec::write_nil(out);
+    } else {
+        codec::write_f64(out, d.valid);
+    }
+    codec::write_int(out, d.schema_version as i64);
+    for b in [f.producer_bytes(), f.derivation_bytes()] {
+        match b {
+            Some(b) => out.extend_from_slice(b),
+            None => codec::write_nil(out),
+        }
+    }
+}
+
+fn canonical_uuid(s: &str) -> Option<Uuid> {
+    if s.len() != 36 {
+        return None;
+    }
+    let u = Uuid::try_parse(s).ok()?;
+    let mut buf = [0u8; 36];
+    (u.hyphenated().encode_lower(&mut buf).as_bytes() == s.as_bytes()).then_some(u)
+}
+
+fn uuid_from(b: &[u8], what: &str) -> Result<Uuid, DecodeError> {
+    Uuid::from_slice(b).map_err(|_| DecodeError(format!("{what} is not 16 bytes")))
+}
+
+/// Interns store names and keys while decoding so repeated names share one allocation.
+pub(crate) trait Interner {
+    fn store(&mut self, s: &str) -> Arc<str>;
+    fn key(&mut self, store: &Arc<str>, k: &str) -> Arc<str>;
+}
+
+/// An interner that shares nothing.
+#[cfg(test)]
+pub(crate) struct NoIntern;
+#[cfg(test)]
+impl Interner for NoIntern {
+    fn store(&mut self, s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+    fn key(&mut self, _: &Arc<str>, k: &str) -> Arc<str> {
+        Arc::from(k)
+    }
+}
+
+/// Decodes one fact record (see [`encode_record`]), validating every field.
+pub(crate) fn decode_record(
+    r: &mut Reader<'_>,
+    intern: &mut dyn Interner,
+) -> Result<Fact, DecodeError> {
+    let n = r.read_array_len()?;
+    if n != RECORD_FIELDS {
+        return Err(DecodeError(format!(
+            "fact record has {n} fields, expected {RECORD_FIELDS}"
+        )));
+    }
+    let id = uuid_from(r.read_bin()?, "fact id")?;
+    let store_s = r.read_str()?;
+    if store_s.is_empty() || store_s.len() > limits::MAX_STORE_NAME_BYTES {
+        return Err(DecodeError("fact store name is empty or too long".into()));
+    }
+    let store = intern.store(store_s);
+    let key = if r.read_nil()? {
+        return Err(DecodeError("fact key is nil".into()));
+    } else {
+        let start = r.pos;
+        match r.read_str() {
+            Ok(s) => intern.key(&store, s),
+            Err(_) => {
+                r.pos = start;
+                let u = uuid_from(r.read_bin()?, "fact key")?;
+                let mut buf = [0u8; 36];
+                let s = u.hyphenated().encode_lower(&mut buf);
+                intern.key(&store, s)
+            }
+        }
+    };
+    let value = r.raw_value()?;
+    let value_hash = codec::hash_encoded(value)?;
+    let causation = if r.read_nil()? {
+        Uuid::nil()
+    } else {
+        uuid_from(r.read_bin()?, "causation")?
+    };
+    let tx = Timestamp::from_micros(r.read_int()?);
+    let valid = if r.read_nil()? {
+        f64::NAN
+    } else {
+        let v = r.read_f64()?;
+        if !v.is_finite() {
+            return Err(DecodeError("valid time is not finite".into()));
+        }
+        v
+    };
+    let sv = r.read_int()?;
+    let schema_version =
+        u32::try_from(sv).map_err(|_| DecodeError(format!("schema version {sv} out of range")))?;
+    let mut meta = [None, None];
+    for m in meta.iter_mut() {
+        if !r.read_nil()? {
+            *m = Some(Box::<[u8]>::from(r.raw_value()?));
+        }
+    }
+    let [producer, derivation] = meta;
+    let extra = (producer.is_some() || derivation.is_some()).then(|| {
+        Box::new(Extra {
+            producer,
+            derivation,
+        })
+    });
+    Ok(Fact(Arc::new(FactData {
+        id,
+        tx,
+        valid,
+        store,
+        key,
+        value: value.into(),
+        value_hash,
+        causation,
+        schema_version,
+        extra,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MapKey, Write};
+
+    #[test]
+    fn ids_follow_transaction_time() {
+        let mut prev = new_id(Timestamp::from_micros(1_700_000_000_000_000));
+        for i in 1..5000 {
+            let id = new_id(Timestamp::from_micros(1_700_000_000_000_000 + i));
+            assert!(id > prev, "ids must increase with tx");
+            assert_eq!(id.get_version_num(), 7);
+            prev = id;
+        }
+    }
+
+    #[test]
+    fn record_round_trip() {
+        let w = Write::new(
+            "orders",
+            "0191c2f0-0000-7000-8000-000000000001",
+            Value::map([(MapKey::sym("n"), Value::Int(3))]),
+        )
+        .valid_time(12.5)
+        .schema_version(4)
+        .producer(Value::sym("api"));
+        let f = Fact::build(w).unwrap();
+        let mut out = Vec::new();
+        encode_record(&mut out, &f);
+        let mut r = Reader::new(&out);
+        let g = decode_record(&mut r, &mut NoIntern).unwrap();
+        assert_eq!(f, g);
+        assert_eq!(g.key(), "0191c2f0-0000-7000-8000-000000000001");
+        assert_eq!(g.producer(), Some(Value::sym("api")));
+        assert_eq!(g.valid_time(), Some(12.5));
+        assert_eq!(r.pos, out.len());
+    }
+
+    #[test]
+    fn uppercase_uuid_keys_stay_strings() {
+        assert!(canonical_uuid("0191C2F0-0000-7000-8000-000000000001").is_none());
+        assert!(canonical_uuid("0191c2f0-0000-7000-8000-000000000001").is_some());
+    }
+}

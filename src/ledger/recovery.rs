@@ -1,0 +1,413 @@
+//! Opening a ledger file: snapshot + WAL replay, torn-tail repair, corruption handling,
+//! and the report that says what happened.
+
+use std::fs::{self, File, OpenOptions as FsOpen};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::codec::{DecodeError, Reader};
+use super::error::{Error, Result};
+use super::fact::{decode_record, Fact};
+use super::import::{self, decode_json, JsonBody};
+use super::index::{State, StateInterner};
+use super::snapshot::{self, Loaded};
+use super::time::Timestamp;
+use super::wal::{self, ScanEnd, TAG_BATCH, TAG_FACT};
+
+/// What happened to the snapshot on open.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SnapshotOutcome {
+    /// No snapshot file.
+    #[default]
+    Absent,
+    /// Loaded; the WAL was replayed from `wal_offset` on.
+    Loaded {
+        /// Facts in the snapshot.
+        facts: u64,
+        /// WAL bytes it covered.
+        wal_offset: u64,
+    },
+    /// A 0.5.2 Ruby snapshot was merged with the whole WAL (deduplicated by id).
+    LoadedLegacy {
+        /// Facts in the snapshot.
+        facts: u64,
+    },
+    /// The snapshot was unusable (damaged, or not from this WAL) and the whole WAL was
+    /// replayed instead.
+    Ignored {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A torn final frame that was cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// Where the incomplete frame began (the WAL's new length).
+    pub offset: u64,
+    /// Bytes cut.
+    pub bytes: u64,
+}
+
+/// Damage moved aside because the open asked to recover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Offset of the first damaged byte (the WAL's new length).
+    pub offset: u64,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// The side file now holding them.
+    pub side_file: PathBuf,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// What opening a ledger file found and did. Inspect it with
+/// [`crate::LedgerStore::open_report`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    /// The WAL path.
+    pub path: PathBuf,
+    /// WAL size found on open (before any cut).
+    pub wal_bytes: u64,
+    /// Frames replayed from the WAL.
+    pub frames_replayed: u64,
+    /// Facts in memory after open.
+    pub facts_loaded: u64,
+    /// The snapshot's fate.
+    pub snapshot: SnapshotOutcome,
+    /// A torn final frame that was cut, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Corruption moved to a side file (only with `recover`).
+    pub recovered: Option<Recovered>,
+    /// Frames in the 0.5.2 JSON format that were read.
+    pub legacy_frames: u64,
+    /// Facts whose transaction time had to be moved forward to keep times strictly
+    /// increasing (only imported data can need this).
+    pub retimed_facts: u64,
+    /// Imported causations that were not fact ids and were dropped.
+    pub dropped_causations: u64,
+    /// Whether a leftover `<wal>.snap.tmp` was found (it is ignored and removed).
+    pub stale_snapshot_tmp: bool,
+}
+
+/// Options for opening a ledger file.
+///
+/// ```no_run
+/// use igniter_ledger::{Durability, LedgerStore, OpenOptions};
+/// let ledger = LedgerStore::open_with("app.wal", OpenOptions::new().durability(Durability::Flush)).unwrap();
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    pub(crate) durability: Durability,
+    pub(crate) recover: bool,
+}
+
+use super::wal::Durability;
+
+impl OpenOptions {
+    /// Defaults: `fsync` durability, no recovery.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// How commits reach the disk.
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// On corruption (damage followed by valid frames), move the damaged remainder of the
+    /// WAL to `<wal>.corrupt-<offset>` and open with what precedes it, instead of failing.
+    pub fn recover(mut self, yes: bool) -> Self {
+        self.recover = yes;
+        self
+    }
+}
+
+/// Decodes a WAL frame body into facts.
+pub(crate) fn decode_body(
+    body: &[u8],
+    state: &mut State,
+    report: &mut OpenReport,
+) -> Result<Vec<Fact>, DecodeError> {
+    if body.first() == Some(&b'{') {
+        report.legacy_frames += 1;
+        return match decode_json(body, &mut StateInterner(state))? {
+            JsonBody::Fact {
+                fact,
+                dropped_causation,
+            } => {
+                report.dropped_causations += dropped_causation as u64;
+                Ok(vec![fact])
+            }
+            JsonBody::SnapshotHeader { .. } => {
+                Err(DecodeError("a snapshot header inside the WAL".into()))
+            }
+        };
+    }
+    let mut r = Reader::new(body);
+    if r.read_array_len()? != 2 {
+        return Err(DecodeError(
+            "frame body is not a [tag, payload] pair".into(),
+        ));
+    }
+    let facts = match r.read_int()? {
+        TAG_FACT => vec![decode_record(&mut r, &mut StateInterner(state))?],
+        TAG_BATCH => {
+            let n = r.read_array_len()?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(decode_record(&mut r, &mut StateInterner(state))?);
+            }
+            v
+        }
+        t => return Err(DecodeError(format!("unknown frame tag {t}"))),
+    };
+    if r.remaining() != 0 {
+        return Err(DecodeError("trailing bytes in frame body".into()));
+    }
+    Ok(facts)
+}
+
+/// Appends a replayed fact, keeping transaction times strictly increasing.
+fn push(state: &mut State, f: Fact, report: &mut OpenReport) {
+    let f = match state.last_tx() {
+        Some(last) if f.transaction_time() <= last => {
+            report.retimed_facts += 1;
+            import::with_tx(&f, last.next())
+        }
+        _ => f,
+    };
+    state.apply(f, None, None, &mut Vec::new());
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(buf)
+}
+
+/// Loads the state of the ledger at `path` (whose WAL file is already open and locked as
+/// `wal_file`), repairing a torn tail and handling corruption per `opts`.
+pub(crate) fn load(
+    path: &Path,
+    wal_file: &File,
+    opts: &OpenOptions,
+) -> Result<(State, OpenReport)> {
+    let mut report = OpenReport {
+        path: path.to_owned(),
+        ..OpenReport::default()
+    };
+    let buf = read_file(path)?;
+    report.wal_bytes = buf.len() as u64;
+    let mut state = State::default();
+
+    let tmp = snapshot::snapshot_tmp_path(path);
+    if tmp.exists() {
+        report.stale_snapshot_tmp = true;
+        let _ = fs::remove_file(&tmp);
+    }
+
+    // 1. Snapshot.
+    let snap_path = snapshot::snapshot_path(path);
+    let mut start = 0u64;
+    let mut legacy_snapshot: Option<Vec<Fact>> = None;
+    if snap_path.exists() {
+        let outcome = match std::fs::read(&snap_path) {
+            Err(e) => Err(format!("cannot read {}: {e}", snap_path.display())),
+            Ok(bytes) => snapshot::read(&bytes, &mut StateInterner(&mut state)),
+        };
+        report.snapshot = match outcome {
+            Ok(Loaded::Native { header, facts }) => {
+                let tail_ok = header.wal_offset == 0
+                    || (header.wal_offset as usize <= buf.len()
+                        && header.wal_offset >= 8
+                        && buf[header.wal_offset as usize - 4..header.wal_offset as usize]
+                            == header.wal_tail_crc.to_be_bytes());
+                if tail_ok {
+                    for f in facts {
+                        push(&mut state, f, &mut report);
+                    }
+                    start = header.wal_offset;
+                    state.wal_end = header.wal_offset;
+                    state.wal_tail_crc = header.wal_tail_crc;
+                    SnapshotOutcome::Loaded {
+                        facts: header.fact_count,
+                        wal_offset: header.wal_offset,
+                    }
+                } else {
+                    state = State::default();
+                    SnapshotOutcome::Ignored {
+                        reason: format!(
+                            "it covers {} WAL bytes that do not match this WAL ({} bytes)",
+                            header.wal_offset,
+                            buf.len()
+                        ),
+                    }
+                }
+            }
+            Ok(Loaded::Legacy {
+                facts,
+                dropped_causations,
+            }) => {
+                report.dropped_causations += dropped_causations as u64;
+                let n = facts.len() as u64;
+                legacy_snapshot = Some(facts);
+                SnapshotOutcome::LoadedLegacy { facts: n }
+            }
+            Err(reason) => {
+                state = State::default();
+                SnapshotOutcome::Ignored { reason }
+            }
+        };
+    }
+
+    // 2. WAL after the snapshot.
+    let (frames, end) = wal::scan(&buf[start as usize..], start);
+    let mut replay: Vec<(wal::FrameRef, Vec<Fact>)> = Vec::with_capacity(frames.len());
+    let mut damage: Option<(u64, String, bool)> = None; // (offset, reason, is_corruption)
+    for f in frames {
+        let body = &buf[f.body.0 + start as usize..f.body.1 + start as usize];
+        match decode_body(body, &mut state, &mut report) {
+            Ok(facts) => replay.push((f, facts)),
+            Err(e) => {
+                damage = Some((
+                    f.offset,
+                    format!(
+                        "frame at offset {} has a valid CRC but does not decode: {e}",
+                        f.offset
+                    ),
+                    true,
+                ));
+                break;
+            }
+        }
+        if legacy_snapshot.is_none() {
+            // Apply as we go so interning sees earlier keys.
+            let (fr, facts) = replay.pop().expect("just pushed");
+            for fact in facts {
+                push(&mut state, fact, &mut report);
+            }
+            state.wal_end = fr.end;
+            state.wal_tail_crc = fr.crc;
+            report.frames_replayed += 1;
+        }
+    }
+    if damage.is_none() {
+        match end {
+            ScanEnd::Clean => {}
+            ScanEnd::TornTail { offset, bytes } => {
+                damage = Some((offset, format!("torn tail of {bytes} bytes"), false))
+            }
+            ScanEnd::Corrupt { offset, reason } => damage = Some((offset, reason, true)),
+        }
+    }
+
+    if let Some(snap_facts) = legacy_snapshot {
+        // 0.5.2 semantics: snapshot facts plus WAL facts not in it, by timestamp.
+        let mut seen = std::collections::HashSet::new();
+        let mut all: Vec<Fact> = Vec::with_capacity(snap_facts.len());
+        for f in snap_facts {
+            seen.insert(f.id());
+            all.push(f);
+        }
+        for (fr, facts) in replay {
+            report.frames_replayed += 1;
+            state.wal_end = fr.end;
+            state.wal_tail_crc = fr.crc;
+            all.extend(facts.into_iter().filter(|f| seen.insert(f.id())));
+        }
+        all.sort_by_key(|f| f.transaction_time());
+        let (wal_end, crc) = (state.wal_end, state.wal_tail_crc);
+        state = State::default();
+        for f in all {
+            push(&mut state, f, &mut report);
+        }
+        state.wal_end = wal_end;
+        state.wal_tail_crc = crc;
+    }
+
+    // 3. Damage.
+    if let Some((offset, reason, corrupt)) = damage {
+        let bytes = buf.len() as u64 - offset;
+        if corrupt {
+            if !opts.recover {
+                return Err(Error::Corruption {
+                    path: path.to_owned(),
+                    offset,
+                    reason,
+                });
+            }
+            let side = side_file(path, offset);
+            let mut sf = File::create(&side)
+                .map_err(|e| Error::io(format!("creating {}", side.display()), e))?;
+            sf.write_all(&buf[offset as usize..])
+                .and_then(|_| sf.sync_all())
+                .map_err(|e| Error::io(format!("writing {}", side.display()), e))?;
+            report.recovered = Some(Recovered {
+                offset,
+                bytes,
+                side_file: side,
+                reason,
+            });
+        } else {
+            report.torn_tail = Some(TornTail { offset, bytes });
+        }
+        wal_file
+            .set_len(offset)
+            .and_then(|_| wal_file.sync_all())
+            .map_err(|e| {
+                Error::io(
+                    format!("cutting {} back to {offset} bytes", path.display()),
+                    e,
+                )
+            })?;
+        wal::sync_dir(path)?;
+    }
+    report.facts_loaded = state.fact_count() as u64;
+    Ok((state, report))
+}
+
+fn side_file(path: &Path, offset: u64) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".corrupt-{offset}"));
+    let mut p = PathBuf::from(&s);
+    let mut n = 1;
+    while p.exists() {
+        p = PathBuf::from(format!("{}.{n}", s.to_string_lossy()));
+        n += 1;
+    }
+    p
+}
+
+/// Opens (creating if needed) the WAL file for appending and takes the advisory lock.
+pub(crate) fn open_locked(path: &Path) -> Result<File> {
+    let existed = path.exists();
+    let file = FsOpen::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::Locked {
+                path: path.to_owned(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io(format!("locking {}", path.display()), e))
+        }
+    }
+    if !existed {
+        wal::sync_dir(path)?;
+    }
+    Ok(file)
+}
+
+/// The earliest time the next commit may have.
+pub(crate) fn clock_floor(state: &State) -> Timestamp {
+    state.last_tx().unwrap_or(Timestamp::MIN)
+}

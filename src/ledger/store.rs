@@ -1,0 +1,1001 @@
+//! [`LedgerStore`]: the ledger handle — commits (with group commit), reads, registrations,
+//! checkpoints.
+//!
+//! ## Locks and what each operation costs
+//! - `state` (`RwLock<State>`): the published, readable ledger. Readers take it shared for
+//!   the few index look-ups of their query and clone `Fact` handles (an `Arc` increment
+//!   each); coercions and consumers run after it is released.
+//! - `writer` (`Mutex<Writer>`): serializes commits — clock, ids, causation, `expected`
+//!   checks, encoding of the frame and its write(2). Value validation and encoding happen
+//!   before it is taken.
+//! - `sync` (`Mutex<SyncState>` + condvar): group commit in `fsync` mode. A committer whose
+//!   frame is not yet durable either becomes the leader — reads the written length, runs
+//!   one fdatasync outside every lock, publishes the new durable length — or waits for the
+//!   leader. N concurrent writers therefore share one fdatasync.
+//!
+//! A commit becomes visible to readers (is *published*) only once it is durable for the
+//! chosen mode, in commit order, all facts of a batch under one write lock: readers never
+//! see a fact that could still be lost by the mode's promise, nor half a batch.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use uuid::Uuid;
+
+use super::access::{AccessPath, Coercion, Delivery, Pending, ReadFact};
+use super::codec;
+use super::error::{Error, Result};
+use super::fact::{self, encode_record, Fact, FactDraft};
+use super::index::State;
+use super::recovery::{self, OpenOptions, OpenReport};
+use super::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
+use super::snapshot::{self, CheckpointReport};
+use super::time::{Clock, Timestamp};
+use super::value::{MapKey, Value};
+use super::wal::{self, AppendError, Durability, LogFile, WalWriter, TAG_BATCH, TAG_FACT};
+
+/// An embedded, append-only, bitemporal fact ledger. In memory ([`LedgerStore::memory`])
+/// or on a file ([`LedgerStore::open`]). Cheap to clone (clones share one ledger);
+/// `Send + Sync`, so share it between threads freely.
+///
+/// ```
+/// use igniter_ledger::{LedgerStore, MapKey, Read, Value, Write};
+///
+/// let ledger = LedgerStore::memory();
+/// let v1 = ledger.write(Write::new("reminders", "r1", Value::map([
+///     (MapKey::sym("title"), Value::from("Buy milk")),
+///     (MapKey::sym("status"), Value::sym("open")),
+/// ]))).unwrap();
+/// let v2 = ledger.write(Write::new("reminders", "r1", Value::map([
+///     (MapKey::sym("title"), Value::from("Buy milk")),
+///     (MapKey::sym("status"), Value::sym("done")),
+/// ]))).unwrap();
+/// assert_eq!(v2.causation(), Some(v1.id()));
+///
+/// let now = ledger.read(Read::new("reminders", "r1")).unwrap().unwrap();
+/// assert_eq!(now.get_sym("status"), Some(&Value::sym("done")));
+/// let then = ledger.read(Read::new("reminders", "r1").as_of(v1.transaction_time())).unwrap().unwrap();
+/// assert_eq!(then.get_sym("status"), Some(&Value::sym("open")));
+/// ```
+#[derive(Clone)]
+pub struct LedgerStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: RwLock<State>,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// Bytes handed to write(2) (read by the group-commit leader before it syncs).
+    written: AtomicU64,
+    path: Option<PathBuf>,
+    durability: Durability,
+    report: Option<OpenReport>,
+    closed: AtomicBool,
+    consumer_failures: AtomicU64,
+}
+
+struct PendingCommit {
+    seq: u64,
+    end: u64,
+    crc: u32,
+    facts: Vec<(Fact, Option<Value>, Option<MapKey>)>,
+}
+
+struct Writer {
+    clock: Clock,
+    wal: Option<WalWriter>,
+    /// Committed to the file, waiting for fsync before publication (fsync mode only).
+    pending: VecDeque<PendingCommit>,
+    /// Latest fact id per (store, key) among `pending` (for causation and `expected`).
+    overlay: HashMap<(Arc<str>, Arc<str>), Uuid>,
+    /// Notifications of commits published by another committer, by commit sequence.
+    delivered: HashMap<u64, Vec<Delivery>>,
+    poisoned: Option<String>,
+    next_seq: u64,
+    frame: Vec<u8>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    synced: u64,
+    leader: bool,
+    error: Option<String>,
+}
+
+/// The result of a commit whose consumer notifications have not been delivered yet (see
+/// [`LedgerStore::commit_deferred`]).
+#[derive(Debug)]
+pub struct Committed {
+    /// The facts, in commit order.
+    pub facts: Vec<Fact>,
+    /// Notifications owed to consumers.
+    pub pending: Pending,
+}
+
+/// One entry of [`LedgerStore::causation_chain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainEntry {
+    /// Fact id.
+    pub id: Uuid,
+    /// First 12 hex characters of the value hash.
+    pub value_hash: String,
+    /// The fact's causation.
+    pub causation: Option<Uuid>,
+    /// Commit time.
+    pub transaction_time: Timestamp,
+}
+
+/// The lineage of a key: its causation chain and a stable proof hash over it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lineage {
+    /// Store name.
+    pub store: String,
+    /// Key.
+    pub key: String,
+    /// The chain, oldest first.
+    pub chain: Vec<ChainEntry>,
+    /// Number of facts in the chain.
+    pub depth: usize,
+    /// The latest fact's derivation, if any.
+    pub derived_by: Option<Value>,
+    /// blake3 hex over the chain's `id:value_hash:causation` entries joined by `\n`
+    /// (None for an unknown key).
+    pub proof_hash: Option<String>,
+}
+
+/// A compact reference to a fact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FactRef {
+    /// Fact id.
+    pub id: Uuid,
+    /// Store name.
+    pub store: String,
+    /// Key.
+    pub key: String,
+    /// Commit time.
+    pub transaction_time: Timestamp,
+    /// Domain time.
+    pub valid_time: Option<f64>,
+    /// Full value hash (hex).
+    pub value_hash: String,
+}
+
+/// Metadata about what is registered: access paths, partition indexes, coercions, stores.
+#[derive(Clone, Debug)]
+pub struct SchemaGraph {
+    /// Every registered access path.
+    pub paths: Vec<AccessPath>,
+    /// (store, partition key) pairs with a maintained partition index.
+    pub partitions: Vec<(String, MapKey)>,
+    /// Stores with a read coercion.
+    pub coercions: Vec<String>,
+    /// Stores that hold facts.
+    pub stores: Vec<String>,
+}
+
+impl Default for LedgerStore {
+    fn default() -> Self {
+        Self::memory()
+    }
+}
+
+impl LedgerStore {
+    fn build(
+        state: State,
+        wal: Option<WalWriter>,
+        path: Option<PathBuf>,
+        durability: Durability,
+        report: Option<OpenReport>,
+    ) -> Self {
+        let clock = Clock::new(recovery::clock_floor(&state));
+        let written = wal.as_ref().map_or(0, |w| w.len);
+        LedgerStore {
+            inner: Arc::new(Inner {
+                state: RwLock::new(state),
+                writer: Mutex::new(Writer {
+                    clock,
+                    wal,
+                    pending: VecDeque::new(),
+                    overlay: HashMap::new(),
+                    delivered: HashMap::new(),
+                    poisoned: None,
+                    next_seq: 0,
+                    frame: Vec::with_capacity(4096),
+                }),
+                sync: Mutex::new(SyncState {
+                    synced: written,
+                    ..SyncState::default()
+                }),
+                synced: Condvar::new(),
+                written: AtomicU64::new(written),
+                path,
+                durability,
+                report,
+                closed: AtomicBool::new(false),
+                consumer_failures: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A ledger that lives in memory only.
+    pub fn memory() -> Self {
+        Self::build(State::default(), None, None, Durability::None, None)
+    }
+
+    /// Opens (or creates) the ledger whose WAL is at `path`, with `fsync` durability.
+    /// The snapshot lives beside it at `path + ".snap"`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, OpenOptions::new())
+    }
+
+    /// Opens with options (durability, recovery).
+    pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let file = recovery::open_locked(path)?;
+        let (state, report) = recovery::load(path, &file, &opts)?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+            .len();
+        let wal = WalWriter::new(Arc::new(file), len, opts.durability, path);
+        Ok(Self::build(
+            state,
+            Some(wal),
+            Some(path.to_owned()),
+            opts.durability,
+            Some(report),
+        ))
+    }
+
+    /// Opens on a custom file layer (for fault-injection tests). The file at `path` is read
+    /// for recovery and locked as usual; appends and syncs go through `file`.
+    #[doc(hidden)]
+    pub fn open_with_file(
+        path: impl AsRef<Path>,
+        opts: OpenOptions,
+        file: Arc<dyn LogFile>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let real = recovery::open_locked(path)?;
+        let (state, report) = recovery::load(path, &real, &opts)?;
+        let len = real
+            .metadata()
+            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+            .len();
+        let store = Self::build(
+            state,
+            Some(WalWriter::new(file, len, opts.durability, path)),
+            Some(path.to_owned()),
+            opts.durability,
+            Some(report),
+        );
+        // Keep the lock for the store's lifetime.
+        std::mem::forget(real);
+        Ok(store)
+    }
+
+    /// What opening found and did (None for an in-memory ledger).
+    pub fn open_report(&self) -> Option<&OpenReport> {
+        self.inner.report.as_ref()
+    }
+
+    /// The WAL path (None in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The durability mode.
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    /// How many consumer calls failed (returned an error or panicked) so far.
+    pub fn consumer_failures(&self) -> u64 {
+        self.inner.consumer_failures.load(Ordering::Relaxed)
+    }
+
+    // ------------------------------------------------------------------ writing
+
+    /// Writes a value; returns the new fact. Consumers are notified before it returns.
+    pub fn write(&self, w: Write) -> Result<Fact> {
+        let mut c = self.commit_deferred(Batch {
+            ops: vec![Op::Write(w)],
+        })?;
+        self.deliver(c.pending);
+        Ok(c.facts.pop().expect("one op, one fact"))
+    }
+
+    /// Appends an event to a history; returns the new fact.
+    pub fn append(&self, a: Append) -> Result<Fact> {
+        let mut c = self.commit_deferred(Batch {
+            ops: vec![Op::Append(a)],
+        })?;
+        self.deliver(c.pending);
+        Ok(c.facts.pop().expect("one op, one fact"))
+    }
+
+    /// Commits a batch atomically; returns its facts in order.
+    pub fn commit(&self, b: Batch) -> Result<Vec<Fact>> {
+        let c = self.commit_deferred(b)?;
+        self.deliver(c.pending);
+        Ok(c.facts)
+    }
+
+    /// Calls the consumers owed `pending`. Failures are counted, never raised.
+    pub fn deliver(&self, pending: Pending) {
+        for (consumer, n) in pending.items {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| consumer.notify(&n)));
+            if !matches!(r, Ok(Ok(()))) {
+                self.inner.consumer_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Commits a batch and returns the notifications owed to consumers instead of
+    /// delivering them (for callers that must deliver on another thread or under a
+    /// runtime lock, such as the Ruby extension).
+    pub fn commit_deferred(&self, batch: Batch) -> Result<Committed> {
+        if batch.ops.is_empty() {
+            return Ok(Committed {
+                facts: Vec::new(),
+                pending: Pending::default(),
+            });
+        }
+        // Validation and encoding, before any lock.
+        let mut prepared = Vec::with_capacity(batch.ops.len());
+        for op in batch.ops {
+            prepared.push(prepare(op)?);
+        }
+        let inner = &*self.inner;
+        let mut guard = inner.writer.lock();
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(p) = &guard.poisoned {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        let facts = {
+            let state = inner.state.read();
+            seal_all(&mut guard, &state, prepared)?
+        };
+        let w = &mut *guard;
+        let seq = w.next_seq;
+        w.next_seq += 1;
+        let Some(wal) = w.wal.as_mut() else {
+            // In memory: publish at once.
+            let mut out = Vec::new();
+            let mut state = inner.state.write();
+            let facts = publish_facts(&mut state, facts, &mut out);
+            return Ok(Committed {
+                facts,
+                pending: Pending { items: out },
+            });
+        };
+        // Encode the frame.
+        w.frame.clear();
+        let start = wal::begin_frame(&mut w.frame);
+        codec::write_array_len(&mut w.frame, 2);
+        if facts.len() == 1 {
+            codec::write_int(&mut w.frame, TAG_FACT);
+            encode_record(&mut w.frame, &facts[0].0);
+        } else {
+            codec::write_int(&mut w.frame, TAG_BATCH);
+            codec::write_array_len(&mut w.frame, facts.len());
+            for (f, _, _) in &facts {
+                encode_record(&mut w.frame, f);
+            }
+        }
+        let crc = wal::end_frame(&mut w.frame, start)?;
+        let end = match wal.append(&w.frame) {
+            Ok(end) => end,
+            Err(AppendError::Clean(e)) => return Err(e),
+            Err(AppendError::Poisoned(p)) => {
+                w.poisoned = Some(p.clone());
+                return Err(Error::Poisoned(p));
+            }
+        };
+        inner.written.store(wal.written, Ordering::Release);
+        if inner.durability != Durability::Fsync {
+            let mut out = Vec::new();
+            let mut state = inner.state.write();
+            let facts = publish_facts(&mut state, facts, &mut out);
+            state.wal_end = end;
+            state.wal_tail_crc = crc;
+            return Ok(Committed {
+                facts,
+                pending: Pending { items: out },
+            });
+        }
+        // fsync mode: remember, wait for durability, publish in order.
+        let result: Vec<Fact> = facts.iter().map(|(f, _, _)| f.clone()).collect();
+        for (f, _, _) in &facts {
+            w.overlay
+                .insert((f.store_arc().clone(), f.key_arc().clone()), f.id());
+        }
+        w.pending.push_back(PendingCommit {
+            seq,
+            end,
+            crc,
+            facts,
+        });
+        drop(guard);
+        let durable = self.wait_durable(end);
+        let mut w = inner.writer.lock();
+        match durable {
+            Ok(durable) => {
+                publish_durable(&mut w, &inner.state, durable);
+                let items = w.delivered.remove(&seq).unwrap_or_default();
+                Ok(Committed {
+                    facts: result,
+                    pending: Pending { items },
+                })
+            }
+            Err(e) => {
+                // Nothing at or after the failure point may become visible.
+                let p = e.to_string();
+                w.poisoned.get_or_insert(p);
+                w.pending.clear();
+                w.overlay.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Blocks until the WAL is durable up to `end`; returns the durable length.
+    fn wait_durable(&self, end: u64) -> Result<u64> {
+        let inner = &*self.inner;
+        let mut s = inner.sync.lock();
+        loop {
+            if s.synced >= end {
+                return Ok(s.synced);
+            }
+            if let Some(e) = &s.error {
+                return Err(Error::Poisoned(e.clone()));
+            }
+            if s.leader {
+                inner.synced.wait(&mut s);
+                continue;
+            }
+            s.leader = true;
+            drop(s);
+            let target = inner.written.load(Ordering::Acquire);
+            let file = inner.writer.lock().wal.as_ref().map(|w| w.file.clone());
+            let res = match file {
+                Some(f) => f.sync_data().map_err(|e| e.to_string()),
+                None => Err("the ledger was closed".to_owned()),
+            };
+            s = inner.sync.lock();
+            s.leader = false;
+            match res {
+                Ok(()) => s.synced = s.synced.max(target),
+                Err(e) => {
+                    let msg = format!("fdatasync failed: {e}");
+                    // Cut what is not durable, so a reopen cannot resurrect commits that
+                    // were reported as failed.
+                    if let Some(w) = inner.writer.lock().wal.as_mut() {
+                        let _ = w.file.set_len(s.synced);
+                        w.len = s.synced;
+                        w.written = s.synced;
+                    }
+                    s.error = Some(msg);
+                }
+            }
+            inner.synced.notify_all();
+        }
+    }
+
+    // ------------------------------------------------------------------ reading
+
+    fn coerce(&self, facts: Vec<Fact>) -> Result<Vec<ReadFact>> {
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let state = self.inner.state.read();
+        let any = facts.iter().any(|f| state.coercion(f.store()).is_some());
+        if !any {
+            return Ok(facts
+                .into_iter()
+                .map(|fact| ReadFact {
+                    fact,
+                    coerced: None,
+                })
+                .collect());
+        }
+        let mut cache: HashMap<Arc<str>, Option<Arc<dyn Coercion>>> = HashMap::new();
+        let lookups: Vec<Option<Arc<dyn Coercion>>> = facts
+            .iter()
+            .map(|f| {
+                cache
+                    .entry(f.store_arc().clone())
+                    .or_insert_with(|| state.coercion(f.store()))
+                    .clone()
+            })
+            .collect();
+        drop(state);
+        facts
+            .into_iter()
+            .zip(lookups)
+            .map(|(fact, c)| match c {
+                None => Ok(ReadFact {
+                    fact,
+                    coerced: None,
+                }),
+                Some(c) => apply_coercion(&*c, fact),
+            })
+            .collect()
+    }
+
+    /// The value a point read sees (coerced), or None.
+    pub fn read(&self, q: Read) -> Result<Option<Value>> {
+        Ok(self.read_fact(q)?.map(|f| f.value()))
+    }
+
+    /// The fact a point read selects (with its coerced value), or None.
+    pub fn read_fact(&self, q: Read) -> Result<Option<ReadFact>> {
+        let f = self
+            .inner
+            .state
+            .read()
+            .read(&q.store, &q.key, q.as_of, q.valid_at);
+        match f {
+            None => Ok(None),
+            Some(f) => Ok(self.coerce(vec![f])?.pop()),
+        }
+    }
+
+    /// The latest raw fact of (store, key), ignoring coercions.
+    pub fn latest(&self, store: &str, key: &str) -> Option<Fact> {
+        self.inner.state.read().latest(store, key).cloned()
+    }
+
+    /// Facts of a store or key in commit order (coerced).
+    pub fn history(&self, q: HistoryQuery) -> Result<Vec<ReadFact>> {
+        let facts = self
+            .inner
+            .state
+            .read()
+            .history(&q.store, q.key.as_deref(), q.since, q.as_of);
+        self.coerce(facts)
+    }
+
+    /// Raw facts of a store or key in commit order (no coercion).
+    pub fn history_raw(&self, q: HistoryQuery) -> Vec<Fact> {
+        self.inner
+            .state
+            .read()
+            .history(&q.store, q.key.as_deref(), q.since, q.as_of)
+    }
+
+    /// Facts of a store whose value has `partition_key == partition_value`, in commit
+    /// order (coerced). The first call for a (store, partition key) builds its index from
+    /// the store's facts; later appends and writes keep it current, so later calls cost
+    /// O(slice).
+    pub fn history_partition(&self, q: PartitionQuery) -> Result<Vec<ReadFact>> {
+        let facts = self.partition_raw(&q);
+        self.coerce(facts)
+    }
+
+    fn partition_raw(&self, q: &PartitionQuery) -> Vec<Fact> {
+        {
+            let s = self.inner.state.read();
+            if s.has_partition(&q.store, &q.partition_key) {
+                return s.partition(
+                    &q.store,
+                    &q.partition_key,
+                    &q.partition_value,
+                    q.since,
+                    q.as_of,
+                );
+            }
+        }
+        let mut s = self.inner.state.write();
+        s.build_partition_index(&q.store, &q.partition_key);
+        s.partition(
+            &q.store,
+            &q.partition_key,
+            &q.partition_value,
+            q.since,
+            q.as_of,
+        )
+    }
+
+    /// Latest fact per key whose value matches the scope's filters (coerced), ordered by
+    /// key. Current state (`as_of` None) is read from the materialized scope index,
+    /// O(members); `as_of` scans the store's keys.
+    pub fn query(
+        &self,
+        store: &str,
+        scope: &str,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<ReadFact>> {
+        let facts = self.inner.state.read().query(store, scope, as_of)?;
+        self.coerce(facts)
+    }
+
+    /// Registers an access path. A scope path's membership is computed from the current
+    /// state at once and maintained on every write after.
+    pub fn register_path(&self, path: AccessPath) -> Result<()> {
+        self.inner.state.write().register_path(path)
+    }
+
+    /// Registers a read-path coercion for a store (replacing an earlier one).
+    pub fn register_coercion(&self, store: &str, c: Arc<dyn Coercion>) -> Result<()> {
+        self.inner.state.write().register_coercion(store, c)
+    }
+
+    /// The key's facts as a causation chain, oldest first.
+    pub fn causation_chain(&self, store: &str, key: &str) -> Vec<ChainEntry> {
+        self.history_raw(HistoryQuery::new(store).key(key))
+            .iter()
+            .map(|f| ChainEntry {
+                id: f.id(),
+                value_hash: fact::hex(&f.value_hash()[..6]),
+                causation: f.causation(),
+                transaction_time: f.transaction_time(),
+            })
+            .collect()
+    }
+
+    /// The key's lineage with a stable proof hash.
+    pub fn lineage(&self, store: &str, key: &str) -> Lineage {
+        let facts = self.history_raw(HistoryQuery::new(store).key(key));
+        let chain: Vec<ChainEntry> = facts
+            .iter()
+            .map(|f| ChainEntry {
+                id: f.id(),
+                value_hash: fact::hex(&f.value_hash()[..6]),
+                causation: f.causation(),
+                transaction_time: f.transaction_time(),
+            })
+            .collect();
+        let proof_hash = (!chain.is_empty()).then(|| {
+            let text: Vec<String> = chain
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}:{}:{}",
+                        e.id,
+                        e.value_hash,
+                        e.causation.map(|c| c.to_string()).unwrap_or_default()
+                    )
+                })
+                .collect();
+            blake3::hash(text.join("\n").as_bytes())
+                .to_hex()
+                .to_string()
+        });
+        Lineage {
+            store: store.to_owned(),
+            key: key.to_owned(),
+            depth: chain.len(),
+            derived_by: facts.last().and_then(|f| f.derivation()),
+            chain,
+            proof_hash,
+        }
+    }
+
+    /// A fact by id.
+    pub fn fact_by_id(&self, id: Uuid) -> Option<Fact> {
+        self.inner.state.read().fact_by_id(id).cloned()
+    }
+
+    /// A compact reference to a fact by id.
+    pub fn fact_ref(&self, id: Uuid) -> Option<FactRef> {
+        self.fact_by_id(id).map(|f| FactRef {
+            id: f.id(),
+            store: f.store().to_owned(),
+            key: f.key().to_owned(),
+            transaction_time: f.transaction_time(),
+            valid_time: f.valid_time(),
+            value_hash: f.value_hash_hex(),
+        })
+    }
+
+    /// Number of facts.
+    pub fn fact_count(&self) -> usize {
+        self.inner.state.read().fact_count()
+    }
+
+    /// Every fact in commit order with `since <= tx <= as_of`.
+    pub fn fact_log_all(&self, since: Option<Timestamp>, as_of: Option<Timestamp>) -> Vec<Fact> {
+        let s = self.inner.state.read();
+        let lo = since.map_or(0, |t| s.log.partition_point(|f| f.transaction_time() < t));
+        let hi = as_of.map_or(s.log.len(), |t| {
+            s.log.partition_point(|f| f.transaction_time() <= t)
+        });
+        if lo >= hi {
+            Vec::new()
+        } else {
+            s.log[lo..hi].to_vec()
+        }
+    }
+
+    /// What is registered.
+    pub fn schema_graph(&self) -> SchemaGraph {
+        let s = self.inner.state.read();
+        SchemaGraph {
+            paths: s.paths(),
+            partitions: s
+                .partition_keys()
+                .into_iter()
+                .map(|(n, k)| (n.to_string(), k))
+                .collect(),
+            coercions: s.coerced_stores().iter().map(|n| n.to_string()).collect(),
+            stores: s.store_names().iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    /// True when any access path is registered (consumers may be owed notifications).
+    pub fn has_access_paths(&self) -> bool {
+        self.inner.state.read().consumers_registered()
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    /// Writes a snapshot of everything published so far (atomically) and records the WAL
+    /// position it covers. In `none` mode the buffer is written out first. Errors for an
+    /// in-memory ledger.
+    pub fn checkpoint(&self) -> Result<CheckpointReport> {
+        let Some(path) = self.inner.path.clone() else {
+            return Err(Error::InvalidArgument(
+                "checkpoint needs a file-backed ledger (open it with a path)".into(),
+            ));
+        };
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.flush_wal()?;
+        let (facts, wal_end, crc) = {
+            let s = self.inner.state.read();
+            (s.log.clone(), s.wal_end, s.wal_tail_crc)
+        };
+        snapshot::write(&path, &facts, wal_end, crc)
+    }
+
+    fn flush_wal(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        if let Some(wal) = w.wal.as_mut() {
+            if let Err(e) = wal.flush_buffer() {
+                let e: Error = e.into();
+                if let Error::Poisoned(p) = &e {
+                    w.poisoned = Some(p.clone());
+                }
+                return Err(e);
+            }
+            self.inner.written.store(wal.written, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Flushes and syncs the WAL and releases the file lock. Later writes fail with
+    /// [`Error::Closed`]; reads keep answering from memory. Closing twice is fine.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut w = self.inner.writer.lock();
+        let Some(mut wal) = w.wal.take() else {
+            return Ok(());
+        };
+        wal.flush_buffer().map_err(Error::from)?;
+        wal.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))?;
+        Ok(())
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(wal) = self.writer.get_mut().wal.as_mut() {
+            let _ = wal.flush_buffer();
+        }
+    }
+}
+
+/// A validated, encoded operation.
+struct Prepared {
+    draft: FactDraft,
+    value: Option<Value>,
+    is_append: bool,
+    causation: Option<Uuid>,
+    expected: Expected,
+    partition_key: Option<MapKey>,
+}
+
+fn prepare(op: Op) -> Result<Prepared> {
+    match op {
+        Op::Write(w) => {
+            let draft = FactDraft::new(
+                &w.store,
+                &w.key,
+                &w.value,
+                w.valid_time,
+                w.schema_version,
+                w.producer.as_ref(),
+                w.derivation.as_ref(),
+                "value",
+            )?;
+            Ok(Prepared {
+                draft,
+                value: Some(w.value),
+                is_append: false,
+                causation: w.causation,
+                expected: w.expected,
+                partition_key: None,
+            })
+        }
+        Op::Append(a) => {
+            // The key is a fresh UUID (v4: random, unrelated to the fact id).
+            let key = Uuid::new_v4().hyphenated().to_string();
+            let draft = FactDraft::new(
+                &a.history,
+                &key,
+                &a.event,
+                a.valid_time,
+                a.schema_version,
+                a.producer.as_ref(),
+                a.derivation.as_ref(),
+                "event",
+            )?;
+            Ok(Prepared {
+                draft,
+                value: Some(a.event),
+                is_append: true,
+                causation: a.causation,
+                expected: Expected::Any,
+                partition_key: a.partition_key,
+            })
+        }
+    }
+}
+
+type Sealed = (Fact, Option<Value>, Option<MapKey>);
+
+/// Gives each prepared op its time, id and causation, checking `expected`.
+fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Vec<Sealed>> {
+    // Latest ids as this batch proceeds: batch-local first, then pending, then published.
+    let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
+    let mut checks = Vec::with_capacity(prepared.len());
+    for p in &prepared {
+        let k = (p.draft.store.clone(), p.draft.key.clone());
+        let latest = local
+            .get(&k)
+            .copied()
+            .or_else(|| w.overlay.get(&k).copied())
+            .or_else(|| state.latest(&k.0, &k.1).map(Fact::id));
+        let ok = match &p.expected {
+            Expected::Any => true,
+            Expected::Absent => latest.is_none(),
+            Expected::Fact(id) => latest == Some(*id),
+        };
+        if !ok {
+            return Err(Error::Conflict {
+                store: k.0.to_string(),
+                key: k.1.to_string(),
+                expected: match p.expected {
+                    Expected::Fact(id) => Some(id),
+                    _ => None,
+                },
+                actual: latest,
+            });
+        }
+        // Reserve an id slot: the actual id is assigned below once times are known.
+        local.insert(k, Uuid::max());
+        checks.push(latest);
+    }
+    let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
+    let mut out = Vec::with_capacity(prepared.len());
+    for (mut p, published_latest) in prepared.into_iter().zip(checks) {
+        let tx = w.clock.tick();
+        let id = fact::new_id(tx);
+        // Share the interned store name and key with the index.
+        if let Some(s) = state.store_name(&p.draft.store) {
+            p.draft.store = s;
+        }
+        if !p.is_append {
+            if let Some(k) = state.key_name(&p.draft.store, &p.draft.key) {
+                p.draft.key = k;
+            }
+        }
+        let k = (p.draft.store.clone(), p.draft.key.clone());
+        let latest = local.get(&k).copied().or(published_latest);
+        let causation = match (p.causation, p.is_append) {
+            (Some(c), _) => Some(c),
+            (None, false) => latest,
+            (None, true) => None,
+        };
+        local.insert(k, id);
+        let fact = p.draft.seal(id, tx, causation)?;
+        let value = if state_needs_value(state, fact.store()) {
+            p.value.take()
+        } else {
+            None
+        };
+        out.push((fact, value, p.partition_key.take()));
+    }
+    Ok(out)
+}
+
+fn state_needs_value(state: &State, store: &str) -> bool {
+    state
+        .stores
+        .get(store)
+        .is_some_and(|si| !si.partitions.is_empty() || !si.scopes.is_empty())
+}
+
+fn publish_facts(state: &mut State, facts: Vec<Sealed>, out: &mut Vec<Delivery>) -> Vec<Fact> {
+    let mut result = Vec::with_capacity(facts.len());
+    for (f, v, pk) in facts {
+        result.push(f.clone());
+        state.apply(f, v.as_ref(), pk.as_ref(), out);
+    }
+    result
+}
+
+/// Publishes every pending commit that is durable, in order.
+fn publish_durable(w: &mut Writer, state: &RwLock<State>, durable: u64) {
+    if w.pending.front().is_none_or(|c| c.end > durable) {
+        return;
+    }
+    let mut s = state.write();
+    while let Some(c) = w.pending.front() {
+        if c.end > durable {
+            break;
+        }
+        let c = w.pending.pop_front().expect("front exists");
+        let mut out = Vec::new();
+        for (f, _, _) in &c.facts {
+            let k = (f.store_arc().clone(), f.key_arc().clone());
+            if w.overlay.get(&k) == Some(&f.id()) {
+                w.overlay.remove(&k);
+            }
+        }
+        publish_facts(&mut s, c.facts, &mut out);
+        s.wal_end = c.end;
+        s.wal_tail_crc = c.crc;
+        if !out.is_empty() {
+            w.delivered.insert(c.seq, out);
+        }
+    }
+}
+
+fn apply_coercion(c: &dyn Coercion, fact: Fact) -> Result<ReadFact> {
+    let raw = fact.value();
+    match c.coerce(&raw, fact.schema_version(), &fact) {
+        Ok(v) if v == raw => Ok(ReadFact {
+            fact,
+            coerced: None,
+        }),
+        Ok(v) => Ok(ReadFact {
+            fact,
+            coerced: Some(v),
+        }),
+        Err(e) => Err(Error::Coercion {
+            store: fact.store().to_owned(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send_sync() {
+        fn assert<T: Send + Sync>() {}
+        assert::<LedgerStore>();
+        assert::<Fact>();
+    }
+}

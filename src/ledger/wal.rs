@@ -1,0 +1,376 @@
+//! The write-ahead log: CRC32-framed records appended to one file.
+//!
+//! Frame: `[u32 BE body length][body][u32 BE CRC32(body)]`. A body is MessagePack
+//! (`[1, record]` for one fact, `[2, [record, ...]]` for an atomic batch) or, for files
+//! written by the 0.5.2 Ruby gem, a JSON object (one fact).
+//!
+//! Reading classifies damage: an incomplete or CRC-failing frame with no valid frame
+//! after it is a *torn tail* (an interrupted final write) and is cut off; damage followed
+//! by a valid frame is *corruption* and fails the open unless recovery is requested.
+
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::{Error, Result};
+
+/// Bytes of framing around each body.
+pub const FRAME_OVERHEAD: usize = 8;
+/// Largest body the ledger writes or accepts (a batch is one frame).
+pub const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// Body tag: one fact record.
+pub(crate) const TAG_FACT: i64 = 1;
+/// Body tag: an atomic batch of fact records.
+pub(crate) const TAG_BATCH: i64 = 2;
+/// Body tag (snapshot files only): a chunk of fact records.
+pub(crate) const TAG_CHUNK: i64 = 3;
+
+/// Starts a frame in `out` (reserves the length), returning where it begins.
+pub(crate) fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    start
+}
+
+/// Finishes the frame begun at `start`: patches the length, appends the CRC. Returns
+/// the CRC.
+pub(crate) fn end_frame(out: &mut Vec<u8>, start: usize) -> Result<u32> {
+    let body_len = out.len() - start - 4;
+    if body_len > MAX_BODY {
+        out.truncate(start);
+        return Err(Error::InvalidArgument(format!(
+            "a commit encodes to {body_len} bytes; one commit may hold at most {MAX_BODY} bytes"
+        )));
+    }
+    out[start..start + 4].copy_from_slice(&(body_len as u32).to_be_bytes());
+    let crc = crc32fast::hash(&out[start + 4..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+    Ok(crc)
+}
+
+/// One complete, CRC-valid frame found in a buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameRef {
+    /// Offset of the frame's length field.
+    pub offset: u64,
+    /// Body range in the buffer.
+    pub body: (usize, usize),
+    /// Offset just after the frame.
+    pub end: u64,
+    /// The frame's CRC.
+    pub crc: u32,
+}
+
+/// Tries to read a valid frame at `pos` of `buf` (whose first byte is file offset `base`).
+pub(crate) fn frame_at(buf: &[u8], pos: usize, base: u64) -> Option<FrameRef> {
+    let rest = buf.len().checked_sub(pos)?;
+    if rest < FRAME_OVERHEAD {
+        return None;
+    }
+    let len = u32::from_be_bytes(buf[pos..pos + 4].try_into().ok()?) as usize;
+    if len == 0 || len > MAX_BODY || len + FRAME_OVERHEAD > rest {
+        return None;
+    }
+    let body = &buf[pos + 4..pos + 4 + len];
+    let crc = u32::from_be_bytes(buf[pos + 4 + len..pos + 8 + len].try_into().ok()?);
+    if crc32fast::hash(body) != crc {
+        return None;
+    }
+    Some(FrameRef {
+        offset: base + pos as u64,
+        body: (pos + 4, pos + 4 + len),
+        end: base + (pos + 8 + len) as u64,
+        crc,
+    })
+}
+
+/// Where scanning stopped, and why.
+#[derive(Debug)]
+pub(crate) enum ScanEnd {
+    /// The buffer ended exactly after the last frame.
+    Clean,
+    /// Damage with no valid frame after it: an interrupted final write.
+    TornTail { offset: u64, bytes: u64 },
+    /// Damage followed by a valid frame.
+    Corrupt { offset: u64, reason: String },
+}
+
+/// Splits a buffer into frames, stopping at the first damage and classifying it.
+pub(crate) fn scan(buf: &[u8], base: u64) -> (Vec<FrameRef>, ScanEnd) {
+    let mut frames = Vec::new();
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        match frame_at(buf, pos, base) {
+            Some(f) => {
+                pos = (f.end - base) as usize;
+                frames.push(f);
+            }
+            None => {
+                let offset = base + pos as u64;
+                let end = match next_valid_frame(buf, pos + 1) {
+                    Some(q) => ScanEnd::Corrupt {
+                        offset,
+                        reason: format!(
+                            "frame at offset {offset} is damaged ({}) and a valid frame follows at offset {}",
+                            describe_damage(buf, pos),
+                            base + q as u64
+                        ),
+                    },
+                    None => ScanEnd::TornTail {
+                        offset,
+                        bytes: (buf.len() - pos) as u64,
+                    },
+                };
+                return (frames, end);
+            }
+        }
+    }
+    (frames, ScanEnd::Clean)
+}
+
+fn describe_damage(buf: &[u8], pos: usize) -> String {
+    let rest = buf.len() - pos;
+    if rest < FRAME_OVERHEAD {
+        return format!("only {rest} bytes remain");
+    }
+    let len = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]) as usize;
+    if len == 0 || len > MAX_BODY {
+        format!("impossible body length {len}")
+    } else if len + FRAME_OVERHEAD > rest {
+        format!("body length {len} runs past the end of the file")
+    } else {
+        "CRC mismatch".to_owned()
+    }
+}
+
+fn next_valid_frame(buf: &[u8], from: usize) -> Option<usize> {
+    (from..buf.len().saturating_sub(FRAME_OVERHEAD - 1)).find(|&q| frame_at(buf, q, 0).is_some())
+}
+
+/// How a commit reaches the disk. Chosen at open; see the README for each mode's loss
+/// window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A write returns once its frame is on stable storage (fdatasync). Concurrent writers
+    /// share one fdatasync (group commit). Loss window: none.
+    #[default]
+    Fsync,
+    /// One write(2) per commit, no fsync: survives a crash of the process, not of the
+    /// machine (power loss can lose the commits since the OS last wrote back).
+    Flush,
+    /// Commits are buffered in the process (up to 1 MiB) and written on close,
+    /// checkpoint, or when the buffer fills. Loss window: the unwritten buffer on any crash.
+    None,
+}
+
+impl Durability {
+    /// Parses `"fsync"`, `"flush"` or `"none"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "fsync" => Ok(Durability::Fsync),
+            "flush" => Ok(Durability::Flush),
+            "none" => Ok(Durability::None),
+            other => Err(Error::InvalidArgument(format!(
+                "durability must be :fsync, :flush or :none, got {other:?}"
+            ))),
+        }
+    }
+    /// The mode's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Fsync => "fsync",
+            Durability::Flush => "flush",
+            Durability::None => "none",
+        }
+    }
+}
+
+/// The file layer under the WAL. The real one is [`std::fs::File`]; tests substitute one
+/// that fails on demand to prove I/O errors are handled.
+pub trait LogFile: Send + Sync {
+    /// Appends all of `buf` at the end of the file.
+    fn append(&self, buf: &[u8]) -> io::Result<()>;
+    /// fdatasync.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates (or extends) to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+impl LogFile for File {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
+        (&*self).write_all(buf)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+/// The appending side of the WAL.
+pub(crate) struct WalWriter {
+    pub(crate) file: Arc<dyn LogFile>,
+    /// Bytes in the file plus bytes buffered (`none` mode).
+    pub(crate) len: u64,
+    /// Bytes known to be in the file (written with write(2)).
+    pub(crate) written: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) mode: Durability,
+    pub(crate) path: PathBuf,
+}
+
+const NONE_BUFFER: usize = 1024 * 1024;
+
+impl WalWriter {
+    pub(crate) fn new(file: Arc<dyn LogFile>, len: u64, mode: Durability, path: &Path) -> Self {
+        WalWriter {
+            file,
+            len,
+            written: len,
+            buf: Vec::new(),
+            mode,
+            path: path.to_owned(),
+        }
+    }
+
+    /// Appends complete frames. On error nothing of them remains in the file (a partial
+    /// write is cut back); if even that fails the error says so and the caller poisons.
+    pub(crate) fn append(&mut self, frames: &[u8]) -> Result<u64, AppendError> {
+        match self.mode {
+            Durability::None => {
+                self.buf.extend_from_slice(frames);
+                self.len += frames.len() as u64;
+                if self.buf.len() >= NONE_BUFFER {
+                    self.flush_buffer()?;
+                }
+                Ok(self.len)
+            }
+            _ => {
+                if let Err(e) = self.file.append(frames) {
+                    return Err(self.undo(e));
+                }
+                self.len += frames.len() as u64;
+                self.written = self.len;
+                Ok(self.len)
+            }
+        }
+    }
+
+    fn undo(&mut self, e: io::Error) -> AppendError {
+        let err = Error::io(format!("appending to {}", self.path.display()), e);
+        match self.file.set_len(self.written) {
+            Ok(()) => AppendError::Clean(err),
+            Err(e2) => AppendError::Poisoned(format!(
+                "{err}; cutting the partial write back to {} bytes also failed: {e2}",
+                self.written
+            )),
+        }
+    }
+
+    /// Writes out the `none`-mode buffer.
+    pub(crate) fn flush_buffer(&mut self) -> Result<(), AppendError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.append(&self.buf) {
+            // The buffered commits were already acknowledged in `none` mode; keep them
+            // buffered (they stay visible) and report.
+            return Err(self.undo(e));
+        }
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// A failed append.
+pub(crate) enum AppendError {
+    /// Nothing of the failed write remains; the WAL is as before.
+    Clean(Error),
+    /// The file may hold a partial frame: refuse further writes.
+    Poisoned(String),
+}
+
+impl From<AppendError> for Error {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Clean(e) => e,
+            AppendError::Poisoned(s) => Error::Poisoned(s),
+        }
+    }
+}
+
+/// fsyncs a directory so a create or rename in it is durable.
+pub(crate) fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(bodies: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for b in bodies {
+            let s = begin_frame(&mut out);
+            out.extend_from_slice(b);
+            end_frame(&mut out, s).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn clean_scan() {
+        let buf = frames(&[b"\x91\x01", b"\x91\x02"]);
+        let (f, end) = scan(&buf, 0);
+        assert_eq!(f.len(), 2);
+        assert!(matches!(end, ScanEnd::Clean));
+    }
+
+    #[test]
+    fn torn_tail_at_every_cut() {
+        let buf = frames(&[b"\x91\x01", b"\x92\x02\x03"]);
+        let first_end = 10;
+        for cut in first_end + 1..buf.len() {
+            let (f, end) = scan(&buf[..cut], 0);
+            assert_eq!(f.len(), 1, "cut {cut}");
+            match end {
+                ScanEnd::TornTail { offset, bytes } => {
+                    assert_eq!(offset, first_end as u64);
+                    assert_eq!(bytes, (cut - first_end) as u64);
+                }
+                other => panic!("cut {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn damage_before_valid_frame_is_corruption() {
+        let mut buf = frames(&[b"\x91\x01", b"\x91\x02", b"\x91\x03"]);
+        buf[13] ^= 0xff; // inside the second body
+        let (f, end) = scan(&buf, 0);
+        assert_eq!(f.len(), 1);
+        match end {
+            ScanEnd::Corrupt { offset, .. } => assert_eq!(offset, 10),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_tail_is_torn() {
+        let mut buf = frames(&[b"\x91\x01"]);
+        buf.extend_from_slice(&[0u8; 4096]);
+        let (f, end) = scan(&buf, 0);
+        assert_eq!(f.len(), 1);
+        assert!(matches!(end, ScanEnd::TornTail { bytes: 4096, .. }));
+    }
+}
