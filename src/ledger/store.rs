@@ -267,16 +267,15 @@ impl LedgerStore {
             .metadata()
             .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
             .len();
-        let store = Self::build(
+        let mut wal = WalWriter::new(file, len, opts.durability, path);
+        wal._lock = Some(real);
+        Ok(Self::build(
             state,
-            Some(WalWriter::new(file, len, opts.durability, path)),
+            Some(wal),
             Some(path.to_owned()),
             opts.durability,
             Some(report),
-        );
-        // Keep the lock for the store's lifetime.
-        std::mem::forget(real);
-        Ok(store)
+        ))
     }
 
     /// What opening found and did (None for an in-memory ledger).
