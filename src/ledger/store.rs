@@ -464,10 +464,16 @@ impl LedgerStore {
             drop(s);
             let target = inner.written.load(Ordering::Acquire);
             let file = inner.writer.lock().wal.as_ref().map(|w| w.file.clone());
-            let res = match file {
-                Some(f) => f.sync_data().map_err(|e| e.to_string()),
-                None => Err("the ledger was closed".to_owned()),
+            let Some(file) = file else {
+                // `close` took the file; it syncs everything and then raises `synced`.
+                s = inner.sync.lock();
+                s.leader = false;
+                if s.synced < end {
+                    inner.synced.wait(&mut s);
+                }
+                continue;
             };
+            let res = file.sync_data().map_err(|e| e.to_string());
             s = inner.sync.lock();
             s.leader = false;
             match res {
@@ -781,10 +787,15 @@ impl LedgerStore {
         let Some(mut wal) = w.wal.take() else {
             return Ok(());
         };
+        drop(w);
         wal.flush_buffer().map_err(Error::from)?;
         wal.file
             .sync_data()
             .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))?;
+        // Commits still waiting for a group-commit sync are durable now.
+        let mut s = self.inner.sync.lock();
+        s.synced = s.synced.max(wal.written);
+        self.inner.synced.notify_all();
         Ok(())
     }
 
