@@ -788,15 +788,21 @@ impl LedgerStore {
             return Ok(());
         };
         drop(w);
-        wal.flush_buffer().map_err(Error::from)?;
-        wal.file
-            .sync_data()
-            .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))?;
-        // Commits still waiting for a group-commit sync are durable now.
+        let res = wal.flush_buffer().map_err(Error::from).and_then(|_| {
+            wal.file
+                .sync_data()
+                .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))
+        });
+        // Commits still waiting for a group-commit sync learn their fate.
         let mut s = self.inner.sync.lock();
-        s.synced = s.synced.max(wal.written);
+        match &res {
+            Ok(()) => s.synced = s.synced.max(wal.written),
+            Err(e) => {
+                s.error.get_or_insert_with(|| e.to_string());
+            }
+        }
         self.inner.synced.notify_all();
-        Ok(())
+        res
     }
 
     /// True once closed.
