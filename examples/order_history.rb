@@ -134,7 +134,7 @@ Dir.mktmpdir("igniter-ledger-shop") do |dir|
     ledger.write(store: :stock, key: "mug", value: { on_hand: 6, low: false }, expected: stale.id) # clerk B, stale
   rescue L::ConflictError => e
     say "a write based on a stale read is refused: #{e.class.name.split("::").last} " \
-        "(expected #{e.expected[0, 8]}..., found #{e.actual[0, 8]}...)"
+        "(expected ...#{e.expected[-8..]}, found ...#{e.actual[-8..]})"
   end
 
   puts "== cancel o-1002: stock comes back, caused by the cancel event"
