@@ -10,9 +10,9 @@
 //! input of a coercion block). Symbols stay Symbols, String keys stay String keys, binary
 //! strings stay ASCII-8BIT.
 
-use std::fmt::Write as _;
 use std::os::raw::{c_char, c_long};
 
+use igniter_ledger::codec::{Reader, Token};
 use igniter_ledger::value::limits::MAX_DEPTH;
 use igniter_ledger::{MapKey, Value};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -130,45 +130,66 @@ fn symbol_name(s: Symbol) -> Result<String, ()> {
 /// Converts a Ruby object to a [`Value`]; `what` names it in errors (`"value"`,
 /// `"event"`, `"producer"`...).
 pub fn to_value(v: RValue, what: &str) -> Result<Value, ConvError> {
-    let mut cx = ToValue {
-        path: String::from(what),
-        stack: Vec::new(),
-    };
-    cx.convert(v, 1)
+    let mut cx = ToValue { stack: Vec::new() };
+    cx.convert(v, 1).map_err(|f| f.into_error(what))
 }
 
 /// Converts a hash key (also used for partition keys and filter keys).
 pub fn to_map_key(k: RValue, what: &str) -> Result<MapKey, ConvError> {
-    let cx = ToValue {
-        path: String::from(what),
-        stack: Vec::new(),
-    };
-    cx.key(k)
-        .map_err(|(kind, noun)| ConvError::new(kind, format!("{what} is {noun} ({KEY_HINT})")))
+    key(k).map_err(|(kind, noun)| ConvError::new(kind, format!("{what} is {noun} ({KEY_HINT})")))
+}
+
+/// A conversion failure on its way out of the recursion: the path is assembled only
+/// then, from the segments each level adds (innermost first).
+struct Failure {
+    kind: Kind,
+    reason: String,
+    segments: Vec<String>,
+}
+
+impl Failure {
+    fn new(kind: Kind, reason: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            reason: reason.into(),
+            segments: Vec::new(),
+        }
+    }
+
+    fn within(mut self, segment: String) -> Self {
+        self.segments.push(segment);
+        self
+    }
+
+    fn into_error(self, what: &str) -> ConvError {
+        let mut path = String::from(what);
+        for s in self.segments.iter().rev() {
+            path.push_str(s);
+        }
+        ConvError::new(self.kind, format!("{path} {}", self.reason))
+    }
 }
 
 struct ToValue {
-    /// Path of the value being converted, e.g. `value[:meta][2]`.
-    path: String,
     /// The containers on the current path (cycle detection).
     stack: Vec<VALUE>,
 }
 
 impl ToValue {
-    fn fail(&self, kind: Kind, what: impl std::fmt::Display) -> ConvError {
-        ConvError::new(kind, format!("{} {what}", self.path))
-    }
-
-    fn convert(&mut self, v: RValue, depth: usize) -> Result<Value, ConvError> {
+    fn convert(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
         match type_of(v) {
             T::RUBY_T_NIL => Ok(Value::Nil),
             T::RUBY_T_TRUE => Ok(Value::Bool(true)),
             T::RUBY_T_FALSE => Ok(Value::Bool(false)),
-            T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => {
+            T::RUBY_T_FIXNUM => {
+                // SAFETY: `v` is a Fixnum (checked above); FIX2LONG only decodes it.
+                Ok(Value::Int(unsafe { rb_sys::FIX2LONG(v.as_raw()) } as i64))
+            }
+            T::RUBY_T_BIGNUM => {
                 let i = Integer::from_value(v)
-                    .ok_or_else(|| self.fail(Kind::Type, "is not an Integer"))?;
+                    .ok_or_else(|| Failure::new(Kind::Type, "is not an Integer"))?;
                 i.to_i64().map(Value::Int).map_err(|_| {
-                    self.fail(
+                    Failure::new(
                         Kind::Range,
                         "is an Integer out of range (the ledger stores 64-bit signed integers)",
                     )
@@ -176,39 +197,45 @@ impl ToValue {
             }
             T::RUBY_T_FLOAT => Float::from_value(v)
                 .map(|f| Value::Float(f.to_f64()))
-                .ok_or_else(|| self.fail(Kind::Type, "is not a Float")),
+                .ok_or_else(|| Failure::new(Kind::Type, "is not a Float")),
             T::RUBY_T_STRING => {
                 let s = RString::from_value(v)
-                    .ok_or_else(|| self.fail(Kind::Type, "is not a String"))?;
+                    .ok_or_else(|| Failure::new(Kind::Type, "is not a String"))?;
                 match read_string(s) {
                     Ok(StrContent::Utf8(s)) => Ok(Value::Str(s)),
                     Ok(StrContent::Binary(b)) => Ok(Value::Bin(b)),
-                    Err(reason) => Err(self.fail(Kind::Argument, format!("is a String {reason}"))),
+                    Err(reason) => Err(Failure::new(
+                        Kind::Argument,
+                        format!("is a String {reason}"),
+                    )),
                 }
             }
             T::RUBY_T_SYMBOL => {
                 let s = Symbol::from_value(v)
-                    .ok_or_else(|| self.fail(Kind::Type, "is not a Symbol"))?;
+                    .ok_or_else(|| Failure::new(Kind::Type, "is not a Symbol"))?;
                 symbol_name(s)
                     .map(Value::Sym)
-                    .map_err(|_| self.fail(Kind::Argument, "is a Symbol with invalid UTF-8"))
+                    .map_err(|_| Failure::new(Kind::Argument, "is a Symbol with invalid UTF-8"))
             }
             T::RUBY_T_ARRAY => self.array(v, depth),
             T::RUBY_T_HASH => self.hash(v, depth),
-            _ => Err(self.fail(Kind::Type, format!("is a {} ({SUPPORTED})", class_name(v)))),
+            _ => Err(Failure::new(
+                Kind::Type,
+                format!("is a {} ({SUPPORTED})", class_name(v)),
+            )),
         }
     }
 
     /// Enters a container: checks depth and cycles.
-    fn enter(&mut self, raw: VALUE, depth: usize) -> Result<(), ConvError> {
+    fn enter(&mut self, raw: VALUE, depth: usize) -> Result<(), Failure> {
         if self.stack.contains(&raw) {
-            return Err(self.fail(
+            return Err(Failure::new(
                 Kind::Argument,
                 "is a cyclic reference (the structure contains itself)",
             ));
         }
         if depth > MAX_DEPTH {
-            return Err(self.fail(
+            return Err(Failure::new(
                 Kind::Argument,
                 format!("nests deeper than {MAX_DEPTH} levels"),
             ));
@@ -217,7 +244,7 @@ impl ToValue {
         Ok(())
     }
 
-    fn array(&mut self, v: RValue, depth: usize) -> Result<Value, ConvError> {
+    fn array(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
         let raw = v.as_raw();
         self.enter(raw, depth)?;
         // SAFETY: `raw` is an Array (checked by the caller). Its length is re-read on each
@@ -230,85 +257,85 @@ impl ToValue {
         while i < unsafe { rb_sys::RARRAY_LEN(raw) } as usize {
             // SAFETY: as above; the element is kept alive by the array.
             let item = unsafe { RValue::from_raw(rb_sys::rb_ary_entry(raw, i as c_long)) };
-            let mark = self.path.len();
-            let _ = write!(self.path, "[{i}]");
-            items.push(self.convert(item, depth + 1)?);
-            self.path.truncate(mark);
+            items.push(
+                self.convert(item, depth + 1)
+                    .map_err(|f| f.within(format!("[{i}]")))?,
+            );
             i += 1;
         }
         self.stack.pop();
         Ok(Value::Array(items))
     }
 
-    fn hash(&mut self, v: RValue, depth: usize) -> Result<Value, ConvError> {
+    fn hash(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
         let raw = v.as_raw();
         self.enter(raw, depth)?;
-        let hash = RHash::from_value(v).ok_or_else(|| self.fail(Kind::Type, "is not a Hash"))?;
+        let hash = RHash::from_value(v).ok_or_else(|| Failure::new(Kind::Type, "is not a Hash"))?;
         let mut pairs: Vec<(MapKey, Value)> = Vec::with_capacity(hash.len());
-        let mut failure: Option<ConvError> = None;
+        let mut failure: Option<Failure> = None;
         let walked = hash.foreach(|k: RValue, val: RValue| {
-            let key = match self.key(k) {
+            let key = match key(k) {
                 Ok(key) => key,
                 Err((kind, noun)) => {
-                    failure = Some(self.fail(kind, format!("has {noun} key ({KEY_HINT})")));
+                    failure = Some(Failure::new(kind, format!("has {noun} key ({KEY_HINT})")));
                     return Ok(ForEach::Stop);
                 }
             };
-            let mark = self.path.len();
-            let _ = write!(self.path, "[{key}]");
             match self.convert(val, depth + 1) {
                 Ok(value) => {
-                    self.path.truncate(mark);
                     pairs.push((key, value));
                     Ok(ForEach::Continue)
                 }
-                Err(e) => {
-                    failure = Some(e);
+                Err(f) => {
+                    failure = Some(f.within(format!("[{key}]")));
                     Ok(ForEach::Stop)
                 }
             }
         });
-        if let Some(e) = failure {
-            return Err(e);
+        if let Some(f) = failure {
+            return Err(f);
         }
         if let Err(e) = walked {
-            return Err(self.fail(Kind::Argument, format!("could not be read: {e}")));
+            return Err(Failure::new(
+                Kind::Argument,
+                format!("could not be read: {e}"),
+            ));
         }
         self.stack.pop();
         Ok(Value::Map(pairs))
     }
+}
 
-    /// A hash key, or (kind, description) of what the refused key is, e.g.
-    /// `"a Float"`; callers place it in a sentence.
-    fn key(&self, k: RValue) -> Result<MapKey, (Kind, String)> {
-        match type_of(k) {
-            T::RUBY_T_SYMBOL => {
-                let s = Symbol::from_value(k).ok_or((Kind::Type, "not a Symbol".to_owned()))?;
-                symbol_name(s)
-                    .map(MapKey::Sym)
-                    .map_err(|_| (Kind::Argument, "a Symbol with invalid UTF-8".to_owned()))
-            }
-            T::RUBY_T_STRING => {
-                let s = RString::from_value(k).ok_or((Kind::Type, "not a String".to_owned()))?;
-                match read_string(s) {
-                    Ok(StrContent::Utf8(s)) => Ok(MapKey::Str(s)),
-                    Ok(StrContent::Binary(_)) => {
-                        Err((Kind::Argument, "a binary (ASCII-8BIT) String".to_owned()))
-                    }
-                    Err(reason) => Err((Kind::Argument, format!("a String {reason}"))),
-                }
-            }
-            T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => {
-                let i = Integer::from_value(k).ok_or((Kind::Type, "not an Integer".to_owned()))?;
-                i.to_i64().map(MapKey::Int).map_err(|_| {
-                    (
-                        Kind::Range,
-                        "an Integer out of the 64-bit signed range".to_owned(),
-                    )
-                })
-            }
-            _ => Err((Kind::Type, format!("a {}", class_name(k)))),
+/// A hash key, or (kind, description) of what the refused key is, e.g. `"a Float"`;
+/// callers place it in a sentence.
+fn key(k: RValue) -> Result<MapKey, (Kind, String)> {
+    match type_of(k) {
+        T::RUBY_T_SYMBOL => {
+            let s = Symbol::from_value(k).ok_or((Kind::Type, "not a Symbol".to_owned()))?;
+            symbol_name(s)
+                .map(MapKey::Sym)
+                .map_err(|_| (Kind::Argument, "a Symbol with invalid UTF-8".to_owned()))
         }
+        T::RUBY_T_STRING => {
+            let s = RString::from_value(k).ok_or((Kind::Type, "not a String".to_owned()))?;
+            match read_string(s) {
+                Ok(StrContent::Utf8(s)) => Ok(MapKey::Str(s)),
+                Ok(StrContent::Binary(_)) => {
+                    Err((Kind::Argument, "a binary (ASCII-8BIT) String".to_owned()))
+                }
+                Err(reason) => Err((Kind::Argument, format!("a String {reason}"))),
+            }
+        }
+        T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => {
+            let i = Integer::from_value(k).ok_or((Kind::Type, "not an Integer".to_owned()))?;
+            i.to_i64().map(MapKey::Int).map_err(|_| {
+                (
+                    Kind::Range,
+                    "an Integer out of the 64-bit signed range".to_owned(),
+                )
+            })
+        }
+        _ => Err((Kind::Type, format!("a {}", class_name(k)))),
     }
 }
 
@@ -321,9 +348,23 @@ const KEY_HINT: &str = "hash keys must be Symbols, UTF-8 Strings or 64-bit Integ
 // Integers whose hashing never calls user code); the frames below hold no values with
 // destructors, so even that longjmp would skip no Rust cleanup.
 
-/// A Symbol for `name` (an existing one when possible, else a new dynamic — garbage
-/// collectable — Symbol).
+thread_local! {
+    /// Static Symbols by name. Static Symbols are immortal immediates (never collected,
+    /// never moved), so their VALUEs can be kept outside the GC's sight. Bounded: names
+    /// are only added while the cache is small.
+    static STATIC_SYMBOLS: std::cell::RefCell<std::collections::HashMap<Box<str>, VALUE>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+const STATIC_SYMBOL_CACHE_MAX: usize = 4096;
+
+/// A Symbol for `name`: an existing one when possible (static ones are cached), else a new
+/// dynamic — garbage-collectable — Symbol.
 pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
+    if let Some(v) = STATIC_SYMBOLS.with(|c| c.borrow().get(name).copied()) {
+        // SAFETY: only static Symbols are cached, and they live forever.
+        return unsafe { RValue::from_raw(v) };
+    }
     // SAFETY: `name` is valid UTF-8 and outlives the call; `rb_check_symbol_cstr` only
     // looks the name up (it raises only for a broken encoding, impossible for UTF-8).
     let found = unsafe {
@@ -334,6 +375,14 @@ pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
         )
     };
     if !rb_sys::NIL_P(found) {
+        if rb_sys::STATIC_SYM_P(found) {
+            STATIC_SYMBOLS.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() < STATIC_SYMBOL_CACHE_MAX {
+                    c.insert(name.into(), found);
+                }
+            });
+        }
         // SAFETY: a live Symbol returned by Ruby.
         return unsafe { RValue::from_raw(found) };
     }
@@ -415,4 +464,80 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
             hash
         }
     }
+}
+
+/// Builds the Ruby object for a stored value straight from its encoded bytes (no
+/// intermediate [`Value`]); `freeze` deep-freezes it. The bytes were validated when the
+/// fact was built or loaded, so an error here means a bug, reported as such.
+pub fn bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Result<RValue, String> {
+    let mut r = Reader::new(bytes);
+    let v = decode(ruby, &mut r, freeze, 1)?;
+    if r.remaining() != 0 {
+        return Err("trailing bytes after a stored value".to_owned());
+    }
+    Ok(v)
+}
+
+fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result<RValue, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("stored value nests deeper than {MAX_DEPTH} levels"));
+    }
+    let token = r.token().map_err(|e| e.to_string())?;
+    Ok(match token {
+        Token::Nil => ruby.qnil().as_value(),
+        Token::Bool(true) => ruby.qtrue().as_value(),
+        Token::Bool(false) => ruby.qfalse().as_value(),
+        Token::Int(i) => ruby.integer_from_i64(i).as_value(),
+        Token::Float(f) => ruby.float_from_f64(f).as_value(),
+        Token::Str(s) => string(ruby, s, freeze),
+        Token::Bin(b) => {
+            let s = ruby.str_from_slice(b);
+            if freeze {
+                s.freeze();
+            }
+            s.as_value()
+        }
+        Token::Sym(s) => symbol(ruby, s),
+        Token::Array(n) => {
+            // SAFETY: as in `to_ruby`: a fresh array, pushes cannot raise, and the array
+            // stays on this frame (visible to the GC) while its items are built.
+            let ary = unsafe { rb_sys::rb_ary_new_capa(n as c_long) };
+            for _ in 0..n {
+                let item = decode(ruby, r, freeze, depth + 1)?;
+                // SAFETY: as above.
+                unsafe { rb_sys::rb_ary_push(ary, item.as_raw()) };
+            }
+            // SAFETY: a live array created above.
+            let ary = unsafe { RValue::from_raw(ary) };
+            if freeze {
+                ary.freeze();
+            }
+            ary
+        }
+        Token::Map(n) => {
+            // SAFETY: as in `to_ruby`: a fresh hash, Symbol/String/Integer keys.
+            let hash = unsafe { rb_sys::rb_hash_new() };
+            for _ in 0..n {
+                let k = match r.token().map_err(|e| e.to_string())? {
+                    Token::Sym(s) => symbol(ruby, s),
+                    Token::Str(s) => string(ruby, s, freeze),
+                    Token::Int(i) => ruby.integer_from_i64(i).as_value(),
+                    other => {
+                        return Err(format!(
+                            "stored hash key is not a Symbol, String or Integer: {other:?}"
+                        ))
+                    }
+                };
+                let val = decode(ruby, r, freeze, depth + 1)?;
+                // SAFETY: as above; `k` and `val` are live on this frame until inserted.
+                unsafe { rb_sys::rb_hash_aset(hash, k.as_raw(), val.as_raw()) };
+            }
+            // SAFETY: a live hash created above.
+            let hash = unsafe { RValue::from_raw(hash) };
+            if freeze {
+                hash.freeze();
+            }
+            hash
+        }
+    })
 }

@@ -122,7 +122,7 @@ fn value(ruby: &Ruby, f: &FactObj) -> RValue {
     }
     let v = match &f.coerced {
         Some(c) => convert::to_ruby(ruby, c, true),
-        None => convert::to_ruby(ruby, &f.fact.value(), true),
+        None => stored_value(ruby, &f.fact),
     };
     // Methods run with the GVL held, so no other thread can have set it meanwhile; if
     // one had, both values are equal and the stored one wins.
@@ -132,12 +132,20 @@ fn value(ruby: &Ruby, f: &FactObj) -> RValue {
     }
 }
 
+/// The stored value of a fact as a new deep-frozen Ruby object.
+pub fn stored_value(ruby: &Ruby, fact: &Fact) -> RValue {
+    // Stored bytes always decode (they were validated on the way in); should that ever
+    // fail, fall back to the core's own decoder, which yields nil for undecodable bytes.
+    convert::bytes_to_ruby(ruby, fact.value_bytes(), true)
+        .unwrap_or_else(|_| convert::to_ruby(ruby, &fact.value(), true))
+}
+
 /// The stored value, before any coercion (a fresh frozen copy).
 fn raw_value(ruby: &Ruby, f: &FactObj) -> RValue {
     if f.coerced.is_none() {
         return value(ruby, f);
     }
-    convert::to_ruby(ruby, &f.fact.value(), true)
+    stored_value(ruby, &f.fact)
 }
 
 fn value_hash(ruby: &Ruby, f: &FactObj) -> RValue {

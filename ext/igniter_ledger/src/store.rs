@@ -7,8 +7,9 @@
 //! run with the GVL released (see `gvl.rs`); everything they need from Ruby is converted
 //! to Rust data first, and consumer notifications are delivered after the GVL is back.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use igniter_ledger::{
     AccessPath, Append, Batch, Durability, Fact, HistoryQuery, LedgerStore, OpenOptions,
@@ -24,6 +25,32 @@ use crate::callbacks::{self, RubyCoercion, RubyConsumer};
 use crate::fact::FactObj;
 use crate::{args, convert, errors, gvl, Classes};
 
+/// Ruby values of recently read facts, by fact id (facts never change, so an entry never
+/// goes stale). Bounded; the oldest entry goes first.
+struct ReadCache {
+    cap: usize,
+    map: HashMap<uuid::Uuid, Opaque<RValue>>,
+    order: VecDeque<uuid::Uuid>,
+}
+
+impl ReadCache {
+    fn get(&self, id: &uuid::Uuid) -> Option<Opaque<RValue>> {
+        self.map.get(id).copied()
+    }
+
+    fn put(&mut self, id: uuid::Uuid, v: Opaque<RValue>) {
+        if self.cap == 0 || self.map.insert(id, v).is_some() {
+            return;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
 /// The data behind a `LedgerStore` object.
 pub struct StoreObj {
     ledger: LedgerStore,
@@ -32,37 +59,45 @@ pub struct StoreObj {
     /// Every Ruby object the core holds through this store (coercion blocks, consumers).
     /// Append-only: a replaced coercion may still be running when it is replaced.
     callbacks: Mutex<Vec<Opaque<RValue>>>,
+    /// Deep-frozen values handed out by `read`, marked for the GC.
+    cache: Mutex<ReadCache>,
+}
+
+/// Locks a mutex of the store. No Ruby call is ever made while one is held, so the GC
+/// (which takes them in `mark`) never finds one held by the thread running the GC;
+/// poisoning (a panic while held) cannot leave the data inconsistent, so it is ignored.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl StoreObj {
-    fn new(ledger: LedgerStore) -> Self {
+    fn new(ledger: LedgerStore, cache_entries: usize) -> Self {
         let release_gvl = ledger.path().is_some() && ledger.durability() == Durability::Fsync;
         StoreObj {
             ledger,
             release_gvl,
             callbacks: Mutex::new(Vec::new()),
+            cache: Mutex::new(ReadCache {
+                cap: cache_entries,
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
         }
     }
 
     fn keep(&self, v: RValue) -> Opaque<RValue> {
         let o = Opaque::from(v);
-        // No Ruby call happens while the lock is held, so the GC (which takes it in
-        // `mark`) can never find it held by the thread that runs the GC.
-        self.callbacks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(o);
+        lock(&self.callbacks).push(o);
         o
     }
 }
 
 impl DataTypeFunctions for StoreObj {
     fn mark(&self, marker: &Marker) {
-        let callbacks = self
-            .callbacks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for v in callbacks.iter() {
+        for v in lock(&self.callbacks).iter() {
+            marker.mark(*v);
+        }
+        for v in lock(&self.cache).map.values() {
             marker.mark(*v);
         }
     }
@@ -103,9 +138,9 @@ fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
 
 // ------------------------------------------------------------------ construction
 
-fn memory(ruby: &Ruby, klass: RClass) -> Result<Obj<StoreObj>, Error> {
+fn memory(ruby: &Ruby, klass: RClass, cache_entries: usize) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
-    Ok(ruby.obj_wrap_as(StoreObj::new(LedgerStore::memory()), klass))
+    Ok(ruby.obj_wrap_as(StoreObj::new(LedgerStore::memory(), cache_entries), klass))
 }
 
 fn open(
@@ -114,6 +149,7 @@ fn open(
     path: String,
     durability: String,
     recover: bool,
+    cache_entries: usize,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
     let durability = Durability::parse(&durability).map_err(ledger_err(ruby))?;
@@ -122,7 +158,7 @@ fn open(
     let ledger = gvl::without_gvl(move || LedgerStore::open_with(&path, opts))
         .map_err(|m| errors::internal(ruby, "open", m))?
         .map_err(ledger_err(ruby))?;
-    Ok(ruby.obj_wrap_as(StoreObj::new(ledger), klass))
+    Ok(ruby.obj_wrap_as(StoreObj::new(ledger, cache_entries), klass))
 }
 
 // ------------------------------------------------------------------ writing
@@ -401,7 +437,15 @@ fn read(
         Some(ReadFact {
             coerced: Some(v), ..
         }) => Ok(convert::to_ruby(ruby, &v, true)),
-        Some(rf) => Ok(convert::to_ruby(ruby, &rf.fact.value(), true)),
+        Some(rf) => {
+            let id = rf.fact.id();
+            if let Some(v) = lock(&s.cache).get(&id) {
+                return Ok(ruby.get_inner(v));
+            }
+            let v = crate::fact::stored_value(ruby, &rf.fact);
+            lock(&s.cache).put(id, Opaque::from(v));
+            Ok(v)
+        }
     }
 }
 
@@ -865,8 +909,8 @@ fn is_memory(s: &StoreObj) -> bool {
 /// Defines the native methods of `LedgerStore`.
 pub fn define(class: RClass) -> Result<(), Error> {
     use magnus::{function, method};
-    class.define_singleton_method("_memory", function!(memory, 1))?;
-    class.define_singleton_method("_open", function!(open, 4))?;
+    class.define_singleton_method("_memory", function!(memory, 2))?;
+    class.define_singleton_method("_open", function!(open, 5))?;
     class.define_private_method("_write", method!(write, 9))?;
     class.define_private_method("_append", method!(append, 8))?;
     class.define_private_method("_commit", method!(commit_ops, 1))?;

@@ -11,20 +11,25 @@ module Igniter
       # The "not given" default of `expected:` (nil means "must not exist yet").
       UNSET = Object.new.freeze
 
+      # How many values #read keeps ready (deep-frozen Ruby objects, by fact id) unless
+      # `read_cache:` says otherwise. Facts never change, so cached values never go stale.
+      DEFAULT_READ_CACHE = 10_000
+
       class << self
         # LedgerStore.new                                   in memory
         # LedgerStore.new(backend: FileBackend.new(path))   file-backed (see .open)
-        # `lru_cap:` (a 0.5.x read-cache option) is accepted and ignored.
-        def new(backend: nil, durability: nil, recover: nil, lru_cap: nil)
-          _ = lru_cap
+        # read_cache: entries of the read cache (0 disables it); `lru_cap:` is the 0.5.x
+        # name of the same bound.
+        def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil)
+          cache = cache_entries(read_cache, lru_cap)
           case backend
           when nil, :memory
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self)
+            _memory(self, cache)
           when FileBackend
             open(backend.path, durability: durability || backend.durability,
-                               recover: recover.nil? ? backend.recover : recover)
+                               recover: recover.nil? ? backend.recover : recover, read_cache: cache)
           else
             raise ArgumentError,
                   "backend: must be nil (in memory) or an Igniter::Ledger::FileBackend, got #{backend.class}"
@@ -35,12 +40,11 @@ module Igniter
         # `path + ".snap"`. durability: :fsync (default) | :flush | :none.
         # recover: true moves mid-log damage aside (to `path.corrupt-<offset>`) instead of
         # raising CorruptionError. With a block, yields the store and closes it after.
-        def open(path, durability: :fsync, recover: false, lru_cap: nil)
-          _ = lru_cap
+        def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
 
-          store = _open(self, path, durability.to_s, recover ? true : false)
+          store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap))
           return store unless block_given?
 
           begin
@@ -52,6 +56,15 @@ module Igniter
 
         def memory
           new
+        end
+
+        private
+
+        def cache_entries(read_cache, lru_cap)
+          n = read_cache.nil? ? (lru_cap.nil? ? DEFAULT_READ_CACHE : lru_cap) : read_cache
+          raise ArgumentError, "read_cache: must be a non-negative Integer, got #{n.inspect}" unless n.is_a?(Integer) && n >= 0
+
+          n
         end
       end
 
