@@ -63,41 +63,42 @@ def rss_kib
   File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
 end
 
-# Runs the block in a child process and returns what it returns (Marshal over a pipe), so
-# RSS measurements start from a clean process.
-def in_child
-  r, w = IO.pipe
-  pid = fork do
-    r.close
-    w.write(Marshal.dump(yield))
-    w.close
-    exit!(0)
-  end
-  w.close
-  out = Marshal.load(r.read)
-  Process.wait(pid)
-  out
+# RAM per fact, measured in a fresh Ruby process (so memory freed by earlier phases
+# cannot absorb the growth): the RSS slope between n and 3n facts, so the process's fixed
+# costs and the Ruby heap's warm-up cancel out.
+def ram_per_fact(engine, n)
+  out = IO.popen([RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), __FILE__, "--ram", engine, n.to_s], &:read)
+  Float(out.lines.last)
 end
 
-# RAM per fact: the RSS slope between n and 3n facts (so the process's fixed costs and
-# the Ruby heap's warm-up cancel out).
-def ram_per_fact(n)
-  in_child do
-    writer = yield
-    n.times { |i| writer.call(i) }
-    GC.start
-    a = rss_kib
-    (2 * n).times { |i| writer.call(n + i) }
-    GC.start
-    b = rss_kib
-    (b - a) * 1024.0 / (2 * n)
-  end
+def ram_child(engine, n)
+  writer = case engine
+           when "ledger"
+             s = L::LedgerStore.new
+             ->(i) { s.write(store: :tasks, key: "task-#{i % (3 * KEYS)}", value: value(i)) }
+           when "sqlite"
+             s = SqliteFacts.new(":memory:")
+             ->(i) { s.write("tasks", "task-#{i % (3 * KEYS)}", value(i)) }
+           end
+  n.times { |i| writer.call(i) }
+  GC.start
+  a = rss_kib
+  (2 * n).times { |i| writer.call(n + i) }
+  GC.start
+  b = rss_kib
+  puts((b - a) * 1024.0 / (2 * n))
+end
+
+def loadavg
+  File.read("/proc/loadavg").split.first(3).join(" ")
+rescue StandardError
+  "unknown"
 end
 
 def machine
   cpu = File.read("/proc/cpuinfo")[/^model name\s*:\s*(.+)$/, 1] rescue "unknown"
   { nproc: Etc.nprocessors, cpu: cpu.strip, ruby: RUBY_DESCRIPTION, sqlite: SQLite3::SQLITE_VERSION,
-    kernel: `uname -sr`.strip }
+    kernel: `uname -sr`.strip, load: loadavg }
 end
 
 # ------------------------------------------------------------------ igniter-ledger
@@ -113,12 +114,14 @@ def ledger_bench(dir)
   r[:write] = rate(N) { N.times { |i| store.write(store: :tasks, key: keys[i % KEYS], value: values[i]) } }
   values = nil
   r[:read] = rate(READS) { pick.each { |k| store.read(store: :tasks, key: k) } }
-  cold = L::LedgerStore.new(read_cache: 0)
-  store.fact_log_all.each { |f| cold.write(store: :tasks, key: f.key, value: f.value) }
-  r[:read_cold] = rate(READS) { pick.each { |k| cold.read(store: :tasks, key: k) } }
   mid = store.fact_log_all[N / 2].transaction_time
   r[:as_of] = rate(READS) { pick.each { |k| store.read(store: :tasks, key: k, as_of: mid) } }
-  r[:as_of_cold] = rate(READS) { pick.each { |k| cold.read(store: :tasks, key: k, as_of: mid) } }
+  # The same reads with the read cache off: every value is converted to Ruby again.
+  cold = L::LedgerStore.new(read_cache: 0)
+  store.fact_log_all.each { |f| cold.write(store: :tasks, key: f.key, value: f.value) }
+  cold_mid = cold.fact_log_all[N / 2].transaction_time
+  r[:read_cold] = rate(READS) { pick.each { |k| cold.read(store: :tasks, key: k) } }
+  r[:as_of_cold] = rate(READS) { pick.each { |k| cold.read(store: :tasks, key: k, as_of: cold_mid) } }
   cold = nil
 
   events = Array.new(N) { |i| event(i) }
@@ -143,15 +146,19 @@ def ledger_bench(dir)
   values = nil
   file.close
   r[:disk] = File.size(path).to_f / N
-  r[:reopen] = rate(N) { L.open(path, &:fact_count) }
-  L.open(path, &:checkpoint)
-  r[:snapshot_disk] = File.size(path + ".snap").to_f / N
-  r[:reopen_snapshot] = rate(N) { L.open(path, &:fact_count) }
+  reopened = nil
+  r[:reopen] = rate(N) { reopened = L.open(path) }
+  raise "reopen lost facts" unless reopened.fact_count == N
 
-  r[:ram] = ram_per_fact(N) do
-    s = L::LedgerStore.new
-    ->(i) { s.write(store: :tasks, key: "task-#{i % (3 * KEYS)}", value: value(i)) }
-  end
+  reopened.checkpoint
+  reopened.close
+  r[:snapshot_disk] = File.size(path + ".snap").to_f / N
+  r[:reopen_snapshot] = rate(N) { reopened = L.open(path) }
+  raise "reopen lost facts" unless reopened.fact_count == N
+
+  reopened.close
+
+  r[:ram] = ram_per_fact("ledger", N)
 
   # Durable writes (fsync mode).
   fs = L.open(File.join(dir, "fsync.wal"))
@@ -300,10 +307,7 @@ def sqlite_bench(dir)
     s.close
   end
 
-  r[:ram] = ram_per_fact(N) do
-    s = SqliteFacts.new(":memory:")
-    ->(i) { s.write("tasks", "task-#{i % (3 * KEYS)}", value(i)) }
-  end
+  r[:ram] = ram_per_fact("sqlite", N)
 
   # Durable writes: synchronous=FULL (fsync per commit) in WAL mode.
   fs = SqliteFacts.new(File.join(dir, "fsync.sqlite3"), synchronous: "FULL")
@@ -345,6 +349,11 @@ def ratio(a, b)
   format("%.1f×", a / b)
 end
 
+if (i = ARGV.index("--ram"))
+  ram_child(ARGV[i + 1], Integer(ARGV[i + 2]))
+  exit
+end
+
 Dir.mktmpdir("igniter-ledger-bench") do |dir|
   m = machine
   $stderr.puts "N=#{N}: running igniter-ledger..."
@@ -374,6 +383,7 @@ Dir.mktmpdir("igniter-ledger-bench") do |dir|
 
   lines = []
   lines << "Machine: #{m[:nproc]} cores, #{m[:cpu]}, #{m[:kernel]}; #{m[:ruby]}; SQLite #{m[:sqlite]} (ruby-sqlite3 #{SQLite3::VERSION})."
+  lines << "Load average (1/5/15 min) before the run: #{m[:load]}; after: #{loadavg}. Figures are wall-clock rates."
   lines << "Size: N = #{N} facts per write phase, #{KEYS} keys, #{READS} reads, #{PARTITIONS} partitions, " \
            "#{SLICE_CALLS} history_partition calls."
   lines << ""

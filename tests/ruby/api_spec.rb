@@ -270,3 +270,53 @@ RSpec.describe "Igniter::Ledger API" do
     end
   end
 end
+
+RSpec.describe "the read cache" do
+  it "hands out the same frozen value for repeated reads of a fact, and a new one after a write" do
+    store = Igniter::Ledger::LedgerStore.new
+    store.write(store: :s, key: "k", value: { a: [1, "x"] })
+    first = store.read(store: :s, key: "k")
+    expect(store.read(store: :s, key: "k")).to equal(first)
+    store.write(store: :s, key: "k", value: { a: [2] })
+    expect(store.read(store: :s, key: "k")).to eq(a: [2])
+    expect(store.read(store: :s, key: "k", as_of: store.history(store: :s).first.transaction_time)).to equal(first)
+  end
+
+  it "can be turned off or bounded (read_cache:, or the 0.5.x lru_cap:)" do
+    off = Igniter::Ledger::LedgerStore.new(read_cache: 0)
+    off.write(store: :s, key: "k", value: { a: 1 })
+    expect(off.read(store: :s, key: "k")).not_to equal(off.read(store: :s, key: "k"))
+    small = Igniter::Ledger::LedgerStore.new(lru_cap: 2)
+    3.times { |i| small.write(store: :s, key: "k#{i}", value: [i]) }
+    v0 = small.read(store: :s, key: "k0")
+    small.read(store: :s, key: "k1")
+    small.read(store: :s, key: "k2") # evicts k0
+    expect(small.read(store: :s, key: "k0")).to eq(v0)
+    expect(small.read(store: :s, key: "k0")).not_to equal(v0)
+    expect { Igniter::Ledger::LedgerStore.new(read_cache: -1) }.to raise_error(ArgumentError, /read_cache/)
+    Igniter::Ledger.open(wal_path, read_cache: 0) { |s| expect(s.fact_count).to eq(0) }
+  end
+
+  it "keeps cached values alive and intact across GC and compaction" do
+    store = Igniter::Ledger::LedgerStore.new
+    store.write(store: :s, key: "k", value: { text: "hello", list: [1, "two", :three] })
+    id = store.read(store: :s, key: "k").object_id
+    5.times { Array.new(1000) { "garbage" * 5 } }
+    begin
+      GC.compact
+    rescue NotImplementedError
+      GC.start
+    end
+    again = store.read(store: :s, key: "k")
+    expect(again.object_id).to eq(id)
+    expect(again).to eq(text: "hello", list: [1, "two", :three])
+  end
+
+  it "does not serve coerced values from the cache" do
+    store = Igniter::Ledger::LedgerStore.new
+    store.write(store: :s, key: "k", value: 1)
+    expect(store.read(store: :s, key: "k")).to eq(1)
+    store.register_coercion(:s) { |v, _| v + 1 }
+    expect(store.read(store: :s, key: "k")).to eq(2)
+  end
+end

@@ -24,6 +24,8 @@ use magnus::{
 use crate::callbacks::{self, RubyCoercion, RubyConsumer};
 use crate::fact::FactObj;
 use crate::{args, convert, errors, gvl, Classes};
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use std::os::raw::c_long;
 
 /// Ruby values of recently read facts, by fact id (facts never change, so an entry never
 /// goes stale). Bounded; the oldest entry goes first.
@@ -333,7 +335,12 @@ fn commit_ops(ruby: &Ruby, s: &StoreObj, ops: RArray) -> Result<RArray, Error> {
                 format!("batch operation {} is not an Array", i + 1),
             )
         })?;
-        let at = |n: isize| op.entry::<RValue>(n);
+        let raw_op = op.as_raw();
+        // SAFETY: `raw_op` is a live Array (checked above); `rb_ary_entry` never raises
+        // (nil past the end) and the element stays referenced by the array.
+        let at = |n: c_long| -> Result<RValue, Error> {
+            Ok(unsafe { RValue::from_raw(rb_sys::rb_ary_entry(raw_op, n)) })
+        };
         let kind: Symbol = op.entry(0)?;
         let context = |e: Error| -> Error {
             match e.error_type() {
@@ -395,7 +402,9 @@ fn fact_array(
 ) -> Result<RArray, Error> {
     let ary = ruby.ary_new_capa(facts.len());
     for f in facts {
-        ary.push(f)?;
+        // SAFETY: `ary` is a fresh, unfrozen array on this frame (visible to the GC), so
+        // pushing cannot raise; `f` is a live object, referenced by the array from here.
+        unsafe { rb_sys::rb_ary_push(ary.as_raw(), f.as_raw()) };
     }
     Ok(ary)
 }

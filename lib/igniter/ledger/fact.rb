@@ -16,7 +16,7 @@ module Igniter
       def self.build(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil,
                      term: nil, producer: nil, derivation: nil)
         _build(store, key, value, schema_version, causation,
-               Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
+               term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
       end
 
       def timestamp

@@ -39,7 +39,8 @@ module Igniter
         # Opens (or creates) the ledger whose WAL is at `path`; the snapshot is
         # `path + ".snap"`. durability: :fsync (default) | :flush | :none.
         # recover: true moves mid-log damage aside (to `path.corrupt-<offset>`) instead of
-        # raising CorruptionError. With a block, yields the store and closes it after.
+        # raising CorruptionError. read_cache: as for .new. With a block, yields the store
+        # and closes it after.
         def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
@@ -75,7 +76,7 @@ module Igniter
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: UNSET)
         _write(store, key, value, schema_version, causation,
-               Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation,
+               term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation,
                UNSET.equal?(expected) ? false : expected)
       end
 
@@ -85,7 +86,7 @@ module Igniter
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
         _append(history, event, partition_key, schema_version, causation,
-                Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
+                term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
       end
 
       # Commits the writes and appends queued in the block atomically; returns their

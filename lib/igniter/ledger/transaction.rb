@@ -15,7 +15,7 @@ module Igniter
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: LedgerStore::UNSET)
         @ops << [:write, store, key, value, schema_version, causation,
-                 Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation,
+                 term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation,
                  LedgerStore::UNSET.equal?(expected) ? false : expected]
         @ops.size - 1
       end
@@ -24,7 +24,7 @@ module Igniter
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
         @ops << [:append, history, event, partition_key, schema_version, causation,
-                 Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation]
+                 term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation]
         @ops.size - 1
       end
 
