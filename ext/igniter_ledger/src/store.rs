@@ -448,7 +448,8 @@ fn read(
         }) => Ok(convert::to_ruby(ruby, &v, true)),
         Some(rf) => {
             let id = rf.fact.id();
-            if let Some(v) = lock(&s.cache).get(&id) {
+            let cached = lock(&s.cache).get(&id);
+            if let Some(v) = cached {
                 return Ok(ruby.get_inner(v));
             }
             let v = crate::fact::stored_value(ruby, &rf.fact);
