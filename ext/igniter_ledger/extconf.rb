@@ -45,7 +45,8 @@ end
 if use_rb_sys
   create_rust_makefile(TARGET) do |r|
     r.profile = ENV.fetch("RB_SYS_CARGO_PROFILE", :release).to_sym
-    r.extra_cargo_args += ["--locked"]
+    r.env = { "CARGO_PROFILE_RELEASE_DEBUG" => "false" }
+    r.extra_cargo_args += ["--locked"] if r.respond_to?(:extra_cargo_args)
   end
   return
 end
