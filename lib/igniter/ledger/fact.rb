@@ -19,6 +19,8 @@ module Igniter
                term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
       end
 
+      private_class_method :_build
+
       def timestamp
         transaction_time
       end

@@ -68,6 +68,7 @@ module Igniter
           n
         end
       end
+      private_class_method :_memory, :_open
 
       # Writes `value` to (store, key); returns the new Fact. Its causation defaults to the
       # previous fact of the key. `expected:` (a fact id or Fact; nil or :none for "the key
