@@ -11,7 +11,8 @@
 //! the storage bytes *are* the canonical bytes and are hashed without a second encoding.
 //!
 //! Decoding never panics and never allocates more than the input justifies: lengths are
-//! checked against the bytes that remain before anything is reserved.
+//! checked against the bytes that remain, and what is reserved ahead of decoding is
+//! capped, so memory grows only with the items actually decoded.
 
 use super::value::{limits, MapKey, Value};
 
@@ -286,6 +287,13 @@ pub fn decode_value(bytes: &[u8]) -> DResult<Value> {
 
 // ---------------------------------------------------------------- reading
 
+/// Most items a container reserves room for before they are decoded. A container's
+/// count is checked against the bytes that remain, but every level of a nested value
+/// sees nearly the same remaining bytes, so reserving the full count at each level would
+/// let a small input reserve (nesting depth × its length × item size) bytes. Beyond this
+/// many items, vectors grow as items actually arrive.
+const PREALLOCATE_ITEMS: usize = 256;
+
 /// A bounds-checked MessagePack reader over a byte slice.
 pub struct Reader<'a> {
     buf: &'a [u8],
@@ -484,7 +492,7 @@ impl<'a> Reader<'a> {
             Head::Ext(n) => Value::Sym(self.ext_symbol(n)?.to_owned()),
             Head::Array(n) => {
                 self.check_count(n, 1)?;
-                let mut items = Vec::with_capacity(n);
+                let mut items = Vec::with_capacity(n.min(PREALLOCATE_ITEMS));
                 for _ in 0..n {
                     items.push(self.read_value(depth + 1)?);
                 }
@@ -492,7 +500,7 @@ impl<'a> Reader<'a> {
             }
             Head::Map(n) => {
                 self.check_count(n, 2)?;
-                let mut pairs = Vec::with_capacity(n);
+                let mut pairs = Vec::with_capacity(n.min(PREALLOCATE_ITEMS));
                 for _ in 0..n {
                     let k = self.read_key()?;
                     let v = self.read_value(depth + 1)?;
