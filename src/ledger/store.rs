@@ -1045,6 +1045,47 @@ mod tests {
     }
 
     #[test]
+    fn every_frame_written_looks_like_a_body_to_the_damage_search() {
+        // The search past damage only checksums candidates that start like our bodies;
+        // if the writer's format changes, this keeps the two in step.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.wal");
+        let l =
+            LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::None)).unwrap();
+        l.write(Write::new("s", "k", Value::Int(1))).unwrap();
+        l.append(Append::new("h", Value::Nil)).unwrap();
+        for n in [2usize, 15, 16, 300, 70_000] {
+            let mut b = Batch::new();
+            for i in 0..n {
+                b = b.write(Write::new("s", format!("{i}"), Value::Nil));
+            }
+            l.commit(b).unwrap();
+        }
+        l.checkpoint().unwrap();
+        l.close().unwrap();
+        let wal_bytes = std::fs::read(&path).unwrap();
+        let (frames, end) = wal::scan(&wal_bytes, 0);
+        assert!(matches!(end, wal::ScanEnd::Clean));
+        assert_eq!(frames.len(), 7);
+        let snap = std::fs::read(snapshot::snapshot_path(&path)).unwrap();
+        let (chunks, _) = wal::scan(&snap, 0);
+        assert!(chunks.len() > 2);
+        for (buf, f) in frames
+            .iter()
+            .map(|f| (&wal_bytes, f))
+            .chain(chunks[1..].iter().map(|f| (&snap, f)))
+        {
+            assert!(
+                wal::looks_like_a_body(&buf[f.body.0..f.body.1]),
+                "frame at {}",
+                f.offset
+            );
+        }
+        // 0.5.2 JSON bodies too.
+        assert!(wal::looks_like_a_body(br#"{"id":"x"}"#));
+    }
+
+    #[test]
     fn store_is_send_sync() {
         fn assert<T: Send + Sync>() {}
         assert::<LedgerStore>();
