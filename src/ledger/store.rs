@@ -437,10 +437,14 @@ impl LedgerStore {
                     pending: Pending { items },
                 })
             }
-            Err(e) => {
-                // Nothing at or after the failure point may become visible.
-                let p = e.to_string();
-                w.poisoned.get_or_insert(p);
+            Err((e, durable)) => {
+                // Commits that reached stable storage before the failure were (or are
+                // being) acknowledged to their writers: publish them. Nothing after the
+                // failure point may become visible.
+                if let Error::Poisoned(p) = &e {
+                    w.poisoned.get_or_insert_with(|| p.clone());
+                }
+                publish_durable(&mut w, &inner.state, durable);
                 w.pending.clear();
                 w.overlay.clear();
                 Err(e)
@@ -448,8 +452,9 @@ impl LedgerStore {
         }
     }
 
-    /// Blocks until the WAL is durable up to `end`; returns the durable length.
-    fn wait_durable(&self, end: u64) -> Result<u64> {
+    /// Blocks until the WAL is durable up to `end`; returns the durable length, or the
+    /// error together with the length that was durable when syncing failed.
+    fn wait_durable(&self, end: u64) -> Result<u64, (Error, u64)> {
         let inner = &*self.inner;
         let mut s = inner.sync.lock();
         loop {
@@ -457,7 +462,7 @@ impl LedgerStore {
                 return Ok(s.synced);
             }
             if let Some(e) = &s.error {
-                return Err(Error::Poisoned(e.clone()));
+                return Err((Error::Poisoned(e.clone()), s.synced));
             }
             if s.leader {
                 inner.synced.wait(&mut s);
@@ -482,14 +487,25 @@ impl LedgerStore {
             match res {
                 Ok(()) => s.synced = s.synced.max(target),
                 Err(e) => {
-                    let msg = format!("fdatasync failed: {e}");
-                    // Cut what is not durable, so a reopen cannot resurrect commits that
-                    // were reported as failed.
-                    if let Some(w) = inner.writer.lock().wal.as_mut() {
-                        let _ = w.file.set_len(s.synced);
-                        w.len = s.synced;
-                        w.written = s.synced;
+                    let mut msg = format!("fdatasync failed: {e}");
+                    // Poison under the writer lock, together with the cut, so that no
+                    // commit can append after the cut; and cut what is not durable, so
+                    // a reopen cannot resurrect commits that are reported as failed.
+                    let mut w = inner.writer.lock();
+                    if let Some(wal) = w.wal.as_mut() {
+                        if let Err(e2) = wal.file.set_len(s.synced) {
+                            msg.push_str(&format!(
+                                "; cutting the unsynced tail back to {} bytes also failed \
+                                 ({e2}), so writes reported as failed may reappear on reopen",
+                                s.synced
+                            ));
+                        }
+                        wal.len = s.synced;
+                        wal.written = s.synced;
+                        inner.written.store(s.synced, Ordering::Release);
                     }
+                    w.poisoned.get_or_insert_with(|| msg.clone());
+                    drop(w);
                     s.error = Some(msg);
                 }
             }
