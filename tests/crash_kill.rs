@@ -27,6 +27,14 @@ use igniter_ledger::{Durability, HistoryQuery, LedgerStore, MapKey, OpenOptions,
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "IGNITER_LEDGER_CRASH_WRITER";
+
+/// The three tests of this file run on parallel threads of one process. A child forked
+/// by one thread while another holds a ledger open carries a copy of that descriptor
+/// (and so of its advisory lock) until it execs; on a loaded machine that can outlast
+/// the other thread's close, and that thread's next child then finds its ledger locked.
+/// Spawning (which returns once the child has exec'd) therefore excludes holding a
+/// ledger open in this process.
+static FORK_GUARD: std::sync::RwLock<()> = std::sync::RwLock::new(());
 /// A new ledger file every this many rounds keeps replay and checks cheap in long soaks.
 const ROUNDS_PER_FILE: u64 = 25;
 
@@ -90,6 +98,7 @@ enum Kill {
 }
 
 fn run_child(path: &Path, mode: Durability, seed: u64, kill: Kill) -> Vec<String> {
+    let spawning = FORK_GUARD.write().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -108,6 +117,7 @@ fn run_child(path: &Path, mode: Durability, seed: u64, kill: Kill) -> Vec<String
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the writer");
+    drop(spawning);
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
@@ -169,8 +179,9 @@ fn int(v: &igniter_ledger::Value, k: &str) -> i64 {
         .unwrap_or(-1)
 }
 
-/// Reopens and checks every invariant; returns the facts found.
+/// Reopens and checks every invariant.
 fn verify(path: &Path, mode: Durability, acked: &HashMap<Uuid, Ack>, stats: &mut Stats) {
+    let _holding_a_ledger = FORK_GUARD.read().unwrap();
     let ledger = LedgerStore::open_with(path, OpenOptions::new().durability(mode))
         .unwrap_or_else(|e| panic!("reopen after a kill must not fail: {e}"));
     let report = ledger.open_report().unwrap().clone();

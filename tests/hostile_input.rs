@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use igniter_ledger::value::limits;
 use igniter_ledger::wal::MAX_BODY;
@@ -420,50 +419,4 @@ fn a_second_open_in_the_same_process_is_locked() {
     fx.l.close().unwrap();
     let again = LedgerStore::open(&fx.path).unwrap();
     assert_eq!(again.fact_count(), 2);
-}
-
-const CHILD_ENV: &str = "IGNITER_LEDGER_LOCK_CHILD";
-
-/// Child process: tries to open the path and reports what happened.
-#[test]
-#[ignore = "entry point of the child process started by a_second_open_from_another_process_is_locked"]
-fn lock_probe_child() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
-        eprintln!("lock_probe_child only runs as a child of the lock test");
-        return;
-    };
-    match LedgerStore::open(&path) {
-        Err(Error::Locked { .. }) => println!("\nRESULT locked"),
-        Err(e) => println!("\nRESULT error {e}"),
-        Ok(l) => println!("\nRESULT opened {}", l.fact_count()),
-    }
-}
-
-fn probe_from_another_process(path: &Path) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "lock_probe_child",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ENV, path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT ").map(str::to_owned))
-        .unwrap_or_else(|| panic!("no result: {}", String::from_utf8_lossy(&out.stderr)))
-}
-
-#[test]
-fn a_second_open_from_another_process_is_locked() {
-    let fx = fixture();
-    let len = wal_len(&fx.path);
-    assert_eq!(probe_from_another_process(&fx.path), "locked");
-    assert_eq!(wal_len(&fx.path), len);
-    fx.l.close().unwrap();
-    assert_eq!(probe_from_another_process(&fx.path), "opened 1");
 }
