@@ -330,3 +330,37 @@ fn a_failing_final_sync_on_close_is_reported() {
     );
     assert!(matches!(l.write(w("a", 2)), Err(Error::Closed)));
 }
+
+#[test]
+fn a_failing_checkpoint_surfaces_and_leaves_the_old_snapshot_and_the_store_working() {
+    let dir = common::tempdir();
+    let path = dir.path().join("snapfail.wal");
+    let (l, _f) = open(&path, Durability::Fsync);
+    let mut acked: Vec<Uuid> = (0..3).map(|i| l.write(w("a", i)).unwrap().id()).collect();
+    l.checkpoint().unwrap();
+    let snap = igniter_ledger::snapshot::snapshot_path(&path);
+    let old = std::fs::read(&snap).unwrap();
+    acked.push(l.write(w("a", 3)).unwrap().id());
+    // The temporary snapshot cannot be created (a directory is in its way).
+    let tmp = igniter_ledger::snapshot::snapshot_tmp_path(&path);
+    std::fs::create_dir(&tmp).unwrap();
+    let err = l.checkpoint().unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { context, .. } if context.contains(".snap.tmp")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&snap).unwrap(),
+        old,
+        "the old snapshot is intact"
+    );
+    acked.push(l.write(w("a", 4)).unwrap().id());
+    std::fs::remove_dir(&tmp).unwrap();
+    l.checkpoint().unwrap();
+    drop(l);
+    let l = reopen_holds_exactly(&path, &acked);
+    assert!(matches!(
+        l.open_report().unwrap().snapshot,
+        igniter_ledger::SnapshotOutcome::Loaded { .. }
+    ));
+}
