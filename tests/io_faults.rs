@@ -364,3 +364,57 @@ fn a_failing_checkpoint_surfaces_and_leaves_the_old_snapshot_and_the_store_worki
         igniter_ledger::SnapshotOutcome::Loaded { .. }
     ));
 }
+
+#[test]
+fn none_mode_a_write_whose_buffer_flush_fails_is_not_written_later() {
+    let dir = common::tempdir();
+    let path = dir.path().join("nonefull.wal");
+    let (l, f) = open(&path, Durability::None);
+    let big = |i: i64| {
+        Write::new(
+            "kv",
+            "k",
+            Value::map([
+                (igniter_ledger::MapKey::sym("n"), Value::Int(i)),
+                (
+                    igniter_ledger::MapKey::sym("pad"),
+                    Value::Bin(vec![1; 100_000]),
+                ),
+            ]),
+        )
+    };
+    let mut acked = Vec::new();
+    f.set_plan(Plan {
+        fail_appends: 1,
+        short: 1000,
+        ..Plan::default()
+    });
+    let mut failed = None;
+    for i in 0..20 {
+        match l.write(big(i)) {
+            Ok(fact) => acked.push(fact.id()),
+            Err(e) => {
+                assert!(matches!(e, Error::Io { .. }), "{e}");
+                failed = Some(i);
+                break;
+            }
+        }
+    }
+    assert!(failed.is_some(), "the write that filled the buffer failed");
+    assert_eq!(
+        l.fact_count(),
+        acked.len(),
+        "the failed write is not visible"
+    );
+    // The next write follows the last acknowledged fact, and flushing succeeds.
+    let next = l.write(big(100)).unwrap();
+    assert_eq!(next.causation(), acked.last().copied());
+    acked.push(next.id());
+    l.close().unwrap();
+    drop(l);
+    let l = reopen_holds_exactly(&path, &acked);
+    let chain = l.causation_chain("kv", "k");
+    for (i, e) in chain.iter().enumerate().skip(1) {
+        assert_eq!(e.causation, Some(chain[i - 1].id), "causation chain intact");
+    }
+}

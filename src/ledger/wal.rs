@@ -328,7 +328,14 @@ impl WalWriter {
                 self.buf.extend_from_slice(frames);
                 self.len += frames.len() as u64;
                 if self.buf.len() >= NONE_BUFFER {
-                    self.flush_buffer()?;
+                    if let Err(e) = self.flush_buffer() {
+                        // This commit fails, so its frames must not stay buffered (a
+                        // later flush would write a commit reported as failed); the
+                        // commits buffered before it stay, as acknowledged.
+                        self.buf.truncate(self.buf.len() - frames.len());
+                        self.len -= frames.len() as u64;
+                        return Err(e);
+                    }
                 }
                 Ok(self.len)
             }
