@@ -153,6 +153,8 @@ fn stress(l: LedgerStore, checkpoints: bool) -> LedgerStore {
                             }
                             Err(Error::Conflict { .. }) => {
                                 conflicts.fetch_add(1, Ordering::Relaxed);
+                                // The winner may still be waiting for its fsync.
+                                std::thread::sleep(std::time::Duration::from_micros(200));
                             }
                             Err(e) => panic!("{e}"),
                         }
@@ -184,6 +186,7 @@ fn stress(l: LedgerStore, checkpoints: bool) -> LedgerStore {
                         assert_eq!(at.fact.id(), f.id(), "as_of a fact's time sees that fact");
                     }
                     reads.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(std::time::Duration::from_micros(500));
                 }
             }));
         }
@@ -266,7 +269,13 @@ fn stress(l: LedgerStore, checkpoints: bool) -> LedgerStore {
 }
 
 fn reopen_is_identical(mode: Durability) {
-    let dir = common::tempdir();
+    // On the real disk in fsync mode, so that fdatasyncs take real time and writers
+    // queue up behind them (group commit); tmpfs elsewhere.
+    let dir = if mode == Durability::Fsync {
+        tempfile::tempdir().unwrap()
+    } else {
+        common::tempdir()
+    };
     let path = dir.path().join("stress.wal");
     let l = LedgerStore::open_with(&path, OpenOptions::new().durability(mode)).unwrap();
     let l = stress(l, true);
