@@ -11,7 +11,8 @@
 //! the storage bytes *are* the canonical bytes and are hashed without a second encoding.
 //!
 //! Decoding never panics and never allocates more than the input justifies: lengths are
-//! checked against the bytes that remain before anything is reserved.
+//! checked against the bytes that remain, and what is reserved ahead of decoding is
+//! capped, so memory grows only with the items actually decoded.
 
 use super::value::{limits, MapKey, Value};
 
@@ -251,8 +252,11 @@ pub fn encode_value(v: &Value) -> EncodedValue {
     EncodedValue { bytes, hash }
 }
 
-/// The value hash of already-encoded storage bytes (decodes only when a map is out of
-/// canonical order).
+/// The value hash of already-encoded storage bytes: the hash of the value's canonical
+/// encoding, whatever form the bytes are in. Bytes that are already canonical (maps in
+/// key order, every item in shortest form — what this codec writes) are hashed as they
+/// are; others are decoded and re-encoded first. Values the write path would refuse
+/// (a map with a duplicate key) are refused here too, so no stored fact can hold one.
 pub fn hash_encoded(bytes: &[u8]) -> DResult<[u8; 32]> {
     let mut r = Reader::new(bytes);
     let canonical = r.skip_value(1)?;
@@ -263,6 +267,8 @@ pub fn hash_encoded(bytes: &[u8]) -> DResult<[u8; 32]> {
         Ok(*blake3::hash(bytes).as_bytes())
     } else {
         let v = decode_value(bytes)?;
+        v.validate("value")
+            .map_err(|e| DecodeError(e.to_string()))?;
         let mut c = Vec::with_capacity(bytes.len());
         write_canonical(&mut c, &v);
         Ok(*blake3::hash(&c).as_bytes())
@@ -280,6 +286,13 @@ pub fn decode_value(bytes: &[u8]) -> DResult<Value> {
 }
 
 // ---------------------------------------------------------------- reading
+
+/// Most items a container reserves room for before they are decoded. A container's
+/// count is checked against the bytes that remain, but every level of a nested value
+/// sees nearly the same remaining bytes, so reserving the full count at each level would
+/// let a small input reserve (nesting depth × its length × item size) bytes. Beyond this
+/// many items, vectors grow as items actually arrive.
+const PREALLOCATE_ITEMS: usize = 256;
 
 /// A bounds-checked MessagePack reader over a byte slice.
 pub struct Reader<'a> {
@@ -322,6 +335,44 @@ enum Head {
     Ext(usize),
     Array(usize),
     Map(usize),
+}
+
+/// The marker byte this codec's writer uses for a head, i.e. whether bytes that start
+/// with `marker` and read as `h` are in the writer's (shortest) form. Only bytes in that
+/// form may be hashed as they are; anything else is re-encoded first.
+fn is_canonical_head(marker: u8, h: &Head) -> bool {
+    fn len_marker(n: usize, fix: Option<(u8, usize)>, m8: Option<u8>, m16: u8, m32: u8) -> u8 {
+        match (fix, m8) {
+            (Some((base, max)), _) if n <= max => base | n as u8,
+            (_, Some(m8)) if n <= u8::MAX as usize => m8,
+            _ if n <= u16::MAX as usize => m16,
+            _ => m32,
+        }
+    }
+    let expected = match h {
+        Head::Nil | Head::Bool(_) => return true,
+        Head::Int(v) => match *v {
+            0..=127 => *v as u8,
+            -32..=-1 => *v as i8 as u8,
+            128..=0xff => 0xcc,
+            0x100..=0xffff => 0xcd,
+            0x1_0000..=0xffff_ffff => 0xce,
+            0x1_0000_0000.. => 0xcf,
+            -128..=-33 => 0xd0,
+            -32768..=-129 => 0xd1,
+            -2147483648..=-32769 => 0xd2,
+            _ => 0xd3,
+        },
+        Head::Float(f) => {
+            return marker == 0xcb && (!f.is_nan() || f.to_bits() == f64::NAN.to_bits())
+        }
+        Head::Str(n) => len_marker(*n, Some((0xa0, 31)), Some(0xd9), 0xda, 0xdb),
+        Head::Bin(n) => len_marker(*n, None, Some(0xc4), 0xc5, 0xc6),
+        Head::Ext(n) => len_marker(*n, None, Some(0xc7), 0xc8, 0xc9),
+        Head::Array(n) => len_marker(*n, Some((0x90, 15)), None, 0xdc, 0xdd),
+        Head::Map(n) => len_marker(*n, Some((0x80, 15)), None, 0xde, 0xdf),
+    };
+    marker == expected
 }
 
 impl<'a> Reader<'a> {
@@ -464,7 +515,7 @@ impl<'a> Reader<'a> {
             Head::Ext(n) => Value::Sym(self.ext_symbol(n)?.to_owned()),
             Head::Array(n) => {
                 self.check_count(n, 1)?;
-                let mut items = Vec::with_capacity(n);
+                let mut items = Vec::with_capacity(n.min(PREALLOCATE_ITEMS));
                 for _ in 0..n {
                     items.push(self.read_value(depth + 1)?);
                 }
@@ -472,7 +523,7 @@ impl<'a> Reader<'a> {
             }
             Head::Map(n) => {
                 self.check_count(n, 2)?;
-                let mut pairs = Vec::with_capacity(n);
+                let mut pairs = Vec::with_capacity(n.min(PREALLOCATE_ITEMS));
                 for _ in 0..n {
                     let k = self.read_key()?;
                     let v = self.read_value(depth + 1)?;
@@ -522,8 +573,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Validates and skips one value without building it. Returns true when its maps are
-    /// in canonical order.
+    /// Validates and skips one value without building it. Returns true when the bytes
+    /// are canonical: every map in key order and every item in the writer's shortest form
+    /// (so hashing them as they are gives the value's hash).
     pub fn skip_value(&mut self, depth: usize) -> DResult<bool> {
         if depth > limits::MAX_DEPTH {
             return derr(format!(
@@ -531,14 +583,17 @@ impl<'a> Reader<'a> {
                 limits::MAX_DEPTH
             ));
         }
-        match self.head()? {
-            Head::Nil | Head::Bool(_) | Head::Int(_) | Head::Float(_) => Ok(true),
-            Head::Str(n) => self.utf8(n, "string").map(|_| true),
-            Head::Bin(n) => self.take(n).map(|_| true),
-            Head::Ext(n) => self.ext_symbol(n).map(|_| true),
+        let marker = self.buf.get(self.pos).copied().unwrap_or(0);
+        let head = self.head()?;
+        let minimal = is_canonical_head(marker, &head);
+        match head {
+            Head::Nil | Head::Bool(_) | Head::Int(_) | Head::Float(_) => Ok(minimal),
+            Head::Str(n) => self.utf8(n, "string").map(|_| minimal),
+            Head::Bin(n) => self.take(n).map(|_| minimal),
+            Head::Ext(n) => self.ext_symbol(n).map(|_| minimal),
             Head::Array(n) => {
                 self.check_count(n, 1)?;
-                let mut canonical = true;
+                let mut canonical = minimal;
                 for _ in 0..n {
                     canonical &= self.skip_value(depth + 1)?;
                 }
@@ -546,11 +601,11 @@ impl<'a> Reader<'a> {
             }
             Head::Map(n) => {
                 self.check_count(n, 2)?;
-                let mut canonical = true;
+                let mut canonical = minimal;
                 let mut prev: Option<&'a [u8]> = None;
                 for _ in 0..n {
                     let start = self.pos;
-                    self.read_key_skip()?;
+                    canonical &= self.read_key_skip()?;
                     let kb = &self.buf[start..self.pos];
                     if let Some(p) = prev {
                         if p >= kb {
@@ -565,12 +620,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn read_key_skip(&mut self) -> DResult<()> {
+    /// Validates and skips a map key; true when it is in the writer's form.
+    fn read_key_skip(&mut self) -> DResult<bool> {
         let at = self.pos;
-        match self.head()? {
-            Head::Int(_) => Ok(()),
-            Head::Str(n) => self.utf8(n, "string key").map(|_| ()),
-            Head::Ext(n) => self.ext_symbol(n).map(|_| ()),
+        let marker = self.buf.get(self.pos).copied().unwrap_or(0);
+        let head = self.head()?;
+        let minimal = is_canonical_head(marker, &head);
+        match head {
+            Head::Int(_) => Ok(minimal),
+            Head::Str(n) => self.utf8(n, "string key").map(|_| minimal),
+            Head::Ext(n) => self.ext_symbol(n).map(|_| minimal),
             _ => derr(format!(
                 "hash key at offset {at} is not a Symbol, String or Integer"
             )),
@@ -728,6 +787,46 @@ mod tests {
         let bytes = [0xa2, 0xff, 0xfe];
         let e = decode_value(&bytes).unwrap_err();
         assert!(e.0.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn stored_bytes_in_any_form_hash_as_their_value() {
+        // Found by the fuzzer: bytes that decode to a value but are not in this writer's
+        // shortest form used to be hashed as they were, giving the same value two hashes.
+        let cases: &[(&[u8], Value)] = &[
+            (&[0xcf, 0, 0, 0, 0, 0, 0, 0, 1], Value::Int(1)),
+            (&[0xd0, 0x05], Value::Int(5)),
+            (&[0xca, 0x3f, 0x80, 0, 0], Value::Float(1.0)),
+            (
+                &[0xcb, 0xff, 0xf0, 0xff, 0xff, 0, 0, 0, 0],
+                Value::Float(f64::NAN),
+            ),
+            (&[0xd9, 0x01, b'a'], Value::from("a")),
+            (&[0xd4, 0x01, b'a'], Value::sym("a")),
+            (&[0xdc, 0x00, 0x01, 0xc0], Value::array([Value::Nil])),
+            (
+                &[0xde, 0x00, 0x01, 0xd0, 0x01, 0xc0],
+                Value::map([(MapKey::Int(1), Value::Nil)]),
+            ),
+        ];
+        for (bytes, v) in cases {
+            assert_eq!(
+                hash_encoded(bytes).unwrap(),
+                encode_value(v).hash,
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_duplicate_keys_are_refused() {
+        let bytes = [0x82, 0xa1, b'a', 0x01, 0xa1, b'a', 0x02];
+        assert!(
+            decode_value(&bytes).is_ok(),
+            "decoding alone does not judge"
+        );
+        let e = hash_encoded(&bytes).unwrap_err();
+        assert!(e.0.contains("twice"), "{e}");
     }
 
     #[test]

@@ -341,7 +341,7 @@ impl FactDraft {
 
 // ------------------------------------------------------------ record encoding
 
-const RECORD_FIELDS: usize = 10;
+pub(crate) const RECORD_FIELDS: usize = 10;
 
 /// Appends the MessagePack record of a fact:
 /// `[id bin16, store str, key (str | bin16 for a canonical UUID string), value,

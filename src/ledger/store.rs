@@ -77,6 +77,8 @@ struct Inner {
     report: Option<OpenReport>,
     closed: AtomicBool,
     consumer_failures: AtomicU64,
+    /// Serializes checkpoints: they share the `.snap.tmp` path.
+    checkpointing: Mutex<()>,
 }
 
 struct PendingCommit {
@@ -218,6 +220,7 @@ impl LedgerStore {
                 report,
                 closed: AtomicBool::new(false),
                 consumer_failures: AtomicU64::new(0),
+                checkpointing: Mutex::new(()),
             }),
         }
     }
@@ -434,10 +437,14 @@ impl LedgerStore {
                     pending: Pending { items },
                 })
             }
-            Err(e) => {
-                // Nothing at or after the failure point may become visible.
-                let p = e.to_string();
-                w.poisoned.get_or_insert(p);
+            Err((e, durable)) => {
+                // Commits that reached stable storage before the failure were (or are
+                // being) acknowledged to their writers: publish them. Nothing after the
+                // failure point may become visible.
+                if let Error::Poisoned(p) = &e {
+                    w.poisoned.get_or_insert_with(|| p.clone());
+                }
+                publish_durable(&mut w, &inner.state, durable);
                 w.pending.clear();
                 w.overlay.clear();
                 Err(e)
@@ -445,8 +452,9 @@ impl LedgerStore {
         }
     }
 
-    /// Blocks until the WAL is durable up to `end`; returns the durable length.
-    fn wait_durable(&self, end: u64) -> Result<u64> {
+    /// Blocks until the WAL is durable up to `end`; returns the durable length, or the
+    /// error together with the length that was durable when syncing failed.
+    fn wait_durable(&self, end: u64) -> Result<u64, (Error, u64)> {
         let inner = &*self.inner;
         let mut s = inner.sync.lock();
         loop {
@@ -454,7 +462,7 @@ impl LedgerStore {
                 return Ok(s.synced);
             }
             if let Some(e) = &s.error {
-                return Err(Error::Poisoned(e.clone()));
+                return Err((Error::Poisoned(e.clone()), s.synced));
             }
             if s.leader {
                 inner.synced.wait(&mut s);
@@ -479,14 +487,25 @@ impl LedgerStore {
             match res {
                 Ok(()) => s.synced = s.synced.max(target),
                 Err(e) => {
-                    let msg = format!("fdatasync failed: {e}");
-                    // Cut what is not durable, so a reopen cannot resurrect commits that
-                    // were reported as failed.
-                    if let Some(w) = inner.writer.lock().wal.as_mut() {
-                        let _ = w.file.set_len(s.synced);
-                        w.len = s.synced;
-                        w.written = s.synced;
+                    let mut msg = format!("fdatasync failed: {e}");
+                    // Poison under the writer lock, together with the cut, so that no
+                    // commit can append after the cut; and cut what is not durable, so
+                    // a reopen cannot resurrect commits that are reported as failed.
+                    let mut w = inner.writer.lock();
+                    if let Some(wal) = w.wal.as_mut() {
+                        if let Err(e2) = wal.file.set_len(s.synced) {
+                            msg.push_str(&format!(
+                                "; cutting the unsynced tail back to {} bytes also failed \
+                                 ({e2}), so writes reported as failed may reappear on reopen",
+                                s.synced
+                            ));
+                        }
+                        wal.len = s.synced;
+                        wal.written = s.synced;
+                        inner.written.store(s.synced, Ordering::Release);
                     }
+                    w.poisoned.get_or_insert_with(|| msg.clone());
+                    drop(w);
                     s.error = Some(msg);
                 }
             }
@@ -760,6 +779,9 @@ impl LedgerStore {
                 "checkpoint needs a file-backed ledger (open it with a path)".into(),
             ));
         };
+        // One checkpoint at a time: concurrent ones would write the same temporary file
+        // and rename it from under each other.
+        let _one_at_a_time = self.inner.checkpointing.lock();
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -1020,6 +1042,77 @@ fn apply_coercion(c: &dyn Coercion, fact: Fact) -> Result<ReadFact> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_checkpoints_do_not_collide() {
+        // Found by tests/crash_kill.rs: two checkpoints at once wrote the same
+        // `.snap.tmp` and one renamed it from under the other ("No such file").
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.wal");
+        let l =
+            LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::None)).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let l = l.clone();
+                s.spawn(move || {
+                    for i in 0..40 {
+                        l.write(Write::new("s", format!("{t}-{i}"), Value::Int(i)))
+                            .unwrap();
+                        l.checkpoint().unwrap();
+                    }
+                });
+            }
+        });
+        l.close().unwrap();
+        drop(l);
+        let l = LedgerStore::open(&path).unwrap();
+        assert_eq!(l.fact_count(), 160);
+        assert!(matches!(
+            l.open_report().unwrap().snapshot,
+            super::super::SnapshotOutcome::Loaded { .. }
+        ));
+    }
+
+    #[test]
+    fn every_frame_written_looks_like_a_body_to_the_damage_search() {
+        // The search past damage only checksums candidates that start like our bodies;
+        // if the writer's format changes, this keeps the two in step.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.wal");
+        let l =
+            LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::None)).unwrap();
+        l.write(Write::new("s", "k", Value::Int(1))).unwrap();
+        l.append(Append::new("h", Value::Nil)).unwrap();
+        for n in [2usize, 15, 16, 300, 70_000] {
+            let mut b = Batch::new();
+            for i in 0..n {
+                b = b.write(Write::new("s", format!("{i}"), Value::Nil));
+            }
+            l.commit(b).unwrap();
+        }
+        l.checkpoint().unwrap();
+        l.close().unwrap();
+        let wal_bytes = std::fs::read(&path).unwrap();
+        let (frames, end) = wal::scan(&wal_bytes, 0);
+        assert!(matches!(end, wal::ScanEnd::Clean));
+        assert_eq!(frames.len(), 7);
+        let snap = std::fs::read(snapshot::snapshot_path(&path)).unwrap();
+        let (chunks, _) = wal::scan(&snap, 0);
+        assert!(chunks.len() > 2);
+        for (buf, f) in frames
+            .iter()
+            .map(|f| (&wal_bytes, f))
+            .chain(chunks[1..].iter().map(|f| (&snap, f)))
+        {
+            assert!(
+                wal::looks_like_a_body(&buf[f.body.0..f.body.1]),
+                "frame at {}",
+                f.offset
+            );
+        }
+        // 0.5.2 JSON bodies too.
+        assert!(wal::looks_like_a_body(br#"{"id":"x"}"#));
+    }
 
     #[test]
     fn store_is_send_sync() {
