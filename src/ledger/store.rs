@@ -267,16 +267,15 @@ impl LedgerStore {
             .metadata()
             .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
             .len();
-        let store = Self::build(
+        let mut wal = WalWriter::new(file, len, opts.durability, path);
+        wal._lock = Some(real);
+        Ok(Self::build(
             state,
-            Some(WalWriter::new(file, len, opts.durability, path)),
+            Some(wal),
             Some(path.to_owned()),
             opts.durability,
             Some(report),
-        );
-        // Keep the lock for the store's lifetime.
-        std::mem::forget(real);
-        Ok(store)
+        ))
     }
 
     /// What opening found and did (None for an in-memory ledger).
@@ -465,10 +464,16 @@ impl LedgerStore {
             drop(s);
             let target = inner.written.load(Ordering::Acquire);
             let file = inner.writer.lock().wal.as_ref().map(|w| w.file.clone());
-            let res = match file {
-                Some(f) => f.sync_data().map_err(|e| e.to_string()),
-                None => Err("the ledger was closed".to_owned()),
+            let Some(file) = file else {
+                // `close` took the file; it syncs everything and then raises `synced`.
+                s = inner.sync.lock();
+                s.leader = false;
+                if s.synced < end {
+                    inner.synced.wait(&mut s);
+                }
+                continue;
             };
+            let res = file.sync_data().map_err(|e| e.to_string());
             s = inner.sync.lock();
             s.leader = false;
             match res {
@@ -782,11 +787,22 @@ impl LedgerStore {
         let Some(mut wal) = w.wal.take() else {
             return Ok(());
         };
-        wal.flush_buffer().map_err(Error::from)?;
-        wal.file
-            .sync_data()
-            .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))?;
-        Ok(())
+        drop(w);
+        let res = wal.flush_buffer().map_err(Error::from).and_then(|_| {
+            wal.file
+                .sync_data()
+                .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))
+        });
+        // Commits still waiting for a group-commit sync learn their fate.
+        let mut s = self.inner.sync.lock();
+        match &res {
+            Ok(()) => s.synced = s.synced.max(wal.written),
+            Err(e) => {
+                s.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        self.inner.synced.notify_all();
+        res
     }
 
     /// True once closed.

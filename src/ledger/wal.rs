@@ -220,6 +220,8 @@ pub(crate) struct WalWriter {
     pub(crate) buf: Vec<u8>,
     pub(crate) mode: Durability,
     pub(crate) path: PathBuf,
+    /// Holds the advisory lock when `file` is not the locked file itself.
+    pub(crate) _lock: Option<File>,
 }
 
 const NONE_BUFFER: usize = 1024 * 1024;
@@ -233,6 +235,7 @@ impl WalWriter {
             buf: Vec::new(),
             mode,
             path: path.to_owned(),
+            _lock: None,
         }
     }
 
