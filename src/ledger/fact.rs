@@ -429,10 +429,13 @@ pub(crate) fn decode_record(
     let key = if r.read_nil()? {
         return Err(DecodeError("fact key is nil".into()));
     } else {
+        // A str key, else (a canonical UUID key) bin 16. The marker decides which is
+        // tried first, so the common case builds no error.
         let start = r.pos;
-        match r.read_str() {
-            Ok(s) => intern.key(&store, s),
-            Err(_) => {
+        let is_str = matches!(r.peek(), Some(0xa0..=0xbf | 0xd9..=0xdb));
+        match if is_str { r.read_str().ok() } else { None } {
+            Some(s) => intern.key(&store, s),
+            None => {
                 r.pos = start;
                 let u = uuid_from(r.read_bin()?, "fact key")?;
                 let mut buf = [0u8; 36];
@@ -441,8 +444,8 @@ pub(crate) fn decode_record(
             }
         }
     };
-    let value = r.raw_value()?;
-    let value_hash = codec::hash_encoded(value)?;
+    let (value, canonical) = r.raw_value_canonical()?;
+    let value_hash = codec::hash_checked(value, canonical);
     let causation = if r.read_nil()? {
         Uuid::nil()
     } else {
