@@ -470,13 +470,10 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
         if n > self.remaining() {
-            return derr(format!(
-                "needs {n} bytes at offset {} but only {} remain",
-                self.pos,
-                self.remaining()
-            ));
+            return Err(self.short(n));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -501,7 +498,56 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(a))
     }
 
+    /// The error for a read of `n` bytes past the end (kept out of the hot paths).
+    #[cold]
+    #[inline(never)]
+    fn short(&self, n: usize) -> DecodeError {
+        DecodeError(format!(
+            "needs {n} bytes at offset {} but only {} remain",
+            self.pos,
+            self.remaining()
+        ))
+    }
+
+    /// The next item's header. Single-byte markers are decoded inline; the rest (and
+    /// every error) by [`Reader::head_full`].
+    #[inline]
     fn head(&mut self) -> DResult<Head> {
+        let Some(&m) = self.buf.get(self.pos) else {
+            return Err(self.short(1));
+        };
+        let h = match m {
+            0x00..=0x7f => Head::Int(m as i64),
+            0x80..=0x8f => Head::Map((m & 0x0f) as usize),
+            0x90..=0x9f => Head::Array((m & 0x0f) as usize),
+            0xa0..=0xbf => Head::Str((m & 0x1f) as usize),
+            0xc0 => Head::Nil,
+            0xc2 => Head::Bool(false),
+            0xc3 => Head::Bool(true),
+            0xe0..=0xff => Head::Int(m as i8 as i64),
+            // bin 8, ext 8, str 8: a one-byte length
+            0xc4 | 0xc7 | 0xd9 if self.pos + 1 < self.buf.len() => {
+                let n = self.buf[self.pos + 1] as usize;
+                self.pos += 2;
+                return Ok(match m {
+                    0xc4 => Head::Bin(n),
+                    0xc7 => Head::Ext(n),
+                    _ => Head::Str(n),
+                });
+            }
+            0xcb if self.pos + 8 < self.buf.len() => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&self.buf[self.pos + 1..self.pos + 9]);
+                self.pos += 9;
+                return Ok(Head::Float(f64::from_bits(u64::from_be_bytes(a))));
+            }
+            _ => return self.head_full(),
+        };
+        self.pos += 1;
+        Ok(h)
+    }
+
+    fn head_full(&mut self) -> DResult<Head> {
         let m = self.u8()?;
         Ok(match m {
             0x00..=0x7f => Head::Int(m as i64),
