@@ -368,6 +368,13 @@ pub fn hash_encoded(bytes: &[u8]) -> DResult<[u8; 32]> {
     Ok(hash_checked(bytes, canonical))
 }
 
+/// The value hash of stored value bytes (validated when they were written or loaded).
+pub(crate) fn hash_stored(bytes: &[u8]) -> [u8; 32] {
+    let mut r = Reader::new(bytes);
+    let canonical = r.skip_value(1).unwrap_or(false);
+    hash_checked(bytes, canonical)
+}
+
 /// The value hash of bytes that [`Reader::skip_value`] has validated and classified.
 pub(crate) fn hash_checked(bytes: &[u8], canonical: bool) -> [u8; 32] {
     if canonical {

@@ -1,7 +1,7 @@
 //! Immutable facts and their on-disk record encoding.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
@@ -33,7 +33,9 @@ pub(crate) struct FactData {
     pub(crate) store: Arc<str>,
     pub(crate) key: Arc<str>,
     pub(crate) value: Box<[u8]>,
-    pub(crate) value_hash: [u8; 32],
+    /// blake3 of the canonical value: set when the fact is written, derived on first use
+    /// for facts read back from a file (replay need not hash every value).
+    pub(crate) value_hash: OnceLock<[u8; 32]>,
     /// Nil UUID means "no causation".
     pub(crate) causation: Uuid,
     pub(crate) schema_version: u32,
@@ -78,11 +80,13 @@ impl Fact {
     }
     /// blake3 of the value's canonical encoding.
     pub fn value_hash(&self) -> &[u8; 32] {
-        &self.0.value_hash
+        self.0
+            .value_hash
+            .get_or_init(|| codec::hash_stored(&self.0.value))
     }
     /// The value hash as 64 lowercase hex characters.
     pub fn value_hash_hex(&self) -> String {
-        hex(&self.0.value_hash)
+        hex(self.value_hash())
     }
     /// The fact this one follows (for `write`: the previous fact of the same key).
     pub fn causation(&self) -> Option<Uuid> {
@@ -153,7 +157,7 @@ impl PartialEq for Fact {
                 && a.tx == b.tx
                 && a.store == b.store
                 && a.key == b.key
-                && a.value_hash == b.value_hash
+                && self.value_hash() == other.value_hash()
                 && a.causation == b.causation
                 && a.schema_version == b.schema_version
                 && a.valid.to_bits() == b.valid.to_bits())
@@ -331,7 +335,7 @@ impl FactDraft {
             store: self.store,
             key: self.key,
             value: self.value.into_boxed_slice(),
-            value_hash: self.value_hash,
+            value_hash: OnceLock::from(self.value_hash),
             causation: causation.unwrap_or(Uuid::nil()),
             schema_version: self.schema_version,
             extra,
@@ -444,8 +448,8 @@ pub(crate) fn decode_record(
             }
         }
     };
-    let (value, canonical) = r.raw_value_canonical()?;
-    let value_hash = codec::hash_checked(value, canonical);
+    // Validated here; hashed when first asked for.
+    let value = r.raw_value()?;
     let causation = if r.read_nil()? {
         Uuid::nil()
     } else {
@@ -484,7 +488,7 @@ pub(crate) fn decode_record(
         store,
         key,
         value: value.into(),
-        value_hash,
+        value_hash: OnceLock::new(),
         causation,
         schema_version,
         extra,
@@ -527,6 +531,29 @@ mod tests {
         assert_eq!(g.producer(), Some(Value::sym("api")));
         assert_eq!(g.valid_time(), Some(12.5));
         assert_eq!(r.pos, out.len());
+    }
+
+    #[test]
+    fn decoded_facts_derive_the_written_hash() {
+        // Keys out of canonical order, nested: the hash is derived from the bytes on
+        // first use and must equal the one computed when the fact was built.
+        let v = Value::map([
+            (MapKey::sym("title"), Value::from("x")),
+            (
+                MapKey::sym("a"),
+                Value::map([
+                    (MapKey::str("z"), Value::Int(1)),
+                    (MapKey::Int(3), Value::sym("s")),
+                ]),
+            ),
+        ]);
+        let f = Fact::build(Write::new("s", "k", v)).unwrap();
+        let mut out = Vec::new();
+        encode_record(&mut out, &f);
+        let g = decode_record(&mut Reader::new(&out), &mut NoIntern).unwrap();
+        assert!(g.0.value_hash.get().is_none(), "not hashed while decoding");
+        assert_eq!(g.value_hash(), f.value_hash());
+        assert_eq!(g.value_hash_hex(), f.value_hash_hex());
     }
 
     #[test]
