@@ -39,6 +39,77 @@ impl Versions {
     }
 }
 
+/// A key in a store's key map, with its hash computed once when the key is first seen.
+///
+/// The map's hasher (`KeyHashing`) is std's keyed SipHash for lookups by `&str`, and
+/// returns the stored hash for a `KeyName`, so growing a map of a million keys moves
+/// entries without hashing a million strings again (that rehashing was a third of the
+/// time of reopening a large ledger, and a long stall for the write that triggered it).
+#[derive(Clone, Debug)]
+pub(crate) struct KeyName {
+    hash: u64,
+    pub(crate) name: Arc<str>,
+}
+
+impl std::hash::Hash for KeyName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for KeyName {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for KeyName {}
+
+impl std::borrow::Borrow<str> for KeyName {
+    fn borrow(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Builds [`KeyHasher`]s over one random SipHash key (per map, like `RandomState`).
+#[derive(Clone, Default)]
+pub(crate) struct KeyHashing(std::collections::hash_map::RandomState);
+
+/// SipHash over written bytes, except that a `KeyName` hands over its stored hash
+/// (`write_u64`, which hashing a `str` never calls).
+pub(crate) struct KeyHasher {
+    sip: std::collections::hash_map::DefaultHasher,
+    stored: Option<u64>,
+}
+
+impl std::hash::BuildHasher for KeyHashing {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher {
+            sip: self.0.build_hasher(),
+            stored: None,
+        }
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.sip.write(bytes);
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.sip.write_u8(b);
+    }
+    fn write_u64(&mut self, h: u64) {
+        self.stored = Some(h);
+    }
+    fn finish(&self) -> u64 {
+        self.stored.unwrap_or_else(|| self.sip.finish())
+    }
+}
+
+/// A store's keys: key -> positions of its facts.
+pub(crate) type KeyMap = HashMap<KeyName, Versions, KeyHashing>;
+
 pub(crate) struct ScopeIndex {
     pub(crate) path: AccessPath,
     pub(crate) name: Arc<str>,
@@ -49,7 +120,7 @@ pub(crate) struct ScopeIndex {
 pub(crate) struct StoreIndex {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) all: Vec<u32>,
-    pub(crate) keys: HashMap<Arc<str>, Versions>,
+    pub(crate) keys: KeyMap,
     /// partition key -> encoded partition value -> positions
     pub(crate) partitions: HashMap<MapKey, HashMap<Box<[u8]>, Vec<u32>>>,
     pub(crate) scopes: BTreeMap<Arc<str>, ScopeIndex>,
@@ -74,6 +145,9 @@ pub(crate) struct State {
     /// End offset in the WAL of the last applied frame, and that frame's CRC.
     pub(crate) wal_end: u64,
     pub(crate) wal_tail_crc: u32,
+    /// The store name the interner handed out last (decoding runs of facts of one store
+    /// then costs a string comparison instead of a hash lookup per fact).
+    last_store: Option<Arc<str>>,
 }
 
 /// Moves between the interned names of a [`State`] and decoding.
@@ -81,10 +155,18 @@ pub(crate) struct StateInterner<'a>(pub(crate) &'a mut State);
 
 impl super::fact::Interner for StateInterner<'_> {
     fn store(&mut self, s: &str) -> Arc<str> {
-        match self.0.stores.get_key_value(s) {
+        // Consecutive facts mostly share a store: compare before hashing.
+        if let Some(last) = &self.0.last_store {
+            if **last == *s {
+                return last.clone();
+            }
+        }
+        let name = match self.0.stores.get_key_value(s) {
             Some((k, _)) => k.clone(),
             None => Arc::from(s),
-        }
+        };
+        self.0.last_store = Some(name.clone());
+        name
     }
     fn key(&mut self, store: &Arc<str>, k: &str) -> Arc<str> {
         match self
@@ -93,7 +175,7 @@ impl super::fact::Interner for StateInterner<'_> {
             .get(store)
             .and_then(|si| si.keys.get_key_value(k))
         {
-            Some((k, _)) => k.clone(),
+            Some((k, _)) => k.name.clone(),
             None => Arc::from(k),
         }
     }
@@ -118,7 +200,7 @@ impl State {
         self.stores
             .get(store)
             .and_then(|si| si.keys.get_key_value(key))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.name.clone())
     }
 
     pub(crate) fn latest(&self, store: &str, key: &str) -> Option<&Fact> {
@@ -151,16 +233,24 @@ impl State {
             m.insert(fact.id(), pos);
         }
         let store_name = fact.store_arc().clone();
-        let si = self.stores.entry(store_name.clone()).or_default();
+        let si = match self.stores.get_mut(&*store_name) {
+            Some(si) => si,
+            None => self.stores.entry(store_name.clone()).or_default(),
+        };
         if si.name.is_none() {
             si.name = Some(store_name.clone());
         }
         si.all.push(pos);
         let key = fact.key_arc().clone();
-        match si.keys.get_mut(&*key) {
-            Some(v) => v.push(pos),
-            None => {
-                si.keys.insert(key.clone(), Versions::One(pos));
+        // One hash per fact, whether the key is new or not.
+        let hash = std::hash::BuildHasher::hash_one(si.keys.hasher(), &*key);
+        match si.keys.entry(KeyName {
+            hash,
+            name: key.clone(),
+        }) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(pos),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Versions::One(pos));
             }
         }
         if let Some(pk) = partition_key {
@@ -359,7 +449,7 @@ impl State {
                 for (key, versions) in &si.keys {
                     if let Some(&p) = versions.as_slice().last() {
                         if path.matches(&log[p as usize].value()) {
-                            members.insert(key.clone());
+                            members.insert(key.name.clone());
                         }
                     }
                 }
@@ -408,12 +498,13 @@ impl State {
             None => Ok(sc
                 .members
                 .iter()
-                .filter_map(|k| si.keys.get(k))
+                .filter_map(|k| si.keys.get(&**k))
                 .filter_map(|v| v.as_slice().last())
                 .map(|&p| self.log[p as usize].clone())
                 .collect()),
             Some(t) => {
-                let mut keys: Vec<(&Arc<str>, &Versions)> = si.keys.iter().collect();
+                let mut keys: Vec<(&Arc<str>, &Versions)> =
+                    si.keys.iter().map(|(k, v)| (&k.name, v)).collect();
                 keys.sort_by(|a, b| a.0.cmp(b.0));
                 let mut out = Vec::new();
                 for (_, v) in keys {
@@ -497,4 +588,28 @@ fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<
         }
     }
     buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn key_map_finds_keys_by_str_across_growth() {
+        let mut m = KeyMap::default();
+        for i in 0..20_000u32 {
+            let name: Arc<str> = Arc::from(format!("key-{i}").as_str());
+            let hash = m.hasher().hash_one(&*name);
+            m.insert(KeyName { hash, name }, Versions::One(i));
+        }
+        for i in 0..20_000u32 {
+            let got = m.get(format!("key-{i}").as_str()).map(|v| v.as_slice()[0]);
+            assert_eq!(got, Some(i));
+        }
+        assert!(m.get("key-20000").is_none());
+        // The stored hash is the hash of the str under this map's hasher.
+        let (k, _) = m.get_key_value("key-7").unwrap();
+        assert_eq!(k.hash, m.hasher().hash_one("key-7"));
+    }
 }
