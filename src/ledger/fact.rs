@@ -210,10 +210,11 @@ pub(crate) fn new_id(tx: Timestamp) -> Uuid {
     Uuid::from_bytes(b)
 }
 
-/// A validated, encoded fact that has not yet been given its id and time.
+/// A validated, encoded fact that has not yet been given its id and time. The names stay
+/// plain strings until sealing, which shares the index's copies when they exist.
 pub(crate) struct FactDraft {
-    pub(crate) store: Arc<str>,
-    pub(crate) key: Arc<str>,
+    pub(crate) store: String,
+    pub(crate) key: String,
     pub(crate) value: Vec<u8>,
     pub(crate) value_hash: [u8; 32],
     pub(crate) valid: f64,
@@ -275,8 +276,8 @@ fn encode_meta(v: Option<&Value>, what: &str) -> Result<Option<Vec<u8>>> {
 impl FactDraft {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        store: &str,
-        key: &str,
+        store: String,
+        key: String,
         value: &Value,
         valid_time: Option<f64>,
         schema_version: u32,
@@ -284,8 +285,8 @@ impl FactDraft {
         derivation: Option<&Value>,
         value_name: &str,
     ) -> Result<Self> {
-        check_store_name(store)?;
-        check_key(key)?;
+        check_store_name(&store)?;
+        check_key(&key)?;
         if let Some(v) = valid_time {
             if !v.is_finite() {
                 return Err(Error::InvalidArgument(format!(
@@ -295,8 +296,8 @@ impl FactDraft {
         }
         let e = encode_checked(value, value_name)?;
         Ok(FactDraft {
-            store: Arc::from(store),
-            key: Arc::from(key),
+            store,
+            key,
             value: e.bytes,
             value_hash: e.hash,
             valid: valid_time.unwrap_or(f64::NAN),
@@ -308,8 +309,8 @@ impl FactDraft {
 
     pub(crate) fn from_write(w: super::request::Write) -> Result<Self> {
         FactDraft::new(
-            &w.store,
-            &w.key,
+            w.store,
+            w.key,
             &w.value,
             w.valid_time,
             w.schema_version,
@@ -320,6 +321,21 @@ impl FactDraft {
     }
 
     pub(crate) fn seal(self, id: Uuid, tx: Timestamp, causation: Option<Uuid>) -> Result<Fact> {
+        let store = Arc::from(self.store.as_str());
+        let key = Arc::from(self.key.as_str());
+        self.seal_named(store, key, id, tx, causation)
+    }
+
+    /// Seals with the given (interned) names, which must equal the draft's.
+    pub(crate) fn seal_named(
+        self,
+        store: Arc<str>,
+        key: Arc<str>,
+        id: Uuid,
+        tx: Timestamp,
+        causation: Option<Uuid>,
+    ) -> Result<Fact> {
+        debug_assert!(*store == *self.store && *key == *self.key);
         let extra = if self.producer.is_some() || self.derivation.is_some() {
             Some(Box::new(Extra {
                 producer: self.producer.map(Vec::into_boxed_slice),
@@ -332,8 +348,8 @@ impl FactDraft {
             id,
             tx,
             valid: self.valid,
-            store: self.store,
-            key: self.key,
+            store,
+            key,
             value: self.value.into_boxed_slice(),
             value_hash: OnceLock::from(self.value_hash),
             causation: causation.unwrap_or(Uuid::nil()),

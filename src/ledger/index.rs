@@ -181,7 +181,41 @@ impl super::fact::Interner for StateInterner<'_> {
     }
 }
 
+/// What a writer needs to know of (store, key) before sealing a fact.
+#[derive(Default)]
+pub(crate) struct Resolved {
+    /// The index's copy of the store name, if the store exists.
+    pub(crate) store: Option<Arc<str>>,
+    /// The index's copy of the key, if the key exists.
+    pub(crate) key: Option<Arc<str>>,
+    /// The id of the key's latest published fact.
+    pub(crate) latest: Option<Uuid>,
+    /// Whether the store's partitions or scopes need the decoded value.
+    pub(crate) needs_value: bool,
+}
+
 impl State {
+    /// Interned names, latest fact id and index needs of (store, key) — one lookup for
+    /// the store and one for the key (None for appends, whose keys are fresh).
+    pub(crate) fn resolve(&self, store: &str, key: Option<&str>) -> Resolved {
+        let Some((name, si)) = self.stores.get_key_value(store) else {
+            return Resolved::default();
+        };
+        let (key, latest) = match key.and_then(|k| si.keys.get_key_value(k)) {
+            Some((k, v)) => (
+                Some(k.name.clone()),
+                v.as_slice().last().map(|&p| self.log[p as usize].id()),
+            ),
+            None => (None, None),
+        };
+        Resolved {
+            store: Some(name.clone()),
+            key,
+            latest,
+            needs_value: si.needs_value(),
+        }
+    }
+
     pub(crate) fn fact_count(&self) -> usize {
         self.log.len()
     }
@@ -193,14 +227,6 @@ impl State {
     /// Shared store name, if the store exists.
     pub(crate) fn store_name(&self, s: &str) -> Option<Arc<str>> {
         self.stores.get_key_value(s).map(|(k, _)| k.clone())
-    }
-
-    /// Shared key, if it exists.
-    pub(crate) fn key_name(&self, store: &str, key: &str) -> Option<Arc<str>> {
-        self.stores
-            .get(store)
-            .and_then(|si| si.keys.get_key_value(key))
-            .map(|(k, _)| k.name.clone())
     }
 
     pub(crate) fn latest(&self, store: &str, key: &str) -> Option<&Fact> {

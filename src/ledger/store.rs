@@ -17,7 +17,7 @@
 //! chosen mode, in commit order, all facts of a batch under one write lock: readers never
 //! see a fact that could still be lost by the mode's promise, nor half a batch.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use super::access::{AccessPath, Coercion, Delivery, Pending, ReadFact};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::{self, encode_record, Fact, FactDraft};
-use super::index::State;
+use super::index::{Resolved, State};
 use super::recovery::{self, OpenOptions, OpenReport};
 use super::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 use super::snapshot::{self, CheckpointReport};
@@ -92,7 +92,7 @@ struct Writer {
     /// Committed to the file, waiting for fsync before publication (fsync mode only).
     pending: VecDeque<PendingCommit>,
     /// Latest fact id per (store, key) among `pending` (for causation and `expected`).
-    overlay: HashMap<(Arc<str>, Arc<str>), Uuid>,
+    overlay: HashMap<Arc<str>, HashMap<Arc<str>, Uuid>>,
     /// Notifications of commits published by another committer, by commit sequence.
     delivered: HashMap<u64, Vec<Delivery>>,
     poisoned: Option<String>,
@@ -414,7 +414,9 @@ impl LedgerStore {
         let result: Vec<Fact> = facts.iter().map(|(f, _, _)| f.clone()).collect();
         for (f, _, _) in &facts {
             w.overlay
-                .insert((f.store_arc().clone(), f.key_arc().clone()), f.id());
+                .entry(f.store_arc().clone())
+                .or_default()
+                .insert(f.key_arc().clone(), f.id());
         }
         w.pending.push_back(PendingCommit {
             seq,
@@ -833,8 +835,8 @@ fn prepare(op: Op) -> Result<Prepared> {
     match op {
         Op::Write(w) => {
             let draft = FactDraft::new(
-                &w.store,
-                &w.key,
+                w.store,
+                w.key,
                 &w.value,
                 w.valid_time,
                 w.schema_version,
@@ -855,8 +857,8 @@ fn prepare(op: Op) -> Result<Prepared> {
             // The key is a fresh UUID (v4: random, unrelated to the fact id).
             let key = Uuid::new_v4().hyphenated().to_string();
             let draft = FactDraft::new(
-                &a.history,
-                &key,
+                a.history,
+                key,
                 &a.event,
                 a.valid_time,
                 a.schema_version,
@@ -880,16 +882,25 @@ type Sealed = (Fact, Option<Value>, Option<MapKey>);
 
 /// Gives each prepared op its time, id and causation, checking `expected`.
 fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Vec<Sealed>> {
-    // Latest ids as this batch proceeds: batch-local first, then pending, then published.
-    let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
-    let mut checks = Vec::with_capacity(prepared.len());
+    let batch = prepared.len() > 1;
+    // Pass 1: interned names and the latest id of each key (two lookups per op), and the
+    // `expected` checks — nothing is sealed unless every check passes. Latest ids: earlier
+    // ops of this batch first, then pending (fsync) commits, then published facts.
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    let mut resolved: Vec<Resolved> = Vec::with_capacity(prepared.len());
     for p in &prepared {
-        let k = (p.draft.store.clone(), p.draft.key.clone());
-        let latest = local
-            .get(&k)
-            .copied()
-            .or_else(|| w.overlay.get(&k).copied())
-            .or_else(|| state.latest(&k.0, &k.1).map(Fact::id));
+        let (store, key) = (p.draft.store.as_str(), p.draft.key.as_str());
+        let r = state.resolve(store, (!p.is_append).then_some(key));
+        let latest = if batch && seen.contains(&(store, key)) {
+            // Reserved by an earlier op of this batch: its id is assigned below.
+            Some(Uuid::max())
+        } else {
+            w.overlay
+                .get(store)
+                .and_then(|m| m.get(key))
+                .copied()
+                .or(r.latest)
+        };
         let ok = match &p.expected {
             Expected::Any => true,
             Expected::Absent => latest.is_none(),
@@ -897,8 +908,8 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
         };
         if !ok {
             return Err(Error::Conflict {
-                store: k.0.to_string(),
-                key: k.1.to_string(),
+                store: store.to_owned(),
+                key: key.to_owned(),
                 expected: match p.expected {
                     Expected::Fact(id) => Some(id),
                     _ => None,
@@ -906,48 +917,39 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
                 actual: latest,
             });
         }
-        // Reserve an id slot: the actual id is assigned below once times are known.
-        local.insert(k, Uuid::max());
-        checks.push(latest);
+        if batch {
+            seen.insert((store, key));
+        }
+        resolved.push(Resolved { latest, ..r });
     }
+    drop(seen);
+    // Pass 2: times, ids, causations.
     let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
     let mut out = Vec::with_capacity(prepared.len());
-    for (mut p, published_latest) in prepared.into_iter().zip(checks) {
+    for (mut p, r) in prepared.into_iter().zip(resolved) {
         let tx = w.clock.tick();
         let id = fact::new_id(tx);
         // Share the interned store name and key with the index.
-        if let Some(s) = state.store_name(&p.draft.store) {
-            p.draft.store = s;
-        }
-        if !p.is_append {
-            if let Some(k) = state.key_name(&p.draft.store, &p.draft.key) {
-                p.draft.key = k;
-            }
-        }
-        let k = (p.draft.store.clone(), p.draft.key.clone());
-        let latest = local.get(&k).copied().or(published_latest);
+        let store = r.store.unwrap_or_else(|| Arc::from(p.draft.store.as_str()));
+        let key = r.key.unwrap_or_else(|| Arc::from(p.draft.key.as_str()));
+        let latest = if batch {
+            let k = (store.clone(), key.clone());
+            let l = local.get(&k).copied().or(r.latest);
+            local.insert(k, id);
+            l
+        } else {
+            r.latest
+        };
         let causation = match (p.causation, p.is_append) {
             (Some(c), _) => Some(c),
             (None, false) => latest,
             (None, true) => None,
         };
-        local.insert(k, id);
-        let fact = p.draft.seal(id, tx, causation)?;
-        let value = if state_needs_value(state, fact.store()) {
-            p.value.take()
-        } else {
-            None
-        };
+        let value = if r.needs_value { p.value.take() } else { None };
+        let fact = p.draft.seal_named(store, key, id, tx, causation)?;
         out.push((fact, value, p.partition_key.take()));
     }
     Ok(out)
-}
-
-fn state_needs_value(state: &State, store: &str) -> bool {
-    state
-        .stores
-        .get(store)
-        .is_some_and(|si| !si.partitions.is_empty() || !si.scopes.is_empty())
 }
 
 fn publish_facts(state: &mut State, facts: Vec<Sealed>, out: &mut Vec<Delivery>) -> Vec<Fact> {
@@ -972,9 +974,13 @@ fn publish_durable(w: &mut Writer, state: &RwLock<State>, durable: u64) {
         let c = w.pending.pop_front().expect("front exists");
         let mut out = Vec::new();
         for (f, _, _) in &c.facts {
-            let k = (f.store_arc().clone(), f.key_arc().clone());
-            if w.overlay.get(&k) == Some(&f.id()) {
-                w.overlay.remove(&k);
+            if let Some(m) = w.overlay.get_mut(f.store()) {
+                if m.get(f.key()) == Some(&f.id()) {
+                    m.remove(f.key());
+                    if m.is_empty() {
+                        w.overlay.remove(f.store());
+                    }
+                }
             }
         }
         publish_facts(&mut s, c.facts, &mut out);
