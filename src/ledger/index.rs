@@ -5,7 +5,7 @@
 //! transaction times are strictly increasing along that vector, any position list is
 //! also sorted by time, so `since`/`as_of` windows are two binary searches.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -114,6 +114,10 @@ pub(crate) struct ScopeIndex {
     pub(crate) path: AccessPath,
     pub(crate) name: Arc<str>,
     pub(crate) members: BTreeSet<Arc<str>>,
+    /// Every time a key entered the scope (position of the fact that made it a member),
+    /// in commit order — what `as_of` queries need. Built from the store's facts by the
+    /// first `as_of` query, maintained on every write after.
+    pub(crate) entered: Option<Vec<(u32, Arc<str>)>>,
 }
 
 #[derive(Default)]
@@ -307,6 +311,11 @@ impl State {
                 } else {
                     scope.members.remove(&*key)
                 };
+                if is_member && changed {
+                    if let Some(entered) = scope.entered.as_mut() {
+                        entered.push((pos, key.clone()));
+                    }
+                }
                 if changed {
                     for c in &scope.path.consumers {
                         out.push((
@@ -486,6 +495,7 @@ impl State {
                         path,
                         name,
                         members,
+                        entered: None,
                     },
                 );
             }
@@ -502,6 +512,43 @@ impl State {
         }
         si.coercion = Some(c);
         Ok(())
+    }
+
+    /// False when the scope exists and its `entered` history is not built yet.
+    pub(crate) fn scope_history_built(&self, store: &str, scope: &str) -> bool {
+        self.stores
+            .get(store)
+            .and_then(|si| si.scopes.get(scope))
+            .is_none_or(|sc| sc.entered.is_some())
+    }
+
+    /// Builds a scope's `entered` history by replaying the store's facts through its
+    /// filters (once; later writes maintain it).
+    pub(crate) fn build_scope_history(&mut self, store: &str, scope: &str) {
+        let log = &self.log;
+        let Some(si) = self.stores.get_mut(store) else {
+            return;
+        };
+        let all = &si.all;
+        let Some(sc) = si.scopes.get_mut(scope) else {
+            return;
+        };
+        if sc.entered.is_some() {
+            return;
+        }
+        let mut members: HashSet<&str> = HashSet::new();
+        let mut entered = Vec::new();
+        for &p in all {
+            let f = &log[p as usize];
+            if sc.path.matches(&f.value()) {
+                if members.insert(f.key()) {
+                    entered.push((p, f.key_arc().clone()));
+                }
+            } else {
+                members.remove(f.key());
+            }
+        }
+        sc.entered = Some(entered);
     }
 
     pub(crate) fn coercion(&self, store: &str) -> Option<Arc<dyn Coercion>> {
@@ -529,6 +576,27 @@ impl State {
                 .map(|&p| self.log[p as usize].clone())
                 .collect()),
             Some(t) => {
+                if let Some(entered) = &sc.entered {
+                    // A key is a member at `t` only if its latest fact at `t` matches,
+                    // and that fact (or an earlier one) made it enter the scope: the
+                    // candidates are the keys that entered at or before `t`.
+                    let end = entered
+                        .partition_point(|(p, _)| self.log[*p as usize].transaction_time() <= t);
+                    let mut cands: Vec<&Arc<str>> = entered[..end].iter().map(|(_, k)| k).collect();
+                    cands.sort_unstable();
+                    cands.dedup();
+                    let mut out = Vec::new();
+                    for k in cands {
+                        let Some(v) = si.keys.get(&**k) else { continue };
+                        if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
+                            let f = &self.log[p as usize];
+                            if matches_filters(&sc.path.filters, &f.value()) {
+                                out.push(f.clone());
+                            }
+                        }
+                    }
+                    return Ok(out);
+                }
                 let mut keys: Vec<(&Arc<str>, &Versions)> =
                     si.keys.iter().map(|(k, v)| (&k.name, v)).collect();
                 keys.sort_by(|a, b| a.0.cmp(b.0));

@@ -613,13 +613,17 @@ impl LedgerStore {
 
     /// Latest fact per key whose value matches the scope's filters (coerced), ordered by
     /// key. Current state (`as_of` None) is read from the materialized scope index,
-    /// O(members); `as_of` scans the store's keys.
+    /// O(members); `as_of` reads the keys that had entered the scope by then (the first
+    /// `as_of` query of a scope builds that history from the store's facts).
     pub fn query(
         &self,
         store: &str,
         scope: &str,
         as_of: Option<Timestamp>,
     ) -> Result<Vec<ReadFact>> {
+        if as_of.is_some() && !self.inner.state.read().scope_history_built(store, scope) {
+            self.inner.state.write().build_scope_history(store, scope);
+        }
         let facts = self.inner.state.read().query(store, scope, as_of)?;
         self.coerce(facts)
     }
