@@ -384,17 +384,19 @@ impl State {
     }
 
     /// The fact a point read returns (see [`crate::Read`]).
-    pub(crate) fn read(
+    /// The fact a point read selects, and the store's coercion (found in the same lookup).
+    pub(crate) fn read_coercible(
         &self,
         store: &str,
         key: &str,
         as_of: Option<Timestamp>,
         valid_at: Option<f64>,
-    ) -> Option<Fact> {
-        let versions = self.stores.get(store)?.keys.get(key)?.as_slice();
+    ) -> Option<(Fact, Option<Arc<dyn Coercion>>)> {
+        let si = self.stores.get(store)?;
+        let versions = si.keys.get(key)?.as_slice();
         let window = self.window(versions, None, as_of);
-        match valid_at {
-            None => window.last().map(|&p| self.log[p as usize].clone()),
+        let p = match valid_at {
+            None => *window.last()?,
             Some(t) => {
                 let mut best: Option<(f64, u32)> = None;
                 for &p in window {
@@ -403,9 +405,10 @@ impl State {
                         best = Some((vt, p));
                     }
                 }
-                best.map(|(_, p)| self.log[p as usize].clone())
+                best?.1
             }
-        }
+        };
+        Some((self.log[p as usize].clone(), si.coercion.clone()))
     }
 
     pub(crate) fn history(

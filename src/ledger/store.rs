@@ -544,14 +544,21 @@ impl LedgerStore {
 
     /// The fact a point read selects (with its coerced value), or None.
     pub fn read_fact(&self, q: Read) -> Result<Option<ReadFact>> {
-        let f = self
+        // The fact and the store's coercion under one read lock.
+        let found = self
             .inner
             .state
             .read()
-            .read(&q.store, &q.key, q.as_of, q.valid_at);
-        match f {
-            None => Ok(None),
-            Some(f) => Ok(self.coerce(vec![f])?.pop()),
+            .read_coercible(&q.store, &q.key, q.as_of, q.valid_at);
+        let Some((f, c)) = found else {
+            return Ok(None);
+        };
+        match c {
+            None => Ok(Some(ReadFact {
+                fact: f,
+                coerced: None,
+            })),
+            Some(c) => apply_coercion(&*c, f).map(Some),
         }
     }
 
