@@ -337,7 +337,7 @@ impl Materializer {
             }
             _ => {
                 let key = format!("task-{a}");
-                let value = task_value(&key, 0, if a % 2 == 0 { "open" } else { "done" });
+                let value = task_value(&key, 0, ["open", "done"][a % 2]);
                 In::Write {
                     store: TASKS,
                     key,
@@ -1320,21 +1320,33 @@ fn row_order(name: &str) -> (u8, String) {
 
 // ------------------------------------------------------------------ physical limits
 
-fn fdatasync_rate(dir: &Path, secs: f64, min_iters: usize) -> Trial {
-    let path = dir.join("fdatasync.probe");
+/// A loop of 150-byte write + fdatasync: appending to a fresh file (every sync also
+/// commits the file's new size through the filesystem journal) or overwriting a
+/// preallocated, already-synced file in place (data blocks only).
+fn fdatasync_rate(dir: &Path, overwrite: bool, secs: f64, min_iters: usize) -> Trial {
+    use std::io::{Seek, SeekFrom};
+    let path = dir.join(format!("fdatasync-{}.probe", std::process::id()));
     let _ = fs::remove_file(&path);
-    let f = fs::OpenOptions::new()
+    let mut f = fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .open(&path)
         .expect("probe");
     let rec = [0xabu8; 150];
+    if overwrite {
+        // Room for the longest run: ~20k syncs/s for `secs`.
+        let room = ((secs * 20_000.0) as usize).max(min_iters) * rec.len() + 4096;
+        f.write_all(&vec![0u8; room]).expect("prefill");
+        f.sync_all().expect("sync");
+        f.seek(SeekFrom::Start(0)).expect("seek");
+    }
     let deadline = Duration::from_secs_f64(secs);
     let start = Instant::now();
     let mut lat = Vec::new();
     let mut prev = start;
     while lat.len() < min_iters || prev - start < deadline {
-        (&f).write_all(&rec).expect("write");
+        f.write_all(&rec).expect("write");
         f.sync_data().expect("fdatasync");
         let now = Instant::now();
         lat.push((now - prev).as_nanos() as u64);
@@ -1367,7 +1379,6 @@ fn seq_write_bw(dir: &Path, bytes: usize) -> f64 {
 }
 
 struct Limits {
-    fdatasync: f64,
     bw: f64,
 }
 
@@ -1375,10 +1386,19 @@ fn limits(cfg: &Cfg, res: &mut Results, when: &str) -> Limits {
     let t = "Physical limits of this machine";
     res.table(
         t,
-        "A loop of 150-byte append + fdatasync on a fresh file in the bench directory; \
-         sequential write: 1 MiB writes then one fsync.",
+        "A loop of 150-byte write + fdatasync in the bench directory: appending to a fresh \
+         file, and overwriting a preallocated one in place; sequential write: 1 MiB writes \
+         then one fsync. The fsync-tier tables also carry these probes, measured in the same \
+         rounds as the engines.",
     );
-    let tr = fdatasync_rate(&cfg.dir, if cfg.quick { 0.05 } else { 2.0 }, 10);
+    let tr = fdatasync_rate(&cfg.dir, false, if cfg.quick { 0.05 } else { 2.0 }, 10);
+    let ow = fdatasync_rate(&cfg.dir, true, if cfg.quick { 0.05 } else { 2.0 }, 10);
+    res.scalar(
+        t,
+        &format!("measured {when}"),
+        "overwrite fdatasync/s",
+        ow.rate(),
+    );
     let bw = seq_write_bw(&cfg.dir, if cfg.quick { 8 << 20 } else { 1 << 30 });
     let fd = tr.rate();
     let mut sorted = tr.lat.clone();
@@ -1402,14 +1422,14 @@ fn limits(cfg: &Cfg, res: &mut Results, when: &str) -> Limits {
         bw / (1 << 20) as f64,
         loadavg()
     );
-    Limits { fdatasync: fd, bw }
+    Limits { bw }
 }
 
 // ------------------------------------------------------------------ section: writes
 
 fn write_in(prefix: &str, i: usize, keys: usize) -> In {
     let key = format!("{prefix}-{}", i % keys);
-    let value = task_value(&key, i as i64, if i % 3 == 0 { "open" } else { "done" });
+    let value = task_value(&key, i as i64, ["open", "done", "done"][i % 3]);
     In::Write {
         store: TASKS,
         key,
@@ -1533,6 +1553,18 @@ fn section_writes(cfg: &Cfg, res: &mut Results, lim: &Limits) {
                 tier.name(),
                 loadavg()
             );
+            if tier == Tier::Fsync {
+                // The device, in the same round: what one commit per fdatasync allows.
+                for (overwrite, name) in [
+                    (false, "device: append + fdatasync"),
+                    (true, "device: overwrite + fdatasync"),
+                ] {
+                    let t = fdatasync_rate(&cfg.dir, overwrite, 0.0, single_n);
+                    let tn = format!("Single writer, one fact per commit — {}", tier.name());
+                    res.table(&tn, "");
+                    res.add(&tn, name, t);
+                }
+            }
             for kind in engines {
                 let label = kind.label(tier);
                 let dir = fresh(cfg, "w");
@@ -1603,48 +1635,51 @@ fn section_writes(cfg: &Cfg, res: &mut Results, lim: &Limits) {
                     };
                     res.add(&tn, &format!("{label}, 1 connection + Mutex"), t);
                 }
-                if tier == Tier::Fsync && kind == Kind::Igniter {
-                    // How close a single writer gets to the device.
-                    let key = (
-                        format!("Single writer, one fact per commit — {}", tier.name()),
-                        label.clone(),
-                    );
-                    if let Some(tr) = res.trials.get(&key).and_then(|v| v.last()) {
-                        let pct = tr.rate() / lim.fdatasync * 100.0;
-                        res.scalar(
-                            "Durable writes against the device",
-                            &label,
-                            "% of fdatasync rate (one writer)",
-                            pct,
-                        );
-                    }
-                }
                 db.close();
                 let _ = fs::remove_dir_all(&dir);
             }
         }
     }
-    // Peers against the device.
-    for kind in [Kind::SqliteFull, Kind::Redb] {
+    // Every engine against the device probes of the same rounds (medians).
+    let single = format!(
+        "Single writer, one fact per commit — {}",
+        Tier::Fsync.name()
+    );
+    let med = |res: &Results, row: &str| -> Option<f64> {
+        let v = res.trials.get(&(single.clone(), row.to_owned()))?;
+        let mut rates: Vec<f64> = v.iter().map(Trial::rate).collect();
+        Some(median(&mut rates))
+    };
+    let append = med(res, "device: append + fdatasync");
+    let overwrite = med(res, "device: overwrite + fdatasync");
+    for kind in [Kind::Igniter, Kind::SqliteFull, Kind::Redb] {
         let label = kind.label(Tier::Fsync);
-        let key = (
-            format!(
-                "Single writer, one fact per commit — {}",
-                Tier::Fsync.name()
-            ),
-            label.clone(),
-        );
-        if let Some(v) = res.trials.get(&key) {
-            let mut rates: Vec<f64> = v.iter().map(Trial::rate).collect();
-            let pct = median(&mut rates) / lim.fdatasync * 100.0;
+        let Some(rate) = med(res, &label) else {
+            continue;
+        };
+        if let Some(a) = append {
             res.scalar(
                 "Durable writes against the device",
                 &label,
-                "% of fdatasync rate (one writer)",
-                pct,
+                "% of append+fdatasync rate (one writer)",
+                rate / a * 100.0,
+            );
+        }
+        if let Some(o) = overwrite {
+            res.scalar(
+                "Durable writes against the device",
+                &label,
+                "% of overwrite+fdatasync rate (one writer)",
+                rate / o * 100.0,
             );
         }
     }
+    res.table(
+        "Durable writes against the device",
+        "Single-writer fsync commits/s as a share of the device probes measured in the same \
+         rounds; batched facts/s x WAL bytes per fact as a share of the sequential write \
+         bandwidth measured at the start.",
+    );
 }
 
 fn concurrent_shared(
@@ -1758,9 +1793,9 @@ fn run_child_load(engine: Kind, n: usize, dir: &Path) -> Trial {
 }
 
 fn size_label(n: usize) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n / 1_000_000 * 1_000_000 == n {
         format!("{}M", n / 1_000_000)
-    } else if n >= 1_000 && n % 1_000 == 0 {
+    } else if n >= 1_000 && n / 1_000 * 1_000 == n {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()
@@ -1895,7 +1930,15 @@ fn section_growth(cfg: &Cfg, res: &mut Results) {
                 }
                 // 3. Reads.
                 let p = probe(&mut *db, shape);
+                if kind == Kind::Igniter {
+                    // The first as_of scope query builds the scope's history.
+                    let t0 = Instant::now();
+                    db.scope(TASKS, FLAGGED, Some(p.t_mid));
+                    let build = t0.elapsed().as_secs_f64();
+                    res.scalar(&rt, label, "first scope as_of query (ms)", build * 1e3);
+                }
                 verify(&mut *db, shape, &p, kind);
+                let disk_after_load = db.disk_bytes();
                 let mut rng = fastrand::Rng::with_seed(7 + round as u64);
                 let ops = cfg.read_ops;
                 let tn = format!("Current read — {sz} facts");
@@ -2012,7 +2055,8 @@ fn section_growth(cfg: &Cfg, res: &mut Results) {
                     &mt,
                     "Heap: bytes held through the Rust allocator after open + the reads above \
                      (+ SQLite's own sqlite3_memory_used), divided by the facts held. Peers \
-                     keep facts on disk; their heap is their page cache, bounded, not per fact.",
+                     keep facts on disk; their heap is their page cache, bounded, not per fact. \
+                     Disk: the files right after the load (SQLite: database + -wal).",
                 );
                 res.scalar(
                     &mt,
@@ -2026,12 +2070,7 @@ fn section_growth(cfg: &Cfg, res: &mut Results) {
                     "heap after reads B/fact",
                     (heap_total + own) / total_facts,
                 );
-                res.scalar(
-                    &mt,
-                    label,
-                    "disk B/fact",
-                    db.disk_bytes() as f64 / total_facts,
-                );
+                res.scalar(&mt, label, "disk B/fact", disk_after_load as f64 / n as f64);
 
                 // 6. Clean reopen (and, for igniter, from a snapshot).
                 let rt = format!("Clean reopen (+ first read) — {sz} facts");

@@ -704,7 +704,7 @@ mod tests {
             let got = m.get(format!("key-{i}").as_str()).map(|v| v.as_slice()[0]);
             assert_eq!(got, Some(i));
         }
-        assert!(m.get("key-20000").is_none());
+        assert!(!m.contains_key("key-20000"));
         // The stored hash is the hash of the str under this map's hasher.
         let (k, _) = m.get_key_value("key-7").unwrap();
         assert_eq!(k.hash, m.hasher().hash_one("key-7"));
