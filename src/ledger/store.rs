@@ -893,16 +893,18 @@ type Sealed = (Fact, Option<Value>, Option<MapKey>);
 
 /// Gives each prepared op its time, id and causation, checking `expected`.
 fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Vec<Sealed>> {
-    let batch = prepared.len() > 1;
+    // Only ops whose (store, key) occurs more than once in the batch need batch-local
+    // tracking; usually there are none.
+    let repeats = repeated_keys(&prepared);
     // Pass 1: interned names and the latest id of each key (two lookups per op), and the
     // `expected` checks — nothing is sealed unless every check passes. Latest ids: earlier
     // ops of this batch first, then pending (fsync) commits, then published facts.
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let mut resolved: Vec<Resolved> = Vec::with_capacity(prepared.len());
-    for p in &prepared {
+    for (p, &repeat) in prepared.iter().zip(&repeats) {
         let (store, key) = (p.draft.store.as_str(), p.draft.key.as_str());
         let r = state.resolve(store, (!p.is_append).then_some(key));
-        let latest = if batch && seen.contains(&(store, key)) {
+        let latest = if repeat && seen.contains(&(store, key)) {
             // Reserved by an earlier op of this batch: its id is assigned below.
             Some(Uuid::max())
         } else {
@@ -928,7 +930,7 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
                 actual: latest,
             });
         }
-        if batch {
+        if repeat {
             seen.insert((store, key));
         }
         resolved.push(Resolved { latest, ..r });
@@ -937,13 +939,13 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
     // Pass 2: times, ids, causations.
     let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
     let mut out = Vec::with_capacity(prepared.len());
-    for (mut p, r) in prepared.into_iter().zip(resolved) {
+    for ((mut p, r), repeat) in prepared.into_iter().zip(resolved).zip(repeats) {
         let tx = w.clock.tick();
         let id = fact::new_id(tx);
         // Share the interned store name and key with the index.
         let store = r.store.unwrap_or_else(|| Arc::from(p.draft.store.as_str()));
         let key = r.key.unwrap_or_else(|| Arc::from(p.draft.key.as_str()));
-        let latest = if batch {
+        let latest = if repeat {
             let k = (store.clone(), key.clone());
             let l = local.get(&k).copied().or(r.latest);
             local.insert(k, id);
@@ -961,6 +963,45 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
         out.push((fact, value, p.partition_key.take()));
     }
     Ok(out)
+}
+
+/// For each op, whether another op of the batch has the same (store, key). Found by
+/// sorting cheap fingerprints; equal fingerprints count as repeats (the exact per-key
+/// tracking in `seal_all` then sorts out the rare false positive).
+fn repeated_keys(prepared: &[Prepared]) -> Vec<bool> {
+    let mut repeats = vec![false; prepared.len()];
+    if prepared.len() < 2 {
+        return repeats;
+    }
+    // Appends have fresh keys: they never repeat.
+    let mut prints: Vec<(u64, usize)> = prepared
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_append)
+        .map(|(i, p)| (fingerprint(&p.draft.store, &p.draft.key), i))
+        .collect();
+    prints.sort_unstable();
+    for w in prints.windows(2) {
+        if w[0].0 == w[1].0 {
+            repeats[w[0].1] = true;
+            repeats[w[1].1] = true;
+        }
+    }
+    repeats
+}
+
+/// FNV-1a over `store`, a separator and `key`.
+fn fingerprint(store: &str, key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in store
+        .bytes()
+        .chain(std::iter::once(0xff))
+        .chain(key.bytes())
+    {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 fn publish_facts(state: &mut State, facts: Vec<Sealed>, out: &mut Vec<Delivery>) -> Vec<Fact> {
@@ -1024,6 +1065,35 @@ fn apply_coercion(c: &dyn Coercion, fact: Fact) -> Result<ReadFact> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_track_repeated_keys_wherever_they_are() {
+        let l = LedgerStore::memory();
+        // The second write of k sees the first: Absent fails.
+        let e = l
+            .commit(
+                Batch::new()
+                    .write(Write::new("s", "k", Value::Int(1)).expected(Expected::Absent))
+                    .write(Write::new("s", "k", Value::Int(2)).expected(Expected::Absent)),
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::Conflict { .. }));
+        assert_eq!(l.fact_count(), 0);
+        // A repeat far apart in a large batch chains to the earlier op; same key in
+        // another store does not.
+        let mut b = Batch::new().write(Write::new("s", "r", Value::Int(0)));
+        for i in 0..1000 {
+            b = b.write(Write::new("s", format!("u{i}"), Value::Int(i)));
+        }
+        b = b
+            .write(Write::new("t", "r", Value::Int(1)))
+            .write(Write::new("s", "r", Value::Int(2)));
+        let facts = l.commit(b).unwrap();
+        let n = facts.len();
+        assert_eq!(facts[n - 1].causation(), Some(facts[0].id()));
+        assert_eq!(facts[n - 2].causation(), None);
+        assert_eq!(facts[1].causation(), None);
+    }
 
     #[test]
     fn store_is_send_sync() {
