@@ -901,7 +901,8 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
     // ops of this batch first, then pending (fsync) commits, then published facts.
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let mut resolved: Vec<Resolved> = Vec::with_capacity(prepared.len());
-    for (p, &repeat) in prepared.iter().zip(&repeats) {
+    for (i, p) in prepared.iter().enumerate() {
+        let repeat = repeats.get(i).copied().unwrap_or(false);
         let (store, key) = (p.draft.store.as_str(), p.draft.key.as_str());
         let r = state.resolve(store, (!p.is_append).then_some(key));
         let latest = if repeat && seen.contains(&(store, key)) {
@@ -939,7 +940,8 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
     // Pass 2: times, ids, causations.
     let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
     let mut out = Vec::with_capacity(prepared.len());
-    for ((mut p, r), repeat) in prepared.into_iter().zip(resolved).zip(repeats) {
+    for (i, (mut p, r)) in prepared.into_iter().zip(resolved).enumerate() {
+        let repeat = repeats.get(i).copied().unwrap_or(false);
         let tx = w.clock.tick();
         let id = fact::new_id(tx);
         // Share the interned store name and key with the index.
@@ -965,14 +967,15 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
     Ok(out)
 }
 
-/// For each op, whether another op of the batch has the same (store, key). Found by
+/// For each op, whether another op of the batch has the same (store, key) (empty for a
+/// single op: nothing repeats). Found by
 /// sorting cheap fingerprints; equal fingerprints count as repeats (the exact per-key
 /// tracking in `seal_all` then sorts out the rare false positive).
 fn repeated_keys(prepared: &[Prepared]) -> Vec<bool> {
-    let mut repeats = vec![false; prepared.len()];
     if prepared.len() < 2 {
-        return repeats;
+        return Vec::new(); // no allocation for single ops
     }
+    let mut repeats = vec![false; prepared.len()];
     // Appends have fresh keys: they never repeat.
     let mut prints: Vec<(u64, usize)> = prepared
         .iter()
