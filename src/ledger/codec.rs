@@ -244,16 +244,67 @@ pub struct EncodedValue {
 /// Encodes a value for storage and hashes its canonical form.
 pub fn encode_value(v: &Value) -> EncodedValue {
     let mut bytes = Vec::with_capacity(encoded_len(v));
-    let canonical = write_value(&mut bytes, v);
-    let hash = if canonical {
-        *blake3::hash(&bytes).as_bytes()
-    } else {
-        with_scratch(|c| {
-            canonical_value(&mut c.out, v, &mut c.keys, &mut c.entries);
-            *blake3::hash(&c.out).as_bytes()
-        })
+    let hash = match v {
+        Value::Map(pairs) if pairs.len() > 1 => encode_map_hashed(&mut bytes, v, pairs),
+        _ => {
+            if write_value(&mut bytes, v) {
+                *blake3::hash(&bytes).as_bytes()
+            } else {
+                canonical_hash(v)
+            }
+        }
     };
     EncodedValue { bytes, hash }
+}
+
+/// Writes a top-level map (as [`write_value`] does) and returns its value hash. When
+/// only the top level is out of canonical order — the usual case: a record whose fields
+/// are not in encoded-key order — the canonical form is the written entries re-ordered,
+/// so nothing is encoded twice.
+fn encode_map_hashed(bytes: &mut Vec<u8>, v: &Value, pairs: &[(MapKey, Value)]) -> [u8; 32] {
+    with_scratch(|c| {
+        write_map_len(bytes, pairs.len());
+        let header = bytes.len();
+        let mut in_order = true;
+        let mut inner_canonical = true;
+        for (k, val) in pairs {
+            let ks = bytes.len();
+            write_key(bytes, k);
+            let ke = bytes.len();
+            if let Some(&(ps, pe, _, _)) = c.entries.last() {
+                if bytes[ps..pe] >= bytes[ks..ke] {
+                    in_order = false;
+                }
+            }
+            inner_canonical &= write_value(bytes, val);
+            c.entries.push((ks, ke, bytes.len(), 0));
+        }
+        if !inner_canonical {
+            c.entries.clear();
+            canonical_value(&mut c.out, v, &mut c.keys, &mut c.entries);
+            return *blake3::hash(&c.out).as_bytes();
+        }
+        if in_order {
+            return *blake3::hash(bytes).as_bytes();
+        }
+        {
+            let b: &[u8] = bytes;
+            c.entries.sort_by(|x, y| b[x.0..x.1].cmp(&b[y.0..y.1]));
+        }
+        c.out.extend_from_slice(&bytes[..header]);
+        for &(ks, _, ee, _) in &c.entries {
+            c.out.extend_from_slice(&bytes[ks..ee]);
+        }
+        *blake3::hash(&c.out).as_bytes()
+    })
+}
+
+/// blake3 of `v`'s canonical encoding.
+fn canonical_hash(v: &Value) -> [u8; 32] {
+    with_scratch(|c| {
+        canonical_value(&mut c.out, v, &mut c.keys, &mut c.entries);
+        *blake3::hash(&c.out).as_bytes()
+    })
 }
 
 /// [`write_canonical`] with reusable scratch space instead of a buffer per map key.
