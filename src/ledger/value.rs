@@ -179,32 +179,43 @@ impl Value {
     /// Checks the limits and the uniqueness of map keys. `what` names the value in errors
     /// (for example `"value"` gives paths like `value[:meta][2]`).
     pub fn validate(&self, what: &str) -> Result<()> {
-        self.validate_at(1).map_err(|(segments, reason)| {
-            // The path is only built on failure: segments were collected innermost first.
-            let mut path = String::from(what);
-            for s in segments.iter().rev() {
-                path.push_str(s);
-            }
-            Error::InvalidValue { path, reason }
-        })
+        // Almost every value is valid: check without building paths, and walk again
+        // with paths only to describe a fault.
+        if self.is_valid_at(1) {
+            return Ok(());
+        }
+        let mut path = String::from(what);
+        self.validate_at(&mut path, 1)
     }
 
-    /// On failure: the path segments from the failing place outwards, and the reason.
-    fn validate_at(&self, depth: usize) -> std::result::Result<(), (Vec<String>, String)> {
+    /// The checks of [`Value::validate_at`] without allocating.
+    fn is_valid_at(&self, depth: usize) -> bool {
         if depth > limits::MAX_DEPTH {
-            return Err((
-                Vec::new(),
-                format!("nests deeper than {} levels", limits::MAX_DEPTH),
-            ));
+            return false;
+        }
+        match self {
+            Value::Array(items) => items.iter().all(|item| item.is_valid_at(depth + 1)),
+            Value::Map(pairs) => {
+                keys_unique(pairs) && pairs.iter().all(|(_, v)| v.is_valid_at(depth + 1))
+            }
+            _ => true,
+        }
+    }
+
+    fn validate_at(&self, path: &mut String, depth: usize) -> Result<()> {
+        if depth > limits::MAX_DEPTH {
+            return Err(Error::InvalidValue {
+                path: path.clone(),
+                reason: format!("nests deeper than {} levels", limits::MAX_DEPTH),
+            });
         }
         match self {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    item.validate_at(depth + 1)
-                        .map_err(|(mut segments, reason)| {
-                            segments.push(format!("[{i}]"));
-                            (segments, reason)
-                        })?;
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    item.validate_at(path, depth + 1)?;
+                    path.truncate(len);
                 }
             }
             Value::Map(pairs) => {
@@ -212,20 +223,36 @@ impl Value {
                     let mut keys: Vec<&MapKey> = pairs.iter().map(|(k, _)| k).collect();
                     keys.sort_unstable();
                     if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-                        return Err((Vec::new(), format!("has the key {} twice", w[0])));
+                        return Err(Error::InvalidValue {
+                            path: path.clone(),
+                            reason: format!("has the key {} twice", w[0]),
+                        });
                     }
                 }
                 for (k, v) in pairs {
-                    v.validate_at(depth + 1).map_err(|(mut segments, reason)| {
-                        segments.push(format!("[{k}]"));
-                        (segments, reason)
-                    })?;
+                    let len = path.len();
+                    path.push_str(&format!("[{k}]"));
+                    v.validate_at(path, depth + 1)?;
+                    path.truncate(len);
                 }
             }
             _ => {}
         }
         Ok(())
     }
+}
+
+/// True when no key appears twice (pairwise for small maps, sorted otherwise).
+fn keys_unique(pairs: &[(MapKey, Value)]) -> bool {
+    if pairs.len() <= 16 {
+        return pairs
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| pairs[..i].iter().all(|(p, _)| p != k));
+    }
+    let mut keys: Vec<&MapKey> = pairs.iter().map(|(k, _)| k).collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1])
 }
 
 fn map_eq(a: &[(MapKey, Value)], b: &[(MapKey, Value)]) -> bool {
@@ -325,6 +352,18 @@ mod tests {
             "value[:meta] has the key :a twice",
             "error names the path"
         );
+    }
+
+    #[test]
+    fn duplicate_keys_in_large_maps_are_refused() {
+        let mut pairs: Vec<(MapKey, Value)> =
+            (0..40).map(|i| (MapKey::Int(i), Value::Int(i))).collect();
+        assert!(Value::Map(pairs.clone()).validate("value").is_ok());
+        pairs.push((MapKey::Int(7), Value::Nil));
+        let err = Value::Array(vec![Value::Map(pairs)])
+            .validate("value")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "value[0] has the key 7 twice");
     }
 
     #[test]
