@@ -77,6 +77,8 @@ struct Inner {
     report: Option<OpenReport>,
     closed: AtomicBool,
     consumer_failures: AtomicU64,
+    /// Serializes checkpoints: they share the `.snap.tmp` path.
+    checkpointing: Mutex<()>,
 }
 
 struct PendingCommit {
@@ -218,6 +220,7 @@ impl LedgerStore {
                 report,
                 closed: AtomicBool::new(false),
                 consumer_failures: AtomicU64::new(0),
+                checkpointing: Mutex::new(()),
             }),
         }
     }
@@ -760,6 +763,9 @@ impl LedgerStore {
                 "checkpoint needs a file-backed ledger (open it with a path)".into(),
             ));
         };
+        // One checkpoint at a time: concurrent ones would write the same temporary file
+        // and rename it from under each other.
+        let _one_at_a_time = self.inner.checkpointing.lock();
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -1020,6 +1026,36 @@ fn apply_coercion(c: &dyn Coercion, fact: Fact) -> Result<ReadFact> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_checkpoints_do_not_collide() {
+        // Found by tests/crash_kill.rs: two checkpoints at once wrote the same
+        // `.snap.tmp` and one renamed it from under the other ("No such file").
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.wal");
+        let l =
+            LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::None)).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let l = l.clone();
+                s.spawn(move || {
+                    for i in 0..40 {
+                        l.write(Write::new("s", format!("{t}-{i}"), Value::Int(i)))
+                            .unwrap();
+                        l.checkpoint().unwrap();
+                    }
+                });
+            }
+        });
+        l.close().unwrap();
+        drop(l);
+        let l = LedgerStore::open(&path).unwrap();
+        assert_eq!(l.fact_count(), 160);
+        assert!(matches!(
+            l.open_report().unwrap().snapshot,
+            super::super::SnapshotOutcome::Loaded { .. }
+        ));
+    }
 
     #[test]
     fn store_is_send_sync() {
