@@ -158,7 +158,7 @@ RSpec.describe "Igniter::Ledger API" do
       expect(f.schema_version).to eq(2)
       expect(f.valid_time).to eq(3.0)
       expect(f).to be_frozen
-      expect { Igniter::Ledger::Fact.build(store: :s, key: "k", value: Object.new) }.to raise_error(TypeError, /value is a Object/)
+      expect { Igniter::Ledger::Fact.build(store: :s, key: "k", value: Object.new) }.to raise_error(TypeError, /value is an Object/)
     end
 
     it "compares facts by identity and content" do

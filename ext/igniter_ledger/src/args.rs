@@ -77,6 +77,21 @@ pub fn opt_secs(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<f64>, Error
     }
 }
 
+/// An optional valid time: like [`opt_secs`], and also finite (a valid time is stored;
+/// refusing it here lets a batch name the operation).
+pub fn opt_valid_time(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<f64>, Error> {
+    match opt_secs(ruby, v, what)? {
+        Some(t) if t.is_infinite() => Err(arg_error(
+            ruby,
+            format!(
+                "{what} must be a finite number of seconds, got {}Infinity",
+                if t < 0.0 { "-" } else { "" }
+            ),
+        )),
+        t => Ok(t),
+    }
+}
+
 /// An optional transaction time (nil → None).
 pub fn opt_time(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<Timestamp>, Error> {
     Ok(opt_secs(ruby, v, what)?.map(Timestamp::from_secs_f64))

@@ -13,7 +13,7 @@
 use std::os::raw::{c_char, c_long};
 
 use igniter_ledger::codec::{Reader, Token};
-use igniter_ledger::value::limits::MAX_DEPTH;
+use igniter_ledger::value::limits::{MAX_DEPTH, MAX_VALUE_BYTES};
 use igniter_ledger::{MapKey, Value};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{
@@ -75,6 +75,16 @@ fn class_name(v: RValue) -> String {
     unsafe { v.classname() }.into_owned()
 }
 
+/// The class of `v` with its indefinite article: "a Time", "an Object".
+fn a_class(v: RValue) -> String {
+    let name = class_name(v);
+    let article = match name.as_bytes().first() {
+        Some(b'A' | b'E' | b'I' | b'O' | b'U') => "an",
+        _ => "a",
+    };
+    format!("{article} {name}")
+}
+
 /// The Ruby type tag of `v`.
 fn type_of(v: RValue) -> T {
     // SAFETY: `v` is a live Ruby value (handed to us by Ruby or read out of a live
@@ -130,7 +140,10 @@ fn symbol_name(s: Symbol) -> Result<String, ()> {
 /// Converts a Ruby object to a [`Value`]; `what` names it in errors (`"value"`,
 /// `"event"`, `"producer"`...).
 pub fn to_value(v: RValue, what: &str) -> Result<Value, ConvError> {
-    let mut cx = ToValue { stack: Vec::new() };
+    let mut cx = ToValue {
+        stack: Vec::new(),
+        budget: MAX_VALUE_BYTES,
+    };
     cx.convert(v, 1).map_err(|f| f.into_error(what))
 }
 
@@ -145,6 +158,8 @@ struct Failure {
     kind: Kind,
     reason: String,
     segments: Vec<String>,
+    /// About the whole value (its size): the path inside it is not named.
+    whole: bool,
 }
 
 impl Failure {
@@ -153,6 +168,19 @@ impl Failure {
             kind,
             reason: reason.into(),
             segments: Vec::new(),
+            whole: false,
+        }
+    }
+
+    fn too_large() -> Self {
+        Failure {
+            whole: true,
+            ..Failure::new(
+                Kind::Argument,
+                format!(
+                    "encodes to more than {MAX_VALUE_BYTES} bytes; the limit is {MAX_VALUE_BYTES}"
+                ),
+            )
         }
     }
 
@@ -163,8 +191,10 @@ impl Failure {
 
     fn into_error(self, what: &str) -> ConvError {
         let mut path = String::from(what);
-        for s in self.segments.iter().rev() {
-            path.push_str(s);
+        if !self.whole {
+            for s in self.segments.iter().rev() {
+                path.push_str(s);
+            }
         }
         ConvError::new(self.kind, format!("{path} {}", self.reason))
     }
@@ -173,11 +203,39 @@ impl Failure {
 struct ToValue {
     /// The containers on the current path (cycle detection).
     stack: Vec<VALUE>,
+    /// Encoded bytes still allowed. Each element is charged a lower bound of its encoded
+    /// size (a String its length) *before* it is copied, so an oversized value — a huge
+    /// String, or a small structure that shares substructures and would expand to an
+    /// enormous tree — is refused early instead of being built in memory first. The core
+    /// checks the exact encoded size afterwards.
+    budget: usize,
+}
+
+/// The byte length of a String (no copy).
+fn str_len(v: RValue) -> usize {
+    // SAFETY: callers pass a value whose type is T_STRING.
+    unsafe { rb_sys::RSTRING_LEN(v.as_raw()) as usize }
 }
 
 impl ToValue {
+    fn charge(&mut self, bytes: usize) -> Result<(), Failure> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(Failure::too_large()),
+        }
+    }
+
     fn convert(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
-        match type_of(v) {
+        let t = type_of(v);
+        self.charge(if t == T::RUBY_T_STRING {
+            1 + str_len(v)
+        } else {
+            1
+        })?;
+        match t {
             T::RUBY_T_NIL => Ok(Value::Nil),
             T::RUBY_T_TRUE => Ok(Value::Bool(true)),
             T::RUBY_T_FALSE => Ok(Value::Bool(false)),
@@ -221,7 +279,7 @@ impl ToValue {
             T::RUBY_T_HASH => self.hash(v, depth),
             _ => Err(Failure::new(
                 Kind::Type,
-                format!("is a {} ({SUPPORTED})", class_name(v)),
+                format!("is {} ({SUPPORTED})", a_class(v)),
             )),
         }
     }
@@ -274,6 +332,15 @@ impl ToValue {
         let mut pairs: Vec<(MapKey, Value)> = Vec::with_capacity(hash.len());
         let mut failure: Option<Failure> = None;
         let walked = hash.foreach(|k: RValue, val: RValue| {
+            let cost = if type_of(k) == T::RUBY_T_STRING {
+                1 + str_len(k)
+            } else {
+                1
+            };
+            if let Err(f) = self.charge(cost) {
+                failure = Some(f);
+                return Ok(ForEach::Stop);
+            }
             let key = match key(k) {
                 Ok(key) => key,
                 Err((kind, noun)) => {
@@ -335,7 +402,7 @@ fn key(k: RValue) -> Result<MapKey, (Kind, String)> {
                 )
             })
         }
-        _ => Err((Kind::Type, format!("a {}", class_name(k)))),
+        _ => Err((Kind::Type, a_class(k))),
     }
 }
 

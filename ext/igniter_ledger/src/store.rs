@@ -197,7 +197,7 @@ pub fn build_write(
     let mut w = Write::new(store, key, value)
         .schema_version(args::schema_version(ruby, schema_version)?)
         .causation_opt(args::opt_fact_id(ruby, causation, "causation")?)
-        .valid_time_opt(args::opt_secs(ruby, valid_time, "valid_time")?)
+        .valid_time_opt(args::opt_valid_time(ruby, valid_time, "valid_time")?)
         .expected(args::expected(ruby, expected)?);
     if let Some(p) = opt_value_arg(ruby, producer, "producer")? {
         w = w.producer(p);
@@ -230,7 +230,7 @@ fn build_append(
     let mut a = Append::new(history, event)
         .partition_map_key(pk)
         .schema_version(args::schema_version(ruby, schema_version)?)
-        .valid_time_opt(args::opt_secs(ruby, valid_time, "valid_time")?);
+        .valid_time_opt(args::opt_valid_time(ruby, valid_time, "valid_time")?);
     if let Some(c) = args::opt_fact_id(ruby, causation, "causation")? {
         a = a.causation(c);
     }

@@ -44,6 +44,7 @@ module Igniter
         def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
+          raise ArgumentError, "path must not contain a NUL byte: #{path.inspect}" if path.include?("\0")
 
           store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap))
           return store unless block_given?
