@@ -157,10 +157,31 @@ fn open(
     let durability = Durability::parse(&durability).map_err(ledger_err(ruby))?;
     let opts = OpenOptions::new().durability(durability).recover(recover);
     let path = PathBuf::from(path);
+    refuse_special_file(ruby, &path)?;
     let ledger = gvl::without_gvl(move || LedgerStore::open_with(&path, opts))
         .map_err(|m| errors::internal(ruby, "open", m))?
         .map_err(ledger_err(ruby))?;
     Ok(ruby.obj_wrap_as(StoreObj::new(ledger, cache_entries), klass))
+}
+
+/// A ledger lives in a regular file. A character device (`/dev/zero`, `/dev/full`), a
+/// FIFO or a socket — directly or through a symlink — would be read without end on open
+/// (a device yields bytes forever, a FIFO blocks), so it is refused up front with an
+/// `IOError`. Directories and missing paths are left to the core (EISDIR, or creation).
+fn refuse_special_file(ruby: &Ruby, path: &std::path::Path) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => Err(errors::ledger_error(
+            ruby,
+            igniter_ledger::Error::Io {
+                context: format!("opening {}", path.display()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file (a ledger lives in a regular file)",
+                ),
+            },
+        )),
+        _ => Ok(()),
+    }
 }
 
 // ------------------------------------------------------------------ writing
