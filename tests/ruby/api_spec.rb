@@ -246,6 +246,53 @@ RSpec.describe "Igniter::Ledger API" do
       expect(store.history_partition(store: :ev, partition_key: :order, partition_value: "none")).to eq([])
     end
 
+    it "hands out the same Fact objects again while a slice is unchanged, in a new Array each time" do
+      facts = Array.new(6) { |i| store.append(history: :ev, event: { p: i % 2, i: i }, partition_key: :p) }
+      first = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      again = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(again).to eq(first)
+      expect(again).not_to equal(first)
+      expect(again.zip(first).all? { |a, b| a.equal?(b) }).to be(true) # no new Fact objects
+      expect(again[0].value).to equal(first[0].value) # a value converted once stays converted
+      again << :mine
+      again.shift
+      expect(store.history_partition(store: :ev, partition_key: :p, partition_value: 0)).to eq(first)
+      expect(first).not_to be_frozen
+
+      later = store.append(history: :ev, event: { p: 0, i: 6 }, partition_key: :p)
+      grown = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(grown.map(&:id)).to eq(first.map(&:id) + [later.id])
+      expect(grown.first(3).zip(first).all? { |a, b| a.equal?(b) }).to be(true)
+      bounded = store.history_partition(store: :ev, partition_key: :p, partition_value: 0, since: facts[2].transaction_time)
+      expect(bounded.map { |f| f.value[:i] }).to eq([2, 4, 6])
+      expect(store.history_partition(store: :ev, partition_key: :p, partition_value: 1).map { |f| f.value[:i] }).to eq([1, 3, 5])
+    end
+
+    it "does not reuse facts once a coercion changes them, and can be bounded or turned off" do
+      3.times { |i| store.append(history: :ev, event: { p: 0, i: i }, partition_key: :p) }
+      plain = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      store.register_coercion(:ev) { |v, _| v.merge(seen: true) }
+      coerced = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(coerced.map(&:class).uniq).to eq([Igniter::Ledger::CoercedFact])
+      expect(coerced.map { |f| f.value[:seen] }).to eq([true] * 3)
+      expect(plain.map(&:value).map { |v| v.key?(:seen) }).to eq([false] * 3)
+
+      off = Igniter::Ledger::LedgerStore.new(partition_cache: 0)
+      2.times { |i| off.append(history: :ev, event: { p: 0, i: i }) }
+      a = off.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      b = off.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(a).to eq(b)
+      expect(a[0]).not_to equal(b[0])
+
+      small = Igniter::Ledger::LedgerStore.new(partition_cache: 3)
+      4.times { |i| small.append(history: :ev, event: { p: i % 2, i: i }) }
+      kept = small.history_partition(store: :ev, partition_key: :p, partition_value: 0) # 2 handles
+      small.history_partition(store: :ev, partition_key: :p, partition_value: 1)          # 2 more: evicts p=0
+      expect(small.history_partition(store: :ev, partition_key: :p, partition_value: 0)[0]).not_to equal(kept[0])
+      expect { Igniter::Ledger::LedgerStore.new(partition_cache: -1) }.to raise_error(ArgumentError, /partition_cache/)
+      expect { Igniter::Ledger.open(wal_path, partition_cache: :lots) }.to raise_error(ArgumentError, /partition_cache/)
+    end
+
     it "applies since/as_of to a slice" do
       facts = Array.new(10) { |i| store.append(history: :ev, event: { p: i % 2, i: i }, partition_key: :p) }
       slice = store.history_partition(store: :ev, partition_key: :p, partition_value: 0,

@@ -16,10 +16,7 @@ use igniter_ledger::codec::{Reader, Token};
 use igniter_ledger::value::limits::{MAX_DEPTH, MAX_VALUE_BYTES};
 use igniter_ledger::{MapKey, Value};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::{
-    prelude::*, r_hash::ForEach, Error, Float, Integer, RHash, RString, Ruby, Symbol,
-    Value as RValue,
-};
+use magnus::{prelude::*, Error, Float, Integer, Ruby, Value as RValue};
 use rb_sys::{ruby_value_type as T, VALUE};
 
 /// Which Ruby exception a conversion failure becomes.
@@ -92,56 +89,156 @@ fn type_of(v: RValue) -> T {
     unsafe { rb_sys::RB_TYPE(v.as_raw()) }
 }
 
-/// A string's content, by encoding.
-enum StrContent {
-    Utf8(String),
-    Binary(Vec<u8>),
+/// What a Ruby String holds, borrowed (copy it out before the next Ruby call).
+pub(crate) enum StrRef<'a> {
+    /// UTF-8 or US-ASCII text (validated).
+    Utf8(&'a str),
+    /// ASCII-8BIT bytes.
+    Binary(&'a [u8]),
+    /// UTF-8/US-ASCII that is not valid UTF-8: the offset where it stops being valid.
+    BadUtf8(usize),
+    /// Another encoding, by name.
+    Other(String),
 }
 
-/// Reads a String: UTF-8 and US-ASCII must be valid UTF-8; ASCII-8BIT is binary; other
-/// encodings are refused (the reason is returned, to be placed after the path).
-fn read_string(s: RString) -> Result<StrContent, String> {
-    let raw = s.as_raw();
-    // SAFETY: `raw` is a String (callers checked the type). The encoding queries read
-    // global tables, and the bytes are copied out before any other Ruby call, so the
-    // borrowed slice cannot be invalidated while it is in use.
+const CR_7BIT: i32 = rb_sys::ruby_coderange_type::RUBY_ENC_CODERANGE_7BIT as i32;
+const CR_VALID: i32 = rb_sys::ruby_coderange_type::RUBY_ENC_CODERANGE_VALID as i32;
+
+/// Reads a String's bytes and encoding without copying. Ruby's cached code range of the
+/// string answers "valid UTF-8?" for strings it has scanned before (scanning once
+/// otherwise), so the bytes are not validated again here.
+///
+/// # Safety
+/// `raw` must be a live String. The slice borrows the string's buffer: use it before
+/// any other Ruby call.
+pub(crate) unsafe fn str_ref<'a>(raw: VALUE) -> StrRef<'a> {
+    // SAFETY: see the function's contract; these calls read the string and global
+    // encoding tables and never raise (`rb_enc_str_coderange` only caches a flag).
     unsafe {
-        let enc = rb_sys::rb_enc_get_index(raw);
         let bytes = std::slice::from_raw_parts(
             rb_sys::RSTRING_PTR(raw) as *const u8,
             rb_sys::RSTRING_LEN(raw) as usize,
         );
-        if enc == rb_sys::rb_ascii8bit_encindex() {
-            Ok(StrContent::Binary(bytes.to_vec()))
-        } else if enc == rb_sys::rb_utf8_encindex() || enc == rb_sys::rb_usascii_encindex() {
-            match std::str::from_utf8(bytes) {
-                Ok(text) => Ok(StrContent::Utf8(text.to_owned())),
-                Err(e) => Err(format!(
-                    "with invalid UTF-8 (byte offset {}; binary data belongs in an ASCII-8BIT string, e.g. str.b)",
-                    e.valid_up_to()
-                )),
+        let enc = rb_sys::rb_enc_get_index(raw);
+        if enc == rb_sys::rb_utf8_encindex() || enc == rb_sys::rb_usascii_encindex() {
+            let cr = rb_sys::rb_enc_str_coderange(raw);
+            if cr == CR_7BIT || (cr == CR_VALID && enc == rb_sys::rb_utf8_encindex()) {
+                return StrRef::Utf8(std::str::from_utf8_unchecked(bytes));
             }
-        } else {
-            let name: String = s
-                .funcall::<_, _, RValue>("encoding", ())
-                .and_then(|e| e.funcall("to_s", ()))
-                .unwrap_or_else(|_| "another encoding".to_owned());
-            Err(format!(
-                "in {name} (the ledger stores UTF-8 and binary ASCII-8BIT strings; use str.encode(\"UTF-8\"))"
-            ))
+            // Broken for its encoding (a US-ASCII string may still hold UTF-8).
+            return match std::str::from_utf8(bytes) {
+                Ok(text) => StrRef::Utf8(text),
+                Err(e) => StrRef::BadUtf8(e.valid_up_to()),
+            };
         }
+        if enc == rb_sys::rb_ascii8bit_encindex() {
+            return StrRef::Binary(bytes);
+        }
+        let e = rb_sys::rb_enc_from_index(enc);
+        let name = if e.is_null() || (*e).name.is_null() {
+            "another encoding".to_owned()
+        } else {
+            std::ffi::CStr::from_ptr((*e).name)
+                .to_string_lossy()
+                .into_owned()
+        };
+        StrRef::Other(name)
     }
 }
 
-fn symbol_name(s: Symbol) -> Result<String, ()> {
-    s.name().map(|n| n.into_owned()).map_err(|_| ())
+/// Why a String cannot be stored as text, to be placed after "is a String ".
+fn string_reason(r: &StrRef<'_>) -> String {
+    match r {
+        StrRef::BadUtf8(at) => format!(
+            "with invalid UTF-8 (byte offset {at}; binary data belongs in an ASCII-8BIT string, e.g. str.b)"
+        ),
+        StrRef::Other(name) => format!(
+            "in {name} (the ledger stores UTF-8 and binary ASCII-8BIT strings; use str.encode(\"UTF-8\"))"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A small multiplicative hasher for keys the extension controls (Symbol VALUEs,
+/// names): much cheaper than SipHash, and the keys cannot be chosen to collide on
+/// purpose in a way that matters (the maps are small, bounded caches).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct QuickHasher(u64);
+
+const QUICK_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl std::hash::Hasher for QuickHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(26) ^ i).wrapping_mul(QUICK_K);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // Fold the high bits down: hashbrown takes its bucket from the low bits.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+pub(crate) type QuickState = std::hash::BuildHasherDefault<QuickHasher>;
+
+thread_local! {
+    /// Names of static Symbols by VALUE (static Symbols are immortal immediates, so the
+    /// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`.
+    static SYMBOL_NAMES: std::cell::RefCell<std::collections::HashMap<VALUE, Box<str>, QuickState>> =
+        std::cell::RefCell::new(std::collections::HashMap::default());
+}
+
+/// The UTF-8 name of a Symbol (`Err` if it is not valid UTF-8).
+pub(crate) fn sym_name(v: RValue) -> Result<String, ()> {
+    let raw = v.as_raw();
+    let is_static = rb_sys::STATIC_SYM_P(raw);
+    if is_static {
+        if let Some(n) = SYMBOL_NAMES.with(|c| c.borrow().get(&raw).map(|n| String::from(&**n))) {
+            return Ok(n);
+        }
+    }
+    // SAFETY: `raw` is a Symbol; `rb_sym2str` answers its (frozen, GC-kept) name
+    // String without allocating, and the name is copied out at once.
+    let name = match unsafe { str_ref(rb_sys::rb_sym2str(raw)) } {
+        StrRef::Utf8(t) => t.to_owned(),
+        _ => return Err(()),
+    };
+    if is_static {
+        SYMBOL_NAMES.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() < STATIC_SYMBOL_CACHE_MAX {
+                c.insert(raw, name.as_str().into());
+            }
+        });
+    }
+    Ok(name)
 }
 
 /// Converts a Ruby object to a [`Value`]; `what` names it in errors (`"value"`,
 /// `"event"`, `"producer"`...).
 pub fn to_value(v: RValue, what: &str) -> Result<Value, ConvError> {
     let mut cx = ToValue {
-        stack: Vec::new(),
+        path: [0; INLINE_PATH],
+        deep: Vec::new(),
+        depth_in: 0,
         budget: MAX_VALUE_BYTES,
     };
     cx.convert(v, 1).map_err(|f| f.into_error(what))
@@ -200,9 +297,16 @@ impl Failure {
     }
 }
 
+/// Containers on the current path kept without allocating (deeper ones spill to a Vec).
+const INLINE_PATH: usize = 16;
+
 struct ToValue {
-    /// The containers on the current path (cycle detection).
-    stack: Vec<VALUE>,
+    /// The containers on the current path (cycle detection): the first `INLINE_PATH`
+    /// here, `depth_in` of them in use ...
+    path: [VALUE; INLINE_PATH],
+    /// ... and the deeper ones here.
+    deep: Vec<VALUE>,
+    depth_in: usize,
     /// Encoded bytes still allowed. Each element is charged a lower bound of its encoded
     /// size (a String its length) *before* it is copied, so an oversized value — a huge
     /// String, or a small structure that shares substructures and would expand to an
@@ -257,24 +361,19 @@ impl ToValue {
                 .map(|f| Value::Float(f.to_f64()))
                 .ok_or_else(|| Failure::new(Kind::Type, "is not a Float")),
             T::RUBY_T_STRING => {
-                let s = RString::from_value(v)
-                    .ok_or_else(|| Failure::new(Kind::Type, "is not a String"))?;
-                match read_string(s) {
-                    Ok(StrContent::Utf8(s)) => Ok(Value::Str(s)),
-                    Ok(StrContent::Binary(b)) => Ok(Value::Bin(b)),
-                    Err(reason) => Err(Failure::new(
+                // SAFETY: `v` is a String; its bytes are copied before any Ruby call.
+                match unsafe { str_ref(v.as_raw()) } {
+                    StrRef::Utf8(t) => Ok(Value::Str(t.to_owned())),
+                    StrRef::Binary(b) => Ok(Value::Bin(b.to_vec())),
+                    bad => Err(Failure::new(
                         Kind::Argument,
-                        format!("is a String {reason}"),
+                        format!("is a String {}", string_reason(&bad)),
                     )),
                 }
             }
-            T::RUBY_T_SYMBOL => {
-                let s = Symbol::from_value(v)
-                    .ok_or_else(|| Failure::new(Kind::Type, "is not a Symbol"))?;
-                symbol_name(s)
-                    .map(Value::Sym)
-                    .map_err(|_| Failure::new(Kind::Argument, "is a Symbol with invalid UTF-8"))
-            }
+            T::RUBY_T_SYMBOL => sym_name(v)
+                .map(Value::Sym)
+                .map_err(|_| Failure::new(Kind::Argument, "is a Symbol with invalid UTF-8")),
             T::RUBY_T_ARRAY => self.array(v, depth),
             T::RUBY_T_HASH => self.hash(v, depth),
             _ => Err(Failure::new(
@@ -286,7 +385,7 @@ impl ToValue {
 
     /// Enters a container: checks depth and cycles.
     fn enter(&mut self, raw: VALUE, depth: usize) -> Result<(), Failure> {
-        if self.stack.contains(&raw) {
+        if self.path[..self.depth_in].contains(&raw) || self.deep.contains(&raw) {
             return Err(Failure::new(
                 Kind::Argument,
                 "is a cyclic reference (the structure contains itself)",
@@ -298,8 +397,20 @@ impl ToValue {
                 format!("nests deeper than {MAX_DEPTH} levels"),
             ));
         }
-        self.stack.push(raw);
+        if self.depth_in < INLINE_PATH && self.deep.is_empty() {
+            self.path[self.depth_in] = raw;
+            self.depth_in += 1;
+        } else {
+            self.deep.push(raw);
+        }
         Ok(())
+    }
+
+    /// Leaves the innermost container.
+    fn leave(&mut self) {
+        if self.deep.pop().is_none() {
+            self.depth_in -= 1;
+        }
     }
 
     fn array(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
@@ -321,55 +432,102 @@ impl ToValue {
             );
             i += 1;
         }
-        self.stack.pop();
+        self.leave();
         Ok(Value::Array(items))
     }
 
     fn hash(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
         let raw = v.as_raw();
         self.enter(raw, depth)?;
-        let hash = RHash::from_value(v).ok_or_else(|| Failure::new(Kind::Type, "is not a Hash"))?;
-        let mut pairs: Vec<(MapKey, Value)> = Vec::with_capacity(hash.len());
-        let mut failure: Option<Failure> = None;
-        let walked = hash.foreach(|k: RValue, val: RValue| {
-            let cost = if type_of(k) == T::RUBY_T_STRING {
-                1 + str_len(k)
-            } else {
-                1
-            };
-            if let Err(f) = self.charge(cost) {
-                failure = Some(f);
-                return Ok(ForEach::Stop);
-            }
-            let key = match key(k) {
-                Ok(key) => key,
-                Err((kind, noun)) => {
-                    failure = Some(Failure::new(kind, format!("has {noun} key ({KEY_HINT})")));
-                    return Ok(ForEach::Stop);
-                }
-            };
-            match self.convert(val, depth + 1) {
-                Ok(value) => {
-                    pairs.push((key, value));
-                    Ok(ForEach::Continue)
-                }
-                Err(f) => {
-                    failure = Some(f.within(format!("[{key}]")));
-                    Ok(ForEach::Stop)
-                }
-            }
-        });
+        // SAFETY: `raw` is a Hash (checked by the caller).
+        let len = unsafe { rb_sys::RHASH_SIZE(raw) } as usize;
+        let mut walk = HashWalk {
+            cx: self,
+            depth,
+            pairs: Vec::with_capacity(len),
+            failure: None,
+        };
+        // SAFETY: `each_pair` matches the callback type and `walk` outlives the call.
+        // The callback never raises (it calls no Ruby code that can, and catches Rust
+        // panics), so no longjmp crosses these frames, and it does not change the hash.
+        unsafe {
+            rb_sys::rb_hash_foreach(
+                raw,
+                Some(each_pair),
+                &mut walk as *mut HashWalk<'_> as VALUE,
+            )
+        };
+        let HashWalk { pairs, failure, .. } = walk;
         if let Some(f) = failure {
             return Err(f);
         }
-        if let Err(e) = walked {
-            return Err(Failure::new(
-                Kind::Argument,
-                format!("could not be read: {e}"),
-            ));
-        }
-        self.stack.pop();
+        self.leave();
         Ok(Value::Map(pairs))
+    }
+
+    /// One entry of a hash being converted; false stops the walk (`walk.failure` says why).
+    fn pair(
+        &mut self,
+        k: RValue,
+        val: RValue,
+        depth: usize,
+        walk_pairs: &mut Vec<(MapKey, Value)>,
+    ) -> Result<(), Failure> {
+        self.charge(if type_of(k) == T::RUBY_T_STRING {
+            1 + str_len(k)
+        } else {
+            1
+        })?;
+        let key = key(k)
+            .map_err(|(kind, noun)| Failure::new(kind, format!("has {noun} key ({KEY_HINT})")))?;
+        match self.convert(val, depth + 1) {
+            Ok(value) => {
+                walk_pairs.push((key, value));
+                Ok(())
+            }
+            Err(f) => Err(f.within(format!("[{key}]"))),
+        }
+    }
+}
+
+/// The state of one `rb_hash_foreach` walk.
+struct HashWalk<'a> {
+    cx: &'a mut ToValue,
+    depth: usize,
+    pairs: Vec<(MapKey, Value)>,
+    failure: Option<Failure>,
+}
+
+/// `rb_hash_foreach` callback: converts one entry.
+///
+/// # Safety
+/// `arg` is the address of the live `HashWalk` passed by `ToValue::hash`.
+unsafe extern "C" fn each_pair(k: VALUE, v: VALUE, arg: VALUE) -> std::os::raw::c_int {
+    const CONTINUE: std::os::raw::c_int = rb_sys::st_retval::ST_CONTINUE as std::os::raw::c_int;
+    const STOP: std::os::raw::c_int = rb_sys::st_retval::ST_STOP as std::os::raw::c_int;
+    // SAFETY: see the function's contract.
+    let walk = unsafe { &mut *(arg as *mut HashWalk<'_>) };
+    // SAFETY: Ruby hands the callback live keys and values of the hash.
+    let (k, v) = unsafe { (RValue::from_raw(k), RValue::from_raw(v)) };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let HashWalk {
+            cx, depth, pairs, ..
+        } = walk;
+        cx.pair(k, v, *depth, pairs)
+    }));
+    match outcome {
+        Ok(Ok(())) => CONTINUE,
+        Ok(Err(f)) => {
+            walk.failure = Some(f);
+            STOP
+        }
+        Err(_) => {
+            walk.failure = Some(Failure::new(
+                Kind::Argument,
+                "could not be read (internal error while converting it)",
+            ));
+            STOP
+        }
     }
 }
 
@@ -377,23 +535,20 @@ impl ToValue {
 /// callers place it in a sentence.
 fn key(k: RValue) -> Result<MapKey, (Kind, String)> {
     match type_of(k) {
-        T::RUBY_T_SYMBOL => {
-            let s = Symbol::from_value(k).ok_or((Kind::Type, "not a Symbol".to_owned()))?;
-            symbol_name(s)
-                .map(MapKey::Sym)
-                .map_err(|_| (Kind::Argument, "a Symbol with invalid UTF-8".to_owned()))
+        T::RUBY_T_SYMBOL => sym_name(k)
+            .map(MapKey::Sym)
+            .map_err(|_| (Kind::Argument, "a Symbol with invalid UTF-8".to_owned())),
+        // SAFETY: `k` is a String; its bytes are copied before any Ruby call.
+        T::RUBY_T_STRING => match unsafe { str_ref(k.as_raw()) } {
+            StrRef::Utf8(t) => Ok(MapKey::Str(t.to_owned())),
+            StrRef::Binary(_) => Err((Kind::Argument, "a binary (ASCII-8BIT) String".to_owned())),
+            bad => Err((Kind::Argument, format!("a String {}", string_reason(&bad)))),
+        },
+        T::RUBY_T_FIXNUM => {
+            // SAFETY: `k` is a Fixnum; FIX2LONG only decodes it.
+            Ok(MapKey::Int(unsafe { rb_sys::FIX2LONG(k.as_raw()) } as i64))
         }
-        T::RUBY_T_STRING => {
-            let s = RString::from_value(k).ok_or((Kind::Type, "not a String".to_owned()))?;
-            match read_string(s) {
-                Ok(StrContent::Utf8(s)) => Ok(MapKey::Str(s)),
-                Ok(StrContent::Binary(_)) => {
-                    Err((Kind::Argument, "a binary (ASCII-8BIT) String".to_owned()))
-                }
-                Err(reason) => Err((Kind::Argument, format!("a String {reason}"))),
-            }
-        }
-        T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => {
+        T::RUBY_T_BIGNUM => {
             let i = Integer::from_value(k).ok_or((Kind::Type, "not an Integer".to_owned()))?;
             i.to_i64().map(MapKey::Int).map_err(|_| {
                 (
@@ -419,8 +574,8 @@ thread_local! {
     /// Static Symbols by name. Static Symbols are immortal immediates (never collected,
     /// never moved), so their VALUEs can be kept outside the GC's sight. Bounded: names
     /// are only added while the cache is small.
-    static STATIC_SYMBOLS: std::cell::RefCell<std::collections::HashMap<Box<str>, VALUE>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static STATIC_SYMBOLS: std::cell::RefCell<std::collections::HashMap<Box<str>, VALUE, QuickState>> =
+        std::cell::RefCell::new(std::collections::HashMap::default());
 }
 
 const STATIC_SYMBOL_CACHE_MAX: usize = 4096;
@@ -458,11 +613,22 @@ pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
     unsafe { RValue::from_raw(rb_sys::rb_to_symbol(s.as_raw())) }
 }
 
+/// Freezes an object this extension just created: sets its FL_FREEZE flag. A fresh
+/// object has no singleton class, so that is all `rb_obj_freeze` would do.
+pub(crate) fn freeze_fresh(obj: VALUE) {
+    // SAFETY: callers pass a live heap object (String, Array, Hash, typed data) they
+    // created and have not exposed; setting a flag bit calls nothing.
+    unsafe {
+        let basic = obj as *mut rb_sys::RBasic;
+        (*basic).flags |= rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE;
+    }
+}
+
 /// A new String (UTF-8), frozen when asked.
 pub fn string(ruby: &Ruby, s: &str, freeze: bool) -> RValue {
     let v = ruby.str_new(s);
     if freeze {
-        v.freeze();
+        freeze_fresh(v.as_raw());
     }
     v.as_value()
 }
@@ -492,7 +658,7 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
         Value::Bin(b) => {
             let s = ruby.str_from_slice(b);
             if freeze {
-                s.freeze();
+                freeze_fresh(s.as_raw());
             }
             s.as_value()
         }
@@ -509,7 +675,7 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
             // SAFETY: a live array created above.
             let ary = unsafe { RValue::from_raw(ary) };
             if freeze {
-                ary.freeze();
+                freeze_fresh(ary.as_raw());
             }
             ary
         }
@@ -526,7 +692,7 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
             // SAFETY: a live hash created above.
             let hash = unsafe { RValue::from_raw(hash) };
             if freeze {
-                hash.freeze();
+                freeze_fresh(hash.as_raw());
             }
             hash
         }
@@ -560,7 +726,7 @@ fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result
         Token::Bin(b) => {
             let s = ruby.str_from_slice(b);
             if freeze {
-                s.freeze();
+                freeze_fresh(s.as_raw());
             }
             s.as_value()
         }
@@ -577,7 +743,7 @@ fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result
             // SAFETY: a live array created above.
             let ary = unsafe { RValue::from_raw(ary) };
             if freeze {
-                ary.freeze();
+                freeze_fresh(ary.as_raw());
             }
             ary
         }
@@ -602,7 +768,7 @@ fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result
             // SAFETY: a live hash created above.
             let hash = unsafe { RValue::from_raw(hash) };
             if freeze {
-                hash.freeze();
+                freeze_fresh(hash.as_raw());
             }
             hash
         }

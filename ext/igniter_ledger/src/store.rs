@@ -53,6 +53,64 @@ impl ReadCache {
     }
 }
 
+/// What a cached `history_partition` slice is filed under: store, partition key and the
+/// partition value's encoded bytes (values are not `Hash`; equal values encode equally).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SliceKey {
+    store: String,
+    key: igniter_ledger::MapKey,
+    value: Vec<u8>,
+}
+
+/// A cached slice: a frozen Array of `Fact` handles, the slice's length and its last
+/// fact's id when it was built.
+struct Slice {
+    facts: Opaque<RArray>,
+    len: usize,
+    last: Option<uuid::Uuid>,
+}
+
+/// `history_partition` answers (without `since:`/`as_of:`), by slice. Partitions only
+/// grow, and only by appending in commit order, so a cached slice is still right when
+/// the core's slice has the same length and last fact; when the partition has grown,
+/// only the new facts get new handles. Bounded by the number of handles it keeps; the
+/// oldest slice goes first.
+struct PartitionCache {
+    cap: usize,
+    held: usize,
+    map: HashMap<SliceKey, Slice>,
+    order: VecDeque<SliceKey>,
+}
+
+impl PartitionCache {
+    fn remove(&mut self, key: &SliceKey) -> Option<Slice> {
+        let slice = self.map.remove(key)?;
+        self.held -= slice.len;
+        Some(slice)
+    }
+
+    fn put(&mut self, key: SliceKey, slice: Slice) {
+        if slice.len > self.cap {
+            self.remove(&key);
+            return;
+        }
+        self.held += slice.len;
+        if let Some(old) = self.map.insert(key.clone(), slice) {
+            self.held -= old.len;
+        } else {
+            self.order.push_back(key);
+        }
+        while self.held > self.cap {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
 /// The data behind a `LedgerStore` object.
 pub struct StoreObj {
     ledger: LedgerStore,
@@ -63,6 +121,8 @@ pub struct StoreObj {
     callbacks: Mutex<Vec<Opaque<RValue>>>,
     /// Deep-frozen values handed out by `read`, marked for the GC.
     cache: Mutex<ReadCache>,
+    /// Fact handles handed out by `history_partition`, marked for the GC.
+    slices: Mutex<PartitionCache>,
 }
 
 /// Locks a mutex of the store. No Ruby call is ever made while one is held, so the GC
@@ -73,7 +133,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl StoreObj {
-    fn new(ledger: LedgerStore, cache_entries: usize) -> Self {
+    fn new(ledger: LedgerStore, cache_entries: usize, slice_handles: usize) -> Self {
         let release_gvl = ledger.path().is_some() && ledger.durability() == Durability::Fsync;
         StoreObj {
             ledger,
@@ -81,6 +141,12 @@ impl StoreObj {
             callbacks: Mutex::new(Vec::new()),
             cache: Mutex::new(ReadCache {
                 cap: cache_entries,
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+            slices: Mutex::new(PartitionCache {
+                cap: slice_handles,
+                held: 0,
                 map: HashMap::new(),
                 order: VecDeque::new(),
             }),
@@ -101,6 +167,9 @@ impl DataTypeFunctions for StoreObj {
         }
         for v in lock(&self.cache).map.values() {
             marker.mark(*v);
+        }
+        for slice in lock(&self.slices).map.values() {
+            marker.mark(slice.facts);
         }
     }
 }
@@ -140,9 +209,17 @@ fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
 
 // ------------------------------------------------------------------ construction
 
-fn memory(ruby: &Ruby, klass: RClass, cache_entries: usize) -> Result<Obj<StoreObj>, Error> {
+fn memory(
+    ruby: &Ruby,
+    klass: RClass,
+    cache_entries: usize,
+    slice_handles: usize,
+) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
-    Ok(ruby.obj_wrap_as(StoreObj::new(LedgerStore::memory(), cache_entries), klass))
+    Ok(ruby.obj_wrap_as(
+        StoreObj::new(LedgerStore::memory(), cache_entries, slice_handles),
+        klass,
+    ))
 }
 
 fn open(
@@ -152,6 +229,7 @@ fn open(
     durability: String,
     recover: bool,
     cache_entries: usize,
+    slice_handles: usize,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
     let durability = Durability::parse(&durability).map_err(ledger_err(ruby))?;
@@ -161,7 +239,7 @@ fn open(
     let ledger = gvl::without_gvl(move || LedgerStore::open_with(&path, opts))
         .map_err(|m| errors::internal(ruby, "open", m))?
         .map_err(ledger_err(ruby))?;
-    Ok(ruby.obj_wrap_as(StoreObj::new(ledger, cache_entries), klass))
+    Ok(ruby.obj_wrap_as(StoreObj::new(ledger, cache_entries, slice_handles), klass))
 }
 
 /// A ledger lives in a regular file. A character device (`/dev/zero`, `/dev/full`), a
@@ -521,13 +599,82 @@ fn history_partition(
 ) -> Result<RArray, Error> {
     let pk = convert::to_map_key(partition_key, "partition_key").map_err(|e| e.into_error(ruby))?;
     let pv = value_arg(ruby, partition_value, "partition_value")?;
-    let q = PartitionQuery::with_key(args::name(ruby, store, "store")?, pk, pv)
-        .since_opt(args::opt_time(ruby, since, "since")?)
-        .as_of_opt(args::opt_time(ruby, as_of, "as_of")?);
-    read_facts(
-        ruby,
-        s.ledger.history_partition(q).map_err(ledger_err(ruby))?,
-    )
+    let store = args::name(ruby, store, "store")?;
+    let since = args::opt_time(ruby, since, "since")?;
+    let as_of = args::opt_time(ruby, as_of, "as_of")?;
+    let whole = since.is_none() && as_of.is_none() && lock(&s.slices).cap > 0;
+    let slice_key = whole.then(|| {
+        let mut value = Vec::with_capacity(16);
+        igniter_ledger::codec::write_value(&mut value, &pv);
+        SliceKey {
+            store: store.clone(),
+            key: pk.clone(),
+            value,
+        }
+    });
+    let q = PartitionQuery::with_key(store, pk, pv)
+        .since_opt(since)
+        .as_of_opt(as_of);
+    let facts = s.ledger.history_partition(q).map_err(ledger_err(ruby))?;
+    match slice_key {
+        Some(key) => cached_slice(ruby, s, key, facts),
+        None => read_facts(ruby, facts),
+    }
+}
+
+/// The answer for a whole slice through the partition cache: a new Array (the caller
+/// may change it) holding the cached `Fact` handles, plus new handles for facts appended
+/// since the slice was cached.
+fn cached_slice(
+    ruby: &Ruby,
+    s: &StoreObj,
+    key: SliceKey,
+    facts: Vec<ReadFact>,
+) -> Result<RArray, Error> {
+    if facts.iter().any(|f| f.coerced.is_some()) {
+        // A coercion changes values on every read: nothing to reuse.
+        lock(&s.slices).remove(&key);
+        return read_facts(ruby, facts);
+    }
+    let cached = {
+        let cache = lock(&s.slices);
+        cache.map.get(&key).and_then(|c| {
+            let still_prefix =
+                c.len <= facts.len() && c.last == c.len.checked_sub(1).map(|i| facts[i].fact.id());
+            still_prefix.then_some((c.facts, c.len))
+        })
+    };
+    let last = facts.last().map(|f| f.fact.id());
+    let len = facts.len();
+    let (old, kept) = match cached {
+        Some((ary, kept)) => (Some(ruby.get_inner(ary)), kept),
+        None => (None, 0),
+    };
+    if let (Some(old), true) = (old, kept == len) {
+        // A copy-on-write copy: O(1), and the caller may change it.
+        return Ok(old.dup());
+    }
+    let ary = ruby.ary_new_capa(len);
+    if let Some(old) = old {
+        ary.concat(old)?;
+    }
+    for f in facts.into_iter().skip(kept) {
+        let f = FactObj::wrap_read(ruby, f);
+        // SAFETY: as in `fact_array`.
+        unsafe { rb_sys::rb_ary_push(ary.as_raw(), f.as_raw()) };
+    }
+    // The cache keeps a frozen copy-on-write copy; the caller gets `ary` itself.
+    let keep = ary.dup();
+    keep.freeze();
+    lock(&s.slices).put(
+        key,
+        Slice {
+            facts: Opaque::from(keep),
+            len,
+            last,
+        },
+    );
+    Ok(ary)
 }
 
 fn query(
@@ -940,8 +1087,8 @@ fn is_memory(s: &StoreObj) -> bool {
 /// Defines the native methods of `LedgerStore`.
 pub fn define(class: RClass) -> Result<(), Error> {
     use magnus::{function, method};
-    class.define_singleton_method("_memory", function!(memory, 2))?;
-    class.define_singleton_method("_open", function!(open, 5))?;
+    class.define_singleton_method("_memory", function!(memory, 3))?;
+    class.define_singleton_method("_open", function!(open, 6))?;
     class.define_private_method("_write", method!(write, 9))?;
     class.define_private_method("_append", method!(append, 8))?;
     class.define_private_method("_commit", method!(commit_ops, 1))?;
