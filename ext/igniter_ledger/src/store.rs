@@ -62,27 +62,47 @@ struct SliceKey {
     value: Vec<u8>,
 }
 
-/// A cached slice: a frozen Array of `Fact` handles, the slice's length and its last
-/// fact's id when it was built.
+/// A cached slice: a frozen Array of `Fact` handles, the slice's length and last fact's
+/// id, and the ledger's fact count when the slice was last known to be current.
 struct Slice {
     facts: Opaque<RArray>,
     len: usize,
     last: Option<uuid::Uuid>,
+    stamp: usize,
 }
 
-/// `history_partition` answers (without `since:`/`as_of:`), by slice. Partitions only
-/// grow, and only by appending in commit order, so a cached slice is still right when
-/// the core's slice has the same length and last fact; when the partition has grown,
-/// only the new facts get new handles. Bounded by the number of handles it keeps; the
-/// oldest slice goes first.
+/// `history_partition` answers (without `since:`/`as_of:`), by slice.
+///
+/// The log is append-only, so while the ledger's fact count is the one stamped on a
+/// slice, nothing can have changed it: the slice is answered without asking the core.
+/// After other writes the core's slice is fetched and compared: partitions only grow,
+/// by appending in commit order, so a cached slice whose length and last fact match a
+/// prefix of it is kept and only the facts appended since get new handles. Stores with
+/// a registered coercion (Ruby code that runs on every read) are never cached. Bounded
+/// by the number of handles it keeps; the oldest slice goes first.
 struct PartitionCache {
     cap: usize,
     held: usize,
     map: HashMap<SliceKey, Slice>,
     order: VecDeque<SliceKey>,
+    /// Stores with a coercion registered through this handle.
+    coerced: std::collections::HashSet<String>,
 }
 
 impl PartitionCache {
+    /// Forgets every slice of `store`.
+    fn forget_store(&mut self, store: &str) {
+        let keys: Vec<SliceKey> = self
+            .map
+            .keys()
+            .filter(|k| k.store == store)
+            .cloned()
+            .collect();
+        for k in keys {
+            self.remove(&k);
+        }
+    }
+
     fn remove(&mut self, key: &SliceKey) -> Option<Slice> {
         let slice = self.map.remove(key)?;
         self.held -= slice.len;
@@ -149,6 +169,7 @@ impl StoreObj {
                 held: 0,
                 map: HashMap::new(),
                 order: VecDeque::new(),
+                coerced: std::collections::HashSet::new(),
             }),
         }
     }
@@ -602,22 +623,39 @@ fn history_partition(
     let store = args::name(ruby, store, "store")?;
     let since = args::opt_time(ruby, since, "since")?;
     let as_of = args::opt_time(ruby, as_of, "as_of")?;
-    let whole = since.is_none() && as_of.is_none() && lock(&s.slices).cap > 0;
-    let slice_key = whole.then(|| {
+    let whole = since.is_none() && as_of.is_none() && {
+        let cache = lock(&s.slices);
+        cache.cap > 0 && !cache.coerced.contains(&store)
+    };
+    let mut slice_key = None;
+    let mut stamp = 0;
+    if whole {
         let mut value = Vec::with_capacity(16);
         igniter_ledger::codec::write_value(&mut value, &pv);
-        SliceKey {
+        let key = SliceKey {
             store: store.clone(),
             key: pk.clone(),
             value,
+        };
+        // Read before the core's slice (never after), so a stamp is never newer than
+        // the slice it vouches for.
+        stamp = s.ledger.fact_count();
+        let current = lock(&s.slices)
+            .map
+            .get(&key)
+            .and_then(|c| (c.stamp == stamp).then_some(c.facts));
+        if let Some(ary) = current {
+            // Unchanged: a copy-on-write copy, O(1); the caller may change it.
+            return Ok(ruby.get_inner(ary).dup());
         }
-    });
+        slice_key = Some(key);
+    }
     let q = PartitionQuery::with_key(store, pk, pv)
         .since_opt(since)
         .as_of_opt(as_of);
     let facts = s.ledger.history_partition(q).map_err(ledger_err(ruby))?;
     match slice_key {
-        Some(key) => cached_slice(ruby, s, key, facts),
+        Some(key) => cached_slice(ruby, s, key, stamp, facts),
         None => read_facts(ruby, facts),
     }
 }
@@ -629,6 +667,7 @@ fn cached_slice(
     ruby: &Ruby,
     s: &StoreObj,
     key: SliceKey,
+    stamp: usize,
     facts: Vec<ReadFact>,
 ) -> Result<RArray, Error> {
     if facts.iter().any(|f| f.coerced.is_some()) {
@@ -651,7 +690,9 @@ fn cached_slice(
         None => (None, 0),
     };
     if let (Some(old), true) = (old, kept == len) {
-        // A copy-on-write copy: O(1), and the caller may change it.
+        if let Some(c) = lock(&s.slices).map.get_mut(&key) {
+            c.stamp = stamp;
+        }
         return Ok(old.dup());
     }
     let ary = ruby.ary_new_capa(len);
@@ -672,6 +713,7 @@ fn cached_slice(
             facts: Opaque::from(keep),
             len,
             last,
+            stamp,
         },
     );
     Ok(ary)
@@ -769,6 +811,11 @@ fn register_coercion(ruby: &Ruby, s: &StoreObj, store: RValue, block: RValue) ->
     let store = args::name(ruby, store, "store")?;
     let block = callable(ruby, block, "a coercion")?;
     let callable = s.keep(block);
+    {
+        let mut slices = lock(&s.slices);
+        slices.forget_store(&store);
+        slices.coerced.insert(store.clone());
+    }
     s.ledger
         .register_coercion(&store, Arc::new(RubyCoercion { callable }))
         .map_err(ledger_err(ruby))
