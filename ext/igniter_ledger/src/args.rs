@@ -61,6 +61,15 @@ pub fn opt_name(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<String>, Er
 
 /// Seconds as a float, from a Numeric or a Time.
 fn secs(ruby: &Ruby, v: RValue, what: &str) -> Result<f64, Error> {
+    // The common cases first, by type tag (no method or ancestry look-ups).
+    if let Some(f) = magnus::Float::from_value(v) {
+        let t = f.to_f64();
+        if !t.is_nan() {
+            return Ok(t);
+        }
+    } else if let Some(i) = magnus::Fixnum::from_value(v) {
+        return Ok(i.to_i64() as f64);
+    }
     let t = if v.is_kind_of(ruby.class_time()) {
         v.funcall::<_, _, f64>("to_f", ())?
     } else if v.is_kind_of(ruby.class_numeric()) {

@@ -570,23 +570,48 @@ const KEY_HINT: &str = "hash keys must be Symbols, UTF-8 Strings or 64-bit Integ
 // Integers whose hashing never calls user code); the frames below hold no values with
 // destructors, so even that longjmp would skip no Rust cleanup.
 
-thread_local! {
-    /// Static Symbols by name. Static Symbols are immortal immediates (never collected,
-    /// never moved), so their VALUEs can be kept outside the GC's sight. Bounded: names
-    /// are only added while the cache is small.
-    static STATIC_SYMBOLS: std::cell::RefCell<std::collections::HashMap<Box<str>, VALUE, QuickState>> =
-        std::cell::RefCell::new(std::collections::HashMap::default());
+/// A cell only ever touched by a thread holding Ruby's GVL, which serializes every
+/// access (the extension is not Ractor-safe and never decodes without the GVL), so no
+/// lock is needed.
+pub(crate) struct GvlCell<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: see the type's documentation: all access is serialized by the GVL.
+unsafe impl<T> Sync for GvlCell<T> {}
+
+impl<T> GvlCell<T> {
+    pub(crate) const fn new(v: T) -> Self {
+        GvlCell(std::cell::UnsafeCell::new(v))
+    }
+
+    /// # Safety
+    /// The caller holds the GVL and does not call back into Ruby (which could reach this
+    /// cell again) while the reference is alive.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get(&self) -> &mut T {
+        // SAFETY: see above.
+        unsafe { &mut *self.0.get() }
+    }
 }
+
+/// Static Symbols by name. Static Symbols are immortal immediates (never collected,
+/// never moved), so their VALUEs can be kept outside the GC's sight. Bounded: names are
+/// only added while the cache is small.
+static STATIC_SYMBOLS: GvlCell<Option<std::collections::HashMap<Box<[u8]>, VALUE, QuickState>>> =
+    GvlCell::new(None);
 
 const STATIC_SYMBOL_CACHE_MAX: usize = 4096;
 
-/// A Symbol for `name`: an existing one when possible (static ones are cached), else a new
-/// dynamic — garbage-collectable — Symbol.
-pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
-    if let Some(v) = STATIC_SYMBOLS.with(|c| c.borrow().get(name).copied()) {
+/// A Symbol named by UTF-8 `bytes` (validated here unless the Symbol is already
+/// cached): an existing one when possible (static ones are cached), else a new dynamic —
+/// garbage-collectable — Symbol. None if the bytes are not UTF-8.
+fn symbol_from_bytes(ruby: &Ruby, bytes: &[u8]) -> Option<RValue> {
+    // SAFETY: called with the GVL held; no Ruby call while the map is borrowed.
+    let cache = unsafe { STATIC_SYMBOLS.get() };
+    if let Some(&v) = cache.as_ref().and_then(|c| c.get(bytes)) {
         // SAFETY: only static Symbols are cached, and they live forever.
-        return unsafe { RValue::from_raw(v) };
+        return Some(unsafe { RValue::from_raw(v) });
     }
+    let name = std::str::from_utf8(bytes).ok()?;
     // SAFETY: `name` is valid UTF-8 and outlives the call; `rb_check_symbol_cstr` only
     // looks the name up (it raises only for a broken encoding, impossible for UTF-8).
     let found = unsafe {
@@ -598,19 +623,24 @@ pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
     };
     if !rb_sys::NIL_P(found) {
         if rb_sys::STATIC_SYM_P(found) {
-            STATIC_SYMBOLS.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.len() < STATIC_SYMBOL_CACHE_MAX {
-                    c.insert(name.into(), found);
-                }
-            });
+            // SAFETY: as above; the lookup above has returned.
+            let cache = unsafe { STATIC_SYMBOLS.get() }.get_or_insert_with(Default::default);
+            if cache.len() < STATIC_SYMBOL_CACHE_MAX {
+                cache.insert(bytes.into(), found);
+            }
         }
         // SAFETY: a live Symbol returned by Ruby.
-        return unsafe { RValue::from_raw(found) };
+        return Some(unsafe { RValue::from_raw(found) });
     }
     let s = ruby.str_new(name);
     // SAFETY: `s` is a valid UTF-8 String; `rb_to_symbol` on a String does not raise.
-    unsafe { RValue::from_raw(rb_sys::rb_to_symbol(s.as_raw())) }
+    Some(unsafe { RValue::from_raw(rb_sys::rb_to_symbol(s.as_raw())) })
+}
+
+/// A Symbol for `name`.
+pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
+    // A `&str` is UTF-8, so this always finds or makes one.
+    symbol_from_bytes(ruby, name.as_bytes()).unwrap_or_else(|| ruby.qnil().as_value())
 }
 
 /// Freezes an object this extension just created: sets its FL_FREEZE flag. A fresh
@@ -699,10 +729,263 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
     }
 }
 
+/// Decodes stored value bytes straight into Ruby objects, reading the MessagePack
+/// forms the core writes (see `igniter_ledger::codec`): strings are handed to Ruby
+/// as they are stored (they were validated as UTF-8 when the fact was written or loaded,
+/// and no Rust `str` is made of them), Symbols come from the Symbol cache. Anything
+/// unexpected answers None and the caller falls back to the core's validating reader.
+struct FastDecoder<'a> {
+    b: &'a [u8],
+    pos: usize,
+    freeze: bool,
+}
+
+fn int_value(ruby: &Ruby, i: i64) -> VALUE {
+    ruby.integer_from_i64(i).as_value().as_raw()
+}
+
+/// Pairs of a map built on the stack before one bulk insert (larger maps insert as
+/// they go).
+const BULK_PAIRS: usize = 16;
+
+impl<'a> FastDecoder<'a> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.b.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    #[inline]
+    fn u8(&mut self) -> Option<u8> {
+        let v = *self.b.get(self.pos)?;
+        self.pos += 1;
+        Some(v)
+    }
+
+    #[inline]
+    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Some(a)
+    }
+
+    fn len16(&mut self) -> Option<usize> {
+        Some(u16::from_be_bytes(self.be()?) as usize)
+    }
+
+    fn len32(&mut self) -> Option<usize> {
+        Some(u32::from_be_bytes(self.be()?) as usize)
+    }
+
+    fn string(&mut self, ruby: &Ruby, n: usize) -> Option<VALUE> {
+        let bytes = self.take(n)?;
+        // SAFETY: a fresh String from a pointer and length into `self.b`; no &str made.
+        let s = unsafe {
+            rb_sys::rb_utf8_str_new(bytes.as_ptr() as *const c_char, bytes.len() as c_long)
+        };
+        let _ = ruby;
+        if self.freeze {
+            freeze_fresh(s);
+        }
+        Some(s)
+    }
+
+    fn symbol(&mut self, ruby: &Ruby, n: usize) -> Option<VALUE> {
+        if self.u8()? != 1 {
+            return None; // not the Symbol extension type
+        }
+        let bytes = self.take(n)?;
+        symbol_from_bytes(ruby, bytes).map(|v| v.as_raw())
+    }
+
+    /// A map key: Symbol, String or Integer.
+    fn key(&mut self, ruby: &Ruby) -> Option<VALUE> {
+        let m = self.u8()?;
+        Some(match m {
+            0xc7 => {
+                let n = self.u8()? as usize;
+                self.symbol(ruby, n)?
+            }
+            0xa0..=0xbf => self.string(ruby, (m & 0x1f) as usize)?,
+            0x00..=0x7f => int_value(ruby, m as i64),
+            0xe0..=0xff => int_value(ruby, m as i8 as i64),
+            _ => {
+                self.pos -= 1;
+                let v = self.value(ruby, MAX_DEPTH)?;
+                match type_of(
+                    // SAFETY: a live value just decoded.
+                    unsafe { RValue::from_raw(v) },
+                ) {
+                    T::RUBY_T_SYMBOL | T::RUBY_T_STRING | T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => v,
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    fn value(&mut self, ruby: &Ruby, depth: usize) -> Option<VALUE> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let m = self.u8()?;
+        Some(match m {
+            0x00..=0x7f => int_value(ruby, m as i64),
+            0xe0..=0xff => int_value(ruby, m as i8 as i64),
+            0x80..=0x8f => self.map(ruby, (m & 0x0f) as usize, depth)?,
+            0x90..=0x9f => self.array(ruby, (m & 0x0f) as usize, depth)?,
+            0xa0..=0xbf => self.string(ruby, (m & 0x1f) as usize)?,
+            0xc0 => rb_sys::Qnil as VALUE,
+            0xc2 => rb_sys::Qfalse as VALUE,
+            0xc3 => rb_sys::Qtrue as VALUE,
+            0xc4 | 0xc5 | 0xc6 => {
+                let n = match m {
+                    0xc4 => self.u8()? as usize,
+                    0xc5 => self.len16()?,
+                    _ => self.len32()?,
+                };
+                let bytes = self.take(n)?;
+                // SAFETY: a fresh binary String copied from `bytes`.
+                let s = unsafe {
+                    rb_sys::rb_str_new(bytes.as_ptr() as *const c_char, bytes.len() as c_long)
+                };
+                if self.freeze {
+                    freeze_fresh(s);
+                }
+                s
+            }
+            0xc7 => {
+                let n = self.u8()? as usize;
+                self.symbol(ruby, n)?
+            }
+            0xc8 => {
+                let n = self.len16()?;
+                self.symbol(ruby, n)?
+            }
+            0xc9 => {
+                let n = self.len32()?;
+                self.symbol(ruby, n)?
+            }
+            0xcb => ruby
+                .float_from_f64(f64::from_bits(u64::from_be_bytes(self.be()?)))
+                .as_value()
+                .as_raw(),
+            0xcc => int_value(ruby, self.u8()? as i64),
+            0xcd => int_value(ruby, u16::from_be_bytes(self.be()?) as i64),
+            0xce => int_value(ruby, u32::from_be_bytes(self.be()?) as i64),
+            0xcf => {
+                let v = u64::from_be_bytes(self.be()?);
+                int_value(ruby, i64::try_from(v).ok()?)
+            }
+            0xd0 => int_value(ruby, self.u8()? as i8 as i64),
+            0xd1 => int_value(ruby, i16::from_be_bytes(self.be()?) as i64),
+            0xd2 => int_value(ruby, i32::from_be_bytes(self.be()?) as i64),
+            0xd3 => int_value(ruby, i64::from_be_bytes(self.be()?)),
+            0xd9 => {
+                let n = self.u8()? as usize;
+                self.string(ruby, n)?
+            }
+            0xda => {
+                let n = self.len16()?;
+                self.string(ruby, n)?
+            }
+            0xdb => {
+                let n = self.len32()?;
+                self.string(ruby, n)?
+            }
+            0xdc => {
+                let n = self.len16()?;
+                self.array(ruby, n, depth)?
+            }
+            0xdd => {
+                let n = self.len32()?;
+                self.array(ruby, n, depth)?
+            }
+            0xde => {
+                let n = self.len16()?;
+                self.map(ruby, n, depth)?
+            }
+            0xdf => {
+                let n = self.len32()?;
+                self.map(ruby, n, depth)?
+            }
+            // float 32, other extension forms, 0xc1: not written by the core
+            _ => return None,
+        })
+    }
+
+    fn array(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
+        if n > self.b.len() - self.pos {
+            return None; // a forged length: each item takes at least one byte
+        }
+        // SAFETY: a fresh array; pushing to it cannot raise. It stays on this frame
+        // (visible to the GC's stack scan) while its items are built.
+        let ary = unsafe { rb_sys::rb_ary_new_capa(n as c_long) };
+        for _ in 0..n {
+            let item = self.value(ruby, depth + 1)?;
+            // SAFETY: as above.
+            unsafe { rb_sys::rb_ary_push(ary, item) };
+        }
+        if self.freeze {
+            freeze_fresh(ary);
+        }
+        Some(ary)
+    }
+
+    fn map(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
+        if n.checked_mul(2)? > self.b.len() - self.pos {
+            return None;
+        }
+        // SAFETY: a fresh hash; inserting Symbol/String/Integer keys cannot raise (their
+        // hashing runs no user code). Keys and values built so far are kept in `pairs`, a
+        // local array the GC's conservative stack scan sees.
+        let hash = unsafe { rb_sys::rb_hash_new() };
+        let mut pairs = [0 as VALUE; 2 * BULK_PAIRS];
+        let mut filled = 0;
+        for _ in 0..n {
+            let k = self.key(ruby)?;
+            pairs[filled] = k;
+            let v = self.value(ruby, depth + 1)?;
+            pairs[filled + 1] = v;
+            filled += 2;
+            if filled == pairs.len() {
+                // SAFETY: as above; `pairs[..filled]` holds live keys and values.
+                unsafe { rb_sys::rb_hash_bulk_insert(filled as c_long, pairs.as_ptr(), hash) };
+                filled = 0;
+            }
+        }
+        if filled > 0 {
+            // SAFETY: as above.
+            unsafe { rb_sys::rb_hash_bulk_insert(filled as c_long, pairs.as_ptr(), hash) };
+        }
+        if self.freeze {
+            freeze_fresh(hash);
+        }
+        Some(hash)
+    }
+}
+
+/// The fast path of [`bytes_to_ruby`]; None when the bytes hold anything it does not
+/// read (the caller then uses the core's reader).
+fn fast_bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Option<RValue> {
+    let mut d = FastDecoder {
+        b: bytes,
+        pos: 0,
+        freeze,
+    };
+    let v = d.value(ruby, 1)?;
+    // SAFETY: a live value just built.
+    (d.pos == bytes.len()).then(|| unsafe { RValue::from_raw(v) })
+}
+
 /// Builds the Ruby object for a stored value straight from its encoded bytes (no
 /// intermediate [`Value`]); `freeze` deep-freezes it. The bytes were validated when the
 /// fact was built or loaded, so an error here means a bug, reported as such.
 pub fn bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Result<RValue, String> {
+    if let Some(v) = fast_bytes_to_ruby(ruby, bytes, freeze) {
+        return Ok(v);
+    }
     let mut r = Reader::new(bytes);
     let v = decode(ruby, &mut r, freeze, 1)?;
     if r.remaining() != 0 {

@@ -17,7 +17,7 @@ use igniter_ledger::{
 };
 use magnus::{
     data_type_builder, gc::Marker, prelude::*, typed_data::Obj, value::Opaque, DataType,
-    DataTypeFunctions, Error, IntoValue, RArray, RClass, RHash, Ruby, Symbol, TypedData,
+    DataTypeFunctions, Error, IntoValue, RArray, RClass, RHash, RString, Ruby, Symbol, TypedData,
     Value as RValue,
 };
 
@@ -31,7 +31,7 @@ use std::os::raw::c_long;
 /// goes stale). Bounded; the oldest entry goes first.
 struct ReadCache {
     cap: usize,
-    map: HashMap<uuid::Uuid, Opaque<RValue>>,
+    map: HashMap<uuid::Uuid, Opaque<RValue>, convert::QuickState>,
     order: VecDeque<uuid::Uuid>,
 }
 
@@ -143,6 +143,11 @@ pub struct StoreObj {
     cache: Mutex<ReadCache>,
     /// Fact handles handed out by `history_partition`, marked for the GC.
     slices: Mutex<PartitionCache>,
+    /// Set once any coercion is registered: plain current reads then take the general
+    /// path (through the core's coercion step).
+    any_coercion: std::sync::atomic::AtomicBool,
+    /// The read cache's capacity (0: off), readable without its lock.
+    cache_cap: usize,
 }
 
 /// Locks a mutex of the store. No Ruby call is ever made while one is held, so the GC
@@ -161,9 +166,11 @@ impl StoreObj {
             callbacks: Mutex::new(Vec::new()),
             cache: Mutex::new(ReadCache {
                 cap: cache_entries,
-                map: HashMap::new(),
+                map: HashMap::default(),
                 order: VecDeque::new(),
             }),
+            any_coercion: std::sync::atomic::AtomicBool::new(false),
+            cache_cap: cache_entries,
             slices: Mutex::new(PartitionCache {
                 cap: slice_handles,
                 held: 0,
@@ -552,6 +559,62 @@ fn read_query(
     .valid_at_opt(args::opt_secs(ruby, valid_at, "valid_at")?))
 }
 
+/// A name borrowed from a Symbol's or String's own bytes when it is plain UTF-8 (None:
+/// let `args::name` convert or refuse it). Use it before any other Ruby call.
+fn borrowed_name<'a>(v: RValue) -> Option<&'a str> {
+    let raw = v.as_raw();
+    let string = if Symbol::from_value(v).is_some() {
+        // SAFETY: `raw` is a Symbol; its name String lives as long as the Symbol, which
+        // the caller's argument keeps alive.
+        unsafe { rb_sys::rb_sym2str(raw) }
+    } else if RString::from_value(v).is_some() {
+        raw
+    } else {
+        return None;
+    };
+    // SAFETY: `string` is a live String; the caller uses the slice before any Ruby call.
+    match unsafe { convert::str_ref(string) } {
+        convert::StrRef::Utf8(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The latest fact of (store, key) for a plain current read — no `as_of:`/`valid_at:`,
+/// no coercion registered — looked up with the names borrowed from Ruby (no copies).
+/// None when the general path must answer.
+fn plain_current(
+    s: &StoreObj,
+    store: RValue,
+    key: RValue,
+    as_of: RValue,
+    valid_at: RValue,
+) -> Option<Option<Fact>> {
+    if !as_of.is_nil()
+        || !valid_at.is_nil()
+        || s.any_coercion.load(std::sync::atomic::Ordering::Acquire)
+    {
+        return None;
+    }
+    let store = borrowed_name(store)?;
+    let key = borrowed_name(key)?;
+    Some(s.ledger.latest(store, key))
+}
+
+/// The deep-frozen value of a stored (uncoerced) fact, through the read cache.
+fn cached_value(ruby: &Ruby, s: &StoreObj, fact: &Fact) -> RValue {
+    if s.cache_cap == 0 {
+        return crate::fact::stored_value(ruby, fact);
+    }
+    let id = fact.id();
+    let cached = lock(&s.cache).get(&id);
+    if let Some(v) = cached {
+        return ruby.get_inner(v);
+    }
+    let v = crate::fact::stored_value(ruby, fact);
+    lock(&s.cache).put(id, Opaque::from(v));
+    v
+}
+
 fn read(
     ruby: &Ruby,
     s: &StoreObj,
@@ -560,22 +623,19 @@ fn read(
     as_of: RValue,
     valid_at: RValue,
 ) -> Result<RValue, Error> {
+    if let Some(found) = plain_current(s, store, key, as_of, valid_at) {
+        return Ok(match found {
+            Some(fact) => cached_value(ruby, s, &fact),
+            None => ruby.qnil().as_value(),
+        });
+    }
     let q = read_query(ruby, store, key, as_of, valid_at)?;
     match s.ledger.read_fact(q).map_err(ledger_err(ruby))? {
         None => Ok(ruby.qnil().as_value()),
         Some(ReadFact {
             coerced: Some(v), ..
         }) => Ok(convert::to_ruby(ruby, &v, true)),
-        Some(rf) => {
-            let id = rf.fact.id();
-            let cached = lock(&s.cache).get(&id);
-            if let Some(v) = cached {
-                return Ok(ruby.get_inner(v));
-            }
-            let v = crate::fact::stored_value(ruby, &rf.fact);
-            lock(&s.cache).put(id, Opaque::from(v));
-            Ok(v)
-        }
+        Some(rf) => Ok(cached_value(ruby, s, &rf.fact)),
     }
 }
 
@@ -587,6 +647,9 @@ fn read_fact(
     as_of: RValue,
     valid_at: RValue,
 ) -> Result<Option<Obj<FactObj>>, Error> {
+    if let Some(found) = plain_current(s, store, key, as_of, valid_at) {
+        return Ok(found.map(|f| FactObj::wrap_raw(ruby, f)));
+    }
     let q = read_query(ruby, store, key, as_of, valid_at)?;
     Ok(s.ledger
         .read_fact(q)
@@ -816,6 +879,8 @@ fn register_coercion(ruby: &Ruby, s: &StoreObj, store: RValue, block: RValue) ->
         slices.forget_store(&store);
         slices.coerced.insert(store.clone());
     }
+    s.any_coercion
+        .store(true, std::sync::atomic::Ordering::Release);
     s.ledger
         .register_coercion(&store, Arc::new(RubyCoercion { callable }))
         .map_err(ledger_err(ruby))
