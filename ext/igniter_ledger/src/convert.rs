@@ -596,8 +596,9 @@ impl<T> GvlCell<T> {
 /// Static Symbols by name. Static Symbols are immortal immediates (never collected,
 /// never moved), so their VALUEs can be kept outside the GC's sight. Bounded: names are
 /// only added while the cache is small.
-static STATIC_SYMBOLS: GvlCell<Option<std::collections::HashMap<Box<[u8]>, VALUE, QuickState>>> =
-    GvlCell::new(None);
+type SymbolsByName = std::collections::HashMap<Box<[u8]>, VALUE, QuickState>;
+
+static STATIC_SYMBOLS: GvlCell<Option<SymbolsByName>> = GvlCell::new(None);
 
 const STATIC_SYMBOL_CACHE_MAX: usize = 4096;
 
@@ -839,7 +840,7 @@ impl<'a> FastDecoder<'a> {
             0xc0 => rb_sys::Qnil as VALUE,
             0xc2 => rb_sys::Qfalse as VALUE,
             0xc3 => rb_sys::Qtrue as VALUE,
-            0xc4 | 0xc5 | 0xc6 => {
+            0xc4..=0xc6 => {
                 let n = match m {
                     0xc4 => self.u8()? as usize,
                     0xc5 => self.len16()?,
