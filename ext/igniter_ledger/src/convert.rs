@@ -199,20 +199,20 @@ impl std::hash::Hasher for QuickHasher {
 
 pub(crate) type QuickState = std::hash::BuildHasherDefault<QuickHasher>;
 
-thread_local! {
-    /// Names of static Symbols by VALUE (static Symbols are immortal immediates, so the
-    /// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`.
-    static SYMBOL_NAMES: std::cell::RefCell<std::collections::HashMap<VALUE, Box<str>, QuickState>> =
-        std::cell::RefCell::new(std::collections::HashMap::default());
-}
+/// Names of static Symbols by VALUE (static Symbols are immortal immediates, so the
+/// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`.
+static SYMBOL_NAMES: GvlCell<Option<std::collections::HashMap<VALUE, Box<str>, QuickState>>> =
+    GvlCell::new(None);
 
 /// The UTF-8 name of a Symbol (`Err` if it is not valid UTF-8).
 pub(crate) fn sym_name(v: RValue) -> Result<String, ()> {
     let raw = v.as_raw();
     let is_static = rb_sys::STATIC_SYM_P(raw);
     if is_static {
-        if let Some(n) = SYMBOL_NAMES.with(|c| c.borrow().get(&raw).map(|n| String::from(&**n))) {
-            return Ok(n);
+        // SAFETY: called with the GVL held; no Ruby call while the map is borrowed.
+        let names = unsafe { SYMBOL_NAMES.get() };
+        if let Some(n) = names.as_ref().and_then(|c| c.get(&raw)) {
+            return Ok(String::from(&**n));
         }
     }
     // SAFETY: `raw` is a Symbol; `rb_sym2str` answers its (frozen, GC-kept) name
@@ -222,12 +222,11 @@ pub(crate) fn sym_name(v: RValue) -> Result<String, ()> {
         _ => return Err(()),
     };
     if is_static {
-        SYMBOL_NAMES.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len() < STATIC_SYMBOL_CACHE_MAX {
-                c.insert(raw, name.as_str().into());
-            }
-        });
+        // SAFETY: as above; the Ruby call (`rb_sym2str`) has returned.
+        let names = unsafe { SYMBOL_NAMES.get() }.get_or_insert_with(Default::default);
+        if names.len() < STATIC_SYMBOL_CACHE_MAX {
+            names.insert(raw, name.as_str().into());
+        }
     }
     Ok(name)
 }
