@@ -23,6 +23,7 @@ RSpec.describe "Ruby threads hammering one fsync-mode file store" do
   TRANSACTIONS = 40 * SCALE
   COUNTERS = 3
   INCREMENTS = 25 * SCALE
+  APPENDS = 60 * SCALE
   READERS = 2
   HOT = 4
 
@@ -55,6 +56,15 @@ RSpec.describe "Ruby threads hammering one fsync-mode file store" do
             tx.write(store: :hot, key: "hot-#{n % HOT}", value: { batch: tag })
             tx.write(store: :pairs, key: "pair-y", value: { batch: tag })
           end
+        end
+      end
+    end
+
+    # Single appends with a partition key (the partition cache files the returned Facts).
+    appenders = Array.new(2) do |t|
+      Thread.new do
+        Array.new(APPENDS) do |i|
+          store.append(history: :events, event: { order: "o#{i % 3}", batch: "a#{t}-#{i}", size: 1, i: 0 }, partition_key: :order)
         end
       end
     end
@@ -103,7 +113,10 @@ RSpec.describe "Ruby threads hammering one fsync-mode file store" do
             last_seen[key] = f.transaction_time
           end
           slice = store.history_partition(store: :events, partition_key: :order, partition_value: "o0")
-          problems << "partition slice out of order" unless slice.each_cons(2).all? { |a, b| b.transaction_time > a.transaction_time }
+          unless slice.each_cons(2).all? { |a, b| b.transaction_time > a.transaction_time }
+            bad = slice.each_cons(2).find_index { |a, b| b.transaction_time <= a.transaction_time }
+            problems << "partition slice out of order at #{bad}/#{slice.size}: #{slice[bad, 2].map { |f| [f.id, f.transaction_time, f.value] }.inspect} dup=#{slice.map(&:id).uniq.size != slice.size}"
+          end
           count = store.fact_count
           problems << "fact_count went down" if last_seen[:count] && count < last_seen[:count]
           last_seen[:count] = count
@@ -126,7 +139,7 @@ RSpec.describe "Ruby threads hammering one fsync-mode file store" do
       reports
     end
 
-    written = writers.map(&:value)
+    written = writers.map(&:value) + appenders.map(&:value)
     batches = transactors.map(&:value)
     conflicts = counters.map(&:value)
     done = true
@@ -138,7 +151,7 @@ RSpec.describe "Ruby threads hammering one fsync-mode file store" do
 
     log = store.fact_log_all
     returned = written.flatten + batches.flatten
-    expected_count = WRITERS * WRITES + TRANSACTORS * TRANSACTIONS * 3 +
+    expected_count = WRITERS * WRITES + 2 * APPENDS + TRANSACTORS * TRANSACTIONS * 3 +
                      batches.flatten.count { |f| f.store == :events } + COUNTERS * INCREMENTS
     expect(log.size).to eq(expected_count)
     expect(store.fact_count).to eq(log.size)
@@ -160,6 +173,10 @@ RSpec.describe "Ruby threads hammering one fsync-mode file store" do
       [[:counter, "c"]]).each do |s, k|
       hist = store.history(store: s, key: k)
       expect(chain_ok?(hist)).to be(true), "causation chain of #{s}/#{k}"
+    end
+    %w[o0 o1 o2].each do |o|
+      expect(store.history_partition(store: :events, partition_key: :order, partition_value: o).map(&:id))
+        .to eq(log.select { |f| f.store == :events && f.value[:order] == o }.map(&:id))
     end
     expect(store.history(store: :counter, key: "c").map(&:value)).to eq((1..COUNTERS * INCREMENTS).to_a)
     expect(store.read(store: :counter, key: "c")).to eq(COUNTERS * INCREMENTS)

@@ -62,24 +62,27 @@ struct SliceKey {
     value: Vec<u8>,
 }
 
-/// A cached slice: a frozen Array of `Fact` handles, the slice's length and last fact's
-/// id, and the ledger's fact count when the slice was last known to be current.
+/// A cached slice: an Array of `Fact` handles (never handed out: callers get copies; only
+/// the cache appends to it), its length and its last fact's id.
 struct Slice {
     facts: Opaque<RArray>,
     len: usize,
     last: Option<uuid::Uuid>,
-    stamp: usize,
+    /// The last fact's transaction time.
+    last_tx: Option<igniter_ledger::Timestamp>,
 }
 
 /// `history_partition` answers (without `since:`/`as_of:`), by slice.
 ///
-/// The log is append-only, so while the ledger's fact count is the one stamped on a
-/// slice, nothing can have changed it: the slice is answered without asking the core.
-/// After other writes the core's slice is fetched and compared: partitions only grow,
-/// by appending in commit order, so a cached slice whose length and last fact match a
-/// prefix of it is kept and only the facts appended since get new handles. Stores with
-/// a registered coercion (Ruby code that runs on every read) are never cached. Bounded
-/// by the number of handles it keeps; the oldest slice goes first.
+/// Partitions only grow, by appending in commit order, so a slice cached at any moment
+/// stays a prefix of its partition, and it is the whole partition exactly while the
+/// core's count of the partition (`partition_len`, O(1), touching no fact) equals the
+/// slice's length. When the partition has grown, only the facts appended since get new
+/// handles. An `append` with `partition_key:` files the `Fact` it returns into its slice
+/// when that makes the slice whole again, as the 0.5.x gem kept appended facts in
+/// partition buckets. Stores with a registered coercion (Ruby code that runs on every
+/// read) are never cached. Bounded by the number of handles it keeps; the oldest slice
+/// goes first.
 struct PartitionCache {
     cap: usize,
     held: usize,
@@ -120,6 +123,11 @@ impl PartitionCache {
         } else {
             self.order.push_back(key);
         }
+        self.trim();
+    }
+
+    /// Drops the oldest slices while more handles than `cap` are kept.
+    fn trim(&mut self) {
         while self.held > self.cap {
             match self.order.pop_front() {
                 Some(old) => {
@@ -346,7 +354,7 @@ fn build_append(
     valid_time: RValue,
     producer: RValue,
     derivation: RValue,
-) -> Result<Append, Error> {
+) -> Result<(Append, Option<(SliceKey, Value)>), Error> {
     let history = args::name(ruby, history, "history")?;
     let event = value_arg(ruby, event, "event")?;
     let pk = if partition_key.is_nil() {
@@ -354,6 +362,20 @@ fn build_append(
     } else {
         Some(convert::to_map_key(partition_key, "partition_key").map_err(|e| e.into_error(ruby))?)
     };
+    // The slice this event joins, for the partition cache.
+    let slice = pk.as_ref().and_then(|pk| {
+        let pv = event.get(pk)?;
+        let mut value = Vec::with_capacity(16);
+        igniter_ledger::codec::write_value(&mut value, pv);
+        Some((
+            SliceKey {
+                store: history.clone(),
+                key: pk.clone(),
+                value,
+            },
+            pv.clone(),
+        ))
+    });
     let mut a = Append::new(history, event)
         .partition_map_key(pk)
         .schema_version(args::schema_version(ruby, schema_version)?)
@@ -367,7 +389,7 @@ fn build_append(
     if let Some(d) = opt_value_arg(ruby, derivation, "derivation")? {
         a = a.derivation(d);
     }
-    Ok(a)
+    Ok((a, slice))
 }
 
 /// Commits a batch (GVL released in fsync mode), then delivers consumer notifications.
@@ -436,7 +458,7 @@ fn append(
     producer: RValue,
     derivation: RValue,
 ) -> Result<Obj<FactObj>, Error> {
-    let a = build_append(
+    let (a, slice) = build_append(
         ruby,
         history,
         event,
@@ -447,7 +469,78 @@ fn append(
         producer,
         derivation,
     )?;
-    commit_one(ruby, s, Batch::new().append(a))
+    let fact = commit_one(ruby, s, Batch::new().append(a))?;
+    if let Some((key, pv)) = slice {
+        note_append(ruby, s, key, pv, fact);
+    }
+    Ok(fact)
+}
+
+/// Files the `Fact` an append returns into its partition's cached slice when the slice
+/// plus this fact is the whole partition (or starts the slice of a new partition), so a
+/// later `history_partition` hands out this very object instead of building another.
+/// The first append with a given partition key also has the core build that key's
+/// partition index (which the first `history_partition` call would do anyway).
+fn note_append(ruby: &Ruby, s: &StoreObj, key: SliceKey, pv: Value, fact: Obj<FactObj>) {
+    let cached = {
+        let cache = lock(&s.slices);
+        if cache.cap == 0 || cache.coerced.contains(&key.store) {
+            return;
+        }
+        cache.map.get(&key).map(|c| (c.facts, c.len, c.last_tx))
+    };
+    let q = PartitionQuery::with_key(key.store.clone(), key.key.clone(), pv);
+    let len = match s.ledger.partition_len(&q) {
+        Some(len) => len,
+        None => match s.ledger.history_partition(q) {
+            Ok(slice) => slice.len(),
+            Err(_) => return,
+        },
+    };
+    // Never call Ruby with the cache locked (the GC's mark takes the lock). Between the
+    // look-up above and the update below this thread keeps the GVL and runs no Ruby code
+    // (pushing onto an Array runs none), so no other Ruby thread changes the cache.
+    let tx = fact.fact.transaction_time();
+    match cached {
+        // One fact more than the slice, and this one comes after the slice's last (a
+        // reader may have cached the slice with this fact already in it): it is this one.
+        Some((facts, n, last_tx)) if len == n + 1 && last_tx.is_none_or(|t| t < tx) => {
+            if ruby.get_inner(facts).push(fact).is_err() {
+                return;
+            }
+            let mut cache = lock(&s.slices);
+            if let Some(slice) = cache.map.get_mut(&key) {
+                if ruby.get_inner(slice.facts).as_raw() == ruby.get_inner(facts).as_raw() {
+                    slice.len += 1;
+                    slice.last = Some(fact.fact.id());
+                    slice.last_tx = Some(tx);
+                    cache.held += 1;
+                    cache.trim();
+                }
+            }
+        }
+        None if len == 1 => {
+            let ary = ruby.ary_new_capa(4);
+            if ary.push(fact).is_err() {
+                return;
+            }
+            let mut cache = lock(&s.slices);
+            if !cache.map.contains_key(&key) {
+                cache.put(
+                    key,
+                    Slice {
+                        facts: Opaque::from(ary),
+                        len: 1,
+                        last: Some(fact.fact.id()),
+                        last_tx: Some(tx),
+                    },
+                );
+            }
+        }
+        // Anything else (older facts not cached, others appended meanwhile): the next
+        // `history_partition` call brings the slice up to date.
+        _ => {}
+    }
 }
 
 /// `_commit(ops)`: ops are `[:write, store, key, value, schema_version, causation,
@@ -495,7 +588,7 @@ fn commit_ops(ruby: &Ruby, s: &StoreObj, ops: RArray) -> Result<RArray, Error> {
                 batch = batch.write(w);
             }
             "append" => {
-                let a = build_append(
+                let (a, _) = build_append(
                     ruby,
                     at(1)?,
                     at(2)?,
@@ -690,37 +783,32 @@ fn history_partition(
         let cache = lock(&s.slices);
         cache.cap > 0 && !cache.coerced.contains(&store)
     };
-    let mut slice_key = None;
-    let mut stamp = 0;
-    if whole {
-        let mut value = Vec::with_capacity(16);
-        igniter_ledger::codec::write_value(&mut value, &pv);
-        let key = SliceKey {
-            store: store.clone(),
-            key: pk.clone(),
-            value,
-        };
-        // Read before the core's slice (never after), so a stamp is never newer than
-        // the slice it vouches for.
-        stamp = s.ledger.fact_count();
-        let current = lock(&s.slices)
-            .map
-            .get(&key)
-            .and_then(|c| (c.stamp == stamp).then_some(c.facts));
-        if let Some(ary) = current {
+    if !whole {
+        let q = PartitionQuery::with_key(store, pk, pv)
+            .since_opt(since)
+            .as_of_opt(as_of);
+        return read_facts(
+            ruby,
+            s.ledger.history_partition(q).map_err(ledger_err(ruby))?,
+        );
+    }
+    let mut value = Vec::with_capacity(16);
+    igniter_ledger::codec::write_value(&mut value, &pv);
+    let key = SliceKey {
+        store: store.clone(),
+        key: pk.clone(),
+        value,
+    };
+    let q = PartitionQuery::with_key(store, pk, pv);
+    let cached = lock(&s.slices).map.get(&key).map(|c| (c.facts, c.len));
+    if let (Some((facts, n)), Some(len)) = (cached, s.ledger.partition_len(&q)) {
+        if n == len {
             // Unchanged: a copy-on-write copy, O(1); the caller may change it.
-            return Ok(ruby.get_inner(ary).dup());
+            return Ok(ruby.get_inner(facts).dup());
         }
-        slice_key = Some(key);
     }
-    let q = PartitionQuery::with_key(store, pk, pv)
-        .since_opt(since)
-        .as_of_opt(as_of);
     let facts = s.ledger.history_partition(q).map_err(ledger_err(ruby))?;
-    match slice_key {
-        Some(key) => cached_slice(ruby, s, key, stamp, facts),
-        None => read_facts(ruby, facts),
-    }
+    cached_slice(ruby, s, key, facts)
 }
 
 /// The answer for a whole slice through the partition cache: a new Array (the caller
@@ -730,7 +818,6 @@ fn cached_slice(
     ruby: &Ruby,
     s: &StoreObj,
     key: SliceKey,
-    stamp: usize,
     facts: Vec<ReadFact>,
 ) -> Result<RArray, Error> {
     if facts.iter().any(|f| f.coerced.is_some()) {
@@ -747,15 +834,13 @@ fn cached_slice(
         })
     };
     let last = facts.last().map(|f| f.fact.id());
+    let last_tx = facts.last().map(|f| f.fact.transaction_time());
     let len = facts.len();
     let (old, kept) = match cached {
         Some((ary, kept)) => (Some(ruby.get_inner(ary)), kept),
         None => (None, 0),
     };
     if let (Some(old), true) = (old, kept == len) {
-        if let Some(c) = lock(&s.slices).map.get_mut(&key) {
-            c.stamp = stamp;
-        }
         return Ok(old.dup());
     }
     let ary = ruby.ary_new_capa(len);
@@ -767,16 +852,16 @@ fn cached_slice(
         // SAFETY: as in `fact_array`.
         unsafe { rb_sys::rb_ary_push(ary.as_raw(), f.as_raw()) };
     }
-    // The cache keeps a frozen copy-on-write copy; the caller gets `ary` itself.
+    // The cache keeps a copy-on-write copy (never handed out, so never changed but by
+    // the cache itself); the caller gets `ary`.
     let keep = ary.dup();
-    keep.freeze();
     lock(&s.slices).put(
         key,
         Slice {
             facts: Opaque::from(keep),
             len,
             last,
-            stamp,
+            last_tx,
         },
     );
     Ok(ary)
