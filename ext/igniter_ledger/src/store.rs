@@ -86,7 +86,7 @@ struct Slice {
 struct PartitionCache {
     cap: usize,
     held: usize,
-    map: HashMap<SliceKey, Slice>,
+    map: HashMap<SliceKey, Slice, convert::QuickState>,
     order: VecDeque<SliceKey>,
     /// Stores with a coercion registered through this handle.
     coerced: std::collections::HashSet<String>,
@@ -182,7 +182,7 @@ impl StoreObj {
             slices: Mutex::new(PartitionCache {
                 cap: slice_handles,
                 held: 0,
-                map: HashMap::new(),
+                map: HashMap::default(),
                 order: VecDeque::new(),
                 coerced: std::collections::HashSet::new(),
             }),
