@@ -142,6 +142,7 @@ def ledger_bench(dir)
       store.history_partition(store: :order_events, partition_key: :order_id, partition_value: order_ids[i % PARTITIONS]).each(&:value)
     end
   end
+  store = nil # (its cached Facts and their values would only slow the GC below)
   # Without the partition cache: every call builds every Fact object (and value) anew.
   measure(r, :partition_cold, SLICE_CALLS) do
     SLICE_CALLS.times { |i| cold.history_partition(store: :order_events, partition_key: :order_id, partition_value: order_ids[i % PARTITIONS]) }
@@ -151,7 +152,6 @@ def ledger_bench(dir)
       cold.history_partition(store: :order_events, partition_key: :order_id, partition_value: order_ids[i % PARTITIONS]).each(&:value)
     end
   end
-  store = nil
   cold = nil
 
   path = File.join(dir, "flush.wal")
