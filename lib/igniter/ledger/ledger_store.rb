@@ -16,7 +16,8 @@ module Igniter
       DEFAULT_READ_CACHE = 10_000
 
       # How many Fact handles #history_partition keeps ready (in whole slices) unless
-      # `partition_cache:` says otherwise: about 50 bytes each.
+      # `partition_cache:` says otherwise: a small Ruby object each (plus its value once
+      # read through it); the oldest slices go first.
       DEFAULT_PARTITION_CACHE = 100_000
 
       class << self
@@ -185,9 +186,11 @@ module Igniter
       #
       # Without since:/as_of:, the Fact objects of a slice are kept (see
       # `partition_cache:`) and handed out again by later calls while the slice has not
-      # changed — only facts appended since get new objects — so repeated calls build no
-      # new Facts and a value read once through a Fact stays converted. Each call still
-      # returns a new Array, which the caller may change.
+      # changed — only facts added since get new objects, and the Fact an `append` with
+      # `partition_key:` returned is itself filed into its slice — so repeated calls build
+      # no new Facts and a value read once through a Fact stays converted. Each call still
+      # returns a new Array, which the caller may change. Stores with a coercion are not
+      # cached.
       def history_partition(store:, partition_key:, partition_value:, since: nil, as_of: nil)
         _history_partition(store, partition_key, partition_value, since, as_of)
       end
