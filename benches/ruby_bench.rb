@@ -121,15 +121,16 @@ def ledger_bench(dir)
   mid = store.fact_log_all[N / 2].transaction_time
   measure(r, :as_of, READS) { pick.each { |k| store.read(store: :tasks, key: k, as_of: mid) } }
   # The same reads with the read cache off: every value is converted to Ruby again.
-  cold = L::LedgerStore.new(read_cache: 0)
+  # (The same store, without its partition cache, serves the uncached slices below.)
+  cold = L::LedgerStore.new(read_cache: 0, partition_cache: 0)
   store.fact_log_all.each { |f| cold.write(store: :tasks, key: f.key, value: f.value) }
   cold_mid = cold.fact_log_all[N / 2].transaction_time
   measure(r, :read_cold, READS) { pick.each { |k| cold.read(store: :tasks, key: k) } }
   measure(r, :as_of_cold, READS) { pick.each { |k| cold.read(store: :tasks, key: k, as_of: cold_mid) } }
-  cold = nil
 
   events = Array.new(N) { |i| event(i) }
   measure(r, :append, N) { N.times { |i| store.append(history: :order_events, event: events[i], partition_key: :order_id) } }
+  events.each { |e| cold.append(history: :order_events, event: e, partition_key: :order_id) }
   events = nil
   slice = store.history_partition(store: :order_events, partition_key: :order_id, partition_value: order_ids[0]).size
   r[:slice_size] = slice
@@ -141,7 +142,17 @@ def ledger_bench(dir)
       store.history_partition(store: :order_events, partition_key: :order_id, partition_value: order_ids[i % PARTITIONS]).each(&:value)
     end
   end
-  store = nil
+  store = nil # (its cached Facts and their values would only slow the GC below)
+  # Without the partition cache: every call builds every Fact object (and value) anew.
+  measure(r, :partition_cold, SLICE_CALLS) do
+    SLICE_CALLS.times { |i| cold.history_partition(store: :order_events, partition_key: :order_id, partition_value: order_ids[i % PARTITIONS]) }
+  end
+  measure(r, :partition_values_cold, SLICE_CALLS) do
+    SLICE_CALLS.times do |i|
+      cold.history_partition(store: :order_events, partition_key: :order_id, partition_value: order_ids[i % PARTITIONS]).each(&:value)
+    end
+  end
+  cold = nil
 
   path = File.join(dir, "flush.wal")
   file = L.open(path, durability: :flush)
@@ -378,6 +389,10 @@ Dir.mktmpdir("igniter-ledger-bench") do |dir|
      REFERENCE[:partition], 2, :higher, led[:partition_cpu]],
     ["  … and reading every value (calls/s)", nil, led[:partition_values], sql[:partition_values], REFERENCE[:partition], 2,
      :higher, led[:partition_values_cpu]],
+    ["  … with partition_cache: 0 (calls/s)", nil, led[:partition_cold], sql[:partition], REFERENCE[:partition], 2,
+     :higher, led[:partition_cold_cpu]],
+    ["  … with partition_cache: 0, reading every value (calls/s)", nil, led[:partition_values_cold], sql[:partition_values],
+     REFERENCE[:partition], 2, :higher, led[:partition_values_cold_cpu]],
     ["file-backed write, flush / sync=OFF (facts/s)", :file_write, led[:file_write], sql[:file_write], REFERENCE[:file_write],
      nil, :higher, led[:file_write_cpu]],
     ["reopen: WAL replay (facts/s)", :reopen, led[:reopen], nil, REFERENCE[:reopen], 50, :higher, led[:reopen_cpu]],

@@ -467,6 +467,13 @@ impl State {
         self.facts_at(self.window(bucket, since, as_of))
     }
 
+    /// How many facts the partition slice holds, without touching them; None when the
+    /// partition index of (store, pk) has not been built yet.
+    pub(crate) fn partition_len(&self, store: &str, pk: &MapKey, pv: &Value) -> Option<usize> {
+        let buckets = self.stores.get(store)?.partitions.get(pk)?;
+        Some(buckets.get(&*encode_key(pv)).map_or(0, Vec::len))
+    }
+
     pub(crate) fn register_path(&mut self, path: AccessPath) -> Result<()> {
         super::fact::check_store_name(&path.store)?;
         for (k, v) in &path.filters {

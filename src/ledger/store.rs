@@ -646,6 +646,33 @@ impl LedgerStore {
         )
     }
 
+    /// How many facts `history_partition` would answer for this store, partition key and
+    /// value (`since`/`as_of` ignored), in O(1) and without cloning any fact; None while
+    /// that store and key have no partition index (built by the first `history_partition`
+    /// call, or an append naming the key).
+    /// Partitions only grow, by appending in commit order, so an unchanged length means
+    /// an unchanged slice (the Ruby extension caches slices on this).
+    ///
+    /// ```
+    /// use igniter_ledger::{Append, LedgerStore, MapKey, PartitionQuery, Value};
+    ///
+    /// let ledger = LedgerStore::memory();
+    /// let event = |o: &str| Value::map([(MapKey::sym("order_id"), Value::from(o))]);
+    /// ledger.append(Append::new("events", event("o1"))).unwrap();
+    /// let q = PartitionQuery::new("events", "order_id", "o1");
+    /// assert_eq!(ledger.partition_len(&q), None); // no index for "order_id" yet
+    /// assert_eq!(ledger.history_partition(q.clone()).unwrap().len(), 1);
+    /// ledger.append(Append::new("events", event("o1")).partition_key("order_id")).unwrap();
+    /// assert_eq!(ledger.partition_len(&q), Some(2));
+    /// assert_eq!(ledger.partition_len(&PartitionQuery::new("events", "order_id", "o2")), Some(0));
+    /// ```
+    pub fn partition_len(&self, q: &PartitionQuery) -> Option<usize> {
+        self.inner
+            .state
+            .read()
+            .partition_len(&q.store, &q.partition_key, &q.partition_value)
+    }
+
     /// Latest fact per key whose value matches the scope's filters (coerced), ordered by
     /// key. Current state (`as_of` None) is read from the materialized scope index,
     /// O(members); `as_of` reads the keys that had entered the scope by then (the first

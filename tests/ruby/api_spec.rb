@@ -158,7 +158,7 @@ RSpec.describe "Igniter::Ledger API" do
       expect(f.schema_version).to eq(2)
       expect(f.valid_time).to eq(3.0)
       expect(f).to be_frozen
-      expect { Igniter::Ledger::Fact.build(store: :s, key: "k", value: Object.new) }.to raise_error(TypeError, /value is a Object/)
+      expect { Igniter::Ledger::Fact.build(store: :s, key: "k", value: Object.new) }.to raise_error(TypeError, /value is an Object/)
     end
 
     it "compares facts by identity and content" do
@@ -244,6 +244,109 @@ RSpec.describe "Igniter::Ledger API" do
       expect(store.history_partition(store: :ev, partition_key: :order, partition_value: :o1).map { |f| f.value[:n] }).to eq([4])
       expect(store.history_partition(store: :ev, partition_key: "order", partition_value: "o1").map { |f| f.value[:n] }).to eq([5])
       expect(store.history_partition(store: :ev, partition_key: :order, partition_value: "none")).to eq([])
+    end
+
+    it "hands out the same Fact objects again while a slice is unchanged, in a new Array each time" do
+      facts = Array.new(6) { |i| store.append(history: :ev, event: { p: i % 2, i: i }, partition_key: :p) }
+      first = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      again = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(again).to eq(first)
+      expect(again).not_to equal(first)
+      expect(again.zip(first).all? { |a, b| a.equal?(b) }).to be(true) # no new Fact objects
+      expect(again[0].value).to equal(first[0].value) # a value converted once stays converted
+      again << :mine
+      again.shift
+      expect(store.history_partition(store: :ev, partition_key: :p, partition_value: 0)).to eq(first)
+      expect(first).not_to be_frozen
+
+      later = store.append(history: :ev, event: { p: 0, i: 6 }, partition_key: :p)
+      grown = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(grown.map(&:id)).to eq(first.map(&:id) + [later.id])
+      expect(grown.first(3).zip(first).all? { |a, b| a.equal?(b) }).to be(true)
+      bounded = store.history_partition(store: :ev, partition_key: :p, partition_value: 0, since: facts[2].transaction_time)
+      expect(bounded.map { |f| f.value[:i] }).to eq([2, 4, 6])
+      expect(store.history_partition(store: :ev, partition_key: :p, partition_value: 1).map { |f| f.value[:i] }).to eq([1, 3, 5])
+    end
+
+    it "answers with the very Fact objects that append returned, whatever else was written meanwhile" do
+      older = store.append(history: :ev, event: { p: "b", i: -1 }) # no partition_key: still in the slice
+      appended = Array.new(9) { |i| store.append(history: :ev, event: { p: %w[a b c][i % 3], i: i }, partition_key: :p) }
+      store.write(store: :ev, key: "direct", value: { p: "a", i: 100 })             # a write joins slice "a"
+      store.transaction { |tx| tx.append(history: :ev, event: { p: "c", i: 200 }, partition_key: :p) }
+      a = store.history_partition(store: :ev, partition_key: :p, partition_value: "a")
+      b = store.history_partition(store: :ev, partition_key: :p, partition_value: "b")
+      c = store.history_partition(store: :ev, partition_key: :p, partition_value: "c")
+      expect(a.map { |f| f.value[:i] }).to eq([0, 3, 6, 100])
+      expect(b.map { |f| f.value[:i] }).to eq([-1, 1, 4, 7])
+      expect(c.map { |f| f.value[:i] }).to eq([2, 5, 8, 200])
+      expect(a.first(3).zip(appended.values_at(0, 3, 6)).all? { |x, y| x.equal?(y) }).to be(true)
+      expect(c.first(3).zip(appended.values_at(2, 5, 8)).all? { |x, y| x.equal?(y) }).to be(true)
+      expect(b[0]).to eq(older)
+      more = store.append(history: :ev, event: { p: "a", i: 9 }, partition_key: :p)
+      expect(store.history_partition(store: :ev, partition_key: :p, partition_value: "a").last).to equal(more)
+      log = store.history(store: :ev)
+      %w[a b c].each do |v|
+        expect(store.history_partition(store: :ev, partition_key: :p, partition_value: v).map(&:id))
+          .to eq(log.select { |f| f.value[:p] == v }.map(&:id))
+      end
+    end
+
+    it "never files an appended Fact twice when the slice was read (and grew) before append returned" do
+      # A consumer runs after the commit and before append returns: it reads the slice
+      # (caching it with the new fact in it) and makes the partition grow by a write.
+      once = true
+      store.register_path(Igniter::Ledger::AccessPath.new(store: :ev, consumers: [lambda do |_s, _k|
+        next unless once
+
+        once = false
+        store.history_partition(store: :ev, partition_key: :p, partition_value: 1)
+        store.write(store: :ev, key: "w", value: { p: 1, i: :write })
+      end]))
+      store.append(history: :ev, event: { p: 1, i: 0 }, partition_key: :p)
+      once = true
+      store.append(history: :ev, event: { p: 1, i: 1 }, partition_key: :p)
+      slice = store.history_partition(store: :ev, partition_key: :p, partition_value: 1)
+      expect(slice.map { |f| f.value[:i] }).to eq([0, :write, 1, :write])
+      expect(slice.map(&:id).uniq.size).to eq(4)
+    end
+
+    it "answers slices correctly after reopen, starting from facts replayed from the file" do
+      Igniter::Ledger.open(wal_path) do |s|
+        3.times { |i| s.append(history: :ev, event: { p: 1, i: i }, partition_key: :p) }
+      end
+      Igniter::Ledger.open(wal_path) do |s|
+        late = s.append(history: :ev, event: { p: 1, i: 3 }, partition_key: :p)
+        fresh = s.append(history: :ev, event: { p: 2, i: 4 }, partition_key: :p)
+        expect(s.history_partition(store: :ev, partition_key: :p, partition_value: 1).map { |f| f.value[:i] }).to eq([0, 1, 2, 3])
+        expect(s.history_partition(store: :ev, partition_key: :p, partition_value: 1).last).to eq(late)
+        expect(s.history_partition(store: :ev, partition_key: :p, partition_value: 2)).to eq([fresh])
+        expect(s.history_partition(store: :ev, partition_key: :p, partition_value: 2)[0]).to equal(fresh)
+      end
+    end
+
+    it "does not reuse facts once a coercion changes them, and can be bounded or turned off" do
+      3.times { |i| store.append(history: :ev, event: { p: 0, i: i }, partition_key: :p) }
+      plain = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      store.register_coercion(:ev) { |v, _| v.merge(seen: true) }
+      coerced = store.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(coerced.map(&:class).uniq).to eq([Igniter::Ledger::CoercedFact])
+      expect(coerced.map { |f| f.value[:seen] }).to eq([true] * 3)
+      expect(plain.map(&:value).map { |v| v.key?(:seen) }).to eq([false] * 3)
+
+      off = Igniter::Ledger::LedgerStore.new(partition_cache: 0)
+      2.times { |i| off.append(history: :ev, event: { p: 0, i: i }) }
+      a = off.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      b = off.history_partition(store: :ev, partition_key: :p, partition_value: 0)
+      expect(a).to eq(b)
+      expect(a[0]).not_to equal(b[0])
+
+      small = Igniter::Ledger::LedgerStore.new(partition_cache: 3)
+      4.times { |i| small.append(history: :ev, event: { p: i % 2, i: i }) }
+      kept = small.history_partition(store: :ev, partition_key: :p, partition_value: 0) # 2 handles
+      small.history_partition(store: :ev, partition_key: :p, partition_value: 1)          # 2 more: evicts p=0
+      expect(small.history_partition(store: :ev, partition_key: :p, partition_value: 0)[0]).not_to equal(kept[0])
+      expect { Igniter::Ledger::LedgerStore.new(partition_cache: -1) }.to raise_error(ArgumentError, /partition_cache/)
+      expect { Igniter::Ledger.open(wal_path, partition_cache: :lots) }.to raise_error(ArgumentError, /partition_cache/)
     end
 
     it "applies since/as_of to a slice" do

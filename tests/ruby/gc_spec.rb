@@ -55,6 +55,25 @@ RSpec.describe "garbage collection" do
     expect(fact.value).to eq(text: "hello", list: [1, "two", :three])
   end
 
+  it "keeps the Fact objects of cached partition slices alive across GC.stress and compaction" do
+    store = Igniter::Ledger::LedgerStore.new
+    5.times { |i| store.append(history: :h, event: { p: i % 2, text: "event #{i}" }, partition_key: :p) }
+    ids = store.history_partition(store: :h, partition_key: :p, partition_value: 0).map(&:object_id)
+    stress do
+      3.times { Array.new(10) { "garbage" * 10 } }
+      store.append(history: :h, event: { p: 0, text: "event 5" }, partition_key: :p)
+      store.history_partition(store: :h, partition_key: :p, partition_value: 1)
+    end
+    begin
+      GC.compact
+    rescue NotImplementedError
+      GC.start
+    end
+    slice = store.history_partition(store: :h, partition_key: :p, partition_value: 0)
+    expect(slice.first(3).map(&:object_id)).to eq(ids)
+    expect(slice.map { |f| f.value[:text] }).to eq(["event 0", "event 2", "event 4", "event 5"])
+  end
+
   it "converts values and raises errors correctly under GC.stress" do
     store = Igniter::Ledger::LedgerStore.new
     v = { "s" => "é", sym: :"dyn#{rand(1000)}", bin: "\xFF".b, arr: [1.5, 2**40, nil, true], 1 => {} }

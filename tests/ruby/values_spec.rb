@@ -145,7 +145,7 @@ RSpec.describe "values" do
     REFUSED = [
       [Time.at(0), TypeError, /\Avalue is a Time/],
       [{ meta: { at: Time.at(0) } }, TypeError, /\Avalue\[:meta\]\[:at\] is a Time/],
-      [[1, [2, Object.new]], TypeError, /\Avalue\[1\]\[1\] is a Object/],
+      [[1, [2, Object.new]], TypeError, /\Avalue\[1\]\[1\] is an Object/],
       [{ "k" => -> {} }, TypeError, /\Avalue\["k"\] is a Proc/],
       [{ 3 => Struct.new(:a).new(1) }, TypeError, /\Avalue\[3\] is a #<Class/],
       [1.0r, TypeError, /\Avalue is a Rational/],

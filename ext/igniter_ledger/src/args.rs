@@ -4,7 +4,9 @@ use igniter_ledger::{Expected, Timestamp};
 use magnus::{prelude::*, Error, Integer, RString, Ruby, Symbol, TryConvert, Value as RValue};
 use uuid::Uuid;
 
+use crate::convert;
 use crate::fact::FactObj;
+use magnus::rb_sys::AsRawValue;
 
 fn class_name(v: RValue) -> String {
     // SAFETY: the borrowed class name is copied before any other Ruby call.
@@ -21,16 +23,26 @@ fn arg_error(ruby: &Ruby, msg: String) -> Error {
 
 /// A name given as a Symbol or a String.
 pub fn name(ruby: &Ruby, v: RValue, what: &str) -> Result<String, Error> {
-    if let Some(s) = Symbol::from_value(v) {
-        return s
-            .name()
-            .map(|n| n.into_owned())
+    if Symbol::from_value(v).is_some() {
+        return convert::sym_name(v)
             .map_err(|_| arg_error(ruby, format!("{what} is a Symbol with invalid UTF-8")));
     }
-    if let Some(s) = RString::from_value(v) {
-        return s
-            .to_string()
-            .map_err(|_| arg_error(ruby, format!("{what} is a String with invalid UTF-8")));
+    if RString::from_value(v).is_some() {
+        // SAFETY: `v` is a String; its bytes are copied before any other Ruby call.
+        return match unsafe { convert::str_ref(v.as_raw()) } {
+            convert::StrRef::Utf8(t) => Ok(t.to_owned()),
+            convert::StrRef::Binary(b) => std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|_| arg_error(ruby, format!("{what} is a String with invalid UTF-8"))),
+            // Another encoding: converted to UTF-8 (as Ruby would), or refused.
+            convert::StrRef::Other(_) => RString::from_value(v)
+                .map_or(Err(()), |s| s.to_string().map_err(|_| ()))
+                .map_err(|_| arg_error(ruby, format!("{what} is a String with invalid UTF-8"))),
+            convert::StrRef::BadUtf8(_) => Err(arg_error(
+                ruby,
+                format!("{what} is a String with invalid UTF-8"),
+            )),
+        };
     }
     Err(type_error(
         ruby,
@@ -49,6 +61,15 @@ pub fn opt_name(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<String>, Er
 
 /// Seconds as a float, from a Numeric or a Time.
 fn secs(ruby: &Ruby, v: RValue, what: &str) -> Result<f64, Error> {
+    // The common cases first, by type tag (no method or ancestry look-ups).
+    if let Some(f) = magnus::Float::from_value(v) {
+        let t = f.to_f64();
+        if !t.is_nan() {
+            return Ok(t);
+        }
+    } else if let Some(i) = magnus::Fixnum::from_value(v) {
+        return Ok(i.to_i64() as f64);
+    }
     let t = if v.is_kind_of(ruby.class_time()) {
         v.funcall::<_, _, f64>("to_f", ())?
     } else if v.is_kind_of(ruby.class_numeric()) {
@@ -74,6 +95,21 @@ pub fn opt_secs(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<f64>, Error
         Ok(None)
     } else {
         secs(ruby, v, what).map(Some)
+    }
+}
+
+/// An optional valid time: like [`opt_secs`], and also finite (a valid time is stored;
+/// refusing it here lets a batch name the operation).
+pub fn opt_valid_time(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<f64>, Error> {
+    match opt_secs(ruby, v, what)? {
+        Some(t) if t.is_infinite() => Err(arg_error(
+            ruby,
+            format!(
+                "{what} must be a finite number of seconds, got {}Infinity",
+                if t < 0.0 { "-" } else { "" }
+            ),
+        )),
+        t => Ok(t),
     }
 }
 

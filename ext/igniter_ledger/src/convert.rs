@@ -13,13 +13,10 @@
 use std::os::raw::{c_char, c_long};
 
 use igniter_ledger::codec::{Reader, Token};
-use igniter_ledger::value::limits::MAX_DEPTH;
+use igniter_ledger::value::limits::{MAX_DEPTH, MAX_VALUE_BYTES};
 use igniter_ledger::{MapKey, Value};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::{
-    prelude::*, r_hash::ForEach, Error, Float, Integer, RHash, RString, Ruby, Symbol,
-    Value as RValue,
-};
+use magnus::{prelude::*, Error, Float, Integer, Ruby, Value as RValue};
 use rb_sys::{ruby_value_type as T, VALUE};
 
 /// Which Ruby exception a conversion failure becomes.
@@ -75,6 +72,16 @@ fn class_name(v: RValue) -> String {
     unsafe { v.classname() }.into_owned()
 }
 
+/// The class of `v` with its indefinite article: "a Time", "an Object".
+fn a_class(v: RValue) -> String {
+    let name = class_name(v);
+    let article = match name.as_bytes().first() {
+        Some(b'A' | b'E' | b'I' | b'O' | b'U') => "an",
+        _ => "a",
+    };
+    format!("{article} {name}")
+}
+
 /// The Ruby type tag of `v`.
 fn type_of(v: RValue) -> T {
     // SAFETY: `v` is a live Ruby value (handed to us by Ruby or read out of a live
@@ -82,55 +89,157 @@ fn type_of(v: RValue) -> T {
     unsafe { rb_sys::RB_TYPE(v.as_raw()) }
 }
 
-/// A string's content, by encoding.
-enum StrContent {
-    Utf8(String),
-    Binary(Vec<u8>),
+/// What a Ruby String holds, borrowed (copy it out before the next Ruby call).
+pub(crate) enum StrRef<'a> {
+    /// UTF-8 or US-ASCII text (validated).
+    Utf8(&'a str),
+    /// ASCII-8BIT bytes.
+    Binary(&'a [u8]),
+    /// UTF-8/US-ASCII that is not valid UTF-8: the offset where it stops being valid.
+    BadUtf8(usize),
+    /// Another encoding, by name.
+    Other(String),
 }
 
-/// Reads a String: UTF-8 and US-ASCII must be valid UTF-8; ASCII-8BIT is binary; other
-/// encodings are refused (the reason is returned, to be placed after the path).
-fn read_string(s: RString) -> Result<StrContent, String> {
-    let raw = s.as_raw();
-    // SAFETY: `raw` is a String (callers checked the type). The encoding queries read
-    // global tables, and the bytes are copied out before any other Ruby call, so the
-    // borrowed slice cannot be invalidated while it is in use.
+const CR_7BIT: i32 = rb_sys::ruby_coderange_type::RUBY_ENC_CODERANGE_7BIT as i32;
+const CR_VALID: i32 = rb_sys::ruby_coderange_type::RUBY_ENC_CODERANGE_VALID as i32;
+
+/// Reads a String's bytes and encoding without copying. Ruby's cached code range of the
+/// string answers "valid UTF-8?" for strings it has scanned before (scanning once
+/// otherwise), so the bytes are not validated again here.
+///
+/// # Safety
+/// `raw` must be a live String. The slice borrows the string's buffer: use it before
+/// any other Ruby call.
+pub(crate) unsafe fn str_ref<'a>(raw: VALUE) -> StrRef<'a> {
+    // SAFETY: see the function's contract; these calls read the string and global
+    // encoding tables and never raise (`rb_enc_str_coderange` only caches a flag).
     unsafe {
-        let enc = rb_sys::rb_enc_get_index(raw);
         let bytes = std::slice::from_raw_parts(
             rb_sys::RSTRING_PTR(raw) as *const u8,
             rb_sys::RSTRING_LEN(raw) as usize,
         );
-        if enc == rb_sys::rb_ascii8bit_encindex() {
-            Ok(StrContent::Binary(bytes.to_vec()))
-        } else if enc == rb_sys::rb_utf8_encindex() || enc == rb_sys::rb_usascii_encindex() {
-            match std::str::from_utf8(bytes) {
-                Ok(text) => Ok(StrContent::Utf8(text.to_owned())),
-                Err(e) => Err(format!(
-                    "with invalid UTF-8 (byte offset {}; binary data belongs in an ASCII-8BIT string, e.g. str.b)",
-                    e.valid_up_to()
-                )),
+        let enc = rb_sys::rb_enc_get_index(raw);
+        if enc == rb_sys::rb_utf8_encindex() || enc == rb_sys::rb_usascii_encindex() {
+            let cr = rb_sys::rb_enc_str_coderange(raw);
+            if cr == CR_7BIT || (cr == CR_VALID && enc == rb_sys::rb_utf8_encindex()) {
+                return StrRef::Utf8(std::str::from_utf8_unchecked(bytes));
             }
-        } else {
-            let name: String = s
-                .funcall::<_, _, RValue>("encoding", ())
-                .and_then(|e| e.funcall("to_s", ()))
-                .unwrap_or_else(|_| "another encoding".to_owned());
-            Err(format!(
-                "in {name} (the ledger stores UTF-8 and binary ASCII-8BIT strings; use str.encode(\"UTF-8\"))"
-            ))
+            // Broken for its encoding (a US-ASCII string may still hold UTF-8).
+            return match std::str::from_utf8(bytes) {
+                Ok(text) => StrRef::Utf8(text),
+                Err(e) => StrRef::BadUtf8(e.valid_up_to()),
+            };
         }
+        if enc == rb_sys::rb_ascii8bit_encindex() {
+            return StrRef::Binary(bytes);
+        }
+        let e = rb_sys::rb_enc_from_index(enc);
+        let name = if e.is_null() || (*e).name.is_null() {
+            "another encoding".to_owned()
+        } else {
+            std::ffi::CStr::from_ptr((*e).name)
+                .to_string_lossy()
+                .into_owned()
+        };
+        StrRef::Other(name)
     }
 }
 
-fn symbol_name(s: Symbol) -> Result<String, ()> {
-    s.name().map(|n| n.into_owned()).map_err(|_| ())
+/// Why a String cannot be stored as text, to be placed after "is a String ".
+fn string_reason(r: &StrRef<'_>) -> String {
+    match r {
+        StrRef::BadUtf8(at) => format!(
+            "with invalid UTF-8 (byte offset {at}; binary data belongs in an ASCII-8BIT string, e.g. str.b)"
+        ),
+        StrRef::Other(name) => format!(
+            "in {name} (the ledger stores UTF-8 and binary ASCII-8BIT strings; use str.encode(\"UTF-8\"))"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A small multiplicative hasher for keys the extension controls (Symbol VALUEs,
+/// names): much cheaper than SipHash, and the keys cannot be chosen to collide on
+/// purpose in a way that matters (the maps are small, bounded caches).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct QuickHasher(u64);
+
+const QUICK_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl std::hash::Hasher for QuickHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(26) ^ i).wrapping_mul(QUICK_K);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // Fold the high bits down: hashbrown takes its bucket from the low bits.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+pub(crate) type QuickState = std::hash::BuildHasherDefault<QuickHasher>;
+
+/// Names of static Symbols by VALUE (static Symbols are immortal immediates, so the
+/// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`.
+static SYMBOL_NAMES: GvlCell<Option<std::collections::HashMap<VALUE, Box<str>, QuickState>>> =
+    GvlCell::new(None);
+
+/// The UTF-8 name of a Symbol (`Err` if it is not valid UTF-8).
+pub(crate) fn sym_name(v: RValue) -> Result<String, ()> {
+    let raw = v.as_raw();
+    let is_static = rb_sys::STATIC_SYM_P(raw);
+    if is_static {
+        // SAFETY: called with the GVL held; no Ruby call while the map is borrowed.
+        let names = unsafe { SYMBOL_NAMES.get() };
+        if let Some(n) = names.as_ref().and_then(|c| c.get(&raw)) {
+            return Ok(String::from(&**n));
+        }
+    }
+    // SAFETY: `raw` is a Symbol; `rb_sym2str` answers its (frozen, GC-kept) name
+    // String without allocating, and the name is copied out at once.
+    let name = match unsafe { str_ref(rb_sys::rb_sym2str(raw)) } {
+        StrRef::Utf8(t) => t.to_owned(),
+        _ => return Err(()),
+    };
+    if is_static {
+        // SAFETY: as above; the Ruby call (`rb_sym2str`) has returned.
+        let names = unsafe { SYMBOL_NAMES.get() }.get_or_insert_with(Default::default);
+        if names.len() < STATIC_SYMBOL_CACHE_MAX {
+            names.insert(raw, name.as_str().into());
+        }
+    }
+    Ok(name)
 }
 
 /// Converts a Ruby object to a [`Value`]; `what` names it in errors (`"value"`,
 /// `"event"`, `"producer"`...).
 pub fn to_value(v: RValue, what: &str) -> Result<Value, ConvError> {
-    let mut cx = ToValue { stack: Vec::new() };
+    let mut cx = ToValue {
+        path: [0; INLINE_PATH],
+        deep: Vec::new(),
+        depth_in: 0,
+        budget: MAX_VALUE_BYTES,
+    };
     cx.convert(v, 1).map_err(|f| f.into_error(what))
 }
 
@@ -145,6 +254,8 @@ struct Failure {
     kind: Kind,
     reason: String,
     segments: Vec<String>,
+    /// About the whole value (its size): the path inside it is not named.
+    whole: bool,
 }
 
 impl Failure {
@@ -153,6 +264,19 @@ impl Failure {
             kind,
             reason: reason.into(),
             segments: Vec::new(),
+            whole: false,
+        }
+    }
+
+    fn too_large() -> Self {
+        Failure {
+            whole: true,
+            ..Failure::new(
+                Kind::Argument,
+                format!(
+                    "encodes to more than {MAX_VALUE_BYTES} bytes; the limit is {MAX_VALUE_BYTES}"
+                ),
+            )
         }
     }
 
@@ -163,21 +287,58 @@ impl Failure {
 
     fn into_error(self, what: &str) -> ConvError {
         let mut path = String::from(what);
-        for s in self.segments.iter().rev() {
-            path.push_str(s);
+        if !self.whole {
+            for s in self.segments.iter().rev() {
+                path.push_str(s);
+            }
         }
         ConvError::new(self.kind, format!("{path} {}", self.reason))
     }
 }
 
+/// Containers on the current path kept without allocating (deeper ones spill to a Vec).
+const INLINE_PATH: usize = 16;
+
 struct ToValue {
-    /// The containers on the current path (cycle detection).
-    stack: Vec<VALUE>,
+    /// The containers on the current path (cycle detection): the first `INLINE_PATH`
+    /// here, `depth_in` of them in use ...
+    path: [VALUE; INLINE_PATH],
+    /// ... and the deeper ones here.
+    deep: Vec<VALUE>,
+    depth_in: usize,
+    /// Encoded bytes still allowed. Each element is charged a lower bound of its encoded
+    /// size (a String its length) *before* it is copied, so an oversized value — a huge
+    /// String, or a small structure that shares substructures and would expand to an
+    /// enormous tree — is refused early instead of being built in memory first. The core
+    /// checks the exact encoded size afterwards.
+    budget: usize,
+}
+
+/// The byte length of a String (no copy).
+fn str_len(v: RValue) -> usize {
+    // SAFETY: callers pass a value whose type is T_STRING.
+    unsafe { rb_sys::RSTRING_LEN(v.as_raw()) as usize }
 }
 
 impl ToValue {
+    fn charge(&mut self, bytes: usize) -> Result<(), Failure> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(Failure::too_large()),
+        }
+    }
+
     fn convert(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
-        match type_of(v) {
+        let t = type_of(v);
+        self.charge(if t == T::RUBY_T_STRING {
+            1 + str_len(v)
+        } else {
+            1
+        })?;
+        match t {
             T::RUBY_T_NIL => Ok(Value::Nil),
             T::RUBY_T_TRUE => Ok(Value::Bool(true)),
             T::RUBY_T_FALSE => Ok(Value::Bool(false)),
@@ -199,36 +360,31 @@ impl ToValue {
                 .map(|f| Value::Float(f.to_f64()))
                 .ok_or_else(|| Failure::new(Kind::Type, "is not a Float")),
             T::RUBY_T_STRING => {
-                let s = RString::from_value(v)
-                    .ok_or_else(|| Failure::new(Kind::Type, "is not a String"))?;
-                match read_string(s) {
-                    Ok(StrContent::Utf8(s)) => Ok(Value::Str(s)),
-                    Ok(StrContent::Binary(b)) => Ok(Value::Bin(b)),
-                    Err(reason) => Err(Failure::new(
+                // SAFETY: `v` is a String; its bytes are copied before any Ruby call.
+                match unsafe { str_ref(v.as_raw()) } {
+                    StrRef::Utf8(t) => Ok(Value::Str(t.to_owned())),
+                    StrRef::Binary(b) => Ok(Value::Bin(b.to_vec())),
+                    bad => Err(Failure::new(
                         Kind::Argument,
-                        format!("is a String {reason}"),
+                        format!("is a String {}", string_reason(&bad)),
                     )),
                 }
             }
-            T::RUBY_T_SYMBOL => {
-                let s = Symbol::from_value(v)
-                    .ok_or_else(|| Failure::new(Kind::Type, "is not a Symbol"))?;
-                symbol_name(s)
-                    .map(Value::Sym)
-                    .map_err(|_| Failure::new(Kind::Argument, "is a Symbol with invalid UTF-8"))
-            }
+            T::RUBY_T_SYMBOL => sym_name(v)
+                .map(Value::Sym)
+                .map_err(|_| Failure::new(Kind::Argument, "is a Symbol with invalid UTF-8")),
             T::RUBY_T_ARRAY => self.array(v, depth),
             T::RUBY_T_HASH => self.hash(v, depth),
             _ => Err(Failure::new(
                 Kind::Type,
-                format!("is a {} ({SUPPORTED})", class_name(v)),
+                format!("is {} ({SUPPORTED})", a_class(v)),
             )),
         }
     }
 
     /// Enters a container: checks depth and cycles.
     fn enter(&mut self, raw: VALUE, depth: usize) -> Result<(), Failure> {
-        if self.stack.contains(&raw) {
+        if self.path[..self.depth_in].contains(&raw) || self.deep.contains(&raw) {
             return Err(Failure::new(
                 Kind::Argument,
                 "is a cyclic reference (the structure contains itself)",
@@ -240,8 +396,20 @@ impl ToValue {
                 format!("nests deeper than {MAX_DEPTH} levels"),
             ));
         }
-        self.stack.push(raw);
+        if self.depth_in < INLINE_PATH && self.deep.is_empty() {
+            self.path[self.depth_in] = raw;
+            self.depth_in += 1;
+        } else {
+            self.deep.push(raw);
+        }
         Ok(())
+    }
+
+    /// Leaves the innermost container.
+    fn leave(&mut self) {
+        if self.deep.pop().is_none() {
+            self.depth_in -= 1;
+        }
     }
 
     fn array(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
@@ -263,46 +431,102 @@ impl ToValue {
             );
             i += 1;
         }
-        self.stack.pop();
+        self.leave();
         Ok(Value::Array(items))
     }
 
     fn hash(&mut self, v: RValue, depth: usize) -> Result<Value, Failure> {
         let raw = v.as_raw();
         self.enter(raw, depth)?;
-        let hash = RHash::from_value(v).ok_or_else(|| Failure::new(Kind::Type, "is not a Hash"))?;
-        let mut pairs: Vec<(MapKey, Value)> = Vec::with_capacity(hash.len());
-        let mut failure: Option<Failure> = None;
-        let walked = hash.foreach(|k: RValue, val: RValue| {
-            let key = match key(k) {
-                Ok(key) => key,
-                Err((kind, noun)) => {
-                    failure = Some(Failure::new(kind, format!("has {noun} key ({KEY_HINT})")));
-                    return Ok(ForEach::Stop);
-                }
-            };
-            match self.convert(val, depth + 1) {
-                Ok(value) => {
-                    pairs.push((key, value));
-                    Ok(ForEach::Continue)
-                }
-                Err(f) => {
-                    failure = Some(f.within(format!("[{key}]")));
-                    Ok(ForEach::Stop)
-                }
-            }
-        });
+        // SAFETY: `raw` is a Hash (checked by the caller).
+        let len = unsafe { rb_sys::RHASH_SIZE(raw) } as usize;
+        let mut walk = HashWalk {
+            cx: self,
+            depth,
+            pairs: Vec::with_capacity(len),
+            failure: None,
+        };
+        // SAFETY: `each_pair` matches the callback type and `walk` outlives the call.
+        // The callback never raises (it calls no Ruby code that can, and catches Rust
+        // panics), so no longjmp crosses these frames, and it does not change the hash.
+        unsafe {
+            rb_sys::rb_hash_foreach(
+                raw,
+                Some(each_pair),
+                &mut walk as *mut HashWalk<'_> as VALUE,
+            )
+        };
+        let HashWalk { pairs, failure, .. } = walk;
         if let Some(f) = failure {
             return Err(f);
         }
-        if let Err(e) = walked {
-            return Err(Failure::new(
-                Kind::Argument,
-                format!("could not be read: {e}"),
-            ));
-        }
-        self.stack.pop();
+        self.leave();
         Ok(Value::Map(pairs))
+    }
+
+    /// One entry of a hash being converted; false stops the walk (`walk.failure` says why).
+    fn pair(
+        &mut self,
+        k: RValue,
+        val: RValue,
+        depth: usize,
+        walk_pairs: &mut Vec<(MapKey, Value)>,
+    ) -> Result<(), Failure> {
+        self.charge(if type_of(k) == T::RUBY_T_STRING {
+            1 + str_len(k)
+        } else {
+            1
+        })?;
+        let key = key(k)
+            .map_err(|(kind, noun)| Failure::new(kind, format!("has {noun} key ({KEY_HINT})")))?;
+        match self.convert(val, depth + 1) {
+            Ok(value) => {
+                walk_pairs.push((key, value));
+                Ok(())
+            }
+            Err(f) => Err(f.within(format!("[{key}]"))),
+        }
+    }
+}
+
+/// The state of one `rb_hash_foreach` walk.
+struct HashWalk<'a> {
+    cx: &'a mut ToValue,
+    depth: usize,
+    pairs: Vec<(MapKey, Value)>,
+    failure: Option<Failure>,
+}
+
+/// `rb_hash_foreach` callback: converts one entry.
+///
+/// # Safety
+/// `arg` is the address of the live `HashWalk` passed by `ToValue::hash`.
+unsafe extern "C" fn each_pair(k: VALUE, v: VALUE, arg: VALUE) -> std::os::raw::c_int {
+    const CONTINUE: std::os::raw::c_int = rb_sys::st_retval::ST_CONTINUE as std::os::raw::c_int;
+    const STOP: std::os::raw::c_int = rb_sys::st_retval::ST_STOP as std::os::raw::c_int;
+    // SAFETY: see the function's contract.
+    let walk = unsafe { &mut *(arg as *mut HashWalk<'_>) };
+    // SAFETY: Ruby hands the callback live keys and values of the hash.
+    let (k, v) = unsafe { (RValue::from_raw(k), RValue::from_raw(v)) };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let HashWalk {
+            cx, depth, pairs, ..
+        } = walk;
+        cx.pair(k, v, *depth, pairs)
+    }));
+    match outcome {
+        Ok(Ok(())) => CONTINUE,
+        Ok(Err(f)) => {
+            walk.failure = Some(f);
+            STOP
+        }
+        Err(_) => {
+            walk.failure = Some(Failure::new(
+                Kind::Argument,
+                "could not be read (internal error while converting it)",
+            ));
+            STOP
+        }
     }
 }
 
@@ -310,23 +534,20 @@ impl ToValue {
 /// callers place it in a sentence.
 fn key(k: RValue) -> Result<MapKey, (Kind, String)> {
     match type_of(k) {
-        T::RUBY_T_SYMBOL => {
-            let s = Symbol::from_value(k).ok_or((Kind::Type, "not a Symbol".to_owned()))?;
-            symbol_name(s)
-                .map(MapKey::Sym)
-                .map_err(|_| (Kind::Argument, "a Symbol with invalid UTF-8".to_owned()))
+        T::RUBY_T_SYMBOL => sym_name(k)
+            .map(MapKey::Sym)
+            .map_err(|_| (Kind::Argument, "a Symbol with invalid UTF-8".to_owned())),
+        // SAFETY: `k` is a String; its bytes are copied before any Ruby call.
+        T::RUBY_T_STRING => match unsafe { str_ref(k.as_raw()) } {
+            StrRef::Utf8(t) => Ok(MapKey::Str(t.to_owned())),
+            StrRef::Binary(_) => Err((Kind::Argument, "a binary (ASCII-8BIT) String".to_owned())),
+            bad => Err((Kind::Argument, format!("a String {}", string_reason(&bad)))),
+        },
+        T::RUBY_T_FIXNUM => {
+            // SAFETY: `k` is a Fixnum; FIX2LONG only decodes it.
+            Ok(MapKey::Int(unsafe { rb_sys::FIX2LONG(k.as_raw()) } as i64))
         }
-        T::RUBY_T_STRING => {
-            let s = RString::from_value(k).ok_or((Kind::Type, "not a String".to_owned()))?;
-            match read_string(s) {
-                Ok(StrContent::Utf8(s)) => Ok(MapKey::Str(s)),
-                Ok(StrContent::Binary(_)) => {
-                    Err((Kind::Argument, "a binary (ASCII-8BIT) String".to_owned()))
-                }
-                Err(reason) => Err((Kind::Argument, format!("a String {reason}"))),
-            }
-        }
-        T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => {
+        T::RUBY_T_BIGNUM => {
             let i = Integer::from_value(k).ok_or((Kind::Type, "not an Integer".to_owned()))?;
             i.to_i64().map(MapKey::Int).map_err(|_| {
                 (
@@ -335,7 +556,7 @@ fn key(k: RValue) -> Result<MapKey, (Kind, String)> {
                 )
             })
         }
-        _ => Err((Kind::Type, format!("a {}", class_name(k)))),
+        _ => Err((Kind::Type, a_class(k))),
     }
 }
 
@@ -348,23 +569,49 @@ const KEY_HINT: &str = "hash keys must be Symbols, UTF-8 Strings or 64-bit Integ
 // Integers whose hashing never calls user code); the frames below hold no values with
 // destructors, so even that longjmp would skip no Rust cleanup.
 
-thread_local! {
-    /// Static Symbols by name. Static Symbols are immortal immediates (never collected,
-    /// never moved), so their VALUEs can be kept outside the GC's sight. Bounded: names
-    /// are only added while the cache is small.
-    static STATIC_SYMBOLS: std::cell::RefCell<std::collections::HashMap<Box<str>, VALUE>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+/// A cell only ever touched by a thread holding Ruby's GVL, which serializes every
+/// access (the extension is not Ractor-safe and never decodes without the GVL), so no
+/// lock is needed.
+pub(crate) struct GvlCell<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: see the type's documentation: all access is serialized by the GVL.
+unsafe impl<T> Sync for GvlCell<T> {}
+
+impl<T> GvlCell<T> {
+    pub(crate) const fn new(v: T) -> Self {
+        GvlCell(std::cell::UnsafeCell::new(v))
+    }
+
+    /// # Safety
+    /// The caller holds the GVL and does not call back into Ruby (which could reach this
+    /// cell again) while the reference is alive.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get(&self) -> &mut T {
+        // SAFETY: see above.
+        unsafe { &mut *self.0.get() }
+    }
 }
+
+/// Static Symbols by name. Static Symbols are immortal immediates (never collected,
+/// never moved), so their VALUEs can be kept outside the GC's sight. Bounded: names are
+/// only added while the cache is small.
+type SymbolsByName = std::collections::HashMap<Box<[u8]>, VALUE, QuickState>;
+
+static STATIC_SYMBOLS: GvlCell<Option<SymbolsByName>> = GvlCell::new(None);
 
 const STATIC_SYMBOL_CACHE_MAX: usize = 4096;
 
-/// A Symbol for `name`: an existing one when possible (static ones are cached), else a new
-/// dynamic — garbage-collectable — Symbol.
-pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
-    if let Some(v) = STATIC_SYMBOLS.with(|c| c.borrow().get(name).copied()) {
+/// A Symbol named by UTF-8 `bytes` (validated here unless the Symbol is already
+/// cached): an existing one when possible (static ones are cached), else a new dynamic —
+/// garbage-collectable — Symbol. None if the bytes are not UTF-8.
+fn symbol_from_bytes(ruby: &Ruby, bytes: &[u8]) -> Option<RValue> {
+    // SAFETY: called with the GVL held; no Ruby call while the map is borrowed.
+    let cache = unsafe { STATIC_SYMBOLS.get() };
+    if let Some(&v) = cache.as_ref().and_then(|c| c.get(bytes)) {
         // SAFETY: only static Symbols are cached, and they live forever.
-        return unsafe { RValue::from_raw(v) };
+        return Some(unsafe { RValue::from_raw(v) });
     }
+    let name = std::str::from_utf8(bytes).ok()?;
     // SAFETY: `name` is valid UTF-8 and outlives the call; `rb_check_symbol_cstr` only
     // looks the name up (it raises only for a broken encoding, impossible for UTF-8).
     let found = unsafe {
@@ -376,26 +623,42 @@ pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
     };
     if !rb_sys::NIL_P(found) {
         if rb_sys::STATIC_SYM_P(found) {
-            STATIC_SYMBOLS.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.len() < STATIC_SYMBOL_CACHE_MAX {
-                    c.insert(name.into(), found);
-                }
-            });
+            // SAFETY: as above; the lookup above has returned.
+            let cache = unsafe { STATIC_SYMBOLS.get() }.get_or_insert_with(Default::default);
+            if cache.len() < STATIC_SYMBOL_CACHE_MAX {
+                cache.insert(bytes.into(), found);
+            }
         }
         // SAFETY: a live Symbol returned by Ruby.
-        return unsafe { RValue::from_raw(found) };
+        return Some(unsafe { RValue::from_raw(found) });
     }
     let s = ruby.str_new(name);
     // SAFETY: `s` is a valid UTF-8 String; `rb_to_symbol` on a String does not raise.
-    unsafe { RValue::from_raw(rb_sys::rb_to_symbol(s.as_raw())) }
+    Some(unsafe { RValue::from_raw(rb_sys::rb_to_symbol(s.as_raw())) })
+}
+
+/// A Symbol for `name`.
+pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
+    // A `&str` is UTF-8, so this always finds or makes one.
+    symbol_from_bytes(ruby, name.as_bytes()).unwrap_or_else(|| ruby.qnil().as_value())
+}
+
+/// Freezes an object this extension just created: sets its FL_FREEZE flag. A fresh
+/// object has no singleton class, so that is all `rb_obj_freeze` would do.
+pub(crate) fn freeze_fresh(obj: VALUE) {
+    // SAFETY: callers pass a live heap object (String, Array, Hash, typed data) they
+    // created and have not exposed; setting a flag bit calls nothing.
+    unsafe {
+        let basic = obj as *mut rb_sys::RBasic;
+        (*basic).flags |= rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE;
+    }
 }
 
 /// A new String (UTF-8), frozen when asked.
 pub fn string(ruby: &Ruby, s: &str, freeze: bool) -> RValue {
     let v = ruby.str_new(s);
     if freeze {
-        v.freeze();
+        freeze_fresh(v.as_raw());
     }
     v.as_value()
 }
@@ -425,7 +688,7 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
         Value::Bin(b) => {
             let s = ruby.str_from_slice(b);
             if freeze {
-                s.freeze();
+                freeze_fresh(s.as_raw());
             }
             s.as_value()
         }
@@ -442,7 +705,7 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
             // SAFETY: a live array created above.
             let ary = unsafe { RValue::from_raw(ary) };
             if freeze {
-                ary.freeze();
+                freeze_fresh(ary.as_raw());
             }
             ary
         }
@@ -459,17 +722,270 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
             // SAFETY: a live hash created above.
             let hash = unsafe { RValue::from_raw(hash) };
             if freeze {
-                hash.freeze();
+                freeze_fresh(hash.as_raw());
             }
             hash
         }
     }
 }
 
+/// Decodes stored value bytes straight into Ruby objects, reading the MessagePack
+/// forms the core writes (see `igniter_ledger::codec`): strings are handed to Ruby
+/// as they are stored (they were validated as UTF-8 when the fact was written or loaded,
+/// and no Rust `str` is made of them), Symbols come from the Symbol cache. Anything
+/// unexpected answers None and the caller falls back to the core's validating reader.
+struct FastDecoder<'a> {
+    b: &'a [u8],
+    pos: usize,
+    freeze: bool,
+}
+
+fn int_value(ruby: &Ruby, i: i64) -> VALUE {
+    ruby.integer_from_i64(i).as_value().as_raw()
+}
+
+/// Pairs of a map built on the stack before one bulk insert (larger maps insert as
+/// they go).
+const BULK_PAIRS: usize = 16;
+
+impl<'a> FastDecoder<'a> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.b.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    #[inline]
+    fn u8(&mut self) -> Option<u8> {
+        let v = *self.b.get(self.pos)?;
+        self.pos += 1;
+        Some(v)
+    }
+
+    #[inline]
+    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Some(a)
+    }
+
+    fn len16(&mut self) -> Option<usize> {
+        Some(u16::from_be_bytes(self.be()?) as usize)
+    }
+
+    fn len32(&mut self) -> Option<usize> {
+        Some(u32::from_be_bytes(self.be()?) as usize)
+    }
+
+    fn string(&mut self, ruby: &Ruby, n: usize) -> Option<VALUE> {
+        let bytes = self.take(n)?;
+        // SAFETY: a fresh String from a pointer and length into `self.b`; no &str made.
+        let s = unsafe {
+            rb_sys::rb_utf8_str_new(bytes.as_ptr() as *const c_char, bytes.len() as c_long)
+        };
+        let _ = ruby;
+        if self.freeze {
+            freeze_fresh(s);
+        }
+        Some(s)
+    }
+
+    fn symbol(&mut self, ruby: &Ruby, n: usize) -> Option<VALUE> {
+        if self.u8()? != 1 {
+            return None; // not the Symbol extension type
+        }
+        let bytes = self.take(n)?;
+        symbol_from_bytes(ruby, bytes).map(|v| v.as_raw())
+    }
+
+    /// A map key: Symbol, String or Integer.
+    fn key(&mut self, ruby: &Ruby) -> Option<VALUE> {
+        let m = self.u8()?;
+        Some(match m {
+            0xc7 => {
+                let n = self.u8()? as usize;
+                self.symbol(ruby, n)?
+            }
+            0xa0..=0xbf => self.string(ruby, (m & 0x1f) as usize)?,
+            0x00..=0x7f => int_value(ruby, m as i64),
+            0xe0..=0xff => int_value(ruby, m as i8 as i64),
+            _ => {
+                self.pos -= 1;
+                let v = self.value(ruby, MAX_DEPTH)?;
+                match type_of(
+                    // SAFETY: a live value just decoded.
+                    unsafe { RValue::from_raw(v) },
+                ) {
+                    T::RUBY_T_SYMBOL | T::RUBY_T_STRING | T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => v,
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    fn value(&mut self, ruby: &Ruby, depth: usize) -> Option<VALUE> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let m = self.u8()?;
+        Some(match m {
+            0x00..=0x7f => int_value(ruby, m as i64),
+            0xe0..=0xff => int_value(ruby, m as i8 as i64),
+            0x80..=0x8f => self.map(ruby, (m & 0x0f) as usize, depth)?,
+            0x90..=0x9f => self.array(ruby, (m & 0x0f) as usize, depth)?,
+            0xa0..=0xbf => self.string(ruby, (m & 0x1f) as usize)?,
+            0xc0 => rb_sys::Qnil as VALUE,
+            0xc2 => rb_sys::Qfalse as VALUE,
+            0xc3 => rb_sys::Qtrue as VALUE,
+            0xc4..=0xc6 => {
+                let n = match m {
+                    0xc4 => self.u8()? as usize,
+                    0xc5 => self.len16()?,
+                    _ => self.len32()?,
+                };
+                let bytes = self.take(n)?;
+                // SAFETY: a fresh binary String copied from `bytes`.
+                let s = unsafe {
+                    rb_sys::rb_str_new(bytes.as_ptr() as *const c_char, bytes.len() as c_long)
+                };
+                if self.freeze {
+                    freeze_fresh(s);
+                }
+                s
+            }
+            0xc7 => {
+                let n = self.u8()? as usize;
+                self.symbol(ruby, n)?
+            }
+            0xc8 => {
+                let n = self.len16()?;
+                self.symbol(ruby, n)?
+            }
+            0xc9 => {
+                let n = self.len32()?;
+                self.symbol(ruby, n)?
+            }
+            0xcb => ruby
+                .float_from_f64(f64::from_bits(u64::from_be_bytes(self.be()?)))
+                .as_value()
+                .as_raw(),
+            0xcc => int_value(ruby, self.u8()? as i64),
+            0xcd => int_value(ruby, u16::from_be_bytes(self.be()?) as i64),
+            0xce => int_value(ruby, u32::from_be_bytes(self.be()?) as i64),
+            0xcf => {
+                let v = u64::from_be_bytes(self.be()?);
+                int_value(ruby, i64::try_from(v).ok()?)
+            }
+            0xd0 => int_value(ruby, self.u8()? as i8 as i64),
+            0xd1 => int_value(ruby, i16::from_be_bytes(self.be()?) as i64),
+            0xd2 => int_value(ruby, i32::from_be_bytes(self.be()?) as i64),
+            0xd3 => int_value(ruby, i64::from_be_bytes(self.be()?)),
+            0xd9 => {
+                let n = self.u8()? as usize;
+                self.string(ruby, n)?
+            }
+            0xda => {
+                let n = self.len16()?;
+                self.string(ruby, n)?
+            }
+            0xdb => {
+                let n = self.len32()?;
+                self.string(ruby, n)?
+            }
+            0xdc => {
+                let n = self.len16()?;
+                self.array(ruby, n, depth)?
+            }
+            0xdd => {
+                let n = self.len32()?;
+                self.array(ruby, n, depth)?
+            }
+            0xde => {
+                let n = self.len16()?;
+                self.map(ruby, n, depth)?
+            }
+            0xdf => {
+                let n = self.len32()?;
+                self.map(ruby, n, depth)?
+            }
+            // float 32, other extension forms, 0xc1: not written by the core
+            _ => return None,
+        })
+    }
+
+    fn array(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
+        if n > self.b.len() - self.pos {
+            return None; // a forged length: each item takes at least one byte
+        }
+        // SAFETY: a fresh array; pushing to it cannot raise. It stays on this frame
+        // (visible to the GC's stack scan) while its items are built.
+        let ary = unsafe { rb_sys::rb_ary_new_capa(n as c_long) };
+        for _ in 0..n {
+            let item = self.value(ruby, depth + 1)?;
+            // SAFETY: as above.
+            unsafe { rb_sys::rb_ary_push(ary, item) };
+        }
+        if self.freeze {
+            freeze_fresh(ary);
+        }
+        Some(ary)
+    }
+
+    fn map(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
+        if n.checked_mul(2)? > self.b.len() - self.pos {
+            return None;
+        }
+        // SAFETY: a fresh hash; inserting Symbol/String/Integer keys cannot raise (their
+        // hashing runs no user code). Keys and values built so far are kept in `pairs`, a
+        // local array the GC's conservative stack scan sees.
+        let hash = unsafe { rb_sys::rb_hash_new() };
+        let mut pairs = [0 as VALUE; 2 * BULK_PAIRS];
+        let mut filled = 0;
+        for _ in 0..n {
+            let k = self.key(ruby)?;
+            pairs[filled] = k;
+            let v = self.value(ruby, depth + 1)?;
+            pairs[filled + 1] = v;
+            filled += 2;
+            if filled == pairs.len() {
+                // SAFETY: as above; `pairs[..filled]` holds live keys and values.
+                unsafe { rb_sys::rb_hash_bulk_insert(filled as c_long, pairs.as_ptr(), hash) };
+                filled = 0;
+            }
+        }
+        if filled > 0 {
+            // SAFETY: as above.
+            unsafe { rb_sys::rb_hash_bulk_insert(filled as c_long, pairs.as_ptr(), hash) };
+        }
+        if self.freeze {
+            freeze_fresh(hash);
+        }
+        Some(hash)
+    }
+}
+
+/// The fast path of [`bytes_to_ruby`]; None when the bytes hold anything it does not
+/// read (the caller then uses the core's reader).
+fn fast_bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Option<RValue> {
+    let mut d = FastDecoder {
+        b: bytes,
+        pos: 0,
+        freeze,
+    };
+    let v = d.value(ruby, 1)?;
+    // SAFETY: a live value just built.
+    (d.pos == bytes.len()).then(|| unsafe { RValue::from_raw(v) })
+}
+
 /// Builds the Ruby object for a stored value straight from its encoded bytes (no
 /// intermediate [`Value`]); `freeze` deep-freezes it. The bytes were validated when the
 /// fact was built or loaded, so an error here means a bug, reported as such.
 pub fn bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Result<RValue, String> {
+    if let Some(v) = fast_bytes_to_ruby(ruby, bytes, freeze) {
+        return Ok(v);
+    }
     let mut r = Reader::new(bytes);
     let v = decode(ruby, &mut r, freeze, 1)?;
     if r.remaining() != 0 {
@@ -493,7 +1009,7 @@ fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result
         Token::Bin(b) => {
             let s = ruby.str_from_slice(b);
             if freeze {
-                s.freeze();
+                freeze_fresh(s.as_raw());
             }
             s.as_value()
         }
@@ -510,7 +1026,7 @@ fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result
             // SAFETY: a live array created above.
             let ary = unsafe { RValue::from_raw(ary) };
             if freeze {
-                ary.freeze();
+                freeze_fresh(ary.as_raw());
             }
             ary
         }
@@ -535,7 +1051,7 @@ fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result
             // SAFETY: a live hash created above.
             let hash = unsafe { RValue::from_raw(hash) };
             if freeze {
-                hash.freeze();
+                freeze_fresh(hash.as_raw());
             }
             hash
         }

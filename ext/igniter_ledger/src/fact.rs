@@ -14,13 +14,14 @@ use magnus::{
 };
 
 use crate::{convert, errors, Classes};
+use magnus::rb_sys::AsRawValue;
 
 /// The data behind a `Fact` / `CoercedFact` object.
 pub struct FactObj {
     /// The stored fact.
     pub fact: Fact,
     /// The value a coercion produced (CoercedFact only).
-    pub coerced: Option<Value>,
+    pub coerced: Option<Box<Value>>,
     /// The Ruby form of the value readers see, once built.
     memo: OnceLock<Opaque<RValue>>,
 }
@@ -29,7 +30,7 @@ impl FactObj {
     pub fn new(fact: Fact, coerced: Option<Value>) -> Self {
         FactObj {
             fact,
-            coerced,
+            coerced: coerced.map(Box::new),
             memo: OnceLock::new(),
         }
     }
@@ -46,7 +47,7 @@ impl FactObj {
 
     fn wrap(ruby: &Ruby, data: FactObj) -> Obj<FactObj> {
         let obj = ruby.obj_wrap(data);
-        obj.freeze();
+        convert::freeze_fresh(obj.as_raw());
         obj
     }
 }

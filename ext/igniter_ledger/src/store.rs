@@ -17,7 +17,7 @@ use igniter_ledger::{
 };
 use magnus::{
     data_type_builder, gc::Marker, prelude::*, typed_data::Obj, value::Opaque, DataType,
-    DataTypeFunctions, Error, IntoValue, RArray, RClass, RHash, Ruby, Symbol, TypedData,
+    DataTypeFunctions, Error, IntoValue, RArray, RClass, RHash, RString, Ruby, Symbol, TypedData,
     Value as RValue,
 };
 
@@ -31,7 +31,7 @@ use std::os::raw::c_long;
 /// goes stale). Bounded; the oldest entry goes first.
 struct ReadCache {
     cap: usize,
-    map: HashMap<uuid::Uuid, Opaque<RValue>>,
+    map: HashMap<uuid::Uuid, Opaque<RValue>, convert::QuickState>,
     order: VecDeque<uuid::Uuid>,
 }
 
@@ -53,6 +53,92 @@ impl ReadCache {
     }
 }
 
+/// What a cached `history_partition` slice is filed under: store, partition key and the
+/// partition value's encoded bytes (values are not `Hash`; equal values encode equally).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SliceKey {
+    store: String,
+    key: igniter_ledger::MapKey,
+    value: Vec<u8>,
+}
+
+/// A cached slice: an Array of `Fact` handles (never handed out: callers get copies; only
+/// the cache appends to it), its length and its last fact's id.
+struct Slice {
+    facts: Opaque<RArray>,
+    len: usize,
+    last: Option<uuid::Uuid>,
+    /// The last fact's transaction time.
+    last_tx: Option<igniter_ledger::Timestamp>,
+}
+
+/// `history_partition` answers (without `since:`/`as_of:`), by slice.
+///
+/// Partitions only grow, by appending in commit order, so a slice cached at any moment
+/// stays a prefix of its partition, and it is the whole partition exactly while the
+/// core's count of the partition (`partition_len`, O(1), touching no fact) equals the
+/// slice's length. When the partition has grown, only the facts appended since get new
+/// handles. An `append` with `partition_key:` files the `Fact` it returns into its slice
+/// when that makes the slice whole again, as the 0.5.x gem kept appended facts in
+/// partition buckets. Stores with a registered coercion (Ruby code that runs on every
+/// read) are never cached. Bounded by the number of handles it keeps; the oldest slice
+/// goes first.
+struct PartitionCache {
+    cap: usize,
+    held: usize,
+    map: HashMap<SliceKey, Slice, convert::QuickState>,
+    order: VecDeque<SliceKey>,
+    /// Stores with a coercion registered through this handle.
+    coerced: std::collections::HashSet<String>,
+}
+
+impl PartitionCache {
+    /// Forgets every slice of `store`.
+    fn forget_store(&mut self, store: &str) {
+        let keys: Vec<SliceKey> = self
+            .map
+            .keys()
+            .filter(|k| k.store == store)
+            .cloned()
+            .collect();
+        for k in keys {
+            self.remove(&k);
+        }
+    }
+
+    fn remove(&mut self, key: &SliceKey) -> Option<Slice> {
+        let slice = self.map.remove(key)?;
+        self.held -= slice.len;
+        Some(slice)
+    }
+
+    fn put(&mut self, key: SliceKey, slice: Slice) {
+        if slice.len > self.cap {
+            self.remove(&key);
+            return;
+        }
+        self.held += slice.len;
+        if let Some(old) = self.map.insert(key.clone(), slice) {
+            self.held -= old.len;
+        } else {
+            self.order.push_back(key);
+        }
+        self.trim();
+    }
+
+    /// Drops the oldest slices while more handles than `cap` are kept.
+    fn trim(&mut self) {
+        while self.held > self.cap {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
 /// The data behind a `LedgerStore` object.
 pub struct StoreObj {
     ledger: LedgerStore,
@@ -63,6 +149,13 @@ pub struct StoreObj {
     callbacks: Mutex<Vec<Opaque<RValue>>>,
     /// Deep-frozen values handed out by `read`, marked for the GC.
     cache: Mutex<ReadCache>,
+    /// Fact handles handed out by `history_partition`, marked for the GC.
+    slices: Mutex<PartitionCache>,
+    /// Set once any coercion is registered: plain current reads then take the general
+    /// path (through the core's coercion step).
+    any_coercion: std::sync::atomic::AtomicBool,
+    /// The read cache's capacity (0: off), readable without its lock.
+    cache_cap: usize,
 }
 
 /// Locks a mutex of the store. No Ruby call is ever made while one is held, so the GC
@@ -73,7 +166,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl StoreObj {
-    fn new(ledger: LedgerStore, cache_entries: usize) -> Self {
+    fn new(ledger: LedgerStore, cache_entries: usize, slice_handles: usize) -> Self {
         let release_gvl = ledger.path().is_some() && ledger.durability() == Durability::Fsync;
         StoreObj {
             ledger,
@@ -81,8 +174,17 @@ impl StoreObj {
             callbacks: Mutex::new(Vec::new()),
             cache: Mutex::new(ReadCache {
                 cap: cache_entries,
-                map: HashMap::new(),
+                map: HashMap::default(),
                 order: VecDeque::new(),
+            }),
+            any_coercion: std::sync::atomic::AtomicBool::new(false),
+            cache_cap: cache_entries,
+            slices: Mutex::new(PartitionCache {
+                cap: slice_handles,
+                held: 0,
+                map: HashMap::default(),
+                order: VecDeque::new(),
+                coerced: std::collections::HashSet::new(),
             }),
         }
     }
@@ -101,6 +203,9 @@ impl DataTypeFunctions for StoreObj {
         }
         for v in lock(&self.cache).map.values() {
             marker.mark(*v);
+        }
+        for slice in lock(&self.slices).map.values() {
+            marker.mark(slice.facts);
         }
     }
 }
@@ -140,9 +245,17 @@ fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
 
 // ------------------------------------------------------------------ construction
 
-fn memory(ruby: &Ruby, klass: RClass, cache_entries: usize) -> Result<Obj<StoreObj>, Error> {
+fn memory(
+    ruby: &Ruby,
+    klass: RClass,
+    cache_entries: usize,
+    slice_handles: usize,
+) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
-    Ok(ruby.obj_wrap_as(StoreObj::new(LedgerStore::memory(), cache_entries), klass))
+    Ok(ruby.obj_wrap_as(
+        StoreObj::new(LedgerStore::memory(), cache_entries, slice_handles),
+        klass,
+    ))
 }
 
 fn open(
@@ -152,15 +265,37 @@ fn open(
     durability: String,
     recover: bool,
     cache_entries: usize,
+    slice_handles: usize,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
     let durability = Durability::parse(&durability).map_err(ledger_err(ruby))?;
     let opts = OpenOptions::new().durability(durability).recover(recover);
     let path = PathBuf::from(path);
+    refuse_special_file(ruby, &path)?;
     let ledger = gvl::without_gvl(move || LedgerStore::open_with(&path, opts))
         .map_err(|m| errors::internal(ruby, "open", m))?
         .map_err(ledger_err(ruby))?;
-    Ok(ruby.obj_wrap_as(StoreObj::new(ledger, cache_entries), klass))
+    Ok(ruby.obj_wrap_as(StoreObj::new(ledger, cache_entries, slice_handles), klass))
+}
+
+/// A ledger lives in a regular file. A character device (`/dev/zero`, `/dev/full`), a
+/// FIFO or a socket — directly or through a symlink — would be read without end on open
+/// (a device yields bytes forever, a FIFO blocks), so it is refused up front with an
+/// `IOError`. Directories and missing paths are left to the core (EISDIR, or creation).
+fn refuse_special_file(ruby: &Ruby, path: &std::path::Path) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => Err(errors::ledger_error(
+            ruby,
+            igniter_ledger::Error::Io {
+                context: format!("opening {}", path.display()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file (a ledger lives in a regular file)",
+                ),
+            },
+        )),
+        _ => Ok(()),
+    }
 }
 
 // ------------------------------------------------------------------ writing
@@ -197,7 +332,7 @@ pub fn build_write(
     let mut w = Write::new(store, key, value)
         .schema_version(args::schema_version(ruby, schema_version)?)
         .causation_opt(args::opt_fact_id(ruby, causation, "causation")?)
-        .valid_time_opt(args::opt_secs(ruby, valid_time, "valid_time")?)
+        .valid_time_opt(args::opt_valid_time(ruby, valid_time, "valid_time")?)
         .expected(args::expected(ruby, expected)?);
     if let Some(p) = opt_value_arg(ruby, producer, "producer")? {
         w = w.producer(p);
@@ -219,7 +354,7 @@ fn build_append(
     valid_time: RValue,
     producer: RValue,
     derivation: RValue,
-) -> Result<Append, Error> {
+) -> Result<(Append, Option<(SliceKey, Value)>), Error> {
     let history = args::name(ruby, history, "history")?;
     let event = value_arg(ruby, event, "event")?;
     let pk = if partition_key.is_nil() {
@@ -227,10 +362,24 @@ fn build_append(
     } else {
         Some(convert::to_map_key(partition_key, "partition_key").map_err(|e| e.into_error(ruby))?)
     };
+    // The slice this event joins, for the partition cache.
+    let slice = pk.as_ref().and_then(|pk| {
+        let pv = event.get(pk)?;
+        let mut value = Vec::with_capacity(16);
+        igniter_ledger::codec::write_value(&mut value, pv);
+        Some((
+            SliceKey {
+                store: history.clone(),
+                key: pk.clone(),
+                value,
+            },
+            pv.clone(),
+        ))
+    });
     let mut a = Append::new(history, event)
         .partition_map_key(pk)
         .schema_version(args::schema_version(ruby, schema_version)?)
-        .valid_time_opt(args::opt_secs(ruby, valid_time, "valid_time")?);
+        .valid_time_opt(args::opt_valid_time(ruby, valid_time, "valid_time")?);
     if let Some(c) = args::opt_fact_id(ruby, causation, "causation")? {
         a = a.causation(c);
     }
@@ -240,7 +389,7 @@ fn build_append(
     if let Some(d) = opt_value_arg(ruby, derivation, "derivation")? {
         a = a.derivation(d);
     }
-    Ok(a)
+    Ok((a, slice))
 }
 
 /// Commits a batch (GVL released in fsync mode), then delivers consumer notifications.
@@ -309,7 +458,7 @@ fn append(
     producer: RValue,
     derivation: RValue,
 ) -> Result<Obj<FactObj>, Error> {
-    let a = build_append(
+    let (a, slice) = build_append(
         ruby,
         history,
         event,
@@ -320,7 +469,78 @@ fn append(
         producer,
         derivation,
     )?;
-    commit_one(ruby, s, Batch::new().append(a))
+    let fact = commit_one(ruby, s, Batch::new().append(a))?;
+    if let Some((key, pv)) = slice {
+        note_append(ruby, s, key, pv, fact);
+    }
+    Ok(fact)
+}
+
+/// Files the `Fact` an append returns into its partition's cached slice when the slice
+/// plus this fact is the whole partition (or starts the slice of a new partition), so a
+/// later `history_partition` hands out this very object instead of building another.
+/// The first append with a given partition key also has the core build that key's
+/// partition index (which the first `history_partition` call would do anyway).
+fn note_append(ruby: &Ruby, s: &StoreObj, key: SliceKey, pv: Value, fact: Obj<FactObj>) {
+    let cached = {
+        let cache = lock(&s.slices);
+        if cache.cap == 0 || cache.coerced.contains(&key.store) {
+            return;
+        }
+        cache.map.get(&key).map(|c| (c.facts, c.len, c.last_tx))
+    };
+    let q = PartitionQuery::with_key(key.store.clone(), key.key.clone(), pv);
+    let len = match s.ledger.partition_len(&q) {
+        Some(len) => len,
+        None => match s.ledger.history_partition(q) {
+            Ok(slice) => slice.len(),
+            Err(_) => return,
+        },
+    };
+    // Never call Ruby with the cache locked (the GC's mark takes the lock). Between the
+    // look-up above and the update below this thread keeps the GVL and runs no Ruby code
+    // (pushing onto an Array runs none), so no other Ruby thread changes the cache.
+    let tx = fact.fact.transaction_time();
+    match cached {
+        // One fact more than the slice, and this one comes after the slice's last (a
+        // reader may have cached the slice with this fact already in it): it is this one.
+        Some((facts, n, last_tx)) if len == n + 1 && last_tx.is_none_or(|t| t < tx) => {
+            if ruby.get_inner(facts).push(fact).is_err() {
+                return;
+            }
+            let mut cache = lock(&s.slices);
+            if let Some(slice) = cache.map.get_mut(&key) {
+                if ruby.get_inner(slice.facts).as_raw() == ruby.get_inner(facts).as_raw() {
+                    slice.len += 1;
+                    slice.last = Some(fact.fact.id());
+                    slice.last_tx = Some(tx);
+                    cache.held += 1;
+                    cache.trim();
+                }
+            }
+        }
+        None if len == 1 => {
+            let ary = ruby.ary_new_capa(4);
+            if ary.push(fact).is_err() {
+                return;
+            }
+            let mut cache = lock(&s.slices);
+            if !cache.map.contains_key(&key) {
+                cache.put(
+                    key,
+                    Slice {
+                        facts: Opaque::from(ary),
+                        len: 1,
+                        last: Some(fact.fact.id()),
+                        last_tx: Some(tx),
+                    },
+                );
+            }
+        }
+        // Anything else (older facts not cached, others appended meanwhile): the next
+        // `history_partition` call brings the slice up to date.
+        _ => {}
+    }
 }
 
 /// `_commit(ops)`: ops are `[:write, store, key, value, schema_version, causation,
@@ -368,7 +588,7 @@ fn commit_ops(ruby: &Ruby, s: &StoreObj, ops: RArray) -> Result<RArray, Error> {
                 batch = batch.write(w);
             }
             "append" => {
-                let a = build_append(
+                let (a, _) = build_append(
                     ruby,
                     at(1)?,
                     at(2)?,
@@ -432,6 +652,62 @@ fn read_query(
     .valid_at_opt(args::opt_secs(ruby, valid_at, "valid_at")?))
 }
 
+/// A name borrowed from a Symbol's or String's own bytes when it is plain UTF-8 (None:
+/// let `args::name` convert or refuse it). Use it before any other Ruby call.
+fn borrowed_name<'a>(v: RValue) -> Option<&'a str> {
+    let raw = v.as_raw();
+    let string = if Symbol::from_value(v).is_some() {
+        // SAFETY: `raw` is a Symbol; its name String lives as long as the Symbol, which
+        // the caller's argument keeps alive.
+        unsafe { rb_sys::rb_sym2str(raw) }
+    } else if RString::from_value(v).is_some() {
+        raw
+    } else {
+        return None;
+    };
+    // SAFETY: `string` is a live String; the caller uses the slice before any Ruby call.
+    match unsafe { convert::str_ref(string) } {
+        convert::StrRef::Utf8(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The latest fact of (store, key) for a plain current read — no `as_of:`/`valid_at:`,
+/// no coercion registered — looked up with the names borrowed from Ruby (no copies).
+/// None when the general path must answer.
+fn plain_current(
+    s: &StoreObj,
+    store: RValue,
+    key: RValue,
+    as_of: RValue,
+    valid_at: RValue,
+) -> Option<Option<Fact>> {
+    if !as_of.is_nil()
+        || !valid_at.is_nil()
+        || s.any_coercion.load(std::sync::atomic::Ordering::Acquire)
+    {
+        return None;
+    }
+    let store = borrowed_name(store)?;
+    let key = borrowed_name(key)?;
+    Some(s.ledger.latest(store, key))
+}
+
+/// The deep-frozen value of a stored (uncoerced) fact, through the read cache.
+fn cached_value(ruby: &Ruby, s: &StoreObj, fact: &Fact) -> RValue {
+    if s.cache_cap == 0 {
+        return crate::fact::stored_value(ruby, fact);
+    }
+    let id = fact.id();
+    let cached = lock(&s.cache).get(&id);
+    if let Some(v) = cached {
+        return ruby.get_inner(v);
+    }
+    let v = crate::fact::stored_value(ruby, fact);
+    lock(&s.cache).put(id, Opaque::from(v));
+    v
+}
+
 fn read(
     ruby: &Ruby,
     s: &StoreObj,
@@ -440,22 +716,19 @@ fn read(
     as_of: RValue,
     valid_at: RValue,
 ) -> Result<RValue, Error> {
+    if let Some(found) = plain_current(s, store, key, as_of, valid_at) {
+        return Ok(match found {
+            Some(fact) => cached_value(ruby, s, &fact),
+            None => ruby.qnil().as_value(),
+        });
+    }
     let q = read_query(ruby, store, key, as_of, valid_at)?;
     match s.ledger.read_fact(q).map_err(ledger_err(ruby))? {
         None => Ok(ruby.qnil().as_value()),
         Some(ReadFact {
             coerced: Some(v), ..
         }) => Ok(convert::to_ruby(ruby, &v, true)),
-        Some(rf) => {
-            let id = rf.fact.id();
-            let cached = lock(&s.cache).get(&id);
-            if let Some(v) = cached {
-                return Ok(ruby.get_inner(v));
-            }
-            let v = crate::fact::stored_value(ruby, &rf.fact);
-            lock(&s.cache).put(id, Opaque::from(v));
-            Ok(v)
-        }
+        Some(rf) => Ok(cached_value(ruby, s, &rf.fact)),
     }
 }
 
@@ -467,6 +740,9 @@ fn read_fact(
     as_of: RValue,
     valid_at: RValue,
 ) -> Result<Option<Obj<FactObj>>, Error> {
+    if let Some(found) = plain_current(s, store, key, as_of, valid_at) {
+        return Ok(found.map(|f| FactObj::wrap_raw(ruby, f)));
+    }
     let q = read_query(ruby, store, key, as_of, valid_at)?;
     Ok(s.ledger
         .read_fact(q)
@@ -500,13 +776,95 @@ fn history_partition(
 ) -> Result<RArray, Error> {
     let pk = convert::to_map_key(partition_key, "partition_key").map_err(|e| e.into_error(ruby))?;
     let pv = value_arg(ruby, partition_value, "partition_value")?;
-    let q = PartitionQuery::with_key(args::name(ruby, store, "store")?, pk, pv)
-        .since_opt(args::opt_time(ruby, since, "since")?)
-        .as_of_opt(args::opt_time(ruby, as_of, "as_of")?);
-    read_facts(
-        ruby,
-        s.ledger.history_partition(q).map_err(ledger_err(ruby))?,
-    )
+    let store = args::name(ruby, store, "store")?;
+    let since = args::opt_time(ruby, since, "since")?;
+    let as_of = args::opt_time(ruby, as_of, "as_of")?;
+    let whole = since.is_none() && as_of.is_none() && {
+        let cache = lock(&s.slices);
+        cache.cap > 0 && !cache.coerced.contains(&store)
+    };
+    if !whole {
+        let q = PartitionQuery::with_key(store, pk, pv)
+            .since_opt(since)
+            .as_of_opt(as_of);
+        return read_facts(
+            ruby,
+            s.ledger.history_partition(q).map_err(ledger_err(ruby))?,
+        );
+    }
+    let mut value = Vec::with_capacity(16);
+    igniter_ledger::codec::write_value(&mut value, &pv);
+    let key = SliceKey {
+        store: store.clone(),
+        key: pk.clone(),
+        value,
+    };
+    let q = PartitionQuery::with_key(store, pk, pv);
+    let cached = lock(&s.slices).map.get(&key).map(|c| (c.facts, c.len));
+    if let (Some((facts, n)), Some(len)) = (cached, s.ledger.partition_len(&q)) {
+        if n == len {
+            // Unchanged: a copy-on-write copy, O(1); the caller may change it.
+            return Ok(ruby.get_inner(facts).dup());
+        }
+    }
+    let facts = s.ledger.history_partition(q).map_err(ledger_err(ruby))?;
+    cached_slice(ruby, s, key, facts)
+}
+
+/// The answer for a whole slice through the partition cache: a new Array (the caller
+/// may change it) holding the cached `Fact` handles, plus new handles for facts appended
+/// since the slice was cached.
+fn cached_slice(
+    ruby: &Ruby,
+    s: &StoreObj,
+    key: SliceKey,
+    facts: Vec<ReadFact>,
+) -> Result<RArray, Error> {
+    if facts.iter().any(|f| f.coerced.is_some()) {
+        // A coercion changes values on every read: nothing to reuse.
+        lock(&s.slices).remove(&key);
+        return read_facts(ruby, facts);
+    }
+    let cached = {
+        let cache = lock(&s.slices);
+        cache.map.get(&key).and_then(|c| {
+            let still_prefix =
+                c.len <= facts.len() && c.last == c.len.checked_sub(1).map(|i| facts[i].fact.id());
+            still_prefix.then_some((c.facts, c.len))
+        })
+    };
+    let last = facts.last().map(|f| f.fact.id());
+    let last_tx = facts.last().map(|f| f.fact.transaction_time());
+    let len = facts.len();
+    let (old, kept) = match cached {
+        Some((ary, kept)) => (Some(ruby.get_inner(ary)), kept),
+        None => (None, 0),
+    };
+    if let (Some(old), true) = (old, kept == len) {
+        return Ok(old.dup());
+    }
+    let ary = ruby.ary_new_capa(len);
+    if let Some(old) = old {
+        ary.concat(old)?;
+    }
+    for f in facts.into_iter().skip(kept) {
+        let f = FactObj::wrap_read(ruby, f);
+        // SAFETY: as in `fact_array`.
+        unsafe { rb_sys::rb_ary_push(ary.as_raw(), f.as_raw()) };
+    }
+    // The cache keeps a copy-on-write copy (never handed out, so never changed but by
+    // the cache itself); the caller gets `ary`.
+    let keep = ary.dup();
+    lock(&s.slices).put(
+        key,
+        Slice {
+            facts: Opaque::from(keep),
+            len,
+            last,
+            last_tx,
+        },
+    );
+    Ok(ary)
 }
 
 fn query(
@@ -601,6 +959,13 @@ fn register_coercion(ruby: &Ruby, s: &StoreObj, store: RValue, block: RValue) ->
     let store = args::name(ruby, store, "store")?;
     let block = callable(ruby, block, "a coercion")?;
     let callable = s.keep(block);
+    {
+        let mut slices = lock(&s.slices);
+        slices.forget_store(&store);
+        slices.coerced.insert(store.clone());
+    }
+    s.any_coercion
+        .store(true, std::sync::atomic::Ordering::Release);
     s.ledger
         .register_coercion(&store, Arc::new(RubyCoercion { callable }))
         .map_err(ledger_err(ruby))
@@ -919,8 +1284,8 @@ fn is_memory(s: &StoreObj) -> bool {
 /// Defines the native methods of `LedgerStore`.
 pub fn define(class: RClass) -> Result<(), Error> {
     use magnus::{function, method};
-    class.define_singleton_method("_memory", function!(memory, 2))?;
-    class.define_singleton_method("_open", function!(open, 5))?;
+    class.define_singleton_method("_memory", function!(memory, 3))?;
+    class.define_singleton_method("_open", function!(open, 6))?;
     class.define_private_method("_write", method!(write, 9))?;
     class.define_private_method("_append", method!(append, 8))?;
     class.define_private_method("_commit", method!(commit_ops, 1))?;

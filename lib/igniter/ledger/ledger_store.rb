@@ -15,21 +15,29 @@ module Igniter
       # `read_cache:` says otherwise. Facts never change, so cached values never go stale.
       DEFAULT_READ_CACHE = 10_000
 
+      # How many Fact handles #history_partition keeps ready (in whole slices) unless
+      # `partition_cache:` says otherwise: a small Ruby object each (plus its value once
+      # read through it); the oldest slices go first.
+      DEFAULT_PARTITION_CACHE = 100_000
+
       class << self
         # LedgerStore.new                                   in memory
         # LedgerStore.new(backend: FileBackend.new(path))   file-backed (see .open)
         # read_cache: entries of the read cache (0 disables it); `lru_cap:` is the 0.5.x
-        # name of the same bound.
-        def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil)
+        # name of the same bound. partition_cache: Fact handles kept for repeated
+        # #history_partition calls (0 disables it).
+        def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil)
           cache = cache_entries(read_cache, lru_cap)
+          slices = partition_handles(partition_cache)
           case backend
           when nil, :memory
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache)
+            _memory(self, cache, slices)
           when FileBackend
             open(backend.path, durability: durability || backend.durability,
-                               recover: recover.nil? ? backend.recover : recover, read_cache: cache)
+                               recover: recover.nil? ? backend.recover : recover, read_cache: cache,
+                               partition_cache: slices)
           else
             raise ArgumentError,
                   "backend: must be nil (in memory) or an Igniter::Ledger::FileBackend, got #{backend.class}"
@@ -39,13 +47,15 @@ module Igniter
         # Opens (or creates) the ledger whose WAL is at `path`; the snapshot is
         # `path + ".snap"`. durability: :fsync (default) | :flush | :none.
         # recover: true moves mid-log damage aside (to `path.corrupt-<offset>`) instead of
-        # raising CorruptionError. read_cache: as for .new. With a block, yields the store
-        # and closes it after.
-        def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil)
+        # raising CorruptionError. read_cache:, partition_cache: as for .new. With a
+        # block, yields the store and closes it after.
+        def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
+          raise ArgumentError, "path must not contain a NUL byte: #{path.inspect}" if path.include?("\0")
 
-          store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap))
+          store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
+                        partition_handles(partition_cache))
           return store unless block_given?
 
           begin
@@ -64,6 +74,13 @@ module Igniter
         def cache_entries(read_cache, lru_cap)
           n = read_cache.nil? ? (lru_cap.nil? ? DEFAULT_READ_CACHE : lru_cap) : read_cache
           raise ArgumentError, "read_cache: must be a non-negative Integer, got #{n.inspect}" unless n.is_a?(Integer) && n >= 0
+
+          n
+        end
+
+        def partition_handles(partition_cache)
+          n = partition_cache.nil? ? DEFAULT_PARTITION_CACHE : partition_cache
+          raise ArgumentError, "partition_cache: must be a non-negative Integer, got #{n.inspect}" unless n.is_a?(Integer) && n >= 0
 
           n
         end
@@ -166,6 +183,14 @@ module Igniter
 
       # Facts of a store whose value has `partition_key => partition_value`, in commit
       # order. O(slice) after the first call for a (store, partition_key).
+      #
+      # Without since:/as_of:, the Fact objects of a slice are kept (see
+      # `partition_cache:`) and handed out again by later calls while the slice has not
+      # changed — only facts added since get new objects, and the Fact an `append` with
+      # `partition_key:` returned is itself filed into its slice — so repeated calls build
+      # no new Facts and a value read once through a Fact stays converted. Each call still
+      # returns a new Array, which the caller may change. Stores with a coercion are not
+      # cached.
       def history_partition(store:, partition_key:, partition_value:, since: nil, as_of: nil)
         _history_partition(store, partition_key, partition_value, since, as_of)
       end
