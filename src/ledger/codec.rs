@@ -504,6 +504,29 @@ pub struct Reader<'a> {
     pub pos: usize,
 }
 
+/// One item of an encoded value, as read by [`Reader::token`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Token<'a> {
+    /// `nil`.
+    Nil,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A UTF-8 string (validated).
+    Str(&'a str),
+    /// A binary string.
+    Bin(&'a [u8]),
+    /// A Symbol's name (validated UTF-8).
+    Sym(&'a str),
+    /// An array of this many items; the items follow.
+    Array(usize),
+    /// A map of this many entries; key and value of each entry follow.
+    Map(usize),
+}
+
 /// What a marker byte starts.
 enum Head {
     Nil,
@@ -733,6 +756,30 @@ impl<'a> Reader<'a> {
                 return derr(format!(
                     "hash key at offset {at} is not a Symbol, String or Integer"
                 ))
+            }
+        })
+    }
+
+    /// Reads the next item as a [`Token`] without allocating: scalars and strings whole
+    /// (borrowed from the input), arrays and maps as their lengths, whose items (for maps:
+    /// key, value, key, value...) follow. For decoders that build another representation
+    /// directly (the Ruby extension builds Ruby objects), skipping the [`Value`] tree.
+    pub fn token(&mut self) -> DResult<Token<'a>> {
+        Ok(match self.head()? {
+            Head::Nil => Token::Nil,
+            Head::Bool(b) => Token::Bool(b),
+            Head::Int(i) => Token::Int(i),
+            Head::Float(f) => Token::Float(f),
+            Head::Str(n) => Token::Str(self.utf8(n, "string")?),
+            Head::Bin(n) => Token::Bin(self.take(n)?),
+            Head::Ext(n) => Token::Sym(self.ext_symbol(n)?),
+            Head::Array(n) => {
+                self.check_count(n, 1)?;
+                Token::Array(n)
+            }
+            Head::Map(n) => {
+                self.check_count(n, 2)?;
+                Token::Map(n)
             }
         })
     }
@@ -1167,5 +1214,41 @@ mod tests {
             let e = encode_value(&Value::Int(v));
             assert_eq!(decode_value(&e.bytes).unwrap(), Value::Int(v), "{v}");
         }
+    }
+
+    /// Rebuilds a value from tokens alone: the token stream carries everything.
+    fn from_tokens(r: &mut Reader<'_>) -> Value {
+        match r.token().unwrap() {
+            Token::Nil => Value::Nil,
+            Token::Bool(b) => Value::Bool(b),
+            Token::Int(i) => Value::Int(i),
+            Token::Float(f) => Value::Float(f),
+            Token::Str(s) => Value::from(s),
+            Token::Bin(b) => Value::Bin(b.to_vec()),
+            Token::Sym(s) => Value::sym(s),
+            Token::Array(n) => Value::Array((0..n).map(|_| from_tokens(r)).collect()),
+            Token::Map(n) => Value::Map(
+                (0..n)
+                    .map(|_| {
+                        let k = MapKey::from_value(&from_tokens(r)).unwrap();
+                        (k, from_tokens(r))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn tokens_describe_the_whole_value() {
+        let v = sample();
+        let e = encode_value(&v);
+        let mut r = Reader::new(&e.bytes);
+        assert_eq!(from_tokens(&mut r), v);
+        assert_eq!(r.remaining(), 0);
+        let mut forged = Reader::new(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
+        assert!(
+            forged.token().is_err(),
+            "lengths are checked against the input"
+        );
     }
 }

@@ -503,7 +503,16 @@ impl LedgerStore {
             return Ok(Vec::new());
         }
         let state = self.inner.state.read();
-        let any = facts.iter().any(|f| state.coercion(f.store()).is_some());
+        // Facts of one store share its interned name: look each store up once.
+        let mut last: Option<&Arc<str>> = None;
+        let any = facts.iter().any(|f| {
+            let s = f.store_arc();
+            if last.is_some_and(|l| Arc::ptr_eq(l, s)) {
+                return false;
+            }
+            last = Some(s);
+            state.coercion(s).is_some()
+        });
         if !any {
             return Ok(facts
                 .into_iter()
@@ -865,8 +874,12 @@ fn prepare(op: Op) -> Result<Prepared> {
             })
         }
         Op::Append(a) => {
-            // The key is a fresh UUID (v4: random, unrelated to the fact id).
-            let key = Uuid::new_v4().hyphenated().to_string();
+            // The key is a fresh UUID (v4: random, unrelated to the fact id), from the
+            // thread's fast PRNG rather than a getrandom(2) call per append.
+            let key = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+                .into_uuid()
+                .hyphenated()
+                .to_string();
             let draft = FactDraft::new(
                 a.history,
                 key,

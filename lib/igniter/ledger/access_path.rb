@@ -1,0 +1,54 @@
+# frozen_string_literal: true
+
+module Igniter
+  module Ledger
+    # A registered way of reading a store.
+    #
+    # With a scope: `query(store:, scope:)` answers the latest fact of every key whose
+    # value matches all filters (top-level equality), from an index maintained on every
+    # write; scope consumers are called with (store, scope) when a write moves a key into
+    # or out of the scope.
+    #
+    # Without a scope (a point path): consumers are called with (store, key) after every
+    # write to the store.
+    #
+    # Consumers are any objects responding to #call. A consumer that raises never breaks
+    # the write (the failure is counted in LedgerStore#consumer_failures).
+    class AccessPath
+      attr_reader :store, :scope, :filters, :lookup, :cache_ttl, :consumers
+
+      def initialize(store:, scope: nil, filters: {}, lookup: nil, cache_ttl: nil, consumers: [])
+        raise TypeError, "filters must be a Hash, got #{filters.class}" unless filters.is_a?(Hash)
+
+        @store = store.to_sym
+        @scope = scope&.to_sym
+        @filters = filters.dup.freeze
+        @lookup = lookup
+        @cache_ttl = cache_ttl
+        @consumers = (consumers.is_a?(Array) ? consumers : [consumers]).dup.freeze
+        @consumers.each_with_index do |c, i|
+          raise TypeError, "consumers[#{i}] must respond to #call" unless c.respond_to?(:call)
+        end
+        freeze
+      end
+
+      def scope?
+        !@scope.nil?
+      end
+
+      def to_h
+        { store: store, scope: scope, filters: filters, lookup: lookup, cache_ttl: cache_ttl,
+          consumers: consumers }
+      end
+
+      def ==(other)
+        other.is_a?(AccessPath) && to_h == other.to_h
+      end
+      alias eql? ==
+
+      def hash
+        to_h.hash
+      end
+    end
+  end
+end

@@ -1,0 +1,57 @@
+# frozen_string_literal: true
+
+module Igniter
+  module Ledger
+    # An immutable fact. Instances are frozen handles onto facts kept by the Rust core;
+    # the value is converted to Ruby (deep-frozen) the first time #value is called.
+    #
+    # Readers: id, store (Symbol), key, value, value_hash, causation, transaction_time
+    # (Float seconds), valid_time, schema_version, producer, derivation; timestamp and term
+    # are the 0.5.x names of transaction_time and valid_time.
+    class Fact
+      FIELDS = %i[id store key value value_hash causation transaction_time valid_time
+                  schema_version producer derivation].freeze
+
+      # Builds a standalone fact (stored nowhere) with a fresh id and the current time.
+      def self.build(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil,
+                     term: nil, producer: nil, derivation: nil)
+        _build(store, key, value, schema_version, causation,
+               term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
+      end
+
+      private_class_method :_build
+
+      def timestamp
+        transaction_time
+      end
+
+      def term
+        valid_time
+      end
+
+      def to_h
+        FIELDS.to_h { |f| [f, public_send(f)] }
+      end
+
+      def deconstruct_keys(keys)
+        keys ? (keys & FIELDS).to_h { |f| [f, public_send(f)] } : to_h
+      end
+
+      def inspect
+        "#<#{self.class.name} id=#{id} store=#{store.inspect} key=#{key.inspect} " \
+          "value=#{value.inspect} transaction_time=#{format("%.6f", transaction_time)}" \
+          "#{valid_time ? " valid_time=#{valid_time}" : ""}>"
+      end
+      alias to_s inspect
+    end
+
+    # A fact whose value a registered coercion changed: the identity readers (id, key,
+    # value_hash, causation, times, schema_version...) are the stored fact's; #value is the
+    # coerced value. #fact (or #raw_fact) is the stored fact, #raw_value its value.
+    class CoercedFact < Fact
+      def fact
+        raw_fact
+      end
+    end
+  end
+end
