@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::access::{matches_filters, AccessPath, Coercion, Delivery, Notification};
+use super::access::{
+    matches_filters, AccessPath, Coercion, Delivery, EncodedFilters, Notification,
+};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::Fact;
@@ -484,11 +486,19 @@ impl State {
             None => si.point_paths.push(path),
             Some(scope) => {
                 let mut members = BTreeSet::new();
-                for (key, versions) in &si.keys {
-                    if let Some(&p) = versions.as_slice().last() {
-                        if path.matches(&log[p as usize].value()) {
-                            members.insert(key.name.clone());
-                        }
+                let filters = EncodedFilters::new(&path.filters);
+                // Each key's latest fact, visited in commit order (memory order, rather
+                // than hash order's random walk over the log).
+                let mut latest: Vec<u32> = si
+                    .keys
+                    .values()
+                    .filter_map(|v| v.as_slice().last().copied())
+                    .collect();
+                latest.sort_unstable();
+                for p in latest {
+                    let f = &log[p as usize];
+                    if filters.matches(f.value_bytes()) {
+                        members.insert(f.key_arc().clone());
                     }
                 }
                 let name: Arc<str> = Arc::from(scope.as_str());
@@ -541,9 +551,10 @@ impl State {
         }
         let mut members: HashSet<&str> = HashSet::new();
         let mut entered = Vec::new();
+        let filters = EncodedFilters::new(&sc.path.filters);
         for &p in all {
             let f = &log[p as usize];
-            if sc.path.matches(&f.value()) {
+            if filters.matches(f.value_bytes()) {
                 if members.insert(f.key()) {
                     entered.push((p, f.key_arc().clone()));
                 }
@@ -589,11 +600,12 @@ impl State {
                     cands.sort_unstable();
                     cands.dedup();
                     let mut out = Vec::new();
+                    let filters = EncodedFilters::new(&sc.path.filters);
                     for k in cands {
                         let Some(v) = si.keys.get(&**k) else { continue };
                         if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
                             let f = &self.log[p as usize];
-                            if matches_filters(&sc.path.filters, &f.value()) {
+                            if filters.matches(f.value_bytes()) {
                                 out.push(f.clone());
                             }
                         }
@@ -678,10 +690,22 @@ fn encode_key(v: &Value) -> Box<[u8]> {
 
 fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<[u8]>, Vec<u32>> {
     let mut buckets: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+    let mut kb = Vec::new();
+    codec::write_key(&mut kb, pk);
+    let mut canon = Vec::new();
     for &p in positions {
-        let v = log[p as usize].value();
-        if let Some(pv) = v.get(pk) {
-            buckets.entry(encode_key(pv)).or_default().push(p);
+        // The field's bytes, canonicalized: what encode_key(value.get(pk)) gives, without
+        // decoding the value.
+        if let Some(raw) = codec::map_field(log[p as usize].value_bytes(), &kb) {
+            canon.clear();
+            if codec::canonical_of_encoded(raw, &mut canon) {
+                match buckets.get_mut(canon.as_slice()) {
+                    Some(b) => b.push(p),
+                    None => {
+                        buckets.insert(canon.as_slice().into(), vec![p]);
+                    }
+                }
+            }
         }
     }
     buckets
