@@ -174,16 +174,10 @@ impl super::fact::Interner for StateInterner<'_> {
         self.0.last_store = Some(name.clone());
         name
     }
-    fn key(&mut self, store: &Arc<str>, k: &str) -> Arc<str> {
-        match self
-            .0
-            .stores
-            .get(store)
-            .and_then(|si| si.keys.get_key_value(k))
-        {
-            Some((k, _)) => k.name.clone(),
-            None => Arc::from(k),
-        }
+    fn key(&mut self, _store: &Arc<str>, k: &str) -> Arc<str> {
+        // Not looked up here: applying the fact shares the index's copy of a known key
+        // (one hash look-up per fact instead of two).
+        Arc::from(k)
     }
 }
 
@@ -245,7 +239,7 @@ impl State {
     /// consumers are pushed onto `out`.
     pub(crate) fn apply(
         &mut self,
-        fact: Fact,
+        mut fact: Fact,
         value: Option<&Value>,
         partition_key: Option<&MapKey>,
         out: &mut Vec<Delivery>,
@@ -264,27 +258,37 @@ impl State {
         if let Some(m) = self.id_map.as_mut() {
             m.insert(fact.id(), pos);
         }
-        let store_name = fact.store_arc().clone();
-        let si = match self.stores.get_mut(&*store_name) {
+        let si = match self.stores.get_mut(fact.store()) {
             Some(si) => si,
-            None => self.stores.entry(store_name.clone()).or_default(),
+            None => self.stores.entry(fact.store_arc().clone()).or_default(),
         };
         if si.name.is_none() {
-            si.name = Some(store_name.clone());
+            si.name = Some(fact.store_arc().clone());
         }
         si.all.push(pos);
-        let key = fact.key_arc().clone();
         // One hash per fact, whether the key is new or not.
-        let hash = std::hash::BuildHasher::hash_one(si.keys.hasher(), &*key);
+        let hash = std::hash::BuildHasher::hash_one(si.keys.hasher(), fact.key());
         match si.keys.entry(KeyName {
             hash,
-            name: key.clone(),
+            name: fact.key_arc().clone(),
         }) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(pos),
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                // A fact decoded from a file (not shared yet) carries its own copy of the
+                // key: make it share the index's, as written facts do.
+                let name = &e.key().name;
+                if !Arc::ptr_eq(name, fact.key_arc()) {
+                    if let Some(d) = Arc::get_mut(&mut fact.0) {
+                        d.key = name.clone();
+                    }
+                }
+                e.get_mut().push(pos)
+            }
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(Versions::One(pos));
             }
         }
+        let store_name = fact.store_arc();
+        let key = fact.key_arc();
         if let Some(pk) = partition_key {
             if !si.partitions.contains_key(pk) {
                 // Start this partition index from everything already in the store.
