@@ -26,6 +26,7 @@
 //! Peers get the indexes these reads need: SQLite `facts(store,key,tx)`,
 //! `facts(store,part,seq)`, `facts(store,status,key)`; redb tables keyed
 //! `(store,key,tx)`, `(store,part,seq)`, `(store,status,key,tx)` beside `seq -> record`.
+//! SQLite runs with a 256 MiB page cache (`cache_size`), redb with its default (1 GiB).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -695,8 +696,12 @@ impl Sqlite {
                 .expect("wal");
             assert_eq!(mode.to_ascii_lowercase(), "wal");
         }
-        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
-            .expect("sync");
+        // A 256 MiB page cache (default: 2 MiB): the ledger keeps everything in memory,
+        // so let SQLite keep its indexes there too.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={sync}; PRAGMA cache_size=-262144;"
+        ))
+        .expect("pragmas");
         conn.busy_timeout(Duration::from_secs(60)).expect("busy");
         conn.execute_batch(SQLITE_SCHEMA).expect("schema");
         Sqlite {

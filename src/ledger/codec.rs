@@ -486,6 +486,53 @@ fn with_scratch<T>(f: impl FnOnce(&mut CanonScratch) -> T) -> T {
     })
 }
 
+/// The raw bytes of the value under a key in the top-level map of well-formed encoded
+/// bytes — the first entry whose key, normalized, equals `key_canon` (a key as
+/// [`write_key`] writes it) — without decoding anything else. None if the bytes are not a
+/// map or have no such key: what `decode_value(bytes)?.get(key)` finds, as bytes.
+pub(crate) fn map_field<'a>(bytes: &'a [u8], key_canon: &[u8]) -> Option<&'a [u8]> {
+    let mut r = Reader::new(bytes);
+    let Ok(Head::Map(n)) = r.head() else {
+        return None;
+    };
+    with_scratch(|c| {
+        for _ in 0..n {
+            c.keys.clear();
+            match r.head().ok()? {
+                Head::Int(i) => write_int(&mut c.keys, i),
+                Head::Str(len) => {
+                    let b = r.take(len).ok()?;
+                    write_len(&mut c.keys, len, Some((0xa0, 31)), Some(0xd9), 0xda, 0xdb);
+                    c.keys.extend_from_slice(b);
+                }
+                Head::Ext(len) => r.copy_sym(len, &mut c.keys).ok()?,
+                _ => return None,
+            }
+            let start = r.pos;
+            r.skip_raw().ok()?;
+            if c.keys == key_canon {
+                return Some(&bytes[start..r.pos]);
+            }
+        }
+        None
+    })
+}
+
+/// Appends the canonical encoding of well-formed encoded bytes (what
+/// `write_canonical(&decode_value(bytes)?)` writes). False if they are not well formed.
+pub(crate) fn canonical_of_encoded(bytes: &[u8], out: &mut Vec<u8>) -> bool {
+    with_scratch(|c| {
+        let mut r = Reader::new(bytes);
+        r.canonical_into(&mut c.out, &mut c.keys, &mut c.entries)
+            .is_ok()
+            && r.pos == bytes.len()
+            && {
+                out.extend_from_slice(&c.out);
+                true
+            }
+    })
+}
+
 /// Decodes one complete value (the whole slice must be that value).
 pub fn decode_value(bytes: &[u8]) -> DResult<Value> {
     let mut r = Reader::new(bytes);
@@ -1251,6 +1298,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn map_field_finds_what_decoding_finds(v in arb_value(), k in arb_key()) {
+            let e = encode_value(&v);
+            let mut kb = Vec::new();
+            write_key(&mut kb, &k);
+            let want = v.get(&k).map(|x| encode_value(x).bytes);
+            let got = map_field(&e.bytes, &kb).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(got, want);
+            let mut canon = Vec::new();
+            proptest::prop_assert!(canonical_of_encoded(&e.bytes, &mut canon));
+            let mut want = Vec::new();
+            write_canonical(&mut want, &v);
+            proptest::prop_assert_eq!(canon, want);
+        }
+    }
+
     #[test]
     fn hashing_normalizes_non_minimal_encodings_like_decoding_does() {
         // {"b" => 1 (as int64), :a => 1.5 (as float32), "c" => [sym "x" as fixext1]} —
@@ -1262,6 +1326,19 @@ mod tests {
         b.extend_from_slice(&1.5f32.to_bits().to_be_bytes());
         b.extend_from_slice(&[0xa1, b'c', 0x91, 0xd4, 1, b'x']);
         assert_eq!(hash_encoded(&b).unwrap(), reference_hash(&b));
+        // Field look-up normalizes keys the same way: :a written as fixext 1 is found.
+        let mut ka = Vec::new();
+        write_key(&mut ka, &MapKey::sym("a"));
+        let raw = map_field(&b, &ka).unwrap();
+        assert_eq!(decode_value(raw).unwrap(), Value::Float(1.5));
+        let mut kb = Vec::new();
+        write_key(&mut kb, &MapKey::str("b"));
+        let mut canon = Vec::new();
+        assert!(canonical_of_encoded(
+            map_field(&b, &kb).unwrap(),
+            &mut canon
+        ));
+        assert_eq!(canon, [1]);
     }
 
     #[test]

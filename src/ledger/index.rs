@@ -10,24 +10,31 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::access::{matches_filters, AccessPath, Coercion, Delivery, Notification};
+use super::access::{
+    matches_filters, AccessPath, Coercion, Delivery, EncodedFilters, Notification,
+};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::Fact;
 use super::time::Timestamp;
 use super::value::{MapKey, Value};
 
-/// Positions of one key's facts: most keys have one version, so that case is inline.
+/// Positions of one key's facts: most keys have one version, so that case is inline;
+/// the list of a key with several versions is boxed so that a key-map entry stays small
+/// (16 bytes here instead of 24, in every entry of every key map).
 #[derive(Debug)]
 pub(crate) enum Versions {
     One(u32),
-    Many(Vec<u32>),
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<u32>>),
 }
+
+const _: () = assert!(std::mem::size_of::<Versions>() == 16);
 
 impl Versions {
     fn push(&mut self, p: u32) {
         match self {
-            Versions::One(a) => *self = Versions::Many(vec![*a, p]),
+            Versions::One(a) => *self = Versions::Many(Box::new(vec![*a, p])),
             Versions::Many(v) => v.push(p),
         }
     }
@@ -172,16 +179,10 @@ impl super::fact::Interner for StateInterner<'_> {
         self.0.last_store = Some(name.clone());
         name
     }
-    fn key(&mut self, store: &Arc<str>, k: &str) -> Arc<str> {
-        match self
-            .0
-            .stores
-            .get(store)
-            .and_then(|si| si.keys.get_key_value(k))
-        {
-            Some((k, _)) => k.name.clone(),
-            None => Arc::from(k),
-        }
+    fn key(&mut self, _store: &Arc<str>, k: &str) -> Arc<str> {
+        // Not looked up here: applying the fact shares the index's copy of a known key
+        // (one hash look-up per fact instead of two).
+        Arc::from(k)
     }
 }
 
@@ -243,7 +244,7 @@ impl State {
     /// consumers are pushed onto `out`.
     pub(crate) fn apply(
         &mut self,
-        fact: Fact,
+        mut fact: Fact,
         value: Option<&Value>,
         partition_key: Option<&MapKey>,
         out: &mut Vec<Delivery>,
@@ -262,27 +263,37 @@ impl State {
         if let Some(m) = self.id_map.as_mut() {
             m.insert(fact.id(), pos);
         }
-        let store_name = fact.store_arc().clone();
-        let si = match self.stores.get_mut(&*store_name) {
+        let si = match self.stores.get_mut(fact.store()) {
             Some(si) => si,
-            None => self.stores.entry(store_name.clone()).or_default(),
+            None => self.stores.entry(fact.store_arc().clone()).or_default(),
         };
         if si.name.is_none() {
-            si.name = Some(store_name.clone());
+            si.name = Some(fact.store_arc().clone());
         }
         si.all.push(pos);
-        let key = fact.key_arc().clone();
         // One hash per fact, whether the key is new or not.
-        let hash = std::hash::BuildHasher::hash_one(si.keys.hasher(), &*key);
+        let hash = std::hash::BuildHasher::hash_one(si.keys.hasher(), fact.key());
         match si.keys.entry(KeyName {
             hash,
-            name: key.clone(),
+            name: fact.key_arc().clone(),
         }) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(pos),
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                // A fact decoded from a file (not shared yet) carries its own copy of the
+                // key: make it share the index's, as written facts do.
+                let name = &e.key().name;
+                if !Arc::ptr_eq(name, fact.key_arc()) {
+                    if let Some(d) = Arc::get_mut(&mut fact.0) {
+                        d.key = name.clone();
+                    }
+                }
+                e.get_mut().push(pos)
+            }
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(Versions::One(pos));
             }
         }
+        let store_name = fact.store_arc();
+        let key = fact.key_arc();
         if let Some(pk) = partition_key {
             if !si.partitions.contains_key(pk) {
                 // Start this partition index from everything already in the store.
@@ -309,7 +320,7 @@ impl State {
                 let changed = if is_member {
                     scope.members.insert(key.clone())
                 } else {
-                    scope.members.remove(&*key)
+                    scope.members.remove(key)
                 };
                 if is_member && changed {
                     if let Some(entered) = scope.entered.as_mut() {
@@ -491,11 +502,19 @@ impl State {
             None => si.point_paths.push(path),
             Some(scope) => {
                 let mut members = BTreeSet::new();
-                for (key, versions) in &si.keys {
-                    if let Some(&p) = versions.as_slice().last() {
-                        if path.matches(&log[p as usize].value()) {
-                            members.insert(key.name.clone());
-                        }
+                let filters = EncodedFilters::new(&path.filters);
+                // Each key's latest fact, visited in commit order (memory order, rather
+                // than hash order's random walk over the log).
+                let mut latest: Vec<u32> = si
+                    .keys
+                    .values()
+                    .filter_map(|v| v.as_slice().last().copied())
+                    .collect();
+                latest.sort_unstable();
+                for p in latest {
+                    let f = &log[p as usize];
+                    if filters.matches(f.value_bytes()) {
+                        members.insert(f.key_arc().clone());
                     }
                 }
                 let name: Arc<str> = Arc::from(scope.as_str());
@@ -548,9 +567,10 @@ impl State {
         }
         let mut members: HashSet<&str> = HashSet::new();
         let mut entered = Vec::new();
+        let filters = EncodedFilters::new(&sc.path.filters);
         for &p in all {
             let f = &log[p as usize];
-            if sc.path.matches(&f.value()) {
+            if filters.matches(f.value_bytes()) {
                 if members.insert(f.key()) {
                     entered.push((p, f.key_arc().clone()));
                 }
@@ -596,11 +616,12 @@ impl State {
                     cands.sort_unstable();
                     cands.dedup();
                     let mut out = Vec::new();
+                    let filters = EncodedFilters::new(&sc.path.filters);
                     for k in cands {
                         let Some(v) = si.keys.get(&**k) else { continue };
                         if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
                             let f = &self.log[p as usize];
-                            if matches_filters(&sc.path.filters, &f.value()) {
+                            if filters.matches(f.value_bytes()) {
                                 out.push(f.clone());
                             }
                         }
@@ -685,10 +706,22 @@ fn encode_key(v: &Value) -> Box<[u8]> {
 
 fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<[u8]>, Vec<u32>> {
     let mut buckets: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+    let mut kb = Vec::new();
+    codec::write_key(&mut kb, pk);
+    let mut canon = Vec::new();
     for &p in positions {
-        let v = log[p as usize].value();
-        if let Some(pv) = v.get(pk) {
-            buckets.entry(encode_key(pv)).or_default().push(p);
+        // The field's bytes, canonicalized: what encode_key(value.get(pk)) gives, without
+        // decoding the value.
+        if let Some(raw) = codec::map_field(log[p as usize].value_bytes(), &kb) {
+            canon.clear();
+            if codec::canonical_of_encoded(raw, &mut canon) {
+                match buckets.get_mut(canon.as_slice()) {
+                    Some(b) => b.push(p),
+                    None => {
+                        buckets.insert(canon.as_slice().into(), vec![p]);
+                    }
+                }
+            }
         }
     }
     buckets

@@ -179,13 +179,18 @@ impl Value {
     /// Checks the limits and the uniqueness of map keys. `what` names the value in errors
     /// (for example `"value"` gives paths like `value[:meta][2]`).
     pub fn validate(&self, what: &str) -> Result<()> {
-        // Almost every value is valid: check without building paths, and walk again
-        // with paths only to describe a fault.
+        // Almost every value is valid: check without allocating first.
         if self.is_valid_at(1) {
             return Ok(());
         }
-        let mut path = String::from(what);
-        self.validate_at(&mut path, 1)
+        self.validate_at(1).map_err(|(segments, reason)| {
+            // The path is only built on failure: segments were collected innermost first.
+            let mut path = String::from(what);
+            for s in segments.iter().rev() {
+                path.push_str(s);
+            }
+            Error::InvalidValue { path, reason }
+        })
     }
 
     /// The checks of [`Value::validate_at`] without allocating.
@@ -202,20 +207,22 @@ impl Value {
         }
     }
 
-    fn validate_at(&self, path: &mut String, depth: usize) -> Result<()> {
+    /// On failure: the path segments from the failing place outwards, and the reason.
+    fn validate_at(&self, depth: usize) -> std::result::Result<(), (Vec<String>, String)> {
         if depth > limits::MAX_DEPTH {
-            return Err(Error::InvalidValue {
-                path: path.clone(),
-                reason: format!("nests deeper than {} levels", limits::MAX_DEPTH),
-            });
+            return Err((
+                Vec::new(),
+                format!("nests deeper than {} levels", limits::MAX_DEPTH),
+            ));
         }
         match self {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    let len = path.len();
-                    path.push_str(&format!("[{i}]"));
-                    item.validate_at(path, depth + 1)?;
-                    path.truncate(len);
+                    item.validate_at(depth + 1)
+                        .map_err(|(mut segments, reason)| {
+                            segments.push(format!("[{i}]"));
+                            (segments, reason)
+                        })?;
                 }
             }
             Value::Map(pairs) => {
@@ -223,17 +230,14 @@ impl Value {
                     let mut keys: Vec<&MapKey> = pairs.iter().map(|(k, _)| k).collect();
                     keys.sort_unstable();
                     if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-                        return Err(Error::InvalidValue {
-                            path: path.clone(),
-                            reason: format!("has the key {} twice", w[0]),
-                        });
+                        return Err((Vec::new(), format!("has the key {} twice", w[0])));
                     }
                 }
                 for (k, v) in pairs {
-                    let len = path.len();
-                    path.push_str(&format!("[{k}]"));
-                    v.validate_at(path, depth + 1)?;
-                    path.truncate(len);
+                    v.validate_at(depth + 1).map_err(|(mut segments, reason)| {
+                        segments.push(format!("[{k}]"));
+                        (segments, reason)
+                    })?;
                 }
             }
             _ => {}
