@@ -1539,10 +1539,17 @@ fn section_writes(cfg: &Cfg, res: &mut Results, lim: &Limits) {
     let mut tag = 0usize;
     for round in 0..cfg.rounds {
         for tier in tiers {
-            let mut engines = engines_for(tier);
-            engines.retain(|k| cfg.engine(k.short()));
+            let mut engines: Vec<Option<Kind>> = engines_for(tier)
+                .into_iter()
+                .filter(|k| cfg.engine(k.short()))
+                .map(Some)
+                .collect();
             if engines.is_empty() {
                 continue;
+            }
+            if tier == Tier::Fsync {
+                // The device probes take turns with the engines (None = the probes).
+                engines.push(None);
             }
             let rot = round % engines.len();
             engines.rotate_left(rot);
@@ -1558,19 +1565,24 @@ fn section_writes(cfg: &Cfg, res: &mut Results, lim: &Limits) {
                 tier.name(),
                 loadavg()
             );
-            if tier == Tier::Fsync {
-                // The device, in the same round: what one commit per fdatasync allows.
-                for (overwrite, name) in [
-                    (false, "device: append + fdatasync"),
-                    (true, "device: overwrite + fdatasync"),
-                ] {
-                    let t = fdatasync_rate(&cfg.dir, overwrite, 0.0, single_n);
-                    let tn = format!("Single writer, one fact per commit — {}", tier.name());
-                    res.table(&tn, "");
-                    res.add(&tn, name, t);
+            for slot in engines {
+                if tier == Tier::Fsync {
+                    // Nobody inherits another's dirty pages or pending discards.
+                    let _ = Command::new("sync").status();
                 }
-            }
-            for kind in engines {
+                let Some(kind) = slot else {
+                    // The device, in the same round: what one commit per fdatasync allows.
+                    for (overwrite, name) in [
+                        (false, "device: append + fdatasync"),
+                        (true, "device: overwrite + fdatasync"),
+                    ] {
+                        let t = fdatasync_rate(&cfg.dir, overwrite, 0.0, single_n);
+                        let tn = format!("Single writer, one fact per commit — {}", tier.name());
+                        res.table(&tn, "");
+                        res.add(&tn, name, t);
+                    }
+                    continue;
+                };
                 let label = kind.label(tier);
                 let dir = fresh(cfg, "w");
                 let path = (tier != Tier::Memory).then(|| db_path(&dir, kind));
