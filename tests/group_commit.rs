@@ -16,6 +16,21 @@ struct SlowSync {
     syncs: AtomicU64,
 }
 
+impl SlowSync {
+    fn open(path: &std::path::Path) -> Arc<Self> {
+        Arc::new(SlowSync {
+            file: std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .unwrap(),
+            appended: AtomicU64::new(0),
+            synced_upto: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+        })
+    }
+}
+
 impl LogFile for SlowSync {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         (&self.file).write_all(buf)?;
@@ -39,16 +54,7 @@ impl LogFile for SlowSync {
 fn concurrent_writers_share_fsyncs_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.wal");
-    let file = Arc::new(SlowSync {
-        file: std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .unwrap(),
-        appended: AtomicU64::new(0),
-        synced_upto: AtomicU64::new(0),
-        syncs: AtomicU64::new(0),
-    });
+    let file = SlowSync::open(&path);
     let l = LedgerStore::open_with_file(
         &path,
         OpenOptions::new().durability(Durability::Fsync),
@@ -95,16 +101,7 @@ fn concurrent_writers_share_fsyncs_and_lose_nothing() {
 fn single_writer_syncs_every_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.wal");
-    let file = Arc::new(SlowSync {
-        file: std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .unwrap(),
-        appended: AtomicU64::new(0),
-        synced_upto: AtomicU64::new(0),
-        syncs: AtomicU64::new(0),
-    });
+    let file = SlowSync::open(&path);
     let l = LedgerStore::open_with_file(&path, OpenOptions::new(), file.clone()).unwrap();
     for i in 0..10 {
         l.write(Write::new("s", "k", Value::Int(i))).unwrap();

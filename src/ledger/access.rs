@@ -178,6 +178,65 @@ pub(crate) fn matches_filters(filters: &[(MapKey, Value)], value: &Value) -> boo
         .all(|(k, expected)| value.get(k) == Some(expected))
 }
 
+/// A path's filters prepared for testing stored (encoded) values without decoding them:
+/// same answers as [`matches_filters`] on the decoded value.
+pub(crate) struct EncodedFilters<'a> {
+    filters: Vec<EncodedFilter<'a>>,
+}
+
+/// (key as encoded, expected value, expected value's canonical bytes when bytes decide
+/// equality: nil, booleans, integers, strings, binaries, symbols).
+type EncodedFilter<'a> = (Vec<u8>, &'a Value, Option<Vec<u8>>);
+
+impl<'a> EncodedFilters<'a> {
+    pub(crate) fn new(filters: &'a [(MapKey, Value)]) -> Self {
+        let filters = filters
+            .iter()
+            .map(|(k, v)| {
+                let mut kb = Vec::new();
+                super::codec::write_key(&mut kb, k);
+                let vb = match v {
+                    Value::Nil
+                    | Value::Bool(_)
+                    | Value::Int(_)
+                    | Value::Str(_)
+                    | Value::Bin(_)
+                    | Value::Sym(_) => {
+                        let mut b = Vec::new();
+                        super::codec::write_value(&mut b, v);
+                        Some(b)
+                    }
+                    // Floats (0.0 == -0.0, NaN != NaN) and containers (maps compare
+                    // regardless of order) are compared decoded.
+                    _ => None,
+                };
+                (kb, v, vb)
+            })
+            .collect();
+        EncodedFilters { filters }
+    }
+
+    /// True when the encoded value passes every filter.
+    pub(crate) fn matches(&self, bytes: &[u8]) -> bool {
+        let mut norm = Vec::new();
+        self.filters.iter().all(|(kb, expected, vb)| {
+            let Some(raw) = super::codec::map_field(bytes, kb) else {
+                return false;
+            };
+            match vb {
+                // These scalars are equal exactly when their canonical bytes are.
+                Some(vb) => {
+                    raw == vb.as_slice() || {
+                        norm.clear();
+                        super::codec::canonical_of_encoded(raw, &mut norm) && norm == *vb
+                    }
+                }
+                None => super::codec::decode_value(raw).is_ok_and(|v| v == **expected),
+            }
+        })
+    }
+}
+
 /// What a consumer call needs: whom to tell, and what.
 pub(crate) type Delivery = (Arc<dyn Consumer>, Notification);
 
@@ -237,5 +296,68 @@ impl std::ops::Deref for ReadFact {
     type Target = Fact;
     fn deref(&self) -> &Fact {
         &self.fact
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_value;
+
+    #[test]
+    fn encoded_filters_answer_like_decoded_ones() {
+        let values = [
+            Value::map([
+                (MapKey::sym("status"), Value::sym("open")),
+                (MapKey::sym("n"), Value::Int(300)),
+                (MapKey::sym("f"), Value::Float(-0.0)),
+                (MapKey::sym("nan"), Value::Float(f64::NAN)),
+                (
+                    MapKey::sym("m"),
+                    Value::map([
+                        (MapKey::str("b"), Value::Int(2)),
+                        (MapKey::str("a"), Value::Int(1)),
+                    ]),
+                ),
+                (MapKey::str("status"), Value::from("open")),
+                (MapKey::Int(7), Value::Nil),
+            ]),
+            Value::Int(3),
+            Value::map([(MapKey::sym("status"), Value::from("open"))]),
+            Value::array([Value::sym("status")]),
+        ];
+        let filters: Vec<Vec<(MapKey, Value)>> = vec![
+            vec![(MapKey::sym("status"), Value::sym("open"))],
+            vec![(MapKey::sym("status"), Value::from("open"))],
+            vec![(MapKey::str("status"), Value::from("open"))],
+            vec![(MapKey::sym("n"), Value::Int(300))],
+            vec![(MapKey::sym("n"), Value::Float(300.0))],
+            vec![(MapKey::sym("f"), Value::Float(0.0))],
+            vec![(MapKey::sym("nan"), Value::Float(f64::NAN))],
+            vec![(
+                MapKey::sym("m"),
+                Value::map([
+                    (MapKey::str("a"), Value::Int(1)),
+                    (MapKey::str("b"), Value::Int(2)),
+                ]),
+            )],
+            vec![(MapKey::Int(7), Value::Nil)],
+            vec![(MapKey::sym("missing"), Value::Nil)],
+            vec![
+                (MapKey::sym("status"), Value::sym("open")),
+                (MapKey::sym("n"), Value::Int(301)),
+            ],
+            vec![],
+        ];
+        for v in &values {
+            let bytes = encode_value(v).bytes;
+            for f in &filters {
+                assert_eq!(
+                    EncodedFilters::new(f).matches(&bytes),
+                    matches_filters(f, v),
+                    "{f:?} on {v:?}"
+                );
+            }
+        }
     }
 }

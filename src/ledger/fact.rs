@@ -1,7 +1,7 @@
 //! Immutable facts and their on-disk record encoding.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
@@ -33,7 +33,9 @@ pub(crate) struct FactData {
     pub(crate) store: Arc<str>,
     pub(crate) key: Arc<str>,
     pub(crate) value: Box<[u8]>,
-    pub(crate) value_hash: [u8; 32],
+    /// blake3 of the canonical value: set when the fact is written, derived on first use
+    /// for facts read back from a file (replay need not hash every value).
+    pub(crate) value_hash: OnceLock<[u8; 32]>,
     /// Nil UUID means "no causation".
     pub(crate) causation: Uuid,
     pub(crate) schema_version: u32,
@@ -78,11 +80,13 @@ impl Fact {
     }
     /// blake3 of the value's canonical encoding.
     pub fn value_hash(&self) -> &[u8; 32] {
-        &self.0.value_hash
+        self.0
+            .value_hash
+            .get_or_init(|| codec::hash_stored(&self.0.value))
     }
     /// The value hash as 64 lowercase hex characters.
     pub fn value_hash_hex(&self) -> String {
-        hex(&self.0.value_hash)
+        hex(self.value_hash())
     }
     /// The fact this one follows (for `write`: the previous fact of the same key).
     pub fn causation(&self) -> Option<Uuid> {
@@ -153,7 +157,7 @@ impl PartialEq for Fact {
                 && a.tx == b.tx
                 && a.store == b.store
                 && a.key == b.key
-                && a.value_hash == b.value_hash
+                && self.value_hash() == other.value_hash()
                 && a.causation == b.causation
                 && a.schema_version == b.schema_version
                 && a.valid.to_bits() == b.valid.to_bits())
@@ -206,10 +210,11 @@ pub(crate) fn new_id(tx: Timestamp) -> Uuid {
     Uuid::from_bytes(b)
 }
 
-/// A validated, encoded fact that has not yet been given its id and time.
+/// A validated, encoded fact that has not yet been given its id and time. The names stay
+/// plain strings until sealing, which shares the index's copies when they exist.
 pub(crate) struct FactDraft {
-    pub(crate) store: Arc<str>,
-    pub(crate) key: Arc<str>,
+    pub(crate) store: String,
+    pub(crate) key: String,
     pub(crate) value: Vec<u8>,
     pub(crate) value_hash: [u8; 32],
     pub(crate) valid: f64,
@@ -271,8 +276,8 @@ fn encode_meta(v: Option<&Value>, what: &str) -> Result<Option<Vec<u8>>> {
 impl FactDraft {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        store: &str,
-        key: &str,
+        store: String,
+        key: String,
         value: &Value,
         valid_time: Option<f64>,
         schema_version: u32,
@@ -280,8 +285,8 @@ impl FactDraft {
         derivation: Option<&Value>,
         value_name: &str,
     ) -> Result<Self> {
-        check_store_name(store)?;
-        check_key(key)?;
+        check_store_name(&store)?;
+        check_key(&key)?;
         if let Some(v) = valid_time {
             if !v.is_finite() {
                 return Err(Error::InvalidArgument(format!(
@@ -291,8 +296,8 @@ impl FactDraft {
         }
         let e = encode_checked(value, value_name)?;
         Ok(FactDraft {
-            store: Arc::from(store),
-            key: Arc::from(key),
+            store,
+            key,
             value: e.bytes,
             value_hash: e.hash,
             valid: valid_time.unwrap_or(f64::NAN),
@@ -304,8 +309,8 @@ impl FactDraft {
 
     pub(crate) fn from_write(w: super::request::Write) -> Result<Self> {
         FactDraft::new(
-            &w.store,
-            &w.key,
+            w.store,
+            w.key,
             &w.value,
             w.valid_time,
             w.schema_version,
@@ -316,6 +321,21 @@ impl FactDraft {
     }
 
     pub(crate) fn seal(self, id: Uuid, tx: Timestamp, causation: Option<Uuid>) -> Result<Fact> {
+        let store = Arc::from(self.store.as_str());
+        let key = Arc::from(self.key.as_str());
+        self.seal_named(store, key, id, tx, causation)
+    }
+
+    /// Seals with the given (interned) names, which must equal the draft's.
+    pub(crate) fn seal_named(
+        self,
+        store: Arc<str>,
+        key: Arc<str>,
+        id: Uuid,
+        tx: Timestamp,
+        causation: Option<Uuid>,
+    ) -> Result<Fact> {
+        debug_assert!(*store == *self.store && *key == *self.key);
         let extra = if self.producer.is_some() || self.derivation.is_some() {
             Some(Box::new(Extra {
                 producer: self.producer.map(Vec::into_boxed_slice),
@@ -328,10 +348,10 @@ impl FactDraft {
             id,
             tx,
             valid: self.valid,
-            store: self.store,
-            key: self.key,
+            store,
+            key,
             value: self.value.into_boxed_slice(),
-            value_hash: self.value_hash,
+            value_hash: OnceLock::from(self.value_hash),
             causation: causation.unwrap_or(Uuid::nil()),
             schema_version: self.schema_version,
             extra,
@@ -341,7 +361,7 @@ impl FactDraft {
 
 // ------------------------------------------------------------ record encoding
 
-const RECORD_FIELDS: usize = 10;
+pub(crate) const RECORD_FIELDS: usize = 10;
 
 /// Appends the MessagePack record of a fact:
 /// `[id bin16, store str, key (str | bin16 for a canonical UUID string), value,
@@ -429,10 +449,13 @@ pub(crate) fn decode_record(
     let key = if r.read_nil()? {
         return Err(DecodeError("fact key is nil".into()));
     } else {
+        // A str key, else (a canonical UUID key) bin 16. The marker decides which is
+        // tried first, so the common case builds no error.
         let start = r.pos;
-        match r.read_str() {
-            Ok(s) => intern.key(&store, s),
-            Err(_) => {
+        let is_str = matches!(r.peek(), Some(0xa0..=0xbf | 0xd9..=0xdb));
+        match if is_str { r.read_str().ok() } else { None } {
+            Some(s) => intern.key(&store, s),
+            None => {
                 r.pos = start;
                 let u = uuid_from(r.read_bin()?, "fact key")?;
                 let mut buf = [0u8; 36];
@@ -441,8 +464,8 @@ pub(crate) fn decode_record(
             }
         }
     };
+    // Validated here; hashed when first asked for.
     let value = r.raw_value()?;
-    let value_hash = codec::hash_encoded(value)?;
     let causation = if r.read_nil()? {
         Uuid::nil()
     } else {
@@ -481,7 +504,7 @@ pub(crate) fn decode_record(
         store,
         key,
         value: value.into(),
-        value_hash,
+        value_hash: OnceLock::new(),
         causation,
         schema_version,
         extra,
@@ -524,6 +547,29 @@ mod tests {
         assert_eq!(g.producer(), Some(Value::sym("api")));
         assert_eq!(g.valid_time(), Some(12.5));
         assert_eq!(r.pos, out.len());
+    }
+
+    #[test]
+    fn decoded_facts_derive_the_written_hash() {
+        // Keys out of canonical order, nested: the hash is derived from the bytes on
+        // first use and must equal the one computed when the fact was built.
+        let v = Value::map([
+            (MapKey::sym("title"), Value::from("x")),
+            (
+                MapKey::sym("a"),
+                Value::map([
+                    (MapKey::str("z"), Value::Int(1)),
+                    (MapKey::Int(3), Value::sym("s")),
+                ]),
+            ),
+        ]);
+        let f = Fact::build(Write::new("s", "k", v)).unwrap();
+        let mut out = Vec::new();
+        encode_record(&mut out, &f);
+        let g = decode_record(&mut Reader::new(&out), &mut NoIntern).unwrap();
+        assert!(g.0.value_hash.get().is_none(), "not hashed while decoding");
+        assert_eq!(g.value_hash(), f.value_hash());
+        assert_eq!(g.value_hash_hex(), f.value_hash_hex());
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub(crate) fn decode_json(body: &[u8], intern: &mut dyn Interner) -> Result<Json
             store,
             key,
             value: enc.bytes.into_boxed_slice(),
-            value_hash: enc.hash,
+            value_hash: std::sync::OnceLock::from(enc.hash),
             causation,
             schema_version,
             extra,
@@ -173,7 +173,7 @@ pub(crate) fn with_tx(f: &Fact, tx: Timestamp) -> Fact {
         store: d.store.clone(),
         key: d.key.clone(),
         value: d.value.clone(),
-        value_hash: d.value_hash,
+        value_hash: d.value_hash.clone(),
         causation: d.causation,
         schema_version: d.schema_version,
         extra: d.extra.as_ref().map(|e| {

@@ -5,29 +5,36 @@
 //! transaction times are strictly increasing along that vector, any position list is
 //! also sorted by time, so `since`/`as_of` windows are two binary searches.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::access::{matches_filters, AccessPath, Coercion, Delivery, Notification};
+use super::access::{
+    matches_filters, AccessPath, Coercion, Delivery, EncodedFilters, Notification,
+};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::Fact;
 use super::time::Timestamp;
 use super::value::{MapKey, Value};
 
-/// Positions of one key's facts: most keys have one version, so that case is inline.
+/// Positions of one key's facts: most keys have one version, so that case is inline;
+/// the list of a key with several versions is boxed so that a key-map entry stays small
+/// (16 bytes here instead of 24, in every entry of every key map).
 #[derive(Debug)]
 pub(crate) enum Versions {
     One(u32),
-    Many(Vec<u32>),
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<u32>>),
 }
+
+const _: () = assert!(std::mem::size_of::<Versions>() == 16);
 
 impl Versions {
     fn push(&mut self, p: u32) {
         match self {
-            Versions::One(a) => *self = Versions::Many(vec![*a, p]),
+            Versions::One(a) => *self = Versions::Many(Box::new(vec![*a, p])),
             Versions::Many(v) => v.push(p),
         }
     }
@@ -39,17 +46,92 @@ impl Versions {
     }
 }
 
+/// A key in a store's key map, with its hash computed once when the key is first seen.
+///
+/// The map's hasher (`KeyHashing`) is std's keyed SipHash for lookups by `&str`, and
+/// returns the stored hash for a `KeyName`, so growing a map of a million keys moves
+/// entries without hashing a million strings again (that rehashing was a third of the
+/// time of reopening a large ledger, and a long stall for the write that triggered it).
+#[derive(Clone, Debug)]
+pub(crate) struct KeyName {
+    hash: u64,
+    pub(crate) name: Arc<str>,
+}
+
+impl std::hash::Hash for KeyName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for KeyName {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for KeyName {}
+
+impl std::borrow::Borrow<str> for KeyName {
+    fn borrow(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Builds [`KeyHasher`]s over one random SipHash key (per map, like `RandomState`).
+#[derive(Clone, Default)]
+pub(crate) struct KeyHashing(std::collections::hash_map::RandomState);
+
+/// SipHash over written bytes, except that a `KeyName` hands over its stored hash
+/// (`write_u64`, which hashing a `str` never calls).
+pub(crate) struct KeyHasher {
+    sip: std::collections::hash_map::DefaultHasher,
+    stored: Option<u64>,
+}
+
+impl std::hash::BuildHasher for KeyHashing {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher {
+            sip: self.0.build_hasher(),
+            stored: None,
+        }
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.sip.write(bytes);
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.sip.write_u8(b);
+    }
+    fn write_u64(&mut self, h: u64) {
+        self.stored = Some(h);
+    }
+    fn finish(&self) -> u64 {
+        self.stored.unwrap_or_else(|| self.sip.finish())
+    }
+}
+
+/// A store's keys: key -> positions of its facts.
+pub(crate) type KeyMap = HashMap<KeyName, Versions, KeyHashing>;
+
 pub(crate) struct ScopeIndex {
     pub(crate) path: AccessPath,
     pub(crate) name: Arc<str>,
     pub(crate) members: BTreeSet<Arc<str>>,
+    /// Every time a key entered the scope (position of the fact that made it a member),
+    /// in commit order — what `as_of` queries need. Built from the store's facts by the
+    /// first `as_of` query, maintained on every write after.
+    pub(crate) entered: Option<Vec<(u32, Arc<str>)>>,
 }
 
 #[derive(Default)]
 pub(crate) struct StoreIndex {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) all: Vec<u32>,
-    pub(crate) keys: HashMap<Arc<str>, Versions>,
+    pub(crate) keys: KeyMap,
     /// partition key -> encoded partition value -> positions
     pub(crate) partitions: HashMap<MapKey, HashMap<Box<[u8]>, Vec<u32>>>,
     pub(crate) scopes: BTreeMap<Arc<str>, ScopeIndex>,
@@ -74,6 +156,9 @@ pub(crate) struct State {
     /// End offset in the WAL of the last applied frame, and that frame's CRC.
     pub(crate) wal_end: u64,
     pub(crate) wal_tail_crc: u32,
+    /// The store name the interner handed out last (decoding runs of facts of one store
+    /// then costs a string comparison instead of a hash lookup per fact).
+    last_store: Option<Arc<str>>,
 }
 
 /// Moves between the interned names of a [`State`] and decoding.
@@ -81,25 +166,61 @@ pub(crate) struct StateInterner<'a>(pub(crate) &'a mut State);
 
 impl super::fact::Interner for StateInterner<'_> {
     fn store(&mut self, s: &str) -> Arc<str> {
-        match self.0.stores.get_key_value(s) {
+        // Consecutive facts mostly share a store: compare before hashing.
+        if let Some(last) = &self.0.last_store {
+            if **last == *s {
+                return last.clone();
+            }
+        }
+        let name = match self.0.stores.get_key_value(s) {
             Some((k, _)) => k.clone(),
             None => Arc::from(s),
-        }
+        };
+        self.0.last_store = Some(name.clone());
+        name
     }
-    fn key(&mut self, store: &Arc<str>, k: &str) -> Arc<str> {
-        match self
-            .0
-            .stores
-            .get(store)
-            .and_then(|si| si.keys.get_key_value(k))
-        {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(k),
-        }
+    fn key(&mut self, _store: &Arc<str>, k: &str) -> Arc<str> {
+        // Not looked up here: applying the fact shares the index's copy of a known key
+        // (one hash look-up per fact instead of two).
+        Arc::from(k)
     }
 }
 
+/// What a writer needs to know of (store, key) before sealing a fact.
+#[derive(Default)]
+pub(crate) struct Resolved {
+    /// The index's copy of the store name, if the store exists.
+    pub(crate) store: Option<Arc<str>>,
+    /// The index's copy of the key, if the key exists.
+    pub(crate) key: Option<Arc<str>>,
+    /// The id of the key's latest published fact.
+    pub(crate) latest: Option<Uuid>,
+    /// Whether the store's partitions or scopes need the decoded value.
+    pub(crate) needs_value: bool,
+}
+
 impl State {
+    /// Interned names, latest fact id and index needs of (store, key) — one lookup for
+    /// the store and one for the key (None for appends, whose keys are fresh).
+    pub(crate) fn resolve(&self, store: &str, key: Option<&str>) -> Resolved {
+        let Some((name, si)) = self.stores.get_key_value(store) else {
+            return Resolved::default();
+        };
+        let (key, latest) = match key.and_then(|k| si.keys.get_key_value(k)) {
+            Some((k, v)) => (
+                Some(k.name.clone()),
+                v.as_slice().last().map(|&p| self.log[p as usize].id()),
+            ),
+            None => (None, None),
+        };
+        Resolved {
+            store: Some(name.clone()),
+            key,
+            latest,
+            needs_value: si.needs_value(),
+        }
+    }
+
     pub(crate) fn fact_count(&self) -> usize {
         self.log.len()
     }
@@ -113,14 +234,6 @@ impl State {
         self.stores.get_key_value(s).map(|(k, _)| k.clone())
     }
 
-    /// Shared key, if it exists.
-    pub(crate) fn key_name(&self, store: &str, key: &str) -> Option<Arc<str>> {
-        self.stores
-            .get(store)
-            .and_then(|si| si.keys.get_key_value(key))
-            .map(|(k, _)| k.clone())
-    }
-
     pub(crate) fn latest(&self, store: &str, key: &str) -> Option<&Fact> {
         let v = self.stores.get(store)?.keys.get(key)?;
         v.as_slice().last().map(|&p| &self.log[p as usize])
@@ -131,7 +244,7 @@ impl State {
     /// consumers are pushed onto `out`.
     pub(crate) fn apply(
         &mut self,
-        fact: Fact,
+        mut fact: Fact,
         value: Option<&Value>,
         partition_key: Option<&MapKey>,
         out: &mut Vec<Delivery>,
@@ -150,19 +263,37 @@ impl State {
         if let Some(m) = self.id_map.as_mut() {
             m.insert(fact.id(), pos);
         }
-        let store_name = fact.store_arc().clone();
-        let si = self.stores.entry(store_name.clone()).or_default();
+        let si = match self.stores.get_mut(fact.store()) {
+            Some(si) => si,
+            None => self.stores.entry(fact.store_arc().clone()).or_default(),
+        };
         if si.name.is_none() {
-            si.name = Some(store_name.clone());
+            si.name = Some(fact.store_arc().clone());
         }
         si.all.push(pos);
-        let key = fact.key_arc().clone();
-        match si.keys.get_mut(&*key) {
-            Some(v) => v.push(pos),
-            None => {
-                si.keys.insert(key.clone(), Versions::One(pos));
+        // One hash per fact, whether the key is new or not.
+        let hash = std::hash::BuildHasher::hash_one(si.keys.hasher(), fact.key());
+        match si.keys.entry(KeyName {
+            hash,
+            name: fact.key_arc().clone(),
+        }) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                // A fact decoded from a file (not shared yet) carries its own copy of the
+                // key: make it share the index's, as written facts do.
+                let name = &e.key().name;
+                if !Arc::ptr_eq(name, fact.key_arc()) {
+                    if let Some(d) = Arc::get_mut(&mut fact.0) {
+                        d.key = name.clone();
+                    }
+                }
+                e.get_mut().push(pos)
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Versions::One(pos));
             }
         }
+        let store_name = fact.store_arc();
+        let key = fact.key_arc();
         if let Some(pk) = partition_key {
             if !si.partitions.contains_key(pk) {
                 // Start this partition index from everything already in the store.
@@ -189,8 +320,13 @@ impl State {
                 let changed = if is_member {
                     scope.members.insert(key.clone())
                 } else {
-                    scope.members.remove(&*key)
+                    scope.members.remove(key)
                 };
+                if is_member && changed {
+                    if let Some(entered) = scope.entered.as_mut() {
+                        entered.push((pos, key.clone()));
+                    }
+                }
                 if changed {
                     for c in &scope.path.consumers {
                         out.push((
@@ -259,17 +395,19 @@ impl State {
     }
 
     /// The fact a point read returns (see [`crate::Read`]).
-    pub(crate) fn read(
+    /// The fact a point read selects, and the store's coercion (found in the same lookup).
+    pub(crate) fn read_coercible(
         &self,
         store: &str,
         key: &str,
         as_of: Option<Timestamp>,
         valid_at: Option<f64>,
-    ) -> Option<Fact> {
-        let versions = self.stores.get(store)?.keys.get(key)?.as_slice();
+    ) -> Option<(Fact, Option<Arc<dyn Coercion>>)> {
+        let si = self.stores.get(store)?;
+        let versions = si.keys.get(key)?.as_slice();
         let window = self.window(versions, None, as_of);
-        match valid_at {
-            None => window.last().map(|&p| self.log[p as usize].clone()),
+        let p = match valid_at {
+            None => *window.last()?,
             Some(t) => {
                 let mut best: Option<(f64, u32)> = None;
                 for &p in window {
@@ -278,9 +416,10 @@ impl State {
                         best = Some((vt, p));
                     }
                 }
-                best.map(|(_, p)| self.log[p as usize].clone())
+                best?.1
             }
-        }
+        };
+        Some((self.log[p as usize].clone(), si.coercion.clone()))
     }
 
     pub(crate) fn history(
@@ -363,11 +502,19 @@ impl State {
             None => si.point_paths.push(path),
             Some(scope) => {
                 let mut members = BTreeSet::new();
-                for (key, versions) in &si.keys {
-                    if let Some(&p) = versions.as_slice().last() {
-                        if path.matches(&log[p as usize].value()) {
-                            members.insert(key.clone());
-                        }
+                let filters = EncodedFilters::new(&path.filters);
+                // Each key's latest fact, visited in commit order (memory order, rather
+                // than hash order's random walk over the log).
+                let mut latest: Vec<u32> = si
+                    .keys
+                    .values()
+                    .filter_map(|v| v.as_slice().last().copied())
+                    .collect();
+                latest.sort_unstable();
+                for p in latest {
+                    let f = &log[p as usize];
+                    if filters.matches(f.value_bytes()) {
+                        members.insert(f.key_arc().clone());
                     }
                 }
                 let name: Arc<str> = Arc::from(scope.as_str());
@@ -377,6 +524,7 @@ impl State {
                         path,
                         name,
                         members,
+                        entered: None,
                     },
                 );
             }
@@ -393,6 +541,44 @@ impl State {
         }
         si.coercion = Some(c);
         Ok(())
+    }
+
+    /// False when the scope exists and its `entered` history is not built yet.
+    pub(crate) fn scope_history_built(&self, store: &str, scope: &str) -> bool {
+        self.stores
+            .get(store)
+            .and_then(|si| si.scopes.get(scope))
+            .is_none_or(|sc| sc.entered.is_some())
+    }
+
+    /// Builds a scope's `entered` history by replaying the store's facts through its
+    /// filters (once; later writes maintain it).
+    pub(crate) fn build_scope_history(&mut self, store: &str, scope: &str) {
+        let log = &self.log;
+        let Some(si) = self.stores.get_mut(store) else {
+            return;
+        };
+        let all = &si.all;
+        let Some(sc) = si.scopes.get_mut(scope) else {
+            return;
+        };
+        if sc.entered.is_some() {
+            return;
+        }
+        let mut members: HashSet<&str> = HashSet::new();
+        let mut entered = Vec::new();
+        let filters = EncodedFilters::new(&sc.path.filters);
+        for &p in all {
+            let f = &log[p as usize];
+            if filters.matches(f.value_bytes()) {
+                if members.insert(f.key()) {
+                    entered.push((p, f.key_arc().clone()));
+                }
+            } else {
+                members.remove(f.key());
+            }
+        }
+        sc.entered = Some(entered);
     }
 
     pub(crate) fn coercion(&self, store: &str) -> Option<Arc<dyn Coercion>> {
@@ -415,12 +601,35 @@ impl State {
             None => Ok(sc
                 .members
                 .iter()
-                .filter_map(|k| si.keys.get(k))
+                .filter_map(|k| si.keys.get(&**k))
                 .filter_map(|v| v.as_slice().last())
                 .map(|&p| self.log[p as usize].clone())
                 .collect()),
             Some(t) => {
-                let mut keys: Vec<(&Arc<str>, &Versions)> = si.keys.iter().collect();
+                if let Some(entered) = &sc.entered {
+                    // A key is a member at `t` only if its latest fact at `t` matches,
+                    // and that fact (or an earlier one) made it enter the scope: the
+                    // candidates are the keys that entered at or before `t`.
+                    let end = entered
+                        .partition_point(|(p, _)| self.log[*p as usize].transaction_time() <= t);
+                    let mut cands: Vec<&Arc<str>> = entered[..end].iter().map(|(_, k)| k).collect();
+                    cands.sort_unstable();
+                    cands.dedup();
+                    let mut out = Vec::new();
+                    let filters = EncodedFilters::new(&sc.path.filters);
+                    for k in cands {
+                        let Some(v) = si.keys.get(&**k) else { continue };
+                        if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
+                            let f = &self.log[p as usize];
+                            if filters.matches(f.value_bytes()) {
+                                out.push(f.clone());
+                            }
+                        }
+                    }
+                    return Ok(out);
+                }
+                let mut keys: Vec<(&Arc<str>, &Versions)> =
+                    si.keys.iter().map(|(k, v)| (&k.name, v)).collect();
                 keys.sort_by(|a, b| a.0.cmp(b.0));
                 let mut out = Vec::new();
                 for (_, v) in keys {
@@ -497,11 +706,47 @@ fn encode_key(v: &Value) -> Box<[u8]> {
 
 fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<[u8]>, Vec<u32>> {
     let mut buckets: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+    let mut kb = Vec::new();
+    codec::write_key(&mut kb, pk);
+    let mut canon = Vec::new();
     for &p in positions {
-        let v = log[p as usize].value();
-        if let Some(pv) = v.get(pk) {
-            buckets.entry(encode_key(pv)).or_default().push(p);
+        // The field's bytes, canonicalized: what encode_key(value.get(pk)) gives, without
+        // decoding the value.
+        if let Some(raw) = codec::map_field(log[p as usize].value_bytes(), &kb) {
+            canon.clear();
+            if codec::canonical_of_encoded(raw, &mut canon) {
+                match buckets.get_mut(canon.as_slice()) {
+                    Some(b) => b.push(p),
+                    None => {
+                        buckets.insert(canon.as_slice().into(), vec![p]);
+                    }
+                }
+            }
         }
     }
     buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn key_map_finds_keys_by_str_across_growth() {
+        let mut m = KeyMap::default();
+        for i in 0..20_000u32 {
+            let name: Arc<str> = Arc::from(format!("key-{i}").as_str());
+            let hash = m.hasher().hash_one(&*name);
+            m.insert(KeyName { hash, name }, Versions::One(i));
+        }
+        for i in 0..20_000u32 {
+            let got = m.get(format!("key-{i}").as_str()).map(|v| v.as_slice()[0]);
+            assert_eq!(got, Some(i));
+        }
+        assert!(!m.contains_key("key-20000"));
+        // The stored hash is the hash of the str under this map's hasher.
+        let (k, _) = m.get_key_value("key-7").unwrap();
+        assert_eq!(k.hash, m.hasher().hash_one("key-7"));
+    }
 }

@@ -19,6 +19,8 @@ pub mod access;
 pub mod codec;
 pub mod error;
 pub mod fact;
+#[doc(hidden)]
+pub mod fuzzing;
 mod import;
 mod index;
 pub mod recovery;

@@ -188,36 +188,31 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Loads the state of the ledger at `path` (whose WAL file is already open and locked as
-/// `wal_file`), repairing a torn tail and handling corruption per `opts`.
-pub(crate) fn load(
-    path: &Path,
-    wal_file: &File,
-    opts: &OpenOptions,
-) -> Result<(State, OpenReport)> {
-    let mut report = OpenReport {
-        path: path.to_owned(),
-        ..OpenReport::default()
-    };
-    let buf = read_file(path)?;
+/// Damage found while replaying: where, why, and whether it is corruption (valid frames
+/// follow it, or a CRC-valid frame does not decode) rather than a torn tail.
+#[derive(Debug)]
+pub(crate) struct Damage {
+    pub(crate) offset: u64,
+    pub(crate) reason: String,
+    pub(crate) corrupt: bool,
+}
+
+/// Rebuilds the state from the bytes of a WAL and (if the file exists) the snapshot
+/// beside it — `Err` when the snapshot could not be read. Pure: touches no file, so
+/// fuzzing can drive it directly. Fills in the report; the caller acts on the damage.
+pub(crate) fn replay(
+    buf: &[u8],
+    snapshot_bytes: Option<Result<Vec<u8>, String>>,
+    report: &mut OpenReport,
+) -> (State, Option<Damage>) {
     report.wal_bytes = buf.len() as u64;
     let mut state = State::default();
 
-    let tmp = snapshot::snapshot_tmp_path(path);
-    if tmp.exists() {
-        report.stale_snapshot_tmp = true;
-        let _ = fs::remove_file(&tmp);
-    }
-
     // 1. Snapshot.
-    let snap_path = snapshot::snapshot_path(path);
     let mut start = 0u64;
     let mut legacy_snapshot: Option<Vec<Fact>> = None;
-    if snap_path.exists() {
-        let outcome = match std::fs::read(&snap_path) {
-            Err(e) => Err(format!("cannot read {}: {e}", snap_path.display())),
-            Ok(bytes) => snapshot::read(&bytes, &mut StateInterner(&mut state)),
-        };
+    if let Some(bytes) = snapshot_bytes {
+        let outcome = bytes.and_then(|b| snapshot::read(&b, &mut StateInterner(&mut state)));
         report.snapshot = match outcome {
             Ok(Loaded::Native { header, facts }) => {
                 let tail_ok = header.wal_offset == 0
@@ -227,7 +222,7 @@ pub(crate) fn load(
                             == header.wal_tail_crc.to_be_bytes());
                 if tail_ok {
                     for f in facts {
-                        push(&mut state, f, &mut report);
+                        push(&mut state, f, report);
                     }
                     start = header.wal_offset;
                     state.wal_end = header.wal_offset;
@@ -266,20 +261,20 @@ pub(crate) fn load(
     // 2. WAL after the snapshot.
     let (frames, end) = wal::scan(&buf[start as usize..], start);
     let mut replay: Vec<(wal::FrameRef, Vec<Fact>)> = Vec::with_capacity(frames.len());
-    let mut damage: Option<(u64, String, bool)> = None; // (offset, reason, is_corruption)
+    let mut damage: Option<Damage> = None;
     for f in frames {
         let body = &buf[f.body.0 + start as usize..f.body.1 + start as usize];
-        match decode_body(body, &mut state, &mut report) {
+        match decode_body(body, &mut state, report) {
             Ok(facts) => replay.push((f, facts)),
             Err(e) => {
-                damage = Some((
-                    f.offset,
-                    format!(
+                damage = Some(Damage {
+                    offset: f.offset,
+                    reason: format!(
                         "frame at offset {} has a valid CRC but does not decode: {e}",
                         f.offset
                     ),
-                    true,
-                ));
+                    corrupt: true,
+                });
                 break;
             }
         }
@@ -287,7 +282,7 @@ pub(crate) fn load(
             // Apply as we go so interning sees earlier keys.
             let (fr, facts) = replay.pop().expect("just pushed");
             for fact in facts {
-                push(&mut state, fact, &mut report);
+                push(&mut state, fact, report);
             }
             state.wal_end = fr.end;
             state.wal_tail_crc = fr.crc;
@@ -295,13 +290,19 @@ pub(crate) fn load(
         }
     }
     if damage.is_none() {
-        match end {
-            ScanEnd::Clean => {}
-            ScanEnd::TornTail { offset, bytes } => {
-                damage = Some((offset, format!("torn tail of {bytes} bytes"), false))
-            }
-            ScanEnd::Corrupt { offset, reason } => damage = Some((offset, reason, true)),
-        }
+        damage = match end {
+            ScanEnd::Clean => None,
+            ScanEnd::TornTail { offset, bytes } => Some(Damage {
+                offset,
+                reason: format!("torn tail of {bytes} bytes"),
+                corrupt: false,
+            }),
+            ScanEnd::Corrupt { offset, reason } => Some(Damage {
+                offset,
+                reason,
+                corrupt: true,
+            }),
+        };
     }
 
     if let Some(snap_facts) = legacy_snapshot {
@@ -322,14 +323,47 @@ pub(crate) fn load(
         let (wal_end, crc) = (state.wal_end, state.wal_tail_crc);
         state = State::default();
         for f in all {
-            push(&mut state, f, &mut report);
+            push(&mut state, f, report);
         }
         state.wal_end = wal_end;
         state.wal_tail_crc = crc;
     }
+    report.facts_loaded = state.fact_count() as u64;
+    (state, damage)
+}
+
+/// Loads the state of the ledger at `path` (whose WAL file is already open and locked as
+/// `wal_file`), repairing a torn tail and handling corruption per `opts`.
+pub(crate) fn load(
+    path: &Path,
+    wal_file: &File,
+    opts: &OpenOptions,
+) -> Result<(State, OpenReport)> {
+    let mut report = OpenReport {
+        path: path.to_owned(),
+        ..OpenReport::default()
+    };
+    let buf = read_file(path)?;
+
+    let tmp = snapshot::snapshot_tmp_path(path);
+    if tmp.exists() {
+        report.stale_snapshot_tmp = true;
+        let _ = fs::remove_file(&tmp);
+    }
+    let snap_path = snapshot::snapshot_path(path);
+    let snapshot_bytes = snap_path.exists().then(|| {
+        std::fs::read(&snap_path).map_err(|e| format!("cannot read {}: {e}", snap_path.display()))
+    });
+
+    let (state, damage) = replay(&buf, snapshot_bytes, &mut report);
 
     // 3. Damage.
-    if let Some((offset, reason, corrupt)) = damage {
+    if let Some(Damage {
+        offset,
+        reason,
+        corrupt,
+    }) = damage
+    {
         let bytes = buf.len() as u64 - offset;
         if corrupt {
             if !opts.recover {
@@ -365,7 +399,6 @@ pub(crate) fn load(
             })?;
         wal::sync_dir(path)?;
     }
-    report.facts_loaded = state.fact_count() as u64;
     Ok((state, report))
 }
 

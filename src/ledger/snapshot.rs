@@ -198,7 +198,9 @@ pub(crate) fn read(bytes: &[u8], intern: &mut dyn Interner) -> Result<Loaded, St
         return read_legacy(bytes, &frames, intern);
     }
     let header = decode_header(head)?;
-    let mut facts = Vec::with_capacity(header.fact_count.min(1 << 24) as usize);
+    // The header's count is untrusted: reserve no more than the file could hold (a
+    // record takes well over 16 bytes).
+    let mut facts = Vec::with_capacity(header.fact_count.min(bytes.len() as u64 / 16) as usize);
     for f in &frames[1..] {
         let mut r = Reader::new(&bytes[f.body.0..f.body.1]);
         let chunk = (|| {

@@ -17,7 +17,7 @@
 //! chosen mode, in commit order, all facts of a batch under one write lock: readers never
 //! see a fact that could still be lost by the mode's promise, nor half a batch.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use super::access::{AccessPath, Coercion, Delivery, Pending, ReadFact};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::{self, encode_record, Fact, FactDraft};
-use super::index::State;
+use super::index::{Resolved, State};
 use super::recovery::{self, OpenOptions, OpenReport};
 use super::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 use super::snapshot::{self, CheckpointReport};
@@ -94,7 +94,7 @@ struct Writer {
     /// Committed to the file, waiting for fsync before publication (fsync mode only).
     pending: VecDeque<PendingCommit>,
     /// Latest fact id per (store, key) among `pending` (for causation and `expected`).
-    overlay: HashMap<(Arc<str>, Arc<str>), Uuid>,
+    overlay: HashMap<Arc<str>, HashMap<Arc<str>, Uuid>>,
     /// Notifications of commits published by another committer, by commit sequence.
     delivered: HashMap<u64, Vec<Delivery>>,
     poisoned: Option<String>,
@@ -417,7 +417,9 @@ impl LedgerStore {
         let result: Vec<Fact> = facts.iter().map(|(f, _, _)| f.clone()).collect();
         for (f, _, _) in &facts {
             w.overlay
-                .insert((f.store_arc().clone(), f.key_arc().clone()), f.id());
+                .entry(f.store_arc().clone())
+                .or_default()
+                .insert(f.key_arc().clone(), f.id());
         }
         w.pending.push_back(PendingCommit {
             seq,
@@ -437,10 +439,14 @@ impl LedgerStore {
                     pending: Pending { items },
                 })
             }
-            Err(e) => {
-                // Nothing at or after the failure point may become visible.
-                let p = e.to_string();
-                w.poisoned.get_or_insert(p);
+            Err((e, durable)) => {
+                // Commits that reached stable storage before the failure were (or are
+                // being) acknowledged to their writers: publish them. Nothing after the
+                // failure point may become visible.
+                if let Error::Poisoned(p) = &e {
+                    w.poisoned.get_or_insert_with(|| p.clone());
+                }
+                publish_durable(&mut w, &inner.state, durable);
                 w.pending.clear();
                 w.overlay.clear();
                 Err(e)
@@ -448,8 +454,9 @@ impl LedgerStore {
         }
     }
 
-    /// Blocks until the WAL is durable up to `end`; returns the durable length.
-    fn wait_durable(&self, end: u64) -> Result<u64> {
+    /// Blocks until the WAL is durable up to `end`; returns the durable length, or the
+    /// error together with the length that was durable when syncing failed.
+    fn wait_durable(&self, end: u64) -> Result<u64, (Error, u64)> {
         let inner = &*self.inner;
         let mut s = inner.sync.lock();
         loop {
@@ -457,7 +464,7 @@ impl LedgerStore {
                 return Ok(s.synced);
             }
             if let Some(e) = &s.error {
-                return Err(Error::Poisoned(e.clone()));
+                return Err((Error::Poisoned(e.clone()), s.synced));
             }
             if s.leader {
                 inner.synced.wait(&mut s);
@@ -482,14 +489,25 @@ impl LedgerStore {
             match res {
                 Ok(()) => s.synced = s.synced.max(target),
                 Err(e) => {
-                    let msg = format!("fdatasync failed: {e}");
-                    // Cut what is not durable, so a reopen cannot resurrect commits that
-                    // were reported as failed.
-                    if let Some(w) = inner.writer.lock().wal.as_mut() {
-                        let _ = w.file.set_len(s.synced);
-                        w.len = s.synced;
-                        w.written = s.synced;
+                    let mut msg = format!("fdatasync failed: {e}");
+                    // Poison under the writer lock, together with the cut, so that no
+                    // commit can append after the cut; and cut what is not durable, so
+                    // a reopen cannot resurrect commits that are reported as failed.
+                    let mut w = inner.writer.lock();
+                    if let Some(wal) = w.wal.as_mut() {
+                        if let Err(e2) = wal.file.set_len(s.synced) {
+                            msg.push_str(&format!(
+                                "; cutting the unsynced tail back to {} bytes also failed \
+                                 ({e2}), so writes reported as failed may reappear on reopen",
+                                s.synced
+                            ));
+                        }
+                        wal.len = s.synced;
+                        wal.written = s.synced;
+                        inner.written.store(s.synced, Ordering::Release);
                     }
+                    w.poisoned.get_or_insert_with(|| msg.clone());
+                    drop(w);
                     s.error = Some(msg);
                 }
             }
@@ -554,14 +572,21 @@ impl LedgerStore {
 
     /// The fact a point read selects (with its coerced value), or None.
     pub fn read_fact(&self, q: Read) -> Result<Option<ReadFact>> {
-        let f = self
+        // The fact and the store's coercion under one read lock.
+        let found = self
             .inner
             .state
             .read()
-            .read(&q.store, &q.key, q.as_of, q.valid_at);
-        match f {
-            None => Ok(None),
-            Some(f) => Ok(self.coerce(vec![f])?.pop()),
+            .read_coercible(&q.store, &q.key, q.as_of, q.valid_at);
+        let Some((f, c)) = found else {
+            return Ok(None);
+        };
+        match c {
+            None => Ok(Some(ReadFact {
+                fact: f,
+                coerced: None,
+            })),
+            Some(c) => apply_coercion(&*c, f).map(Some),
         }
     }
 
@@ -650,13 +675,17 @@ impl LedgerStore {
 
     /// Latest fact per key whose value matches the scope's filters (coerced), ordered by
     /// key. Current state (`as_of` None) is read from the materialized scope index,
-    /// O(members); `as_of` scans the store's keys.
+    /// O(members); `as_of` reads the keys that had entered the scope by then (the first
+    /// `as_of` query of a scope builds that history from the store's facts).
     pub fn query(
         &self,
         store: &str,
         scope: &str,
         as_of: Option<Timestamp>,
     ) -> Result<Vec<ReadFact>> {
+        if as_of.is_some() && !self.inner.state.read().scope_history_built(store, scope) {
+            self.inner.state.write().build_scope_history(store, scope);
+        }
         let facts = self.inner.state.read().query(store, scope, as_of)?;
         self.coerce(facts)
     }
@@ -875,8 +904,8 @@ fn prepare(op: Op) -> Result<Prepared> {
     match op {
         Op::Write(w) => {
             let draft = FactDraft::new(
-                &w.store,
-                &w.key,
+                w.store,
+                w.key,
                 &w.value,
                 w.valid_time,
                 w.schema_version,
@@ -901,8 +930,8 @@ fn prepare(op: Op) -> Result<Prepared> {
                 .hyphenated()
                 .to_string();
             let draft = FactDraft::new(
-                &a.history,
-                &key,
+                a.history,
+                key,
                 &a.event,
                 a.valid_time,
                 a.schema_version,
@@ -926,16 +955,28 @@ type Sealed = (Fact, Option<Value>, Option<MapKey>);
 
 /// Gives each prepared op its time, id and causation, checking `expected`.
 fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Vec<Sealed>> {
-    // Latest ids as this batch proceeds: batch-local first, then pending, then published.
-    let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
-    let mut checks = Vec::with_capacity(prepared.len());
-    for p in &prepared {
-        let k = (p.draft.store.clone(), p.draft.key.clone());
-        let latest = local
-            .get(&k)
-            .copied()
-            .or_else(|| w.overlay.get(&k).copied())
-            .or_else(|| state.latest(&k.0, &k.1).map(Fact::id));
+    // Only ops whose (store, key) occurs more than once in the batch need batch-local
+    // tracking; usually there are none.
+    let repeats = repeated_keys(&prepared);
+    // Pass 1: interned names and the latest id of each key (two lookups per op), and the
+    // `expected` checks — nothing is sealed unless every check passes. Latest ids: earlier
+    // ops of this batch first, then pending (fsync) commits, then published facts.
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    let mut resolved: Vec<Resolved> = Vec::with_capacity(prepared.len());
+    for (i, p) in prepared.iter().enumerate() {
+        let repeat = repeats.get(i).copied().unwrap_or(false);
+        let (store, key) = (p.draft.store.as_str(), p.draft.key.as_str());
+        let r = state.resolve(store, (!p.is_append).then_some(key));
+        let latest = if repeat && seen.contains(&(store, key)) {
+            // Reserved by an earlier op of this batch: its id is assigned below.
+            Some(Uuid::max())
+        } else {
+            w.overlay
+                .get(store)
+                .and_then(|m| m.get(key))
+                .copied()
+                .or(r.latest)
+        };
         let ok = match &p.expected {
             Expected::Any => true,
             Expected::Absent => latest.is_none(),
@@ -943,8 +984,8 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
         };
         if !ok {
             return Err(Error::Conflict {
-                store: k.0.to_string(),
-                key: k.1.to_string(),
+                store: store.to_owned(),
+                key: key.to_owned(),
                 expected: match p.expected {
                     Expected::Fact(id) => Some(id),
                     _ => None,
@@ -952,48 +993,80 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
                 actual: latest,
             });
         }
-        // Reserve an id slot: the actual id is assigned below once times are known.
-        local.insert(k, Uuid::max());
-        checks.push(latest);
+        if repeat {
+            seen.insert((store, key));
+        }
+        resolved.push(Resolved { latest, ..r });
     }
+    drop(seen);
+    // Pass 2: times, ids, causations.
     let mut local: HashMap<(Arc<str>, Arc<str>), Uuid> = HashMap::new();
     let mut out = Vec::with_capacity(prepared.len());
-    for (mut p, published_latest) in prepared.into_iter().zip(checks) {
+    for (i, (mut p, r)) in prepared.into_iter().zip(resolved).enumerate() {
+        let repeat = repeats.get(i).copied().unwrap_or(false);
         let tx = w.clock.tick();
         let id = fact::new_id(tx);
         // Share the interned store name and key with the index.
-        if let Some(s) = state.store_name(&p.draft.store) {
-            p.draft.store = s;
-        }
-        if !p.is_append {
-            if let Some(k) = state.key_name(&p.draft.store, &p.draft.key) {
-                p.draft.key = k;
-            }
-        }
-        let k = (p.draft.store.clone(), p.draft.key.clone());
-        let latest = local.get(&k).copied().or(published_latest);
+        let store = r.store.unwrap_or_else(|| Arc::from(p.draft.store.as_str()));
+        let key = r.key.unwrap_or_else(|| Arc::from(p.draft.key.as_str()));
+        let latest = if repeat {
+            let k = (store.clone(), key.clone());
+            let l = local.get(&k).copied().or(r.latest);
+            local.insert(k, id);
+            l
+        } else {
+            r.latest
+        };
         let causation = match (p.causation, p.is_append) {
             (Some(c), _) => Some(c),
             (None, false) => latest,
             (None, true) => None,
         };
-        local.insert(k, id);
-        let fact = p.draft.seal(id, tx, causation)?;
-        let value = if state_needs_value(state, fact.store()) {
-            p.value.take()
-        } else {
-            None
-        };
+        let value = if r.needs_value { p.value.take() } else { None };
+        let fact = p.draft.seal_named(store, key, id, tx, causation)?;
         out.push((fact, value, p.partition_key.take()));
     }
     Ok(out)
 }
 
-fn state_needs_value(state: &State, store: &str) -> bool {
-    state
-        .stores
-        .get(store)
-        .is_some_and(|si| !si.partitions.is_empty() || !si.scopes.is_empty())
+/// For each op, whether another op of the batch has the same (store, key) (empty for a
+/// single op: nothing repeats). Found by
+/// sorting cheap fingerprints; equal fingerprints count as repeats (the exact per-key
+/// tracking in `seal_all` then sorts out the rare false positive).
+fn repeated_keys(prepared: &[Prepared]) -> Vec<bool> {
+    if prepared.len() < 2 {
+        return Vec::new(); // no allocation for single ops
+    }
+    let mut repeats = vec![false; prepared.len()];
+    // Appends have fresh keys: they never repeat.
+    let mut prints: Vec<(u64, usize)> = prepared
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_append)
+        .map(|(i, p)| (fingerprint(&p.draft.store, &p.draft.key), i))
+        .collect();
+    prints.sort_unstable();
+    for w in prints.windows(2) {
+        if w[0].0 == w[1].0 {
+            repeats[w[0].1] = true;
+            repeats[w[1].1] = true;
+        }
+    }
+    repeats
+}
+
+/// FNV-1a over `store`, a separator and `key`.
+fn fingerprint(store: &str, key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in store
+        .bytes()
+        .chain(std::iter::once(0xff))
+        .chain(key.bytes())
+    {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 fn publish_facts(state: &mut State, facts: Vec<Sealed>, out: &mut Vec<Delivery>) -> Vec<Fact> {
@@ -1018,9 +1091,13 @@ fn publish_durable(w: &mut Writer, state: &RwLock<State>, durable: u64) {
         let c = w.pending.pop_front().expect("front exists");
         let mut out = Vec::new();
         for (f, _, _) in &c.facts {
-            let k = (f.store_arc().clone(), f.key_arc().clone());
-            if w.overlay.get(&k) == Some(&f.id()) {
-                w.overlay.remove(&k);
+            if let Some(m) = w.overlay.get_mut(f.store()) {
+                if m.get(f.key()) == Some(&f.id()) {
+                    m.remove(f.key());
+                    if m.is_empty() {
+                        w.overlay.remove(f.store());
+                    }
+                }
             }
         }
         publish_facts(&mut s, c.facts, &mut out);
@@ -1082,6 +1159,76 @@ mod tests {
             l.open_report().unwrap().snapshot,
             super::super::SnapshotOutcome::Loaded { .. }
         ));
+    }
+
+    #[test]
+    fn every_frame_written_looks_like_a_body_to_the_damage_search() {
+        // The search past damage only checksums candidates that start like our bodies;
+        // if the writer's format changes, this keeps the two in step.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.wal");
+        let l =
+            LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::None)).unwrap();
+        l.write(Write::new("s", "k", Value::Int(1))).unwrap();
+        l.append(Append::new("h", Value::Nil)).unwrap();
+        for n in [2usize, 15, 16, 300, 70_000] {
+            let mut b = Batch::new();
+            for i in 0..n {
+                b = b.write(Write::new("s", format!("{i}"), Value::Nil));
+            }
+            l.commit(b).unwrap();
+        }
+        l.checkpoint().unwrap();
+        l.close().unwrap();
+        let wal_bytes = std::fs::read(&path).unwrap();
+        let (frames, end) = wal::scan(&wal_bytes, 0);
+        assert!(matches!(end, wal::ScanEnd::Clean));
+        assert_eq!(frames.len(), 7);
+        let snap = std::fs::read(snapshot::snapshot_path(&path)).unwrap();
+        let (chunks, _) = wal::scan(&snap, 0);
+        assert!(chunks.len() > 2);
+        for (buf, f) in frames
+            .iter()
+            .map(|f| (&wal_bytes, f))
+            .chain(chunks[1..].iter().map(|f| (&snap, f)))
+        {
+            assert!(
+                wal::looks_like_a_body(&buf[f.body.0..f.body.1]),
+                "frame at {}",
+                f.offset
+            );
+        }
+        // 0.5.2 JSON bodies too.
+        assert!(wal::looks_like_a_body(br#"{"id":"x"}"#));
+    }
+
+    #[test]
+    fn batches_track_repeated_keys_wherever_they_are() {
+        let l = LedgerStore::memory();
+        // The second write of k sees the first: Absent fails.
+        let e = l
+            .commit(
+                Batch::new()
+                    .write(Write::new("s", "k", Value::Int(1)).expected(Expected::Absent))
+                    .write(Write::new("s", "k", Value::Int(2)).expected(Expected::Absent)),
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::Conflict { .. }));
+        assert_eq!(l.fact_count(), 0);
+        // A repeat far apart in a large batch chains to the earlier op; same key in
+        // another store does not.
+        let mut b = Batch::new().write(Write::new("s", "r", Value::Int(0)));
+        for i in 0..1000 {
+            b = b.write(Write::new("s", format!("u{i}"), Value::Int(i)));
+        }
+        b = b
+            .write(Write::new("t", "r", Value::Int(1)))
+            .write(Write::new("s", "r", Value::Int(2)));
+        let facts = l.commit(b).unwrap();
+        let n = facts.len();
+        assert_eq!(facts[n - 1].causation(), Some(facts[0].id()));
+        assert_eq!(facts[n - 2].causation(), None);
+        assert_eq!(facts[1].causation(), None);
     }
 
     #[test]

@@ -179,6 +179,10 @@ impl Value {
     /// Checks the limits and the uniqueness of map keys. `what` names the value in errors
     /// (for example `"value"` gives paths like `value[:meta][2]`).
     pub fn validate(&self, what: &str) -> Result<()> {
+        // Almost every value is valid: check without allocating first.
+        if self.is_valid_at(1) {
+            return Ok(());
+        }
         self.validate_at(1).map_err(|(segments, reason)| {
             // The path is only built on failure: segments were collected innermost first.
             let mut path = String::from(what);
@@ -187,6 +191,20 @@ impl Value {
             }
             Error::InvalidValue { path, reason }
         })
+    }
+
+    /// The checks of [`Value::validate_at`] without allocating.
+    fn is_valid_at(&self, depth: usize) -> bool {
+        if depth > limits::MAX_DEPTH {
+            return false;
+        }
+        match self {
+            Value::Array(items) => items.iter().all(|item| item.is_valid_at(depth + 1)),
+            Value::Map(pairs) => {
+                keys_unique(pairs) && pairs.iter().all(|(_, v)| v.is_valid_at(depth + 1))
+            }
+            _ => true,
+        }
     }
 
     /// On failure: the path segments from the failing place outwards, and the reason.
@@ -226,6 +244,19 @@ impl Value {
         }
         Ok(())
     }
+}
+
+/// True when no key appears twice (pairwise for small maps, sorted otherwise).
+fn keys_unique(pairs: &[(MapKey, Value)]) -> bool {
+    if pairs.len() <= 16 {
+        return pairs
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| pairs[..i].iter().all(|(p, _)| p != k));
+    }
+    let mut keys: Vec<&MapKey> = pairs.iter().map(|(k, _)| k).collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1])
 }
 
 fn map_eq(a: &[(MapKey, Value)], b: &[(MapKey, Value)]) -> bool {
@@ -325,6 +356,18 @@ mod tests {
             "value[:meta] has the key :a twice",
             "error names the path"
         );
+    }
+
+    #[test]
+    fn duplicate_keys_in_large_maps_are_refused() {
+        let mut pairs: Vec<(MapKey, Value)> =
+            (0..40).map(|i| (MapKey::Int(i), Value::Int(i))).collect();
+        assert!(Value::Map(pairs.clone()).validate("value").is_ok());
+        pairs.push((MapKey::Int(7), Value::Nil));
+        let err = Value::Array(vec![Value::Map(pairs)])
+            .validate("value")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "value[0] has the key 7 twice");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! Reading classifies damage: an incomplete or CRC-failing frame with no valid frame
 //! after it is a *torn tail* (an interrupted final write) and is cut off; damage followed
 //! by a valid frame is *corruption* and fails the open unless recovery is requested.
+//! The search for a valid frame after damage takes linear time: it checksums only
+//! candidates that start like a body the ledger writes, within a budget; a tail that
+//! exhausts the budget (only crafted bytes do) is reported as corruption.
 
 use std::fs::File;
 use std::io::{self, Write as _};
@@ -63,6 +66,12 @@ pub(crate) struct FrameRef {
     pub crc: u32,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes checksummed by `frame_at` on this thread (tests measure the scan's work).
+    pub(crate) static CRC_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Tries to read a valid frame at `pos` of `buf` (whose first byte is file offset `base`).
 pub(crate) fn frame_at(buf: &[u8], pos: usize, base: u64) -> Option<FrameRef> {
     let rest = buf.len().checked_sub(pos)?;
@@ -75,6 +84,8 @@ pub(crate) fn frame_at(buf: &[u8], pos: usize, base: u64) -> Option<FrameRef> {
     }
     let body = &buf[pos + 4..pos + 4 + len];
     let crc = u32::from_be_bytes(buf[pos + 4 + len..pos + 8 + len].try_into().ok()?);
+    #[cfg(test)]
+    CRC_BYTES.with(|c| c.set(c.get() + len as u64));
     if crc32fast::hash(body) != crc {
         return None;
     }
@@ -110,7 +121,7 @@ pub(crate) fn scan(buf: &[u8], base: u64) -> (Vec<FrameRef>, ScanEnd) {
             None => {
                 let offset = base + pos as u64;
                 let end = match next_valid_frame(buf, pos + 1) {
-                    Some(q) => ScanEnd::Corrupt {
+                    Search::Found(q) => ScanEnd::Corrupt {
                         offset,
                         reason: format!(
                             "frame at offset {offset} is damaged ({}) and a valid frame follows at offset {}",
@@ -118,7 +129,18 @@ pub(crate) fn scan(buf: &[u8], base: u64) -> (Vec<FrameRef>, ScanEnd) {
                             base + q as u64
                         ),
                     },
-                    None => ScanEnd::TornTail {
+                    Search::OverBudget(q) => ScanEnd::Corrupt {
+                        offset,
+                        reason: format!(
+                            "frame at offset {offset} is damaged ({}) and the {} bytes after it \
+                             hold too many frame-like candidates to rule out a valid frame \
+                             (searched up to offset {})",
+                            describe_damage(buf, pos),
+                            buf.len() - pos,
+                            base + q as u64
+                        ),
+                    },
+                    Search::None => ScanEnd::TornTail {
                         offset,
                         bytes: (buf.len() - pos) as u64,
                     },
@@ -145,9 +167,68 @@ fn describe_damage(buf: &[u8], pos: usize) -> String {
     }
 }
 
-fn next_valid_frame(buf: &[u8], from: usize) -> Option<usize> {
-    (from..buf.len().saturating_sub(FRAME_OVERHEAD - 1)).find(|&q| frame_at(buf, q, 0).is_some())
+/// Whether a body starts the way every frame body written by this ledger (or by the
+/// 0.5.2 gem) starts: `[1, record]`, `[2 | 3, [record, ...]]` with a record beginning
+/// `[id (bin 16), ...` (see [`super::fact::encode_record`]), or a JSON object. Used only
+/// when searching past damage, to skip the CRC of bytes that cannot be a frame we wrote.
+pub(crate) fn looks_like_a_body(body: &[u8]) -> bool {
+    const REC: u8 = 0x90 | super::fact::RECORD_FIELDS as u8;
+    let record = |r: &[u8]| matches!(r, [REC, 0xc4, 0x10, ..]);
+    match body {
+        [0x92, 0x01, r @ ..] => record(r),
+        [0x92, 0x02 | 0x03, rest @ ..] => match rest {
+            [0x91..=0x9f, r @ ..] => record(r),
+            [0xdc, _, _, r @ ..] => record(r),
+            [0xdd, _, _, _, _, r @ ..] => record(r),
+            _ => false,
+        },
+        [b'{', b'"', c, ..] => c.is_ascii_lowercase() || *c == b'_',
+        _ => false,
+    }
 }
+
+enum Search {
+    /// A valid frame starts here.
+    Found(usize),
+    /// No valid frame follows.
+    None,
+    /// Gave up here: checksumming every candidate would cost more than the budget.
+    OverBudget(usize),
+}
+
+/// Looks for a valid frame after damage. Only candidates whose length fits and whose
+/// body starts like one we write are checksummed, and the bytes checksummed are capped
+/// (a multiple of what is searched, plus a constant), so a torn multi-megabyte batch is
+/// cut in linear time and crafted input cannot make opening run for hours: past the
+/// budget the damage is reported as corruption, which fails loudly (or is moved aside
+/// with `recover`) rather than dropping anything silently.
+fn next_valid_frame(buf: &[u8], from: usize) -> Search {
+    let mut budget = (SEARCH_BUDGET_BASE as u64).saturating_add(
+        SEARCH_BUDGET_PER_BYTE.saturating_mul(buf.len().saturating_sub(from) as u64),
+    );
+    for q in from..buf.len().saturating_sub(FRAME_OVERHEAD - 1) {
+        let len = u32::from_be_bytes([buf[q], buf[q + 1], buf[q + 2], buf[q + 3]]) as usize;
+        if len == 0 || len > MAX_BODY || len + FRAME_OVERHEAD > buf.len() - q {
+            continue;
+        }
+        if !looks_like_a_body(&buf[q + 4..q + 4 + len]) {
+            continue;
+        }
+        if len as u64 > budget {
+            return Search::OverBudget(q);
+        }
+        budget -= len as u64;
+        if frame_at(buf, q, 0).is_some() {
+            return Search::Found(q);
+        }
+    }
+    Search::None
+}
+
+/// Bytes the search past damage may always checksum.
+const SEARCH_BUDGET_BASE: usize = 64 << 20;
+/// Further bytes it may checksum per byte searched.
+const SEARCH_BUDGET_PER_BYTE: u64 = 16;
 
 /// How a commit reaches the disk. Chosen at open; see the README for each mode's loss
 /// window.
@@ -247,7 +328,14 @@ impl WalWriter {
                 self.buf.extend_from_slice(frames);
                 self.len += frames.len() as u64;
                 if self.buf.len() >= NONE_BUFFER {
-                    self.flush_buffer()?;
+                    if let Err(e) = self.flush_buffer() {
+                        // This commit fails, so its frames must not stay buffered (a
+                        // later flush would write a commit reported as failed); the
+                        // commits buffered before it stay, as acknowledged.
+                        self.buf.truncate(self.buf.len() - frames.len());
+                        self.len -= frames.len() as u64;
+                        return Err(e);
+                    }
                 }
                 Ok(self.len)
             }
@@ -358,14 +446,110 @@ mod tests {
 
     #[test]
     fn damage_before_valid_frame_is_corruption() {
-        let mut buf = frames(&[b"\x91\x01", b"\x91\x02", b"\x91\x03"]);
-        buf[13] ^= 0xff; // inside the second body
+        // Bodies that start like fact records (the search past damage looks for those).
+        let body = |i: u8| {
+            let mut b = vec![0x92, 0x01, 0x9a, 0xc4, 0x10];
+            b.extend_from_slice(&[i; 16]);
+            b
+        };
+        let (a, b, c) = (body(1), body(2), body(3));
+        let mut buf = frames(&[&a, &b, &c]);
+        let second = a.len() + FRAME_OVERHEAD;
+        buf[second + 6] ^= 0xff; // inside the second body
         let (f, end) = scan(&buf, 0);
         assert_eq!(f.len(), 1);
         match end {
-            ScanEnd::Corrupt { offset, .. } => assert_eq!(offset, 10),
+            ScanEnd::Corrupt { offset, .. } => assert_eq!(offset, second as u64),
             other => panic!("{other:?}"),
         }
+        // The same damage in the last frame is a torn tail.
+        let mut buf = frames(&[&a, &b]);
+        buf[second + 6] ^= 0xff;
+        assert!(matches!(scan(&buf, 0).1, ScanEnd::TornTail { .. }));
+    }
+
+    fn record_like(n: usize, rng: &mut fastrand::Rng) -> Vec<u8> {
+        // A batch body: [2, [record...]] whose records hold random bytes.
+        let mut b = vec![0x92, 0x02, 0xdd];
+        b.extend_from_slice(&(n as u32).to_be_bytes());
+        for _ in 0..n {
+            b.extend_from_slice(&[0x9a, 0xc4, 0x10]);
+            b.extend((0..16).map(|_| rng.u8(..)));
+            b.extend_from_slice(&[0xc4, 200]);
+            b.extend((0..200).map(|_| rng.u8(..)));
+        }
+        b
+    }
+
+    #[test]
+    fn a_torn_multi_megabyte_batch_is_cut_in_linear_time() {
+        // Found while testing torn tails: the search for a valid frame after damage
+        // checksummed every position whose 4 bytes read as a length that fits, so cutting
+        // a torn 64 MB batch took over two minutes (quadratic in the torn bytes).
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut buf = frames(&[b"\x91\x01"]);
+        let body = record_like(20_000, &mut rng); // ~4.4 MB
+        let s = begin_frame(&mut buf);
+        buf.extend_from_slice(&body);
+        end_frame(&mut buf, s).unwrap();
+        buf.truncate(buf.len() / 2);
+        CRC_BYTES.with(|c| c.set(0));
+        let (f, end) = scan(&buf, 0);
+        assert_eq!(f.len(), 1);
+        assert!(
+            matches!(end, ScanEnd::TornTail { offset: 10, .. }),
+            "{end:?}"
+        );
+        let work = CRC_BYTES.with(|c| c.get());
+        assert!(
+            work < buf.len() as u64,
+            "checksummed {work} bytes for {}",
+            buf.len()
+        );
+    }
+
+    #[test]
+    fn crafted_frame_like_tails_exhaust_a_bounded_budget_and_fail_loudly() {
+        // Every 10 bytes a candidate frame of 8 MB length whose body looks like ours: the
+        // old search would checksum 8 MB at each of ~1.7 million positions.
+        let mut buf = frames(&[b"\x91\x01"]);
+        let unit = [0x00, 0x80, 0x00, 0x00, 0x92, 0x01, 0x9a, 0xc4, 0x10, 0x00];
+        while buf.len() < (17 << 20) {
+            buf.extend_from_slice(&unit);
+        }
+        CRC_BYTES.with(|c| c.set(0));
+        let (f, end) = scan(&buf, 0);
+        assert_eq!(f.len(), 1);
+        match end {
+            ScanEnd::Corrupt { offset, reason } => {
+                assert_eq!(offset, 10);
+                assert!(
+                    reason.contains("too many frame-like candidates"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let work = CRC_BYTES.with(|c| c.get());
+        let budget = SEARCH_BUDGET_BASE as u64 + SEARCH_BUDGET_PER_BYTE * buf.len() as u64;
+        assert!(work <= budget, "checksummed {work} bytes, budget {budget}");
+    }
+
+    #[test]
+    fn a_valid_frame_after_damage_is_still_found() {
+        let mut rng = fastrand::Rng::with_seed(4);
+        let mut buf = frames(&[b"\x91\x01"]);
+        let mut next = Vec::new();
+        let s = begin_frame(&mut next);
+        next.extend_from_slice(&record_like(3, &mut rng));
+        end_frame(&mut next, s).unwrap();
+        buf.extend((0..5000).map(|_| rng.u8(..)));
+        buf.extend_from_slice(&next);
+        let (_, end) = scan(&buf, 0);
+        assert!(
+            matches!(end, ScanEnd::Corrupt { offset: 10, .. }),
+            "{end:?}"
+        );
     }
 
     #[test]
