@@ -417,6 +417,15 @@ fn side_file(path: &Path, offset: u64) -> PathBuf {
 /// Opens (creating if needed) the WAL file for appending and takes the advisory lock.
 pub(crate) fn open_locked(path: &Path) -> Result<File> {
     let existed = path.exists();
+    if let Ok(meta) = std::fs::metadata(path) {
+        // A device, FIFO or socket would be read without end (or block) during replay.
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a regular file; a ledger WAL must be one",
+                path.display()
+            )));
+        }
+    }
     let file = FsOpen::new()
         .read(true)
         .append(true)
