@@ -379,7 +379,7 @@ fn unopenable_paths_are_refused_naming_the_path() {
         .err()
         .expect("a directory is not a WAL");
     assert!(
-        matches!(&err, Error::InvalidArgument(m) if m.contains(&dir.path().display().to_string()) && m.contains("not a regular file")),
+        matches!(&err, Error::Io { context, source } if context.contains(&dir.path().display().to_string()) && source.to_string() == "not a regular file"),
         "{err}"
     );
     let missing = dir.path().join("no/such/dir/x.wal");

@@ -420,10 +420,10 @@ pub(crate) fn open_locked(path: &Path) -> Result<File> {
     if let Ok(meta) = std::fs::metadata(path) {
         // A device, FIFO or socket would be read without end (or block) during replay.
         if !meta.is_file() {
-            return Err(Error::InvalidArgument(format!(
-                "{} is not a regular file; a ledger WAL must be one",
-                path.display()
-            )));
+            return Err(Error::io(
+                format!("opening {}", path.display()),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
         }
     }
     let file = FsOpen::new()
