@@ -373,13 +373,13 @@ fn closed_and_in_memory_misuse() {
 }
 
 #[test]
-fn unopenable_paths_are_io_errors_naming_the_path() {
+fn unopenable_paths_are_refused_naming_the_path() {
     let dir = common::tempdir();
     let err = LedgerStore::open(dir.path())
         .err()
         .expect("a directory is not a WAL");
     assert!(
-        matches!(&err, Error::Io { context, .. } if context.contains(&dir.path().display().to_string())),
+        matches!(&err, Error::Io { context, source } if context.contains(&dir.path().display().to_string()) && source.to_string() == "not a regular file"),
         "{err}"
     );
     let missing = dir.path().join("no/such/dir/x.wal");

@@ -704,3 +704,16 @@ fn threads_share_one_store() {
     }
     l.close().unwrap();
 }
+
+#[test]
+fn a_wal_path_must_be_a_regular_file() {
+    for p in ["/dev/zero", "/dev/null"] {
+        let e = LedgerStore::open(p).err().expect("devices are refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+    let dir = tmp();
+    let e = LedgerStore::open(dir.path())
+        .err()
+        .expect("a directory is refused");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}

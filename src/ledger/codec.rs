@@ -907,12 +907,13 @@ impl<'a> Reader<'a> {
                 self.check_count(n, 2)?;
                 let mut canonical = minimal;
                 let mut ordered = true;
+                let mut keys_minimal = true;
                 let mut keys_start = None;
                 let mut prev: Option<&'a [u8]> = None;
                 for _ in 0..n {
                     let start = self.pos;
                     keys_start.get_or_insert(start);
-                    canonical &= self.read_key_skip()?;
+                    keys_minimal &= self.read_key_skip()?;
                     let kb = &self.buf[start..self.pos];
                     if let Some(p) = prev {
                         if p >= kb {
@@ -922,12 +923,14 @@ impl<'a> Reader<'a> {
                     prev = Some(kb);
                     canonical &= self.skip_value(depth + 1)?;
                 }
-                if !ordered {
-                    // Keys in strictly ascending order cannot repeat; others are checked,
-                    // so no stored map can hold a key twice (the write path refuses that).
+                if !ordered || !keys_minimal {
+                    // Keys in the writer's form and in strictly ascending byte order
+                    // cannot repeat; others are checked (one key can have several
+                    // encodings, 63 as `0x3f` and as `0xcc 0x3f`), so no stored map can
+                    // hold a key twice (the write path refuses that).
                     self.check_unique_keys(keys_start.unwrap_or(self.pos), n)?;
                 }
-                Ok(canonical && ordered)
+                Ok(canonical && keys_minimal && ordered)
             }
         }
     }
@@ -1384,6 +1387,19 @@ mod tests {
                 "{bytes:02x?}"
             );
         }
+    }
+
+    #[test]
+    fn stored_duplicate_keys_in_different_encodings_are_refused() {
+        // Found by libFuzzer (target value): {63 => 127, 63 => 123} with the second 63
+        // written as uint8 is in ascending byte order, which used to skip the check.
+        let bytes = [0x82, 0x3f, 0x7f, 0xcc, 0x3f, 0x7b];
+        let mut r = Reader::new(&bytes);
+        assert!(r.skip_value(1).is_err());
+        assert!(hash_encoded(&bytes).is_err());
+        // The same for a symbol as ext8 and as fixext1.
+        let bytes = [0x82, 0xc7, 0x01, 0x01, b'a', 0xc0, 0xd4, 0x01, b'a', 0xc0];
+        assert!(Reader::new(&bytes).skip_value(1).is_err());
     }
 
     #[test]

@@ -79,6 +79,14 @@ pub enum Error {
     /// refuses further writes. Reopen the ledger to recover.
     #[error("the ledger refuses writes after an unrecoverable I/O failure ({0}); reopen it")]
     Poisoned(String),
+    /// This process was forked from the one that opened the ledger file; the child shares
+    /// the parent's descriptor and lock, so it may read but not write, checkpoint or
+    /// flush. Open the file anew in the child (after the parent closed it).
+    #[error("this ledger file was opened by process {opened_by}; a forked child may not write to it (open it anew)")]
+    Forked {
+        /// The process that opened the file.
+        opened_by: u32,
+    },
     /// A registered coercion failed while reading.
     #[error("coercion for store {store:?} failed: {message}")]
     Coercion {

@@ -150,7 +150,12 @@ pub fn record(data: &[u8]) {
     let mut r = Reader::new(data);
     if let Ok(f) = decode_record(&mut r, &mut Plain) {
         assert!(r.pos <= data.len());
-        let _ = f.value();
+        // The hash derived lazily from the stored bytes is the hash of their value.
+        assert_eq!(
+            f.value_hash(),
+            &codec::encode_value(&f.value()).hash,
+            "a decoded fact's value hash is its value's hash"
+        );
         let _ = (f.producer(), f.derivation(), f.valid_time(), f.causation());
         let mut out = Vec::new();
         encode_record(&mut out, &f);

@@ -417,6 +417,15 @@ fn side_file(path: &Path, offset: u64) -> PathBuf {
 /// Opens (creating if needed) the WAL file for appending and takes the advisory lock.
 pub(crate) fn open_locked(path: &Path) -> Result<File> {
     let existed = path.exists();
+    if let Ok(meta) = std::fs::metadata(path) {
+        // A device, FIFO or socket would be read without end (or block) during replay.
+        if !meta.is_file() {
+            return Err(Error::io(
+                format!("opening {}", path.display()),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+    }
     let file = FsOpen::new()
         .read(true)
         .append(true)

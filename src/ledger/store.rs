@@ -79,6 +79,21 @@ struct Inner {
     consumer_failures: AtomicU64,
     /// Serializes checkpoints: they share the `.snap.tmp` path.
     checkpointing: Mutex<()>,
+    /// The process that opened the file. A forked child shares the WAL descriptor and
+    /// its lock; it must neither commit nor flush through them.
+    pid: u32,
+}
+
+impl Inner {
+    /// Refuses file operations in a process forked from the one that opened the file.
+    fn check_not_forked(&self) -> Result<()> {
+        if self.path.is_some() && std::process::id() != self.pid {
+            return Err(Error::Forked {
+                opened_by: self.pid,
+            });
+        }
+        Ok(())
+    }
 }
 
 struct PendingCommit {
@@ -221,6 +236,7 @@ impl LedgerStore {
                 closed: AtomicBool::new(false),
                 consumer_failures: AtomicU64::new(0),
                 checkpointing: Mutex::new(()),
+                pid: std::process::id(),
             }),
         }
     }
@@ -348,6 +364,7 @@ impl LedgerStore {
                 pending: Pending::default(),
             });
         }
+        self.inner.check_not_forked()?;
         // Validation and encoding, before any lock.
         let mut prepared = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
@@ -825,6 +842,7 @@ impl LedgerStore {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        self.inner.check_not_forked()?;
         self.flush_wal()?;
         let (facts, wal_end, crc) = {
             let s = self.inner.state.read();
@@ -859,6 +877,12 @@ impl LedgerStore {
             return Ok(());
         };
         drop(w);
+        if self.inner.check_not_forked().is_err() {
+            // The parent owns the buffered commits and the file: drop this process's
+            // copy of the descriptor without writing anything.
+            wal.buf.clear();
+            return Ok(());
+        }
         let res = wal.flush_buffer().map_err(Error::from).and_then(|_| {
             wal.file
                 .sync_data()
@@ -884,6 +908,9 @@ impl LedgerStore {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.check_not_forked().is_err() {
+            return;
+        }
         if let Some(wal) = self.writer.get_mut().wal.as_mut() {
             let _ = wal.flush_buffer();
         }
