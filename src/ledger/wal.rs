@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{Error, Result};
+use super::lock::LockedFile;
 
 /// Bytes of framing around each body.
 pub const FRAME_OVERHEAD: usize = 8;
@@ -279,6 +280,18 @@ pub trait LogFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
 }
 
+impl LogFile for LockedFile {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
+        self.file.append(buf)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
 impl LogFile for File {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         (&*self).write_all(buf)
@@ -301,8 +314,8 @@ pub(crate) struct WalWriter {
     pub(crate) buf: Vec<u8>,
     pub(crate) mode: Durability,
     pub(crate) path: PathBuf,
-    /// Holds the advisory lock when `file` is not the locked file itself.
-    pub(crate) _lock: Option<File>,
+    /// Holds the file lock when `file` is not the locked file itself.
+    pub(crate) _lock: Option<Arc<LockedFile>>,
 }
 
 const NONE_BUFFER: usize = 1024 * 1024;
@@ -392,17 +405,6 @@ impl From<AppendError> for Error {
             AppendError::Poisoned(s) => Error::Poisoned(s),
         }
     }
-}
-
-/// fsyncs a directory so a create or rename in it is durable.
-pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
 }
 
 #[cfg(test)]
