@@ -712,3 +712,67 @@ fn a_flush_mode_checkpoint_never_covers_unsynced_wal_bytes() {
         );
     }
 }
+
+#[test]
+fn a_wal_cut_that_fails_through_the_file_layer_fails_the_open_and_keeps_the_bytes() {
+    let b = build(4, 2, None);
+    let out = common::tempdir();
+    let mut w = b.wal.clone();
+    w.truncate(w.len() - 5);
+    let p = lay_out(out.path(), "cutfail", &w, None);
+    let f = FaultFile::open(&p);
+    f.set_plan(common::Plan {
+        fail_set_len: true,
+        ..Default::default()
+    });
+    let err = LedgerStore::open_with_file(&p, OpenOptions::new(), f.clone())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { context, .. } if context.contains("cutting")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&p).unwrap(), w, "the WAL is untouched");
+    drop(f);
+    // The side file was written before the cut was tried; the next open cuts.
+    let l = LedgerStore::open(&p).unwrap();
+    assert!(l.open_report().unwrap().torn_tail.is_some());
+}
+
+#[test]
+fn on_a_full_tmpfs_a_damaged_tail_is_never_cut_without_its_copy() {
+    let fs = match common::SmallTmpfs::mount("1m") {
+        Ok(fs) => fs,
+        Err(reason) => {
+            println!(
+                "SKIPPED on_a_full_tmpfs_a_damaged_tail_is_never_cut_without_its_copy: {reason}"
+            );
+            return;
+        }
+    };
+    let b = build(10, 0, None);
+    let mut w = b.wal.clone();
+    let last = b.commits[8].end as usize;
+    w[last + 9] ^= 0x10; // damage in the acknowledged last frame
+    let p = lay_out(fs.path(), "full", &w, None);
+    // Fill the file system so that the side file cannot be written.
+    let filler = fs.path().join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![7u8; 4096];
+    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    drop(file);
+    let err = LedgerStore::open(&p).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(28)),
+        "expected ENOSPC, got {err}"
+    );
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        w,
+        "no byte of the WAL destroyed"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let l = LedgerStore::open(&p).unwrap();
+    let torn = l.open_report().unwrap().torn_tail.clone().unwrap();
+    assert_eq!(std::fs::read(torn.side_file.unwrap()).unwrap(), &w[last..]);
+}
