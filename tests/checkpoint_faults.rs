@@ -204,7 +204,8 @@ fn on_a_full_tmpfs_a_failed_flush_mode_checkpoint_loses_nothing() {
     };
     let path = fs.path().join("flush.wal");
     let pad = "y".repeat(1000);
-    let l = LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
+    let l =
+        LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
     for i in 0..100 {
         l.write(Write::new("kv", format!("a{i}"), Value::from(pad.as_str())))
             .unwrap();

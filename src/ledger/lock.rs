@@ -30,11 +30,27 @@ use super::fork::{self, Owned, Owner};
 use super::fs::{parent_dir, FileSystem};
 
 /// A locked WAL file and its entry in the process's registry (removed on drop, after the
-/// descriptor is closed).
+/// descriptor is closed). It is also the WAL's file layer (see `wal`), which may
+/// preallocate zero-filled space past the end of the log.
 #[derive(Debug)]
 pub(crate) struct LockedFile {
     pub(crate) file: File,
+    /// The log's end and the zero-filled space after it.
+    pub(crate) extent: Mutex<Extent>,
     _entry: Entry,
+}
+
+/// Where the log ends in the file, and how far the file is zero-filled beyond it.
+#[derive(Debug, Default)]
+pub(crate) struct Extent {
+    /// End of the last frame written (the log's logical length).
+    pub(crate) end: u64,
+    /// The file's length: `end` plus preallocated zeros.
+    pub(crate) allocated: u64,
+    /// Preallocate (fsync mode only: see `wal`).
+    pub(crate) preallocate: bool,
+    /// After a failed preallocation, do not try again before the log reaches this.
+    pub(crate) retry_at: u64,
 }
 
 #[derive(Debug)]
@@ -137,10 +153,13 @@ pub(crate) fn open_locked(path: &Path, fs: &dyn FileSystem) -> Result<LockedFile
         }
         Err(_) => false,
     };
+    // Not O_APPEND: frames are written at the log's end, which may lie before
+    // preallocated zeros (and on Linux pwrite ignores its offset under O_APPEND).
     let file = FsOpen::new()
         .read(true)
-        .append(true)
+        .write(true)
         .create(true)
+        .truncate(false)
         .open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let meta = file
@@ -161,8 +180,14 @@ pub(crate) fn open_locked(path: &Path, fs: &dyn FileSystem) -> Result<LockedFile
     }
     held.push((dev, ino, me));
     drop(held);
+    let len = meta.len();
     let locked_file = LockedFile {
         file,
+        extent: Mutex::new(Extent {
+            end: len,
+            allocated: len,
+            ..Extent::default()
+        }),
         _entry: Entry { dev, ino, pid: me },
     };
     if !existed {
@@ -171,4 +196,17 @@ pub(crate) fn open_locked(path: &Path, fs: &dyn FileSystem) -> Result<LockedFile
             .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
     }
     Ok(locked_file)
+}
+
+impl Drop for LockedFile {
+    fn drop(&mut self) {
+        // A handle dropped without `close` still leaves the WAL at its exact length (not
+        // in a forked child: the file is the parent's).
+        if self._entry.pid == std::process::id() {
+            let e = self.extent.get_mut();
+            if e.allocated > e.end {
+                let _ = self.file.set_len(e.end);
+            }
+        }
+    }
 }

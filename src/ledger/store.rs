@@ -394,6 +394,11 @@ impl LedgerStore {
             .metadata()
             .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
             .len();
+        {
+            let mut e = locked.extent.lock();
+            (e.end, e.allocated) = (len, len);
+            e.preallocate = opts.durability == Durability::Fsync;
+        }
         drop(locked);
         let mut wal = WalWriter::new(log, len, opts.durability, path);
         wal._lock = lock_holder;
@@ -1023,8 +1028,10 @@ impl LedgerStore {
         };
         drop(w);
         let res = wal.flush_buffer().map_err(Error::from).and_then(|_| {
+            // The file ends exactly at its last frame after a clean close.
             wal.file
-                .sync_data()
+                .finish()
+                .and_then(|_| wal.file.sync_data())
                 .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))
         });
         // Commits still waiting for a group-commit sync learn their fate, in the same
