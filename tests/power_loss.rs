@@ -489,7 +489,8 @@ fn damage_in_the_acknowledged_last_frame_is_kept_in_a_side_file() {
     let b = build(10, 0, None);
     let last = b.commits[8].end as usize; // where the 10th commit's frame starts
     let len = b.wal.len();
-    let damages: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let damages: [(&str, Damage); 3] = [
         (
             "a flipped bit in the body",
             Box::new(move |w| w[last + 9] ^= 0x10),

@@ -62,12 +62,14 @@ struct Entry {
 
 /// Files held by a ledger handle of this process: (device, inode, pid). Entries with
 /// another pid were inherited across `fork` and hold nothing here.
-static HELD: Mutex<Vec<(u64, u64, u32)>> = parking_lot::const_mutex(Vec::new());
+static HELD: Mutex<Held> = parking_lot::const_mutex(Vec::new());
 static HELD_OWNER: Owner = Owner::new_const();
 
-fn registry(
-    me: u32,
-) -> Result<Owned<'static, parking_lot::MutexGuard<'static, Vec<(u64, u64, u32)>>>> {
+/// (device, inode, pid) of each held file.
+type Held = Vec<(u64, u64, u32)>;
+
+/// The registry, locked, with this process (`me`) recorded as its holder.
+fn registry(me: u32) -> Result<Owned<'static, parking_lot::MutexGuard<'static, Held>>> {
     let g =
         fork::acquire(me, &HELD_OWNER, || HELD.try_lock(), || HELD.lock()).ok_or_else(|| {
             Error::io(

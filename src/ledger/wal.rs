@@ -342,7 +342,7 @@ impl LogFile for LockedFile {
 
 /// Writes zeros over `[from, to)` of `file`.
 fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
-    const Z: [u8; 64 * 1024] = [0; 64 * 1024];
+    static Z: [u8; 64 * 1024] = [0; 64 * 1024];
     let mut at = from;
     while at < to {
         let n = (to - at).min(Z.len() as u64) as usize;
