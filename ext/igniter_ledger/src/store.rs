@@ -1176,6 +1176,13 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
             &[
                 ("offset", t.offset.into_value_with(ruby)),
                 ("bytes", t.bytes.into_value_with(ruby)),
+                (
+                    "side_file",
+                    match &t.side_file {
+                        Some(p) => convert::string(ruby, &p.to_string_lossy(), true),
+                        None => ruby.qnil().as_value(),
+                    },
+                ),
             ],
         )?
         .as_value(),
@@ -1209,6 +1216,7 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
             ("facts_loaded", r.facts_loaded.into_value_with(ruby)),
             ("snapshot", snapshot.as_value()),
             ("torn_tail", torn),
+            ("zero_tail", r.zero_tail.into_value_with(ruby)),
             ("recovered", recovered),
             ("legacy_frames", r.legacy_frames.into_value_with(ruby)),
             ("retimed_facts", r.retimed_facts.into_value_with(ruby)),
