@@ -1178,10 +1178,7 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
                 ("bytes", t.bytes.into_value_with(ruby)),
                 (
                     "side_file",
-                    match &t.side_file {
-                        Some(p) => convert::string(ruby, &p.to_string_lossy(), true),
-                        None => ruby.qnil().as_value(),
-                    },
+                    convert::string(ruby, &t.side_file.to_string_lossy(), true),
                 ),
             ],
         )?
