@@ -452,7 +452,7 @@ pub(crate) fn decode_record(
         // A str key, else (a canonical UUID key) bin 16. The marker decides which is
         // tried first, so the common case builds no error.
         let start = r.pos;
-        let is_str = matches!(r.peek(), Some(0xa0..=0xbf | 0xd9..=0xdb));
+        let is_str = r.at_str();
         match if is_str { r.read_str().ok() } else { None } {
             Some(s) => intern.key(&store, s),
             None => {
