@@ -74,7 +74,8 @@ impl Fact {
         // The bytes were validated when the fact was built or loaded.
         codec::decode_value(&self.0.value).unwrap_or_default()
     }
-    /// The value's MessagePack bytes (see [`crate::codec`]).
+    /// The value's MessagePack bytes (Symbols as extension type 1, maps in insertion
+    /// order; [`Fact::value`] decodes them).
     pub fn value_bytes(&self) -> &[u8] {
         &self.0.value
     }

@@ -1184,7 +1184,7 @@ mod tests {
         assert_eq!(l.fact_count(), 160);
         assert!(matches!(
             l.open_report().unwrap().snapshot,
-            super::super::SnapshotOutcome::Loaded { .. }
+            crate::SnapshotOutcome::Loaded { .. }
         ));
     }
 
