@@ -25,7 +25,7 @@
 //!
 //! Everything a user needs is at the crate root; the modules behind it are private.
 #![warn(missing_docs)]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod ledger;
 

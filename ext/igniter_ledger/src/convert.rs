@@ -737,6 +737,8 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
 struct RubyBuilder<'a> {
     r: Reader<'a>,
     freeze: bool,
+    /// Why building stopped, when the reader did not stop it.
+    why: Option<&'static str>,
 }
 
 fn int_value(ruby: &Ruby, i: i64) -> VALUE {
@@ -749,6 +751,7 @@ const BULK_PAIRS: usize = 16;
 
 impl RubyBuilder<'_> {
     /// A new String (UTF-8 when `utf8`, else binary) copied from `bytes`.
+    #[inline]
     fn string(&self, bytes: &[u8], utf8: bool) -> VALUE {
         let (ptr, len) = (bytes.as_ptr() as *const c_char, bytes.len() as c_long);
         // SAFETY: a fresh String copied from a pointer and length into the stored bytes;
@@ -766,12 +769,28 @@ impl RubyBuilder<'_> {
         s
     }
 
-    /// The next value.
-    fn value(&mut self, ruby: &Ruby, depth: usize) -> Result<VALUE, String> {
-        if depth > MAX_DEPTH {
-            return Err(format!("stored value nests deeper than {MAX_DEPTH} levels"));
+    /// Stops building for a reason of the builder's own.
+    #[cold]
+    fn stop(&mut self, why: &'static str) -> Option<VALUE> {
+        self.why = Some(why);
+        None
+    }
+
+    /// The Symbol named by stored UTF-8 bytes.
+    #[inline]
+    fn symbol(&mut self, ruby: &Ruby, name: &[u8]) -> Option<VALUE> {
+        match symbol_from_bytes(ruby, name) {
+            Some(v) => Some(v.as_raw()),
+            None => self.stop("stored Symbol name is not valid UTF-8"),
         }
-        Ok(match self.r.trusted_token().map_err(|e| e.0)? {
+    }
+
+    /// The next value (None: see `why`, else the reader's `trusted_error`).
+    fn value(&mut self, ruby: &Ruby, depth: usize) -> Option<VALUE> {
+        if depth > MAX_DEPTH {
+            return self.stop("stored value nests too deep");
+        }
+        Some(match self.r.trusted_token()? {
             TrustedToken::Nil => rb_sys::Qnil as VALUE,
             TrustedToken::Bool(true) => rb_sys::Qtrue as VALUE,
             TrustedToken::Bool(false) => rb_sys::Qfalse as VALUE,
@@ -779,27 +798,26 @@ impl RubyBuilder<'_> {
             TrustedToken::Float(f) => ruby.float_from_f64(f).as_value().as_raw(),
             TrustedToken::Str(b) => self.string(b, true),
             TrustedToken::Bin(b) => self.string(b, false),
-            TrustedToken::Sym(b) => stored_symbol(ruby, b)?,
+            TrustedToken::Sym(b) => self.symbol(ruby, b)?,
             TrustedToken::Array(n) => self.array(ruby, n, depth)?,
             TrustedToken::Map(n) => self.map(ruby, n, depth)?,
         })
     }
 
     /// The next map key: a Symbol, String or Integer.
-    fn key(&mut self, ruby: &Ruby) -> Result<VALUE, String> {
-        Ok(match self.r.trusted_token().map_err(|e| e.0)? {
-            TrustedToken::Sym(b) => stored_symbol(ruby, b)?,
+    #[inline]
+    fn key(&mut self, ruby: &Ruby) -> Option<VALUE> {
+        Some(match self.r.trusted_token()? {
+            TrustedToken::Sym(b) => self.symbol(ruby, b)?,
             TrustedToken::Str(b) => self.string(b, true),
             TrustedToken::Int(i) => int_value(ruby, i),
-            other => {
-                return Err(format!(
-                    "stored hash key is not a Symbol, String or Integer: {other:?}"
-                ))
-            }
+            _ => return self.stop("stored hash key is not a Symbol, String or Integer"),
         })
     }
 
-    fn array(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Result<VALUE, String> {
+    // Containers stay out of line, so `value` (called for every item) stays small.
+    #[inline(never)]
+    fn array(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
         // `n` was checked against the bytes that remain (each item takes one at least).
         // SAFETY: a fresh array; pushing to it cannot raise. It stays on this frame
         // (visible to the GC's stack scan) while its items are built.
@@ -812,10 +830,11 @@ impl RubyBuilder<'_> {
         if self.freeze {
             freeze_fresh(ary);
         }
-        Ok(ary)
+        Some(ary)
     }
 
-    fn map(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Result<VALUE, String> {
+    #[inline(never)]
+    fn map(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
         // SAFETY: a fresh hash; inserting Symbol/String/Integer keys cannot raise (their
         // hashing runs no user code). Keys and values built so far are kept in `pairs`, a
         // local array the GC's conservative stack scan sees.
@@ -839,15 +858,8 @@ impl RubyBuilder<'_> {
         if self.freeze {
             freeze_fresh(hash);
         }
-        Ok(hash)
+        Some(hash)
     }
-}
-
-/// The Symbol named by stored UTF-8 bytes.
-fn stored_symbol(ruby: &Ruby, name: &[u8]) -> Result<VALUE, String> {
-    symbol_from_bytes(ruby, name)
-        .map(|v| v.as_raw())
-        .ok_or_else(|| "stored Symbol name is not valid UTF-8".to_owned())
 }
 
 /// Builds the Ruby object for a stored value straight from its encoded bytes (no
@@ -857,8 +869,14 @@ pub fn bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Result<RValue, 
     let mut b = RubyBuilder {
         r: Reader::new(bytes),
         freeze,
+        why: None,
     };
-    let v = b.value(ruby, 1)?;
+    let Some(v) = b.value(ruby, 1) else {
+        return Err(match b.why {
+            Some(why) => why.to_owned(),
+            None => b.r.trusted_error().0,
+        });
+    };
     if b.r.remaining() != 0 {
         return Err("trailing bytes after a stored value".to_owned());
     }

@@ -6,12 +6,12 @@
 //! are; otherwise the maps are re-ordered byte-wise (no [`Value`] is built) using
 //! per-thread scratch space, so hashing allocates nothing in the common case.
 
-use super::read::{Head, Reader};
+use super::read::{Item, Reader};
 use super::write::{
     encoded_len, write_array_len, write_bin, write_bool, write_f64, write_int, write_key,
     write_map_len, write_nil, write_str_header, write_sym_header, write_value,
 };
-use super::{decode_value, derr, DResult, EXT_SYMBOL};
+use super::{decode_value, derr, DResult};
 use crate::ledger::value::{MapKey, Value};
 
 /// Appends the canonical encoding of a value (maps sorted by encoded key bytes).
@@ -241,22 +241,13 @@ fn with_scratch<T>(f: impl FnOnce(&mut CanonScratch) -> T) -> T {
 /// map or have no such key: what `decode_value(bytes)?.get(key)` finds, as bytes.
 pub(crate) fn map_field<'a>(bytes: &'a [u8], key_canon: &[u8]) -> Option<&'a [u8]> {
     let mut r = Reader::new(bytes);
-    let Ok(Head::Map(n)) = r.head() else {
+    let Ok(Item::Map(n)) = r.item() else {
         return None;
     };
     with_scratch(|c| {
         for _ in 0..n {
             c.keys.clear();
-            match r.head().ok()? {
-                Head::Int(i) => write_int(&mut c.keys, i),
-                Head::Str(len) => {
-                    let b = r.take(len).ok()?;
-                    write_str_header(&mut c.keys, len);
-                    c.keys.extend_from_slice(b);
-                }
-                Head::Ext(len) => r.copy_sym(len, &mut c.keys).ok()?,
-                _ => return None,
-            }
+            write_key_item(&mut c.keys, r.item().ok()?).ok()?;
             let start = r.pos;
             r.skip_raw().ok()?;
             if c.keys == key_canon {
@@ -265,6 +256,24 @@ pub(crate) fn map_field<'a>(bytes: &'a [u8], key_canon: &[u8]) -> Option<&'a [u8
         }
         None
     })
+}
+
+/// Appends a map key read from encoded bytes as [`write_key`] writes it (the shortest
+/// form); an error if the item cannot be a key.
+fn write_key_item(out: &mut Vec<u8>, item: Item<'_>) -> DResult<()> {
+    match item {
+        Item::Int(i) => write_int(out, i),
+        Item::Str(b) => {
+            write_str_header(out, b.len());
+            out.extend_from_slice(b);
+        }
+        Item::Sym(b) => {
+            write_sym_header(out, b.len());
+            out.extend_from_slice(b);
+        }
+        _ => return derr("hash key is not a Symbol, String or Integer"),
+    }
+    Ok(())
 }
 
 /// Appends the canonical encoding of well-formed encoded bytes (what
@@ -283,18 +292,6 @@ pub(crate) fn canonical_of_encoded(bytes: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 impl<'a> Reader<'a> {
-    /// Appends the Symbol in an ext payload of `len` bytes, normalized.
-    fn copy_sym(&mut self, len: usize, out: &mut Vec<u8>) -> DResult<()> {
-        let t = self.u8()? as i8;
-        if t != EXT_SYMBOL {
-            return derr(format!("unknown extension type {t}"));
-        }
-        let b = self.take(len)?;
-        write_sym_header(out, len);
-        out.extend_from_slice(b);
-        Ok(())
-    }
-
     /// Appends the canonical encoding of the (validated) value at the reader: what
     /// `write_canonical(decode_value(..))` writes — scalars and headers normalized to
     /// their shortest form, every map's entries sorted (stably) by their encoded keys.
@@ -304,41 +301,25 @@ impl<'a> Reader<'a> {
         keys: &mut Vec<u8>,
         entries: &mut Vec<(usize, usize, usize, usize)>,
     ) -> DResult<()> {
-        match self.head()? {
-            Head::Nil => write_nil(out),
-            Head::Bool(b) => write_bool(out, b),
-            Head::Int(i) => write_int(out, i),
-            Head::Float(f) => write_f64(out, f),
-            Head::Str(n) => {
-                let b = self.take(n)?;
-                write_str_header(out, n);
-                out.extend_from_slice(b);
-            }
-            Head::Bin(n) => write_bin(out, self.take(n)?),
-            Head::Ext(n) => self.copy_sym(n, out)?,
-            Head::Array(n) => {
-                self.check_count(n, 1)?;
+        match self.item()? {
+            Item::Nil => write_nil(out),
+            Item::Bool(b) => write_bool(out, b),
+            Item::Int(i) => write_int(out, i),
+            Item::Float(f) => write_f64(out, f),
+            Item::Bin(b) => write_bin(out, b),
+            key @ (Item::Str(_) | Item::Sym(_)) => write_key_item(out, key)?,
+            Item::Array(n) => {
                 write_array_len(out, n);
                 for _ in 0..n {
                     self.canonical_into(out, keys, entries)?;
                 }
             }
-            Head::Map(n) => {
-                self.check_count(n, 2)?;
+            Item::Map(n) => {
                 write_map_len(out, n);
                 let (kbase, ebase) = (keys.len(), entries.len());
                 for _ in 0..n {
                     let ks = keys.len();
-                    match self.head()? {
-                        Head::Int(i) => write_int(keys, i),
-                        Head::Str(len) => {
-                            let b = self.take(len)?;
-                            write_str_header(keys, len);
-                            keys.extend_from_slice(b);
-                        }
-                        Head::Ext(len) => self.copy_sym(len, keys)?,
-                        _ => return derr("hash key is not a Symbol, String or Integer"),
-                    }
+                    write_key_item(keys, self.item()?)?;
                     let vs = self.pos;
                     self.skip_raw()?;
                     entries.push((ks, keys.len(), vs, self.pos));
@@ -350,10 +331,7 @@ impl<'a> Reader<'a> {
                 for i in ebase..ebase + n {
                     let (ks, ke, vs, ve) = entries[i];
                     out.extend_from_slice(&keys[ks..ke]);
-                    let mut sub = Reader {
-                        buf: &self.buf[..ve],
-                        pos: vs,
-                    };
+                    let mut sub = Reader::at(&self.buf[..ve], vs);
                     sub.canonical_into(out, keys, entries)?;
                 }
                 keys.truncate(kbase);

@@ -117,7 +117,7 @@ impl LenFamily {
     /// The length rule: the marker the writer uses for an item of `len` and the size of
     /// its header in bytes (marker and length field; an extension's type byte is not
     /// counted).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn head(self, len: usize) -> (u8, usize) {
         if let Some((base, max)) = self.fix {
             if len <= max {
@@ -132,7 +132,7 @@ impl LenFamily {
     }
 
     /// Appends the header of an item of `len`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(self, out: &mut Vec<u8>, len: usize) {
         let (marker, size) = self.head(len);
         out.push(marker);
@@ -146,7 +146,7 @@ impl LenFamily {
 }
 
 /// The integer rule: the marker of `v` in its shortest form and its total size in bytes.
-#[inline]
+#[inline(always)]
 pub(crate) fn int_head(v: i64) -> (u8, usize) {
     match v {
         0..=127 => (v as u8, 1),

@@ -38,7 +38,34 @@ pub struct Reader<'a> {
     pub(super) buf: &'a [u8],
     /// Current position.
     pub pos: usize,
+    /// Why the last primitive read stopped.
+    fault: Fault,
 }
+
+/// Why a primitive read stopped. The hot paths return a zero-sized [`Stop`] and leave
+/// this in the reader; it is turned into a message only when an error is reported, so a
+/// successful read never carries an error type with a destructor through its returns.
+#[derive(Clone, Copy, Debug, Default)]
+enum Fault {
+    #[default]
+    None,
+    /// A read of this many bytes past the end.
+    Short(usize),
+    /// A `uint 64` above `i64::MAX`.
+    IntRange(u64),
+    /// The never-used marker.
+    Marker(u8),
+    /// An extension type other than Symbol.
+    ExtType(i8),
+    /// A container of this many items that cannot fit in what remains.
+    Count(usize),
+}
+
+/// A primitive read failed; the reader's fault says why.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Stop;
+
+type Raw<T> = Result<T, Stop>;
 
 /// One item of an encoded value, as read by [`Reader::token`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,223 +115,258 @@ pub enum TrustedToken<'a> {
     Map(usize),
 }
 
-/// What a marker byte starts.
-pub(super) enum Head {
-    Nil,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(usize),
-    Bin(usize),
-    Ext(usize),
-    Array(usize),
-    Map(usize),
-}
+/// One item as the reader decodes it from the marker table: scalars whole, strings,
+/// binaries and Symbol names as their (not yet validated) bytes, containers as their
+/// counts. Every reading mode starts from this.
+pub(super) type Item<'a> = TrustedToken<'a>;
 
-/// Whether bytes that start with `marker` and read as `h` are in the writer's (shortest)
-/// form. Only bytes in that form may be hashed as they are; anything else is re-encoded
-/// first.
-fn is_canonical_head(marker: u8, h: &Head) -> bool {
-    let expected = match h {
-        Head::Nil | Head::Bool(_) => return true,
-        Head::Int(v) => int_head(*v).0,
-        Head::Float(f) => {
+/// Whether bytes that start with `marker` and read as `item` are in the writer's
+/// (shortest) form. Only bytes in that form may be hashed as they are; anything else is
+/// re-encoded first.
+fn is_canonical(marker: u8, item: &Item<'_>) -> bool {
+    let expected = match item {
+        Item::Nil | Item::Bool(_) => return true,
+        Item::Int(v) => int_head(*v).0,
+        Item::Float(f) => {
             return marker == mk::FLOAT64 && (!f.is_nan() || f.to_bits() == f64::NAN.to_bits())
         }
-        Head::Str(n) => STR.head(*n).0,
-        Head::Bin(n) => BIN.head(*n).0,
-        Head::Ext(n) => EXT.head(*n).0,
-        Head::Array(n) => ARRAY.head(*n).0,
-        Head::Map(n) => MAP.head(*n).0,
+        Item::Str(b) => STR.head(b.len()).0,
+        Item::Bin(b) => BIN.head(b.len()).0,
+        Item::Sym(b) => EXT.head(b.len()).0,
+        Item::Array(n) => ARRAY.head(*n).0,
+        Item::Map(n) => MAP.head(*n).0,
     };
     marker == expected
-}
-
-/// The header of an item that is its marker byte alone (fix forms, nil, booleans).
-#[inline]
-fn one_byte_head(m: u8) -> Option<Head> {
-    Some(match m {
-        0..=mk::POSFIX_LAST => Head::Int(m as i64),
-        mk::FIXMAP..=mk::FIXMAP_LAST => Head::Map((m & 0x0f) as usize),
-        mk::FIXARRAY..=mk::FIXARRAY_LAST => Head::Array((m & 0x0f) as usize),
-        mk::FIXSTR..=mk::FIXSTR_LAST => Head::Str((m & 0x1f) as usize),
-        mk::NIL => Head::Nil,
-        mk::FALSE => Head::Bool(false),
-        mk::TRUE => Head::Bool(true),
-        mk::NEGFIX..=0xff => Head::Int(m as i8 as i64),
-        _ => return None,
-    })
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader::at(buf, 0)
+    }
+
+    /// A reader at `pos` of `buf`.
+    pub(super) fn at(buf: &'a [u8], pos: usize) -> Self {
+        Reader {
+            buf,
+            pos,
+            fault: Fault::None,
+        }
     }
 
     /// Bytes not yet read.
     pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len().saturating_sub(self.pos)
     }
 
-    #[inline]
-    pub(super) fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(self.short(n));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    pub(super) fn u8(&mut self) -> DResult<u8> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> DResult<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> DResult<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> DResult<u64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-
-    /// The error for a read of `n` bytes past the end (kept out of the hot paths).
+    /// Stops a primitive read for `fault`.
     #[cold]
     #[inline(never)]
-    fn short(&self, n: usize) -> DecodeError {
-        DecodeError(format!(
-            "needs {n} bytes at offset {} but only {} remain",
-            self.pos,
-            self.remaining()
-        ))
+    fn stop<T>(&mut self, fault: Fault) -> Raw<T> {
+        self.fault = fault;
+        Err(Stop)
     }
 
-    /// The next item's header. One-byte items and the common short headers are decoded
-    /// inline; the rest (and every error) by [`Reader::head_full`].
-    #[inline]
-    pub(super) fn head(&mut self) -> DResult<Head> {
-        let Some(&m) = self.buf.get(self.pos) else {
-            return Err(self.short(1));
-        };
-        if let Some(h) = one_byte_head(m) {
-            self.pos += 1;
-            return Ok(h);
-        }
-        match m {
-            // bin 8, ext 8, str 8: a one-byte length
-            mk::BIN8 | mk::EXT8 | mk::STR8 if self.pos + 1 < self.buf.len() => {
-                let n = self.buf[self.pos + 1] as usize;
-                self.pos += 2;
-                Ok(match m {
-                    mk::BIN8 => Head::Bin(n),
-                    mk::EXT8 => Head::Ext(n),
-                    _ => Head::Str(n),
-                })
+    /// The error for the fault that stopped the last primitive read, at the position
+    /// where it stopped.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn fault_error(&self) -> DecodeError {
+        DecodeError(match self.fault {
+            Fault::Short(n) => format!(
+                "needs {n} bytes at offset {} but only {} remain",
+                self.pos,
+                self.remaining()
+            ),
+            Fault::IntRange(v) => format!("integer {v} is out of the 64-bit signed range"),
+            Fault::Marker(m) => format!("invalid marker {m:#04x} at offset {}", self.pos - 1),
+            Fault::ExtType(t) => {
+                format!("unknown extension type {t} at offset {}", self.pos - 1)
             }
-            mk::FLOAT64 if self.pos + 8 < self.buf.len() => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(&self.buf[self.pos + 1..self.pos + 9]);
-                self.pos += 9;
-                Ok(Head::Float(f64::from_bits(u64::from_be_bytes(a))))
-            }
-            _ => self.head_full(),
-        }
-    }
-
-    /// A header whose marker is followed by a length or a payload.
-    fn head_full(&mut self) -> DResult<Head> {
-        let m = self.u8()?;
-        Ok(match m {
-            mk::BIN8 => Head::Bin(self.u8()? as usize),
-            mk::BIN16 => Head::Bin(self.u16()? as usize),
-            mk::BIN32 => Head::Bin(self.u32()? as usize),
-            mk::EXT8 => Head::Ext(self.u8()? as usize),
-            mk::EXT16 => Head::Ext(self.u16()? as usize),
-            mk::EXT32 => Head::Ext(self.u32()? as usize),
-            mk::FLOAT32 => Head::Float(f32::from_bits(self.u32()?) as f64),
-            mk::FLOAT64 => Head::Float(f64::from_bits(self.u64()?)),
-            mk::UINT8 => Head::Int(self.u8()? as i64),
-            mk::UINT16 => Head::Int(self.u16()? as i64),
-            mk::UINT32 => Head::Int(self.u32()? as i64),
-            mk::UINT64 => {
-                let v = self.u64()?;
-                if v > i64::MAX as u64 {
-                    return derr(format!("integer {v} is out of the 64-bit signed range"));
-                }
-                Head::Int(v as i64)
-            }
-            mk::INT8 => Head::Int(self.u8()? as i8 as i64),
-            mk::INT16 => Head::Int(self.u16()? as i16 as i64),
-            mk::INT32 => Head::Int(self.u32()? as i32 as i64),
-            mk::INT64 => Head::Int(self.u64()? as i64),
-            mk::FIXEXT1 => Head::Ext(1),
-            mk::FIXEXT2 => Head::Ext(2),
-            mk::FIXEXT4 => Head::Ext(4),
-            mk::FIXEXT8 => Head::Ext(8),
-            mk::FIXEXT16 => Head::Ext(16),
-            mk::STR8 => Head::Str(self.u8()? as usize),
-            mk::STR16 => Head::Str(self.u16()? as usize),
-            mk::STR32 => Head::Str(self.u32()? as usize),
-            mk::ARRAY16 => Head::Array(self.u16()? as usize),
-            mk::ARRAY32 => Head::Array(self.u32()? as usize),
-            mk::MAP16 => Head::Map(self.u16()? as usize),
-            mk::MAP32 => Head::Map(self.u32()? as usize),
-            // 0xc1 (never used); the one-byte markers never reach here (see `head`).
-            _ => match one_byte_head(m) {
-                Some(h) => h,
-                None => {
-                    return derr(format!(
-                        "invalid marker {m:#04x} at offset {}",
-                        self.pos - 1
-                    ))
-                }
-            },
-        })
-    }
-
-    fn utf8(&mut self, len: usize, what: &str) -> DResult<&'a str> {
-        let at = self.pos;
-        let b = self.take(len)?;
-        std::str::from_utf8(b)
-            .map_err(|_| DecodeError(format!("{what} at offset {at} is not valid UTF-8")))
-    }
-
-    /// Reads an extension's type byte; only the Symbol type is known.
-    #[inline]
-    fn ext_type(&mut self) -> DResult<()> {
-        let t = self.u8()? as i8;
-        if t != EXT_SYMBOL {
-            return derr(format!(
-                "unknown extension type {t} at offset {}",
-                self.pos - 1
-            ));
-        }
-        Ok(())
-    }
-
-    fn ext_symbol(&mut self, len: usize) -> DResult<&'a str> {
-        self.ext_type()?;
-        self.utf8(len, "symbol")
-    }
-
-    /// Checks that a container of `n` items could fit in what remains (each item takes at
-    /// least `min_item` bytes), so a forged length cannot make us reserve memory.
-    pub(super) fn check_count(&self, n: usize, min_item: usize) -> DResult<()> {
-        if n.saturating_mul(min_item) > self.remaining() {
-            return derr(format!(
+            Fault::Count(n) => format!(
                 "container of {n} items at offset {} exceeds the {} bytes that remain",
                 self.pos,
                 self.remaining()
-            ));
+            ),
+            Fault::None => "unreadable bytes".to_owned(),
+        })
+    }
+
+    #[inline(always)]
+    fn take_raw(&mut self, n: usize) -> Raw<&'a [u8]> {
+        let buf: &'a [u8] = self.buf;
+        match buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => self.stop(Fault::Short(n)),
         }
-        Ok(())
+    }
+
+    #[inline(always)]
+    fn u8_raw(&mut self) -> Raw<u8> {
+        Ok(self.take_raw(1)?[0])
+    }
+
+    #[inline(always)]
+    fn be<const N: usize>(&mut self) -> Raw<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take_raw(N)?);
+        Ok(a)
+    }
+
+    /// The next item. The one decoder of the marker table: the forms the writer uses for
+    /// small items are decoded inline, the rest by [`Reader::item_full`].
+    #[inline(always)]
+    fn item_raw(&mut self) -> Raw<Item<'a>> {
+        let Some(&m) = self.buf.get(self.pos) else {
+            return self.stop(Fault::Short(1));
+        };
+        self.pos += 1;
+        Ok(match m {
+            0..=mk::POSFIX_LAST => Item::Int(m as i64),
+            mk::FIXMAP..=mk::FIXMAP_LAST => self.map_raw((m & 0x0f) as usize)?,
+            mk::FIXARRAY..=mk::FIXARRAY_LAST => self.array_raw((m & 0x0f) as usize)?,
+            mk::FIXSTR..=mk::FIXSTR_LAST => Item::Str(self.take_raw((m & 0x1f) as usize)?),
+            mk::NIL => Item::Nil,
+            mk::FALSE => Item::Bool(false),
+            mk::TRUE => Item::Bool(true),
+            mk::NEGFIX..=0xff => Item::Int(m as i8 as i64),
+            mk::STR8 => {
+                let n = self.u8_raw()? as usize;
+                Item::Str(self.take_raw(n)?)
+            }
+            mk::EXT8 => {
+                let n = self.u8_raw()? as usize;
+                self.symbol_raw(n)?
+            }
+            mk::FLOAT64 => Item::Float(f64::from_bits(u64::from_be_bytes(self.be()?))),
+            _ => self.item_full(m)?,
+        })
+    }
+
+    /// An item in one of the forms the writer does not use for small items (or in a form
+    /// only other writers use); `m` is its marker, already read.
+    fn item_full(&mut self, m: u8) -> Raw<Item<'a>> {
+        let u16 = |r: &mut Self| r.be::<2>().map(u16::from_be_bytes);
+        let u32 = |r: &mut Self| r.be::<4>().map(u32::from_be_bytes);
+        let u64 = |r: &mut Self| r.be::<8>().map(u64::from_be_bytes);
+        Ok(match m {
+            mk::BIN8 => {
+                let n = self.u8_raw()? as usize;
+                Item::Bin(self.take_raw(n)?)
+            }
+            mk::BIN16 => {
+                let n = u16(self)? as usize;
+                Item::Bin(self.take_raw(n)?)
+            }
+            mk::BIN32 => {
+                let n = u32(self)? as usize;
+                Item::Bin(self.take_raw(n)?)
+            }
+            mk::EXT16 => {
+                let n = u16(self)? as usize;
+                self.symbol_raw(n)?
+            }
+            mk::EXT32 => {
+                let n = u32(self)? as usize;
+                self.symbol_raw(n)?
+            }
+            mk::FIXEXT1 => self.symbol_raw(1)?,
+            mk::FIXEXT2 => self.symbol_raw(2)?,
+            mk::FIXEXT4 => self.symbol_raw(4)?,
+            mk::FIXEXT8 => self.symbol_raw(8)?,
+            mk::FIXEXT16 => self.symbol_raw(16)?,
+            mk::FLOAT32 => Item::Float(f32::from_bits(u32(self)?) as f64),
+            mk::UINT8 => Item::Int(self.u8_raw()? as i64),
+            mk::UINT16 => Item::Int(u16(self)? as i64),
+            mk::UINT32 => Item::Int(u32(self)? as i64),
+            mk::UINT64 => {
+                let v = u64(self)?;
+                if v > i64::MAX as u64 {
+                    return self.stop(Fault::IntRange(v));
+                }
+                Item::Int(v as i64)
+            }
+            mk::INT8 => Item::Int(self.u8_raw()? as i8 as i64),
+            mk::INT16 => Item::Int(u16(self)? as i16 as i64),
+            mk::INT32 => Item::Int(u32(self)? as i32 as i64),
+            mk::INT64 => Item::Int(u64(self)? as i64),
+            mk::STR16 => {
+                let n = u16(self)? as usize;
+                Item::Str(self.take_raw(n)?)
+            }
+            mk::STR32 => {
+                let n = u32(self)? as usize;
+                Item::Str(self.take_raw(n)?)
+            }
+            mk::ARRAY16 => {
+                let n = u16(self)? as usize;
+                self.array_raw(n)?
+            }
+            mk::ARRAY32 => {
+                let n = u32(self)? as usize;
+                self.array_raw(n)?
+            }
+            mk::MAP16 => {
+                let n = u16(self)? as usize;
+                self.map_raw(n)?
+            }
+            mk::MAP32 => {
+                let n = u32(self)? as usize;
+                self.map_raw(n)?
+            }
+            // 0xc1, never used (every other marker is decoded above or in `item_raw`).
+            _ => return self.stop(Fault::Marker(m)),
+        })
+    }
+
+    /// A Symbol's name: the extension's type byte (only the Symbol type is known), then
+    /// `len` bytes.
+    #[inline(always)]
+    fn symbol_raw(&mut self, len: usize) -> Raw<Item<'a>> {
+        let t = self.u8_raw()? as i8;
+        if t != EXT_SYMBOL {
+            return self.stop(Fault::ExtType(t));
+        }
+        Ok(Item::Sym(self.take_raw(len)?))
+    }
+
+    /// An array of `n` items, if they could fit in what remains (each takes a byte at
+    /// least), so a forged length cannot make a reader reserve memory.
+    #[inline(always)]
+    fn array_raw(&mut self, n: usize) -> Raw<Item<'a>> {
+        if n > self.remaining() {
+            return self.stop(Fault::Count(n));
+        }
+        Ok(Item::Array(n))
+    }
+
+    /// A map of `n` entries, if they could fit in what remains (each takes two bytes at
+    /// least).
+    #[inline(always)]
+    fn map_raw(&mut self, n: usize) -> Raw<Item<'a>> {
+        if n.saturating_mul(2) > self.remaining() {
+            return self.stop(Fault::Count(n));
+        }
+        Ok(Item::Map(n))
+    }
+
+    /// The next item (validating mode: errors described).
+    #[inline]
+    pub(super) fn item(&mut self) -> DResult<Item<'a>> {
+        self.item_raw().map_err(|Stop| self.fault_error())
+    }
+
+    /// `bytes` (just read by this reader) as UTF-8, or an error naming where they start.
+    fn utf8_at(&self, bytes: &'a [u8], what: &str) -> DResult<&'a str> {
+        std::str::from_utf8(bytes).map_err(|_| {
+            DecodeError(format!(
+                "{what} at offset {} is not valid UTF-8",
+                self.pos - bytes.len()
+            ))
+        })
     }
 
     /// Reads a full value.
@@ -315,24 +377,22 @@ impl<'a> Reader<'a> {
                 limits::MAX_DEPTH
             ));
         }
-        Ok(match self.head()? {
-            Head::Nil => Value::Nil,
-            Head::Bool(b) => Value::Bool(b),
-            Head::Int(i) => Value::Int(i),
-            Head::Float(f) => Value::Float(f),
-            Head::Str(n) => Value::Str(self.utf8(n, "string")?.to_owned()),
-            Head::Bin(n) => Value::Bin(self.take(n)?.to_vec()),
-            Head::Ext(n) => Value::Sym(self.ext_symbol(n)?.to_owned()),
-            Head::Array(n) => {
-                self.check_count(n, 1)?;
+        Ok(match self.item()? {
+            Item::Nil => Value::Nil,
+            Item::Bool(b) => Value::Bool(b),
+            Item::Int(i) => Value::Int(i),
+            Item::Float(f) => Value::Float(f),
+            Item::Str(b) => Value::Str(self.utf8_at(b, "string")?.to_owned()),
+            Item::Bin(b) => Value::Bin(b.to_vec()),
+            Item::Sym(b) => Value::Sym(self.utf8_at(b, "symbol")?.to_owned()),
+            Item::Array(n) => {
                 let mut items = Vec::with_capacity(n.min(PREALLOCATE_ITEMS));
                 for _ in 0..n {
                     items.push(self.read_value(depth + 1)?);
                 }
                 Value::Array(items)
             }
-            Head::Map(n) => {
-                self.check_count(n, 2)?;
+            Item::Map(n) => {
                 let mut pairs = Vec::with_capacity(n.min(PREALLOCATE_ITEMS));
                 for _ in 0..n {
                     let k = self.read_key()?;
@@ -347,10 +407,10 @@ impl<'a> Reader<'a> {
     /// Reads a map key.
     pub fn read_key(&mut self) -> DResult<MapKey> {
         let at = self.pos;
-        Ok(match self.head()? {
-            Head::Int(i) => MapKey::Int(i),
-            Head::Str(n) => MapKey::Str(self.utf8(n, "string key")?.to_owned()),
-            Head::Ext(n) => MapKey::Sym(self.ext_symbol(n)?.to_owned()),
+        Ok(match self.item()? {
+            Item::Int(i) => MapKey::Int(i),
+            Item::Str(b) => MapKey::Str(self.utf8_at(b, "string key")?.to_owned()),
+            Item::Sym(b) => MapKey::Sym(self.utf8_at(b, "symbol")?.to_owned()),
             _ => {
                 return derr(format!(
                     "hash key at offset {at} is not a Symbol, String or Integer"
@@ -363,7 +423,8 @@ impl<'a> Reader<'a> {
     /// (borrowed from the input, UTF-8 validated), arrays and maps as their lengths, whose
     /// items (for maps: key, value, key, value...) follow.
     pub fn token(&mut self) -> DResult<Token<'a>> {
-        Ok(match self.trusted_token()? {
+        let t = self.trusted_raw().map_err(|Stop| self.fault_error())?;
+        Ok(match t {
             TrustedToken::Nil => Token::Nil,
             TrustedToken::Bool(b) => Token::Bool(b),
             TrustedToken::Int(i) => Token::Int(i),
@@ -379,42 +440,25 @@ impl<'a> Reader<'a> {
     /// Reads the next item of bytes the store has already validated, as a
     /// [`TrustedToken`]: like [`Reader::token`] but strings and Symbol names are handed
     /// out as bytes, not validated as UTF-8 again. Lengths are still checked against the
-    /// input (a wrong byte gives an error, never a panic or a large allocation), and an
-    /// extension type other than Symbol is refused. For decoders that build another
-    /// representation directly from stored values (the Ruby extension builds Ruby
-    /// objects), skipping the [`Value`] tree.
-    #[inline]
-    pub fn trusted_token(&mut self) -> DResult<TrustedToken<'a>> {
-        Ok(match self.head()? {
-            Head::Nil => TrustedToken::Nil,
-            Head::Bool(b) => TrustedToken::Bool(b),
-            Head::Int(i) => TrustedToken::Int(i),
-            Head::Float(f) => TrustedToken::Float(f),
-            Head::Str(n) => TrustedToken::Str(self.take(n)?),
-            Head::Bin(n) => TrustedToken::Bin(self.take(n)?),
-            Head::Ext(n) => {
-                self.ext_type()?;
-                TrustedToken::Sym(self.take(n)?)
-            }
-            Head::Array(n) => {
-                self.check_count(n, 1)?;
-                TrustedToken::Array(n)
-            }
-            Head::Map(n) => {
-                self.check_count(n, 2)?;
-                TrustedToken::Map(n)
-            }
-        })
+    /// input (wrong bytes give `None`, never a panic or a large allocation; then
+    /// [`Reader::trusted_error`] says why), and an extension type other than Symbol is
+    /// refused. For decoders that build another representation directly from stored
+    /// values (the Ruby extension builds Ruby objects), skipping the [`Value`] tree.
+    #[inline(always)]
+    pub fn trusted_token(&mut self) -> Option<TrustedToken<'a>> {
+        self.trusted_raw().ok()
     }
 
-    /// `bytes` (just taken from this reader) as UTF-8, or an error naming where they start.
-    fn utf8_at(&self, bytes: &'a [u8], what: &str) -> DResult<&'a str> {
-        std::str::from_utf8(bytes).map_err(|_| {
-            DecodeError(format!(
-                "{what} at offset {} is not valid UTF-8",
-                self.pos - bytes.len()
-            ))
-        })
+    /// Why the last [`Reader::trusted_token`] answered `None`.
+    #[cold]
+    pub fn trusted_error(&self) -> DecodeError {
+        self.fault_error()
+    }
+
+    #[inline(always)]
+    fn trusted_raw(&mut self) -> Raw<TrustedToken<'a>> {
+        // Container counts are checked as their headers are read.
+        self.item_raw()
     }
 
     /// Validates and skips one value without building it. Returns true when the bytes
@@ -427,24 +471,21 @@ impl<'a> Reader<'a> {
                 limits::MAX_DEPTH
             ));
         }
-        let marker = self.buf.get(self.pos).copied().unwrap_or(0);
-        let head = self.head()?;
-        let minimal = is_canonical_head(marker, &head);
-        match head {
-            Head::Nil | Head::Bool(_) | Head::Int(_) | Head::Float(_) => Ok(minimal),
-            Head::Str(n) => self.utf8(n, "string").map(|_| minimal),
-            Head::Bin(n) => self.take(n).map(|_| minimal),
-            Head::Ext(n) => self.ext_symbol(n).map(|_| minimal),
-            Head::Array(n) => {
-                self.check_count(n, 1)?;
+        let marker = self.peek().unwrap_or(0);
+        let item = self.item()?;
+        let minimal = is_canonical(marker, &item);
+        match item {
+            Item::Nil | Item::Bool(_) | Item::Int(_) | Item::Float(_) | Item::Bin(_) => Ok(minimal),
+            Item::Str(b) => self.utf8_at(b, "string").map(|_| minimal),
+            Item::Sym(b) => self.utf8_at(b, "symbol").map(|_| minimal),
+            Item::Array(n) => {
                 let mut canonical = minimal;
                 for _ in 0..n {
                     canonical &= self.skip_value(depth + 1)?;
                 }
                 Ok(canonical)
             }
-            Head::Map(n) => {
-                self.check_count(n, 2)?;
+            Item::Map(n) => {
                 let mut canonical = minimal;
                 let mut ordered = true;
                 let mut keys_minimal = true;
@@ -484,16 +525,13 @@ impl<'a> Reader<'a> {
             Str(&'b [u8]),
             Sym(&'b [u8]),
         }
-        let mut r = Reader {
-            buf: self.buf,
-            pos: from,
-        };
+        let mut r = Reader::at(self.buf, from);
         let mut keys = Vec::with_capacity(n);
         for _ in 0..n {
-            keys.push(match r.head()? {
-                Head::Int(i) => K::Int(i),
-                Head::Str(len) => K::Str(r.take(len)?),
-                Head::Ext(len) => K::Sym(r.take(len + 1)?),
+            keys.push(match r.item()? {
+                Item::Int(i) => K::Int(i),
+                Item::Str(b) => K::Str(b),
+                Item::Sym(b) => K::Sym(b),
                 _ => return derr("hash key is not a Symbol, String or Integer"),
             });
             r.skip_raw()?;
@@ -508,13 +546,13 @@ impl<'a> Reader<'a> {
     /// Validates and skips a map key; true when it is in the writer's form.
     fn read_key_skip(&mut self) -> DResult<bool> {
         let at = self.pos;
-        let marker = self.buf.get(self.pos).copied().unwrap_or(0);
-        let head = self.head()?;
-        let minimal = is_canonical_head(marker, &head);
-        match head {
-            Head::Int(_) => Ok(minimal),
-            Head::Str(n) => self.utf8(n, "string key").map(|_| minimal),
-            Head::Ext(n) => self.ext_symbol(n).map(|_| minimal),
+        let marker = self.peek().unwrap_or(0);
+        let item = self.item()?;
+        let minimal = is_canonical(marker, &item);
+        match item {
+            Item::Int(_) => Ok(minimal),
+            Item::Str(b) => self.utf8_at(b, "string key").map(|_| minimal),
+            Item::Sym(b) => self.utf8_at(b, "symbol").map(|_| minimal),
             _ => derr(format!(
                 "hash key at offset {at} is not a Symbol, String or Integer"
             )),
@@ -524,11 +562,8 @@ impl<'a> Reader<'a> {
     /// Reads an array header.
     pub fn read_array_len(&mut self) -> DResult<usize> {
         let at = self.pos;
-        match self.head()? {
-            Head::Array(n) => {
-                self.check_count(n, 1)?;
-                Ok(n)
-            }
+        match self.item()? {
+            Item::Array(n) => Ok(n),
             _ => derr(format!("expected an array at offset {at}")),
         }
     }
@@ -536,11 +571,8 @@ impl<'a> Reader<'a> {
     /// Reads a map header.
     pub fn read_map_len(&mut self) -> DResult<usize> {
         let at = self.pos;
-        match self.head()? {
-            Head::Map(n) => {
-                self.check_count(n, 2)?;
-                Ok(n)
-            }
+        match self.item()? {
+            Item::Map(n) => Ok(n),
             _ => derr(format!("expected a map at offset {at}")),
         }
     }
@@ -548,8 +580,8 @@ impl<'a> Reader<'a> {
     /// Reads an integer.
     pub fn read_int(&mut self) -> DResult<i64> {
         let at = self.pos;
-        match self.head()? {
-            Head::Int(i) => Ok(i),
+        match self.item()? {
+            Item::Int(i) => Ok(i),
             _ => derr(format!("expected an integer at offset {at}")),
         }
     }
@@ -557,8 +589,8 @@ impl<'a> Reader<'a> {
     /// Reads a UTF-8 string.
     pub fn read_str(&mut self) -> DResult<&'a str> {
         let at = self.pos;
-        match self.head()? {
-            Head::Str(n) => self.utf8(n, "string"),
+        match self.item()? {
+            Item::Str(b) => self.utf8_at(b, "string"),
             _ => derr(format!("expected a string at offset {at}")),
         }
     }
@@ -566,29 +598,29 @@ impl<'a> Reader<'a> {
     /// Reads a binary string.
     pub fn read_bin(&mut self) -> DResult<&'a [u8]> {
         let at = self.pos;
-        match self.head()? {
-            Head::Bin(n) => self.take(n),
+        match self.item()? {
+            Item::Bin(b) => Ok(b),
             _ => derr(format!("expected binary at offset {at}")),
         }
     }
 
     /// True (and consumed) if the next item is nil.
     pub fn read_nil(&mut self) -> DResult<bool> {
-        if self.pos < self.buf.len() && self.buf[self.pos] == mk::NIL {
-            self.pos += 1;
-            Ok(true)
-        } else if self.pos >= self.buf.len() {
-            derr("unexpected end of data")
-        } else {
-            Ok(false)
+        match self.peek() {
+            Some(mk::NIL) => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => derr("unexpected end of data"),
         }
     }
 
     /// Reads a float (f32 or f64).
     pub fn read_f64(&mut self) -> DResult<f64> {
         let at = self.pos;
-        match self.head()? {
-            Head::Float(f) => Ok(f),
+        match self.item()? {
+            Item::Float(f) => Ok(f),
             _ => derr(format!("expected a float at offset {at}")),
         }
     }
@@ -622,26 +654,18 @@ impl<'a> Reader<'a> {
     /// Skips one well-formed value without validating its contents (its bytes were
     /// validated before).
     pub(super) fn skip_raw(&mut self) -> DResult<()> {
-        match self.head()? {
-            Head::Nil | Head::Bool(_) | Head::Int(_) | Head::Float(_) => {}
-            Head::Str(n) | Head::Bin(n) => {
-                self.take(n)?;
-            }
-            Head::Ext(n) => {
-                self.take(n + 1)?;
-            }
-            Head::Array(n) => {
-                self.check_count(n, 1)?;
+        match self.item()? {
+            Item::Array(n) => {
                 for _ in 0..n {
                     self.skip_raw()?;
                 }
             }
-            Head::Map(n) => {
-                self.check_count(n, 2)?;
+            Item::Map(n) => {
                 for _ in 0..2 * n {
                     self.skip_raw()?;
                 }
             }
+            _ => {}
         }
         Ok(())
     }

@@ -37,12 +37,13 @@ pub fn write_f64(out: &mut Vec<u8>, v: f64) {
 }
 
 /// Appends the header of a string of `len` bytes.
-#[inline]
+#[inline(always)]
 pub(crate) fn write_str_header(out: &mut Vec<u8>, len: usize) {
     STR.write(out, len);
 }
 
 /// Appends a UTF-8 string.
+#[inline]
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     STR.write(out, s.len());
     out.extend_from_slice(s.as_bytes());
@@ -55,13 +56,14 @@ pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// Appends a Symbol (`ext 1`).
+#[inline]
 pub fn write_sym(out: &mut Vec<u8>, s: &str) {
     write_sym_header(out, s.len());
     out.extend_from_slice(s.as_bytes());
 }
 
 /// The header of a Symbol of `len` bytes (`ext 8/16/32` with type 1).
-#[inline]
+#[inline(always)]
 pub(crate) fn write_sym_header(out: &mut Vec<u8>, len: usize) {
     EXT.write(out, len);
     out.push(EXT_SYMBOL as u8);
@@ -78,6 +80,7 @@ pub fn write_map_len(out: &mut Vec<u8>, len: usize) {
 }
 
 /// Appends a map key.
+#[inline]
 pub fn write_key(out: &mut Vec<u8>, k: &MapKey) {
     match k {
         MapKey::Sym(s) => write_sym(out, s),
