@@ -25,5 +25,9 @@
 #![warn(missing_docs)]
 
 pub mod ledger;
+pub mod typed;
 
 pub use ledger::*;
+pub use typed::{
+    from_slice, from_value, from_value_ref, to_value, to_value_with, Keys, TypedError, TypedStore,
+};
