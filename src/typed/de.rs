@@ -249,11 +249,7 @@ impl<'de, S: Tokens<'de>> Deserializer<'de> for &mut De<S> {
         self.deserialize_unit(v)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        v: V,
-    ) -> R<V::Value> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> R<V::Value> {
         if name == VALUE_TOKEN {
             // A `Value` (or `MapKey`) is being read: Symbols must stay Symbols.
             return match self.src.next()? {
@@ -438,11 +434,7 @@ impl<'de> Deserializer<'de> for KeyDe<'de> {
     fn deserialize_option<V: Visitor<'de>>(self, v: V) -> R<V::Value> {
         v.visit_some(self)
     }
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        v: V,
-    ) -> R<V::Value> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> R<V::Value> {
         match self.0 {
             Token::Sym(s) if name == VALUE_TOKEN => v.visit_enum(SymbolEnum(s)),
             _ if name == VALUE_TOKEN => self.deserialize_any(v),

@@ -210,6 +210,7 @@ impl TypedStore<'_> {
 
     /// Every value of the store (of every key), in commit order.
     pub fn history<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
-        self.ledger.history_as(HistoryQuery::new(self.store.clone()))
+        self.ledger
+            .history_as(HistoryQuery::new(self.store.clone()))
     }
 }

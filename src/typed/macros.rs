@@ -192,6 +192,9 @@ mod tests {
                 (MapKey::sym("trailing"), Value::from("comma")),
             ])
         );
-        assert_eq!(value!([1, 2,]), Value::array([Value::Int(1), Value::Int(2)]));
+        assert_eq!(
+            value!([1, 2,]),
+            Value::array([Value::Int(1), Value::Int(2)])
+        );
     }
 }

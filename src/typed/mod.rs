@@ -101,6 +101,9 @@ pub use ledger::TypedStore;
 
 /// Reserved newtype-struct name: a Symbol being serialized.
 const SYMBOL_TOKEN: &str = "$igniter_ledger::Symbol";
+/// Reserved newtype-struct name: a String hash key of a [`Value`] (stays a String key
+/// whatever the key style).
+const STRING_KEY_TOKEN: &str = "$igniter_ledger::StringKey";
 /// Reserved newtype-struct name: a [`Value`] or [`MapKey`](crate::MapKey) being
 /// deserialized (Symbols must stay Symbols).
 const VALUE_TOKEN: &str = "$igniter_ledger::Value";
@@ -248,10 +251,7 @@ pub mod string_keys {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Serializes the value with String keys (unchanged for other formats).
-    pub fn serialize<T: Serialize + ?Sized, S: Serializer>(
-        v: &T,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<T: Serialize + ?Sized, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_newtype_struct(super::STRING_KEYS_TOKEN, v)
     }
 
@@ -269,10 +269,7 @@ pub mod symbol_keys {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Serializes the value with Symbol keys (unchanged for other formats).
-    pub fn serialize<T: Serialize + ?Sized, S: Serializer>(
-        v: &T,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<T: Serialize + ?Sized, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_newtype_struct(super::SYMBOL_KEYS_TOKEN, v)
     }
 

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use serde::ser::{self, Impossible, Serialize};
 
 use super::error::{index_segment, key_segment, TypedError};
-use super::{Keys, STRING_KEYS_TOKEN, SYMBOL_KEYS_TOKEN, SYMBOL_TOKEN};
+use super::{Keys, STRING_KEYS_TOKEN, STRING_KEY_TOKEN, SYMBOL_KEYS_TOKEN, SYMBOL_TOKEN};
 use crate::ledger::{MapKey, Value};
 
 type R<T> = Result<T, TypedError>;
@@ -468,6 +468,12 @@ impl ser::Serializer for KeySer {
             })? {
                 MapKey::Sym(s) => Ok(MapKey::Sym(s)),
                 _ => bad_key("a Symbol that is not a string"),
+            },
+            STRING_KEY_TOKEN => match value.serialize(KeySer {
+                keys: Keys::Strings,
+            })? {
+                MapKey::Str(s) => Ok(MapKey::Str(s)),
+                _ => bad_key("a String key that is not a string"),
             },
             STRING_KEYS_TOKEN => value.serialize(KeySer {
                 keys: Keys::Strings,

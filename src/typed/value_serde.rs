@@ -5,14 +5,16 @@
 //! other serializer (`serde_json`, ...) sees a plain string. Deserializing asks for a
 //! newtype struct with another reserved name: this crate's deserializers answer a Symbol
 //! as a one-variant enum with a reserved tag, any other deserializer calls
-//! `visit_newtype_struct`, which reads the value as usual (strings as Strings).
+//! `visit_newtype_struct`, which reads the value as usual (strings as Strings). A String
+//! hash key is serialized as a newtype struct with a third reserved name, so that the
+//! key style of a typed write ([`Keys`](super::Keys)) does not turn it into a Symbol.
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-use super::{SYMBOL_TOKEN, VALUE_TOKEN};
+use super::{STRING_KEY_TOKEN, SYMBOL_TOKEN, VALUE_TOKEN};
 use crate::ledger::{MapKey, Value};
 
 /// A Symbol's name, serialized as the reserved newtype struct.
@@ -56,7 +58,8 @@ impl Serialize for MapKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             MapKey::Sym(name) => Sym(name).serialize(s),
-            MapKey::Str(v) => s.serialize_str(v),
+            // A String key stays a String key whatever the key style around it.
+            MapKey::Str(v) => s.serialize_newtype_struct(STRING_KEY_TOKEN, v),
             MapKey::Int(i) => s.serialize_i64(*i),
         }
     }
