@@ -770,6 +770,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     fn utf8(&mut self, len: usize, what: &str) -> DResult<&'a str> {
         let at = self.pos;
         let b = self.take(len)?;
@@ -777,6 +778,7 @@ impl<'a> Reader<'a> {
             .map_err(|_| DecodeError(format!("{what} at offset {at} is not valid UTF-8")))
     }
 
+    #[inline]
     fn ext_symbol(&mut self, len: usize) -> DResult<&'a str> {
         let t = self.u8()? as i8;
         if t != EXT_SYMBOL {
@@ -857,6 +859,7 @@ impl<'a> Reader<'a> {
     /// (borrowed from the input), arrays and maps as their lengths, whose items (for maps:
     /// key, value, key, value...) follow. For decoders that build another representation
     /// directly (the Ruby extension builds Ruby objects), skipping the [`Value`] tree.
+    #[inline]
     pub fn token(&mut self) -> DResult<Token<'a>> {
         Ok(match self.head()? {
             Head::Nil => Token::Nil,
@@ -1033,6 +1036,7 @@ impl<'a> Reader<'a> {
     }
 
     /// True (and consumed) if the next item is nil.
+    #[inline]
     pub fn read_nil(&mut self) -> DResult<bool> {
         if self.pos < self.buf.len() && self.buf[self.pos] == 0xc0 {
             self.pos += 1;

@@ -23,8 +23,30 @@ pub(crate) trait Tokens<'de> {
     fn take_nil(&mut self) -> R<bool>;
 }
 
-/// Tokens straight from encoded bytes.
-pub(crate) struct ByteTokens<'de>(pub(crate) Reader<'de>);
+/// Tokens straight from encoded bytes: the most common items (short strings and
+/// Symbols, small integers, small maps and arrays, floats) are read here, the rest by the
+/// codec's [`Reader`].
+pub(crate) struct ByteTokens<'de> {
+    buf: &'de [u8],
+    pub(crate) reader: Reader<'de>,
+}
+
+impl<'de> ByteTokens<'de> {
+    pub(crate) fn new(buf: &'de [u8]) -> Self {
+        ByteTokens {
+            buf,
+            reader: Reader::new(buf),
+        }
+    }
+
+    /// The UTF-8 text at `start..end`, if it is all there and valid, moving past it.
+    #[inline]
+    fn text(&mut self, start: usize, end: usize) -> Option<&'de str> {
+        let s = std::str::from_utf8(self.buf.get(start..end)?).ok()?;
+        self.reader.pos = end;
+        Some(s)
+    }
+}
 
 #[cold]
 fn decode_error(e: crate::ledger::codec::DecodeError) -> TypedError {
@@ -34,11 +56,36 @@ fn decode_error(e: crate::ledger::codec::DecodeError) -> TypedError {
 impl<'de> Tokens<'de> for ByteTokens<'de> {
     #[inline]
     fn next(&mut self) -> R<Token<'de>> {
-        self.0.token().map_err(decode_error)
+        let pos = self.reader.pos;
+        if let Some(&m) = self.buf.get(pos) {
+            match m {
+                0x00..=0x7f => {
+                    self.reader.pos = pos + 1;
+                    return Ok(Token::Int(m as i64));
+                }
+                // fixstr
+                0xa0..=0xbf => {
+                    let end = pos + 1 + (m & 0x1f) as usize;
+                    if let Some(s) = self.text(pos + 1, end) {
+                        return Ok(Token::Str(s));
+                    }
+                }
+                // ext 8 of type 1: a Symbol
+                0xc7 if self.buf.get(pos + 2) == Some(&1) => {
+                    let end = pos + 3 + self.buf[pos + 1] as usize;
+                    if let Some(s) = self.text(pos + 3, end) {
+                        return Ok(Token::Sym(s));
+                    }
+                }
+                // fixmap, fixarray: the codec checks the count against what remains
+                _ => {}
+            }
+        }
+        self.reader.token().map_err(decode_error)
     }
     #[inline]
     fn take_nil(&mut self) -> R<bool> {
-        self.0.read_nil().map_err(decode_error)
+        self.reader.read_nil().map_err(decode_error)
     }
 }
 

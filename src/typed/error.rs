@@ -11,7 +11,12 @@ use std::fmt;
 /// Converted into the ledger's [`Error`](crate::Error) it becomes
 /// [`Error::InvalidValue`](crate::Error::InvalidValue) with the same path and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TypedError {
+pub struct TypedError(Box<Inner>);
+
+/// Boxed so that `Result<T, TypedError>` stays one pointer wider than `T` on the hot
+/// decode path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Inner {
     /// What the whole value is called in the path (`value`, `event`).
     root: &'static str,
     /// Path segments below the root, outermost first once finished (kept innermost first
@@ -23,31 +28,31 @@ pub struct TypedError {
 impl TypedError {
     /// An error with a message and no path yet.
     pub(crate) fn msg(message: impl Into<String>) -> Self {
-        TypedError {
+        TypedError(Box::new(Inner {
             root: "value",
             segments: Vec::new(),
             message: message.into(),
-        }
+        }))
     }
 
     /// The same error one level further out: `segment` (`[:field]`, `[3]`) is the place
     /// in the enclosing container where the failing value sits.
     #[cold]
     pub(crate) fn within(mut self, segment: impl FnOnce() -> String) -> Self {
-        self.segments.push(segment());
+        self.0.segments.push(segment());
         self
     }
 
     /// The same error with the whole value called `root` (`event` for appends).
     pub(crate) fn rooted(mut self, root: &'static str) -> Self {
-        self.root = root;
+        self.0.root = root;
         self
     }
 
     /// Where the problem is, e.g. `value[:lines][2][:qty]` (`value` for the whole value; `event` for an append's event).
     pub fn path(&self) -> String {
-        let mut p = String::from(self.root);
-        for s in self.segments.iter().rev() {
+        let mut p = String::from(self.0.root);
+        for s in self.0.segments.iter().rev() {
             p.push_str(s);
         }
         p
@@ -55,13 +60,13 @@ impl TypedError {
 
     /// What is wrong there.
     pub fn reason(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
 impl fmt::Display for TypedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.path(), self.message)
+        write!(f, "{} {}", self.path(), self.0.message)
     }
 }
 
@@ -83,7 +88,7 @@ impl From<TypedError> for crate::ledger::Error {
     fn from(e: TypedError) -> Self {
         crate::ledger::Error::InvalidValue {
             path: e.path(),
-            reason: e.message,
+            reason: e.0.message,
         }
     }
 }

@@ -93,7 +93,6 @@ mod value_serde;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::codec::Reader;
 use crate::ledger::Value;
 
 pub use error::TypedError;
@@ -190,12 +189,12 @@ pub fn from_value_ref<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, Typ
 /// # Ok::<(), igniter_ledger::TypedError>(())
 /// ```
 pub fn from_slice<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, TypedError> {
-    let mut de = de::De::new(de::ByteTokens(Reader::new(bytes)));
+    let mut de = de::De::new(de::ByteTokens::new(bytes));
     let out = T::deserialize(&mut de)?;
-    if de.src.0.remaining() != 0 {
+    if de.src.reader.remaining() != 0 {
         return Err(TypedError::msg(format!(
             "is followed by {} bytes that are not part of it",
-            de.src.0.remaining()
+            de.src.reader.remaining()
         )));
     }
     Ok(out)
