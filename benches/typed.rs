@@ -157,10 +157,8 @@ fn main() {
     );
     println!(
         "rmp-serde on the stored bytes into a String-keyed map: {:?}",
-        rmp_serde::from_slice::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(
-            &stored
-        )
-        .map(|_| ())
+        rmp_serde::from_slice::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(&stored)
+            .map(|_| ())
     );
 
     let mut g = c.benchmark_group("decode");

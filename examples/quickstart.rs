@@ -39,10 +39,7 @@ fn main() -> igniter_ledger::Result<()> {
         second.causation() == Some(first.id())
     );
     // What is stored is the Hash a Ruby reader sees.
-    assert_eq!(
-        second.value(),
-        value!({ title: "Buy milk", status: :done })
-    );
+    assert_eq!(second.value(), value!({ title: "Buy milk", status: :done }));
 
     let now: Option<Reminder> = ledger.read_as(Read::new("reminders", "r1"))?;
     println!("current: {:?}", now.map(|r| r.status));
@@ -56,11 +53,16 @@ fn main() -> igniter_ledger::Result<()> {
         "r2",
         value!({ title: "Call mom", status: :open, tags: ["family"], due: nil }),
     ))?;
-    let r2 = ledger.read(Read::new("reminders", "r2"))?.unwrap_or_default();
+    let r2 = ledger
+        .read(Read::new("reminders", "r2"))?
+        .unwrap_or_default();
     println!("r2 tags: {:?}", r2.get_sym("tags"));
 
     let versions: Vec<Reminder> = ledger.history_as(HistoryQuery::new("reminders").key("r1"))?;
-    println!("history of r1: {:?}", versions.iter().map(|r| r.status).collect::<Vec<_>>());
+    println!(
+        "history of r1: {:?}",
+        versions.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     ledger.close()?;
 
     let reopened = LedgerStore::open(&path)?;

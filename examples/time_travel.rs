@@ -48,7 +48,9 @@ fn price(cents: i64) -> Price {
 }
 
 fn cents(p: Option<Price>) -> String {
-    p.map_or("-".to_owned(), |p| format!("{:.2} EUR", p.cents as f64 / 100.0))
+    p.map_or("-".to_owned(), |p| {
+        format!("{:.2} EUR", p.cents as f64 / 100.0)
+    })
 }
 
 fn main() -> igniter_ledger::Result<()> {

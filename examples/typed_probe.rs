@@ -42,7 +42,10 @@ struct PlainEvent {
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "typed".into());
-    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let ev = Event {
         order_id: "o-7".into(),
         kind: Kind::Paid,
@@ -66,7 +69,13 @@ fn main() {
     };
     if mode == "all" {
         // Interleaved rounds; the minimum per mode is the least disturbed one.
-        let modes = ["typed", "via_value", "value_only", "plain_typed", "plain_rmp"];
+        let modes = [
+            "typed",
+            "via_value",
+            "value_only",
+            "plain_typed",
+            "plain_rmp",
+        ];
         let mut best = [f64::MAX; 5];
         for _ in 0..7 {
             for (i, m) in modes.iter().enumerate() {
@@ -94,7 +103,11 @@ fn one(mode: &str, stored: &[u8], plain_bytes: &[u8]) -> i64 {
                     .seq
             }
             "value_only" => decode_value(black_box(stored)).is_ok() as i64,
-            "plain_typed" => from_slice::<PlainEvent>(black_box(plain_bytes)).unwrap().seq,
+            "plain_typed" => {
+                from_slice::<PlainEvent>(black_box(plain_bytes))
+                    .unwrap()
+                    .seq
+            }
             "plain_rmp" => {
                 rmp_serde::from_slice::<PlainEvent>(black_box(plain_bytes))
                     .unwrap()
