@@ -701,3 +701,65 @@ proptest! {
         ledger.close().unwrap();
     }
 }
+
+#[test]
+fn serde_attributes_round_trip() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Tagged {
+        Paid { amount: i64 },
+        Refunded { amount: i64, reason: String },
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(untagged)]
+    enum Loose {
+        N(i64),
+        S(String),
+        L(Vec<i64>),
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Base {
+        id: String,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Doc {
+        #[serde(flatten)]
+        base: Base,
+        #[serde(rename = "Kind")]
+        kind: Tagged,
+        loose: Vec<Loose>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        absent: Option<i64>,
+        #[serde(default)]
+        defaulted: Vec<String>,
+    }
+    let d = Doc {
+        base: Base { id: "d".into() },
+        kind: Tagged::Refunded {
+            amount: 5,
+            reason: "late".into(),
+        },
+        loose: vec![Loose::N(1), Loose::S("s".into()), Loose::L(vec![2])],
+        absent: None,
+        defaulted: vec![],
+    };
+    let v = to_value(&d).unwrap();
+    // An internal tag is a serde string, so it is stored as a String.
+    assert_eq!(
+        v,
+        value!({
+            id: "d",
+            Kind: { type: "refunded", amount: 5, reason: "late" },
+            loose: [1, "s", [2]],
+            defaulted: [],
+        })
+    );
+    assert_eq!(from_slice::<Doc>(&encode_value(&v).bytes).unwrap(), d);
+    // Ruby may have written the tag and the untagged string as Symbols.
+    let from_ruby = value!({
+        id: "d",
+        Kind: { type: :refunded, amount: 5, reason: :late },
+        loose: [1, :s, [2]],
+    });
+    assert_eq!(from_value::<Doc>(from_ruby).unwrap(), d);
+}

@@ -37,6 +37,14 @@ macro_rules! value {
     (@map [$($done:expr,)*] , $($rest:tt)*) => {
         $crate::value!(@map [$($done,)*] $($rest)*)
     };
+    // Fast paths (one expansion step per entry, so long literals stay far from the
+    // recursion limit): `name: :sym,` and `name: <one token>,`.
+    (@map [$($done:expr,)*] $k:ident : : $s:ident $(, $($rest:tt)*)?) => {
+        $crate::value!(@map [$($done,)* ($crate::MapKey::Sym(::std::string::String::from(stringify!($k))), $crate::value!(: $s)),] $($($rest)*)?)
+    };
+    (@map [$($done:expr,)*] $k:ident : $v:tt $(, $($rest:tt)*)?) => {
+        $crate::value!(@map [$($done,)* ($crate::MapKey::Sym(::std::string::String::from(stringify!($k))), $crate::value!($v)),] $($($rest)*)?)
+    };
     (@map [$($done:expr,)*] $k:ident : $($rest:tt)*) => {
         $crate::value!(@val [$($done,)*] ($crate::MapKey::Sym(::std::string::String::from(stringify!($k)))) [] $($rest)*)
     };
@@ -62,6 +70,10 @@ macro_rules! value {
     };
     (@arr [$($done:expr,)*] [$($v:tt)+]) => {
         $crate::Value::Array(::std::vec![$($done,)* $crate::value!($($v)+),])
+    };
+    // Fast path: a one-token item.
+    (@arr [$($done:expr,)*] [] $v:tt $(, $($rest:tt)*)?) => {
+        $crate::value!(@arr [$($done,)* $crate::value!($v),] [] $($($rest)*)?)
     };
     (@arr [$($done:expr,)*] [$($v:tt)+] , $($rest:tt)*) => {
         $crate::value!(@arr [$($done,)* $crate::value!($($v)+),] [] $($rest)*)
@@ -195,6 +207,39 @@ mod tests {
         assert_eq!(
             value!([1, 2,]),
             Value::array([Value::Int(1), Value::Int(2)])
+        );
+        assert_eq!(
+            value!([-1, :a, 2.5 * 2.0]),
+            Value::array([Value::Int(-1), Value::sym("a"), Value::Float(5.0)])
+        );
+    }
+
+    #[test]
+    fn long_literals_stay_within_the_recursion_limit() {
+        let v = value!({
+            a0: 0, a1: :s, a2: "x", a3: [1, 2, 3], a4: { b: 1 }, a5: nil, a6: true, a7: -7,
+            a8: 0, a9: :s, b0: "x", b1: [1, 2, 3], b2: { b: 1 }, b3: nil, b4: true, b5: -7,
+            b6: 0, b7: :s, b8: "x", b9: [1, 2, 3], c0: { b: 1 }, c1: nil, c2: true, c3: -7,
+            c4: 0, c5: :s, c6: "x", c7: [1, 2, 3], c8: { b: 1 }, c9: nil, d0: true, d1: -7,
+            d2: 0, d3: :s, d4: "x", d5: [1, 2, 3], d6: { b: 1 }, d7: nil, d8: true, d9: -7,
+            e0: 0, e1: :s, e2: "x", e3: [1, 2, 3], e4: { b: 1 }, e5: nil, e6: true, e7: -7,
+            e8: 0, e9: :s, f0: "x", f1: [1, 2, 3], f2: { b: 1 }, f3: nil, f4: true, f5: -7,
+        });
+        let Value::Map(pairs) = &v else {
+            panic!("a map")
+        };
+        assert_eq!(pairs.len(), 56);
+        assert_eq!(v.get_sym("f5"), Some(&Value::Int(-7)));
+        assert_eq!(v.get_sym("e9"), Some(&Value::sym("s")));
+        let list = value!([
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+            9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7,
+            8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6,
+            7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+        ]);
+        assert_eq!(
+            list,
+            Value::Array((0..100).map(|i| Value::Int(i % 10)).collect())
         );
     }
 }

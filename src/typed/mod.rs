@@ -50,7 +50,7 @@
 //! | unit enum variant (`Status::Paid`) | Symbol (`:paid` with `rename_all = "snake_case"`) |
 //! | newtype/tuple/struct variant | `{variant: data}` (key in the key style) |
 //! | `Vec<T>`, tuples, arrays | Array |
-//! | [`Value`], [`MapKey`] | themselves, Symbols included |
+//! | [`Value`], [`MapKey`](crate::MapKey) | themselves, Symbols included |
 //! | a `String` field with `#[serde(with = "igniter_ledger::typed::symbol")]` | Symbol |
 //!
 //! Reading is lenient where Ruby is: a struct field or an enum variant matches a Symbol
