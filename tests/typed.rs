@@ -763,3 +763,62 @@ fn serde_attributes_round_trip() {
     });
     assert_eq!(from_value::<Doc>(from_ruby).unwrap(), d);
 }
+
+/// Nested arrays, `levels` deep, the innermost holding `inner`.
+fn nested(levels: usize, inner: Vec<Value>) -> Value {
+    let mut v = Value::Array(inner);
+    for _ in 1..levels {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
+#[test]
+fn the_depth_limit_is_the_codecs() {
+    // 128 levels with an empty innermost array: valid, stored, and readable typed.
+    let ok = nested(128, vec![]);
+    assert!(ok.validate("value").is_ok());
+    let bytes = encode_value(&ok).bytes;
+    assert_eq!(decode_value(&bytes).unwrap(), ok);
+    assert_eq!(from_slice::<Value>(&bytes).unwrap(), ok);
+    assert_eq!(from_value_ref::<Value>(&ok).unwrap(), ok);
+    // One item more at the bottom is beyond the limit for all of them.
+    let deep = nested(128, vec![Value::Nil]);
+    assert!(deep.validate("value").is_err());
+    let bytes = encode_value(&deep).bytes;
+    assert!(decode_value(&bytes).is_err());
+    assert!(from_slice::<Value>(&bytes).is_err());
+    assert!(from_value_ref::<Value>(&deep).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// On any bytes (valid encodings with a byte flipped, cut or appended, and noise) the
+    /// typed decoder never panics and accepts exactly what the codec accepts, with the
+    /// same value.
+    #[test]
+    fn prop_typed_decoding_of_any_bytes_agrees_with_the_codec(
+        v in arb_value(),
+        flip in any::<(usize, u8)>(),
+        cut in any::<usize>(),
+        noise in proptest::collection::vec(any::<u8>(), 0..24),
+        which in 0..4u8,
+    ) {
+        let mut bytes = encode_value(&v).bytes;
+        match which {
+            0 => { let i = flip.0 % bytes.len(); bytes[i] ^= flip.1; }
+            1 => bytes.truncate(cut % (bytes.len() + 1)),
+            2 => bytes.extend_from_slice(&noise),
+            _ => bytes = noise,
+        }
+        let codec = decode_value(&bytes);
+        let typed = from_slice::<Value>(&bytes);
+        match (&codec, &typed) {
+            // Compared encoded: a flipped bit may make a NaN, which equals nothing.
+            (Ok(a), Ok(b)) => prop_assert_eq!(encode_value(a).bytes, encode_value(b).bytes),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "codec {:?} vs typed {:?} on {:x?}", codec, typed, bytes),
+        }
+    }
+}

@@ -187,8 +187,11 @@ impl<'de, S: Tokens<'de>> De<S> {
         De { src, depth: 1 }
     }
 
-    fn enter(&mut self) -> R<()> {
-        if self.depth >= limits::MAX_DEPTH {
+    /// Steps into a container of `n` items. Its items sit one level deeper than it; as
+    /// in the codec and [`Value::validate`], no item may sit deeper than the limit (an
+    /// empty container at the limit is fine).
+    fn enter(&mut self, n: usize) -> R<()> {
+        if n > 0 && self.depth >= limits::MAX_DEPTH {
             return Err(TypedError::msg(format!(
                 "nests deeper than {} levels",
                 limits::MAX_DEPTH
@@ -213,7 +216,7 @@ impl<'de, S: Tokens<'de>> De<S> {
     }
 
     fn seq<V: Visitor<'de>>(&mut self, n: usize, v: V) -> R<V::Value> {
-        self.enter()?;
+        self.enter(n)?;
         let mut access = Seq {
             de: self,
             left: n,
@@ -231,7 +234,7 @@ impl<'de, S: Tokens<'de>> De<S> {
     }
 
     fn map<V: Visitor<'de>>(&mut self, n: usize, v: V) -> R<V::Value> {
-        self.enter()?;
+        self.enter(n)?;
         let mut access = Map {
             de: self,
             left: n,
@@ -349,7 +352,7 @@ impl<'de, S: Tokens<'de>> Deserializer<'de> for &mut De<S> {
         match self.src.next()? {
             Token::Sym(s) | Token::Str(s) => v.visit_enum(s.into_deserializer()),
             Token::Map(1) => {
-                self.enter()?;
+                self.enter(1)?;
                 let out = v.visit_enum(VariantMap { de: self })?;
                 self.depth -= 1;
                 Ok(out)
