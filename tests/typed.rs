@@ -822,3 +822,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn producer_and_derivation_typed() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Producer {
+        service: String,
+        version: u32,
+    }
+    let ledger = LedgerStore::memory();
+    let p = Producer {
+        service: "billing".into(),
+        version: 3,
+    };
+    let f = ledger
+        .write(
+            Write::new("notes", "n1", value!("x"))
+                .producer(to_value(&p).unwrap())
+                .derivation(value!({ from: ["a", "b"] })),
+        )
+        .unwrap();
+    assert_eq!(f.producer_as::<Producer>().unwrap().unwrap(), p);
+    assert_eq!(
+        f.derivation_as::<BTreeMap<String, Vec<String>>>()
+            .unwrap()
+            .unwrap(),
+        BTreeMap::from([("from".to_owned(), vec!["a".to_owned(), "b".to_owned()])])
+    );
+    let err = f
+        .producer_as::<BTreeMap<String, String>>()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.path(), "producer[:version]");
+    let bare = ledger.write(Write::new("notes", "n2", value!(1))).unwrap();
+    assert!(bare.producer_as::<Producer>().is_none());
+}

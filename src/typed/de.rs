@@ -24,8 +24,8 @@ pub(crate) trait Tokens<'de> {
 }
 
 /// Tokens straight from encoded bytes: the most common items (short strings and
-/// Symbols, small integers, small maps and arrays, floats) are read here, the rest by the
-/// codec's [`Reader`].
+/// Symbols, small integers, small maps and arrays, nil, floats) are read here with the
+/// codec's checks, the rest (and every error) by the codec's [`Reader`].
 pub(crate) struct ByteTokens<'de> {
     buf: &'de [u8],
     pub(crate) reader: Reader<'de>,
@@ -77,7 +77,28 @@ impl<'de> Tokens<'de> for ByteTokens<'de> {
                         return Ok(Token::Sym(s));
                     }
                 }
-                // fixmap, fixarray: the codec checks the count against what remains
+                // fixmap, fixarray whose items can fit in what remains (the codec's rule:
+                // at least two bytes per entry, one per item)
+                0x80..=0x8f if ((m & 0x0f) as usize) * 2 < self.buf.len() - pos => {
+                    self.reader.pos = pos + 1;
+                    return Ok(Token::Map((m & 0x0f) as usize));
+                }
+                0x90..=0x9f if ((m & 0x0f) as usize) < self.buf.len() - pos => {
+                    self.reader.pos = pos + 1;
+                    return Ok(Token::Array((m & 0x0f) as usize));
+                }
+                0xc0 => {
+                    self.reader.pos = pos + 1;
+                    return Ok(Token::Nil);
+                }
+                0xcb => {
+                    if let Some(b) = self.buf.get(pos + 1..pos + 9) {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(b);
+                        self.reader.pos = pos + 9;
+                        return Ok(Token::Float(f64::from_bits(u64::from_be_bytes(a))));
+                    }
+                }
                 _ => {}
             }
         }

@@ -80,6 +80,24 @@ impl Fact {
     pub fn value_as<'a, T: Deserialize<'a>>(&'a self) -> std::result::Result<T, TypedError> {
         from_slice(self.value_bytes())
     }
+
+    /// The recorded producer as `T` (None when none was recorded). Errors name the path
+    /// from `producer`.
+    pub fn producer_as<'a, T: Deserialize<'a>>(
+        &'a self,
+    ) -> Option<std::result::Result<T, TypedError>> {
+        self.producer_bytes()
+            .map(|b| from_slice(b).map_err(|e| e.rooted("producer")))
+    }
+
+    /// The recorded derivation as `T` (None when none was recorded). Errors name the path
+    /// from `derivation`.
+    pub fn derivation_as<'a, T: Deserialize<'a>>(
+        &'a self,
+    ) -> Option<std::result::Result<T, TypedError>> {
+        self.derivation_bytes()
+            .map(|b| from_slice(b).map_err(|e| e.rooted("derivation")))
+    }
 }
 
 impl ReadFact {
