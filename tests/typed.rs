@@ -857,3 +857,25 @@ fn producer_and_derivation_typed() {
     let bare = ledger.write(Write::new("notes", "n2", value!(1))).unwrap();
     assert!(bare.producer_as::<Producer>().is_none());
 }
+
+#[test]
+fn a_value_inside_a_flattened_part_reads_symbols_as_strings() {
+    // Documented limitation: serde buffers flattened content in its own model, which has
+    // no Symbols.
+    #[derive(Deserialize, Debug)]
+    struct Inner {
+        extra: Value,
+    }
+    #[derive(Deserialize, Debug)]
+    struct Outer {
+        id: String,
+        #[serde(flatten)]
+        inner: Inner,
+    }
+    let v = value!({ id: "x", extra: { a: :b } });
+    let direct: Outer = from_slice(&encode_value(&v).bytes).unwrap();
+    assert_eq!(direct.id, "x");
+    assert_eq!(direct.inner.extra, value!({ "a" => "b" }));
+    // Outside flatten, Symbols stay Symbols.
+    assert_eq!(from_value::<Inner>(v).unwrap().extra, value!({ a: :b }));
+}

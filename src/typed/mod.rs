@@ -53,6 +53,12 @@
 //! | [`Value`], [`MapKey`](crate::MapKey) | themselves, Symbols included |
 //! | a `String` field with `#[serde(with = "igniter_ledger::typed::symbol")]` | Symbol |
 //!
+//! Serde's own attributes work as usual (`rename`, `rename_all`, `default`, `skip_*`,
+//! `flatten`, internally/adjacently tagged and untagged enums). Two things follow from
+//! serde giving those no Symbol type: an internal tag (`#[serde(tag = "type")]`) is
+//! written as a String, and a [`Value`] inside a `flatten`ed or untagged part reads
+//! Symbols back as Strings (serde buffers that content in its own model first).
+//!
 //! Reading is lenient where Ruby is: a struct field or an enum variant matches a Symbol
 //! key/value or a String one of the same name; a `String` field reads a Symbol as its
 //! name; an `f64` field reads an Integer; a `Vec<u8>` reads binary or an Array of bytes;
