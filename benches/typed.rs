@@ -20,7 +20,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use igniter_ledger::codec::{decode_value, encode_value};
 use igniter_ledger::{
-    from_slice, from_value, to_value_with, Append, Batch, Keys, LedgerStore, MapKey,
+    from_slice, from_value, to_value_with, Append, Batch, KeyStyle, LedgerStore, MapKey,
     PartitionQuery, Read, Value, Write,
 };
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,7 @@ fn main() {
         amount: event.amount,
         seq: event.seq,
     };
-    let plain_bytes = encode_value(&to_value_with(&plain, Keys::Strings).unwrap()).bytes;
+    let plain_bytes = encode_value(&to_value_with(&plain, KeyStyle::Strings).unwrap()).bytes;
     assert_eq!(
         rmp_serde::from_slice::<PlainEvent>(&plain_bytes).unwrap(),
         plain

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use igniter_ledger::{Keys, LedgerStore, Read, Write};
+use igniter_ledger::{KeyStyle, LedgerStore, Read, Write};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -119,7 +119,7 @@ fn write(path: &str) -> igniter_ledger::Result<()> {
         "orders_str",
         "o-2",
         &rust_order("o-2"),
-        Keys::Strings,
+        KeyStyle::Strings,
     )?)?;
     ledger.close()
 }

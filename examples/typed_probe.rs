@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use igniter_ledger::codec::{decode_value, encode_value};
-use igniter_ledger::{from_slice, from_value, to_value, to_value_with, Keys};
+use igniter_ledger::{from_slice, from_value, to_value, to_value_with, KeyStyle};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
@@ -59,7 +59,7 @@ fn main() {
         amount: 45.5,
         seq: 42,
     };
-    let plain_bytes = encode_value(&to_value_with(&plain, Keys::Strings).unwrap()).bytes;
+    let plain_bytes = encode_value(&to_value_with(&plain, KeyStyle::Strings).unwrap()).bytes;
     let run = |mode: &str| -> i64 {
         let mut sum = 0i64;
         for _ in 0..n {

@@ -29,5 +29,6 @@ pub mod typed;
 
 pub use ledger::*;
 pub use typed::{
-    from_slice, from_value, from_value_ref, to_value, to_value_with, Keys, TypedError, TypedStore,
+    from_slice, from_value, from_value_ref, to_value, to_value_with, KeyStyle, TypedError,
+    TypedStore,
 };

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use igniter_ledger::codec::{decode_value, encode_value};
 use igniter_ledger::{
     from_slice, from_value, from_value_ref, to_value, to_value_with, value, Append, BoxError,
-    Error, Fact, HistoryQuery, Keys, LedgerStore, MapKey, PartitionQuery, Read, SnapshotOutcome,
-    Value, Write,
+    Error, Fact, HistoryQuery, KeyStyle, LedgerStore, MapKey, PartitionQuery, Read,
+    SnapshotOutcome, Value, Write,
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -251,7 +251,7 @@ fn key_styles() {
         syms,
         value!({ inner: { a: 1 }, by_name: { "x" => { "a" => 2 } }, sym: { a: 3 }, state: :open })
     );
-    let strs = to_value_with(&o, Keys::Strings).unwrap();
+    let strs = to_value_with(&o, KeyStyle::Strings).unwrap();
     assert_eq!(
         strs,
         value!({ "inner" => { "a" => 1 }, "by_name" => { "x" => { "a" => 2 } }, "sym" => { a: 3 }, "state" => :open })
@@ -643,7 +643,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
-    fn prop_structs_round_trip_in_memory(order in arb_order(), keys in prop_oneof![Just(Keys::Symbols), Just(Keys::Strings)]) {
+    fn prop_structs_round_trip_in_memory(order in arb_order(), keys in prop_oneof![Just(KeyStyle::Symbols), Just(KeyStyle::Strings)]) {
         let ledger = LedgerStore::memory();
         let fact = ledger.write(Write::typed_with("orders", "o", &order, keys).unwrap()).unwrap();
         prop_assert_eq!(fact.value_as::<Order>().unwrap(), order.clone());

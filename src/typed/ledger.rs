@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{from_slice, from_value_ref, to_value_with, Keys, TypedError};
+use super::{from_slice, from_value_ref, to_value_with, KeyStyle, TypedError};
 use crate::ledger::{
     Append, Fact, HistoryQuery, LedgerStore, PartitionQuery, Read, ReadFact, Result, Timestamp,
     Write,
@@ -29,7 +29,7 @@ impl Write {
         key: impl Into<String>,
         value: &T,
     ) -> std::result::Result<Write, TypedError> {
-        Write::typed_with(store, key, value, Keys::Symbols)
+        Write::typed_with(store, key, value, KeyStyle::Symbols)
     }
 
     /// As [`Write::typed`] with the given key style.
@@ -37,7 +37,7 @@ impl Write {
         store: impl Into<String>,
         key: impl Into<String>,
         value: &T,
-        keys: Keys,
+        keys: KeyStyle,
     ) -> std::result::Result<Write, TypedError> {
         Ok(Write::new(store, key, to_value_with(value, keys)?))
     }
@@ -50,14 +50,14 @@ impl Append {
         history: impl Into<String>,
         event: &T,
     ) -> std::result::Result<Append, TypedError> {
-        Append::typed_with(history, event, Keys::Symbols)
+        Append::typed_with(history, event, KeyStyle::Symbols)
     }
 
     /// As [`Append::typed`] with the given key style.
     pub fn typed_with<T: Serialize + ?Sized>(
         history: impl Into<String>,
         event: &T,
-        keys: Keys,
+        keys: KeyStyle,
     ) -> std::result::Result<Append, TypedError> {
         let v = to_value_with(event, keys).map_err(|e| e.rooted("event"))?;
         Ok(Append::new(history, v))
@@ -154,11 +154,11 @@ impl LedgerStore {
     /// A typed handle on one store: typed writes, appends and reads with one key style.
     ///
     /// ```
-    /// use igniter_ledger::{Keys, LedgerStore, value};
+    /// use igniter_ledger::{KeyStyle, LedgerStore, value};
     /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     /// struct Price { cents: i64 }
     /// let ledger = LedgerStore::memory();
-    /// let prices = ledger.typed("prices").keys(Keys::Strings);
+    /// let prices = ledger.typed("prices").keys(KeyStyle::Strings);
     /// prices.write("sku-1", &Price { cents: 1000 })?;
     /// assert_eq!(prices.read::<Price>("sku-1")?, Some(Price { cents: 1000 }));
     /// assert_eq!(ledger.latest("prices", "sku-1").unwrap().value(), value!({ "cents" => 1000 }));
@@ -168,7 +168,7 @@ impl LedgerStore {
         TypedStore {
             ledger: self,
             store: store.into(),
-            keys: Keys::Symbols,
+            keys: KeyStyle::Symbols,
         }
     }
 }
@@ -179,12 +179,12 @@ impl LedgerStore {
 pub struct TypedStore<'a> {
     ledger: &'a LedgerStore,
     store: String,
-    keys: Keys,
+    keys: KeyStyle,
 }
 
 impl TypedStore<'_> {
     /// Writes struct fields and string map keys in this style (default: Symbols).
-    pub fn keys(mut self, keys: Keys) -> Self {
+    pub fn keys(mut self, keys: KeyStyle) -> Self {
         self.keys = keys;
         self
     }

@@ -44,7 +44,7 @@
 //! | `Option<T>` | `nil` or the value |
 //! | `()`, unit struct | `nil` |
 //! | struct, `HashMap`/`BTreeMap` | Hash (in field/iteration order) |
-//! | struct field names, string map keys | Symbol keys (default, [`Keys::Symbols`]) or String keys ([`Keys::Strings`]) |
+//! | struct field names, string map keys | Symbol keys (default, [`KeyStyle::Symbols`]) or String keys ([`KeyStyle::Strings`]) |
 //! | integer map keys | Integer keys |
 //! | other map keys (floats, bools, tuples, `Option`, ...) | refused |
 //! | unit enum variant (`Status::Paid`) | Symbol (`:paid` with `rename_all = "snake_case"`) |
@@ -70,7 +70,7 @@
 //! idiomatic Ruby (`{status: :paid}`, as the 0.5.2 gem's examples and specs write them),
 //! so [`to_value`] and [`Write::typed`](crate::Write::typed) write struct fields and
 //! string map keys as Symbols. A store whose Ruby side uses String keys writes with
-//! [`Keys::Strings`] ([`to_value_with`], [`Write::typed_with`](crate::Write::typed_with),
+//! [`KeyStyle::Strings`] ([`to_value_with`], [`Write::typed_with`](crate::Write::typed_with),
 //! or [`TypedStore::keys`] for every write through one handle). One field can choose for
 //! its own subtree, whatever the style around it, with
 //! `#[serde(with = "igniter_ledger::typed::string_keys")]` or
@@ -119,7 +119,7 @@ const SYMBOL_KEYS_TOKEN: &str = "$igniter_ledger::SymbolKeys";
 
 /// How struct field names and string map keys are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Keys {
+pub enum KeyStyle {
     /// As Symbols (`{status: :paid}` in Ruby). The default.
     #[default]
     Symbols,
@@ -140,21 +140,24 @@ pub enum Keys {
 /// # Ok::<(), igniter_ledger::TypedError>(())
 /// ```
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, TypedError> {
-    to_value_with(value, Keys::Symbols)
+    to_value_with(value, KeyStyle::Symbols)
 }
 
 /// Converts any `T: Serialize` into a ledger [`Value`], writing struct field names and
 /// string map keys in the given style.
 ///
 /// ```
-/// use igniter_ledger::{to_value_with, value, Keys};
+/// use igniter_ledger::{to_value_with, value, KeyStyle};
 /// #[derive(serde::Serialize)]
 /// struct Line { sku: String, qty: u32 }
-/// let v = to_value_with(&Line { sku: "a".into(), qty: 2 }, Keys::Strings)?;
+/// let v = to_value_with(&Line { sku: "a".into(), qty: 2 }, KeyStyle::Strings)?;
 /// assert_eq!(v, value!({ "sku" => "a", "qty" => 2 }));
 /// # Ok::<(), igniter_ledger::TypedError>(())
 /// ```
-pub fn to_value_with<T: Serialize + ?Sized>(value: &T, keys: Keys) -> Result<Value, TypedError> {
+pub fn to_value_with<T: Serialize + ?Sized>(
+    value: &T,
+    keys: KeyStyle,
+) -> Result<Value, TypedError> {
     value.serialize(ser::Ser::new(keys))
 }
 

@@ -5,30 +5,30 @@ use std::cell::Cell;
 use serde::ser::{self, Impossible, Serialize};
 
 use super::error::{index_segment, key_segment, TypedError};
-use super::{Keys, STRING_KEYS_TOKEN, STRING_KEY_TOKEN, SYMBOL_KEYS_TOKEN, SYMBOL_TOKEN};
+use super::{KeyStyle, STRING_KEYS_TOKEN, STRING_KEY_TOKEN, SYMBOL_KEYS_TOKEN, SYMBOL_TOKEN};
 use crate::ledger::{MapKey, Value};
 
 type R<T> = Result<T, TypedError>;
 
 /// The serializer behind [`to_value_with`](crate::to_value_with).
 pub(crate) struct Ser<'a> {
-    pub(crate) keys: Keys,
+    pub(crate) keys: KeyStyle,
     /// Set when this serializer writes a `u8`: a sequence whose items are all `u8`s (a
     /// `Vec<u8>`, `&[u8]`) becomes binary.
     pub(crate) saw_u8: Option<&'a Cell<bool>>,
 }
 
 impl Ser<'_> {
-    pub(crate) fn new(keys: Keys) -> Ser<'static> {
+    pub(crate) fn new(keys: KeyStyle) -> Ser<'static> {
         Ser { keys, saw_u8: None }
     }
 }
 
 /// A struct field name or string map key in the chosen style.
-fn name_key(keys: Keys, name: &str) -> MapKey {
+fn name_key(keys: KeyStyle, name: &str) -> MapKey {
     match keys {
-        Keys::Symbols => MapKey::Sym(name.to_owned()),
-        Keys::Strings => MapKey::Str(name.to_owned()),
+        KeyStyle::Symbols => MapKey::Sym(name.to_owned()),
+        KeyStyle::Strings => MapKey::Str(name.to_owned()),
     }
 }
 
@@ -135,8 +135,8 @@ impl<'a> ser::Serializer for Ser<'a> {
                     other.type_name()
                 ))),
             },
-            STRING_KEYS_TOKEN => value.serialize(Ser::new(Keys::Strings)),
-            SYMBOL_KEYS_TOKEN => value.serialize(Ser::new(Keys::Symbols)),
+            STRING_KEYS_TOKEN => value.serialize(Ser::new(KeyStyle::Strings)),
+            SYMBOL_KEYS_TOKEN => value.serialize(Ser::new(KeyStyle::Symbols)),
             _ => value.serialize(Ser::new(self.keys)),
         }
     }
@@ -206,14 +206,14 @@ impl<'a> ser::Serializer for Ser<'a> {
 
 /// Collects the items of a sequence, tuple or tuple struct.
 pub(crate) struct SeqOut {
-    keys: Keys,
+    keys: KeyStyle,
     items: Vec<Value>,
     /// Still true while every item was a `u8` (only for sequences).
     bytes: bool,
 }
 
 impl SeqOut {
-    fn new(keys: Keys, len: Option<usize>, bytes: bool) -> Self {
+    fn new(keys: KeyStyle, len: Option<usize>, bytes: bool) -> Self {
         SeqOut {
             keys,
             items: Vec::with_capacity(len.unwrap_or(0).min(256)),
@@ -285,7 +285,7 @@ impl ser::SerializeTupleStruct for SeqOut {
 
 /// Collects the entries of a map.
 pub(crate) struct MapOut {
-    keys: Keys,
+    keys: KeyStyle,
     pairs: Vec<(MapKey, Value)>,
     pending: Option<MapKey>,
 }
@@ -314,7 +314,7 @@ impl ser::SerializeMap for MapOut {
 
 /// Collects the fields of a struct.
 pub(crate) struct StructOut {
-    keys: Keys,
+    keys: KeyStyle,
     pairs: Vec<(MapKey, Value)>,
 }
 
@@ -369,7 +369,7 @@ impl ser::SerializeStructVariant for VariantOut<StructOut> {
 
 /// Serializes map keys: strings in the chosen style, integers, Symbols, unit variants.
 struct KeySer {
-    keys: Keys,
+    keys: KeyStyle,
 }
 
 fn bad_key<T>(what: &str) -> R<T> {
@@ -464,22 +464,22 @@ impl ser::Serializer for KeySer {
     ) -> R<MapKey> {
         match name {
             SYMBOL_TOKEN => match value.serialize(KeySer {
-                keys: Keys::Symbols,
+                keys: KeyStyle::Symbols,
             })? {
                 MapKey::Sym(s) => Ok(MapKey::Sym(s)),
                 _ => bad_key("a Symbol that is not a string"),
             },
             STRING_KEY_TOKEN => match value.serialize(KeySer {
-                keys: Keys::Strings,
+                keys: KeyStyle::Strings,
             })? {
                 MapKey::Str(s) => Ok(MapKey::Str(s)),
                 _ => bad_key("a String key that is not a string"),
             },
             STRING_KEYS_TOKEN => value.serialize(KeySer {
-                keys: Keys::Strings,
+                keys: KeyStyle::Strings,
             }),
             SYMBOL_KEYS_TOKEN => value.serialize(KeySer {
-                keys: Keys::Symbols,
+                keys: KeyStyle::Symbols,
             }),
             _ => value.serialize(self),
         }

@@ -7,7 +7,7 @@
 //! as a one-variant enum with a reserved tag, any other deserializer calls
 //! `visit_newtype_struct`, which reads the value as usual (strings as Strings). A String
 //! hash key is serialized as a newtype struct with a third reserved name, so that the
-//! key style of a typed write ([`Keys`](super::Keys)) does not turn it into a Symbol.
+//! key style of a typed write ([`KeyStyle`](super::KeyStyle)) does not turn it into a Symbol.
 
 use std::fmt;
 
