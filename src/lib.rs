@@ -24,6 +24,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod changefeed;
 pub mod ledger;
 
 pub use ledger::*;

@@ -36,6 +36,7 @@ use super::snapshot::{self, CheckpointReport};
 use super::time::{Clock, Timestamp};
 use super::value::{MapKey, Value};
 use super::wal::{self, AppendError, Durability, LogFile, WalWriter, TAG_BATCH, TAG_FACT};
+use crate::changefeed::LedgerHook;
 
 /// An embedded, append-only, bitemporal fact ledger. In memory ([`LedgerStore::memory`])
 /// or on a file ([`LedgerStore::open`]). Cheap to clone (clones share one ledger);
@@ -82,6 +83,8 @@ struct Inner {
     /// The process that opened the file. A forked child shares the WAL descriptor and
     /// its lock; it must neither commit nor flush through them.
     pid: u32,
+    /// Changefeed: told about every publication, in commit order (see crate::changefeed).
+    feed: LedgerHook,
 }
 
 impl Inner {
@@ -211,6 +214,7 @@ impl LedgerStore {
     ) -> Self {
         let clock = Clock::new(recovery::clock_floor(&state));
         let written = wal.as_ref().map_or(0, |w| w.len);
+        let feed = LedgerHook::new(&state.log);
         LedgerStore {
             inner: Arc::new(Inner {
                 state: RwLock::new(state),
@@ -237,6 +241,7 @@ impl LedgerStore {
                 consumer_failures: AtomicU64::new(0),
                 checkpointing: Mutex::new(()),
                 pid: std::process::id(),
+                feed,
             }),
         }
     }
@@ -389,7 +394,10 @@ impl LedgerStore {
             // In memory: publish at once.
             let mut out = Vec::new();
             let mut state = inner.state.write();
+            let first_seq = state.log.len() as u64 + 1;
             let facts = publish_facts(&mut state, facts, &mut out);
+            drop(state);
+            inner.feed.published(first_seq, &facts);
             return Ok(Committed {
                 facts,
                 pending: Pending { items: out },
@@ -422,9 +430,12 @@ impl LedgerStore {
         if inner.durability != Durability::Fsync {
             let mut out = Vec::new();
             let mut state = inner.state.write();
+            let first_seq = state.log.len() as u64 + 1;
             let facts = publish_facts(&mut state, facts, &mut out);
             state.wal_end = end;
             state.wal_tail_crc = crc;
+            drop(state);
+            inner.feed.published(first_seq, &facts);
             return Ok(Committed {
                 facts,
                 pending: Pending { items: out },
@@ -449,7 +460,7 @@ impl LedgerStore {
         let mut w = inner.writer.lock();
         match durable {
             Ok(durable) => {
-                publish_durable(&mut w, &inner.state, durable);
+                publish_durable(&mut w, &inner.state, &inner.feed, durable);
                 let items = w.delivered.remove(&seq).unwrap_or_default();
                 Ok(Committed {
                     facts: result,
@@ -463,7 +474,7 @@ impl LedgerStore {
                 if let Error::Poisoned(p) = &e {
                     w.poisoned.get_or_insert_with(|| p.clone());
                 }
-                publish_durable(&mut w, &inner.state, durable);
+                publish_durable(&mut w, &inner.state, &inner.feed, durable);
                 w.pending.clear();
                 w.overlay.clear();
                 Err(e)
@@ -872,6 +883,7 @@ impl LedgerStore {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.feed.closed();
         let mut w = self.inner.writer.lock();
         let Some(mut wal) = w.wal.take() else {
             return Ok(());
@@ -903,6 +915,33 @@ impl LedgerStore {
     /// True once closed.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+}
+
+// ------------------------------------------------------------------ changefeed access
+
+/// A handle on a ledger that does not keep it alive (held by an attached changefeed).
+#[derive(Clone)]
+pub(crate) struct WeakLedger(std::sync::Weak<Inner>);
+
+impl WeakLedger {
+    pub(crate) fn upgrade(&self) -> Option<LedgerStore> {
+        self.0.upgrade().map(|inner| LedgerStore { inner })
+    }
+}
+
+impl LedgerStore {
+    pub(crate) fn downgrade(&self) -> WeakLedger {
+        WeakLedger(Arc::downgrade(&self.inner))
+    }
+
+    pub(crate) fn feed_hook(&self) -> &LedgerHook {
+        &self.inner.feed
+    }
+
+    /// Runs `f` over the published log (commit order) under the read lock.
+    pub(crate) fn read_log<R>(&self, f: impl FnOnce(&[Fact]) -> R) -> R {
+        f(&self.inner.state.read().log)
     }
 }
 
@@ -1106,10 +1145,11 @@ fn publish_facts(state: &mut State, facts: Vec<Sealed>, out: &mut Vec<Delivery>)
 }
 
 /// Publishes every pending commit that is durable, in order.
-fn publish_durable(w: &mut Writer, state: &RwLock<State>, durable: u64) {
+fn publish_durable(w: &mut Writer, state: &RwLock<State>, feed: &LedgerHook, durable: u64) {
     if w.pending.front().is_none_or(|c| c.end > durable) {
         return;
     }
+    let mut published = Vec::new();
     let mut s = state.write();
     while let Some(c) = w.pending.front() {
         if c.end > durable {
@@ -1127,12 +1167,17 @@ fn publish_durable(w: &mut Writer, state: &RwLock<State>, durable: u64) {
                 }
             }
         }
-        publish_facts(&mut s, c.facts, &mut out);
+        let first_seq = s.log.len() as u64 + 1;
+        published.push((first_seq, publish_facts(&mut s, c.facts, &mut out)));
         s.wal_end = c.end;
         s.wal_tail_crc = c.crc;
         if !out.is_empty() {
             w.delivered.insert(c.seq, out);
         }
+    }
+    drop(s);
+    for (first_seq, facts) in published {
+        feed.published(first_seq, &facts);
     }
 }
 
