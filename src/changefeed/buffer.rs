@@ -400,23 +400,46 @@ impl ChangefeedBuffer {
     /// subscriber gets its own queue (capacity `subscriber_queue_size`) with the buffer's
     /// overflow and close policies; take events with the returned handle, from any thread.
     pub fn subscribe<S: AsRef<str>>(&self, stores: &[S]) -> Subscription {
+        self.register(stores, None)
+    }
+
+    /// Subscribes from `cursor` (attached buffers): the events after it are read back
+    /// from the ledger's log first, then live events follow, with no gap and no repeat.
+    /// A cursor of another ledger or past the log's end is an error naming `cursor`.
+    pub fn subscribe_after<S: AsRef<str>>(
+        &self,
+        cursor: Cursor,
+        stores: &[S],
+    ) -> Result<Subscription> {
+        let Some(ledger) = self.ledger() else {
+            return Err(Error::InvalidArgument(
+                "cursor: subscribing from a cursor needs a changefeed attached to a ledger".into(),
+            ));
+        };
+        ledger.check_cursor(&cursor)?;
+        Ok(self.register(stores, Some(cursor.sequence)))
+    }
+
+    fn register<S: AsRef<str>>(&self, stores: &[S], after: Option<u64>) -> Subscription {
         let shared = &self.shared;
         shared.check_fork();
         let stores: Vec<String> = stores.iter().map(|s| s.as_ref().to_owned()).collect();
-        let head = self.ledger().map_or(0, |l| l.head().sequence);
+        let ledger = self.ledger();
+        // Registered under the ring lock (which serializes emission): it sees exactly the
+        // events after its starting point.
+        let ring = shared.ring.lock();
+        let head = ledger.as_ref().map_or(0, |l| l.head().sequence);
         let sub = Arc::new(Subscriber::new(
             stores,
             shared.opts.subscriber_queue_size,
             shared.overflow_default(),
             shared.opts.close_policy,
             Arc::downgrade(shared),
-            head,
+            after.unwrap_or(head),
+            after.is_some_and(|a| a < head),
         ));
-        // Registered under the ring lock: it sees exactly the events emitted after this.
-        {
-            let _ring = shared.ring.lock();
-            shared.subs.write().push(sub.clone());
-        }
+        shared.subs.write().push(sub.clone());
+        drop(ring);
         shared.record(shared.entry("subscriber_subscribed", &sub));
         Subscription { sub }
     }

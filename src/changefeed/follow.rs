@@ -185,7 +185,7 @@ impl LedgerStore {
         1
     }
 
-    fn check_cursor(&self, c: &Cursor) -> Result<()> {
+    pub(crate) fn check_cursor(&self, c: &Cursor) -> Result<()> {
         let hook = self.feed_hook();
         if let Some(theirs) = c.ledger {
             if hook.identity() != Some(theirs) {

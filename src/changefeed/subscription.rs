@@ -105,6 +105,7 @@ impl Subscriber {
         close_policy: ClosePolicy,
         feed: Weak<Shared>,
         last_seq: u64,
+        lagging: bool,
     ) -> Self {
         Subscriber {
             id: format!("{:016x}", fastrand::u64(..)),
@@ -119,7 +120,7 @@ impl Subscriber {
                 overflow_dropped: 0,
                 failed: 0,
                 last_seq,
-                lagging: false,
+                lagging,
             }),
             ready: Condvar::new(),
             feed,
@@ -139,8 +140,9 @@ impl Subscriber {
         if st.status != Status::Active {
             return;
         }
-        if self.overflow == Overflow::CatchUp && ev.sequence() <= st.last_seq {
-            // Already read back from the log while catching up.
+        if ev.sequence() <= st.last_seq {
+            // Already read back from the log (catching up), or before this subscriber's
+            // starting point.
             return;
         }
         if st.lagging {
