@@ -59,7 +59,12 @@ module Igniter
 
           store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
                         partition_handles(partition_cache))
-          store.__send__(:attach_changefeed, changefeed)
+          begin
+            store.__send__(:attach_changefeed, changefeed)
+          rescue StandardError
+            store.close
+            raise
+          end
           return store unless block_given?
 
           begin
