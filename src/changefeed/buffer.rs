@@ -253,9 +253,9 @@ impl Shared {
     /// Pushes events (in sequence order) into the ring and every subscriber's queue.
     /// The caller holds the ring lock.
     fn fan_out(&self, ring: &mut Ring, events: &[ChangeEvent]) {
-        if !self.subs.read().is_empty() {
-            self.check_fork();
-        }
+        // No fork check here (getpid is a system call per commit): in a forked child the
+        // queues of the inherited subscribers stay bounded until the next subscribe,
+        // count or snapshot call closes them.
         let subs = self.subs.read();
         for ev in events {
             self.emitted.fetch_add(1, Ordering::Relaxed);
@@ -386,14 +386,12 @@ impl ChangefeedBuffer {
     /// serializes calls in commit order).
     pub(crate) fn emit_committed(&self, first_seq: u64, ledger: Option<Uuid>, facts: &[Fact]) {
         let at = now_secs();
-        let events: Vec<ChangeEvent> = facts
-            .iter()
-            .enumerate()
-            .map(|(i, f)| ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at))
-            .collect();
         let mut ring = self.shared.ring.lock();
         ring.next = first_seq + facts.len() as u64 - 1;
-        self.shared.fan_out(&mut ring, &events);
+        for (i, f) in facts.iter().enumerate() {
+            let ev = ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at);
+            self.shared.fan_out(&mut ring, std::slice::from_ref(&ev));
+        }
     }
 
     /// Subscribes to the events of `stores` (empty: every store) from now on. The
@@ -445,6 +443,8 @@ impl ChangefeedBuffer {
     }
 
     /// Closes every subscription (each by its close policy); used when the ledger closes.
+    /// Also call it in a forked child that will not subscribe, count or snapshot (those
+    /// notice the fork themselves).
     pub fn close_all(&self) {
         let subs = std::mem::take(&mut *self.shared.subs.write());
         for s in subs {

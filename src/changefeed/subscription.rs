@@ -7,10 +7,11 @@
 //! Ruby worker does).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::buffer::Shared;
 use super::event::ChangeEvent;
@@ -67,8 +68,15 @@ pub(crate) struct Subscriber {
     pub(crate) close_policy: ClosePolicy,
     pub(crate) state: Mutex<SubState>,
     ready: Condvar,
+    /// Bumped on every push (read without the lock by a consumer about to park).
+    pushed: AtomicU64,
     feed: Weak<Shared>,
 }
+
+/// How long a consumer that found its queue empty keeps yielding (checking `pushed`)
+/// before it parks. While it is awake, a writer's push costs no wake-up system call, so
+/// a busy feed does not slow its writers by one futex wake per event.
+const LINGER: Duration = Duration::from_micros(50);
 
 /// A point-in-time view of one subscriber.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,6 +131,7 @@ impl Subscriber {
                 lagging,
             }),
             ready: Condvar::new(),
+            pushed: AtomicU64::new(0),
             feed,
         }
     }
@@ -169,6 +178,7 @@ impl Subscriber {
         }
         st.last_seq = ev.sequence();
         st.queue.push_back(ev.clone());
+        self.pushed.fetch_add(1, Ordering::Release);
         drop(st);
         self.ready.notify_one();
     }
@@ -252,11 +262,26 @@ impl Subscriber {
                     continue;
                 }
             }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Recv::Timeout;
+            }
+            // Linger awake briefly: the next event usually follows soon on a busy feed.
+            let seen = self.pushed.load(Ordering::Acquire);
+            let linger_until = Instant::now() + LINGER;
+            let woke = MutexGuard::unlocked(&mut st, || {
+                while Instant::now() < linger_until {
+                    std::thread::yield_now();
+                    if self.pushed.load(Ordering::Acquire) != seen {
+                        return true;
+                    }
+                }
+                false
+            });
+            if woke || !st.queue.is_empty() || st.status != Status::Active {
+                continue;
+            }
             match deadline {
                 Some(d) => {
-                    if Instant::now() >= d {
-                        return Recv::Timeout;
-                    }
                     self.ready.wait_until(&mut st, d);
                 }
                 None => self.ready.wait(&mut st),

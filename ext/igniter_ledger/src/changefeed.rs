@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use igniter_ledger::changefeed::{
-    Alert, AlertThresholds, AlertValue, BufferOptions, ChangeEvent, ChangefeedBuffer,
-    ChangesQuery, ClosePolicy, Cursor, Diagnostic, Overflow, Recv, ReplayStatus,
-    SubscriberSnapshot, Subscription,
+    Alert, AlertThresholds, AlertValue, BufferOptions, ChangeEvent, ChangefeedBuffer, ChangesQuery,
+    ClosePolicy, Cursor, Diagnostic, Overflow, Recv, ReplayStatus, SubscriberSnapshot,
+    Subscription,
 };
 use magnus::{
     prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions, Error, IntoValue, RArray,
@@ -85,21 +85,31 @@ fn cursor_hash(ruby: &Ruby, c: Option<Cursor>) -> Result<RValue, Error> {
     let h = ruby.hash_new();
     h.aset(sym(ruby, "sequence"), c.sequence)?;
     if let Some(l) = c.ledger {
-        h.aset(sym(ruby, "ledger"), convert::string(ruby, &l.to_string(), true))?;
+        h.aset(
+            sym(ruby, "ledger"),
+            convert::string(ruby, &l.to_string(), true),
+        )?;
     }
     h.freeze();
     Ok(h.as_value())
 }
 
 /// A cursor from the Ruby layer's (sequence or nil, ledger String or nil).
-fn cursor_arg(ruby: &Ruby, seq: Option<u64>, ledger: Option<String>) -> Result<Option<Cursor>, Error> {
+fn cursor_arg(
+    ruby: &Ruby,
+    seq: Option<u64>,
+    ledger: Option<String>,
+) -> Result<Option<Cursor>, Error> {
     let Some(seq) = seq else {
         return Ok(None);
     };
     let ledger = match ledger {
         None => None,
         Some(s) => Some(uuid::Uuid::parse_str(&s).map_err(|_| {
-            arg_error(ruby, format!("cursor: ledger {s:?} is not a ledger id (a UUID)"))
+            arg_error(
+                ruby,
+                format!("cursor: ledger {s:?} is not a ledger id (a UUID)"),
+            )
         })?),
     };
     Ok(Some(Cursor::in_ledger(seq, ledger)))
@@ -118,15 +128,19 @@ pub fn event(ruby: &Ruby, e: ChangeEvent) -> Result<RValue, Error> {
     let class = match EVENT_CLASS.get() {
         Some(c) => ruby.get_inner(*c),
         None => {
-            let ledger: RModule = ruby.class_object().const_get::<_, RModule>("Igniter")?.const_get("Ledger")?;
+            let ledger: RModule = ruby
+                .class_object()
+                .const_get::<_, RModule>("Igniter")?
+                .const_get("Ledger")?;
             let c: RClass = ledger.const_get("ChangeEvent")?;
             let _ = EVENT_CLASS.set(c.into());
             c
         }
     };
-    let ledger = e
-        .ledger()
-        .map_or_else(|| nil(ruby), |l| convert::string(ruby, &l.to_string(), true));
+    let ledger = e.ledger().map_or_else(
+        || nil(ruby),
+        |l| convert::string(ruby, &l.to_string(), true),
+    );
     let id = convert::string(ruby, &e.id(), true);
     let seq = e.sequence();
     let at = e.emitted_at();
@@ -164,8 +178,8 @@ fn buffer_new(
         let (k, v): (String, f64) = TryConvert::try_convert(pair)?;
         pairs.push((k, v));
     }
-    let alert_thresholds =
-        AlertThresholds::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), *v))).map_err(ledger_err(ruby))?;
+    let alert_thresholds = AlertThresholds::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), *v)))
+        .map_err(ledger_err(ruby))?;
     let buf = ChangefeedBuffer::new(BufferOptions {
         max_size,
         subscriber_queue_size: queue,
@@ -199,7 +213,10 @@ fn buffer_subscribe(
     let stores = names(ruby, stores)?;
     let sub = match cursor_arg(ruby, seq, ledger)? {
         None => b.buf.subscribe(&stores),
-        Some(c) => b.buf.subscribe_after(c, &stores).map_err(ledger_err(ruby))?,
+        Some(c) => b
+            .buf
+            .subscribe_after(c, &stores)
+            .map_err(ledger_err(ruby))?,
     };
     Ok(ruby.obj_wrap(SubObj { sub }))
 }
@@ -264,7 +281,10 @@ fn diag_hash(ruby: &Ruby, d: &Diagnostic) -> Result<RValue, Error> {
         &[
             ("type", sym(ruby, d.kind)),
             ("ts", d.ts.into_value_with(ruby)),
-            ("subscriber_id", convert::string(ruby, &d.subscriber_id, false)),
+            (
+                "subscriber_id",
+                convert::string(ruby, &d.subscriber_id, false),
+            ),
             ("stores", str_list(ruby, &d.stores)),
         ],
     )?;
@@ -294,10 +314,15 @@ fn buffer_snapshot(ruby: &Ruby, b: &BufferObj) -> Result<RHash, Error> {
         ruby,
         &[
             ("recent", recent.as_value()),
-            ("recent_count", s.diagnostics.recent_count.into_value_with(ruby)),
+            (
+                "recent_count",
+                s.diagnostics.recent_count.into_value_with(ruby),
+            ),
             (
                 "dropped_diagnostics_total",
-                s.diagnostics.dropped_diagnostics_total.into_value_with(ruby),
+                s.diagnostics
+                    .dropped_diagnostics_total
+                    .into_value_with(ruby),
             ),
         ],
     )?;
@@ -307,7 +332,10 @@ fn buffer_snapshot(ruby: &Ruby, b: &BufferObj) -> Result<RHash, Error> {
             ("emitted_total", s.emitted_total.into_value_with(ruby)),
             ("delivered_total", s.delivered_total.into_value_with(ruby)),
             ("dropped_total", s.dropped_total.into_value_with(ruby)),
-            ("overflow_dropped_total", s.overflow_dropped_total.into_value_with(ruby)),
+            (
+                "overflow_dropped_total",
+                s.overflow_dropped_total.into_value_with(ruby),
+            ),
             ("failed_total", s.failed_total.into_value_with(ruby)),
             ("buffered", s.buffered.into_value_with(ruby)),
             ("max_size", s.max_size.into_value_with(ruby)),
@@ -316,15 +344,20 @@ fn buffer_snapshot(ruby: &Ruby, b: &BufferObj) -> Result<RHash, Error> {
             ("newest_sequence", opt_u64(ruby, s.newest_sequence)),
             ("close_policy", sym(ruby, s.close_policy.name())),
             ("overflow", sym(ruby, s.overflow.name())),
-            ("subscriber_queue_size", s.subscriber_queue_size.into_value_with(ruby)),
+            (
+                "subscriber_queue_size",
+                s.subscriber_queue_size.into_value_with(ruby),
+            ),
             ("total_queued", s.total_queued.into_value_with(ruby)),
             ("alerts", alerts.as_value()),
             ("diagnostics", diagnostics.as_value()),
             ("attached", s.attached.into_value_with(ruby)),
             (
                 "ledger",
-                s.ledger
-                    .map_or_else(|| nil(ruby), |l| convert::string(ruby, &l.to_string(), true)),
+                s.ledger.map_or_else(
+                    || nil(ruby),
+                    |l| convert::string(ruby, &l.to_string(), true),
+                ),
             ),
         ],
     )
@@ -342,7 +375,10 @@ fn sub_hash(ruby: &Ruby, s: &SubscriberSnapshot) -> Result<RValue, Error> {
             ("close_policy", sym(ruby, s.close_policy.name())),
             ("status", sym(ruby, s.status)),
             ("delivered_total", s.delivered_total.into_value_with(ruby)),
-            ("overflow_dropped_total", s.overflow_dropped_total.into_value_with(ruby)),
+            (
+                "overflow_dropped_total",
+                s.overflow_dropped_total.into_value_with(ruby),
+            ),
             ("failed_total", s.failed_total.into_value_with(ruby)),
             ("lagging", s.lagging.into_value_with(ruby)),
         ],
@@ -375,7 +411,8 @@ fn buffer_is_attached(b: &BufferObj) -> bool {
 fn sub_take(ruby: &Ruby, s: &SubObj, timeout: f64) -> Result<RValue, Error> {
     let t = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
     let sub = &s.sub;
-    let r = gvl::without_gvl(|| sub.take(Some(t))).map_err(|m| errors::internal(ruby, "take", m))?;
+    let r =
+        gvl::without_gvl(|| sub.take(Some(t))).map_err(|m| errors::internal(ruby, "take", m))?;
     match r {
         Recv::Event(e) => event(ruby, e),
         Recv::Timeout => Ok(ruby.qfalse().as_value()),
@@ -420,7 +457,9 @@ fn store_attach(ruby: &Ruby, s: &StoreObj, buf: RValue) -> Result<(), Error> {
             "changefeed: must be an Igniter::Ledger::ChangefeedBuffer",
         ));
     };
-    s.ledger().attach_changefeed(&b.buf).map_err(ledger_err(ruby))
+    s.ledger()
+        .attach_changefeed(&b.buf)
+        .map_err(ledger_err(ruby))
 }
 
 fn store_changes(
@@ -446,9 +485,10 @@ fn store_changes(
 }
 
 fn store_ledger_id(ruby: &Ruby, s: &StoreObj) -> RValue {
-    s.ledger()
-        .ledger_id()
-        .map_or_else(|| nil(ruby), |l| convert::string(ruby, &l.to_string(), true))
+    s.ledger().ledger_id().map_or_else(
+        || nil(ruby),
+        |l| convert::string(ruby, &l.to_string(), true),
+    )
 }
 
 fn store_head(ruby: &Ruby, s: &StoreObj) -> Result<RValue, Error> {
@@ -466,7 +506,10 @@ pub fn define(ruby: &Ruby, ledger: RModule, store: RClass) -> Result<(), Error> 
     buf.define_private_method("_replay", method!(buffer_replay, 4))?;
     buf.define_private_method("_subscriber_count", method!(buffer_subscriber_count, 1))?;
     buf.define_method("snapshot", method!(buffer_snapshot, 0))?;
-    buf.define_method("subscriber_snapshot", method!(buffer_subscriber_snapshot, 0))?;
+    buf.define_method(
+        "subscriber_snapshot",
+        method!(buffer_subscriber_snapshot, 0),
+    )?;
     buf.define_method("attached?", method!(buffer_is_attached, 0))?;
 
     let sub = ledger.define_class("Subscription", ruby.class_object())?;
