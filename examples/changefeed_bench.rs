@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use igniter_ledger::changefeed::{BufferOptions, ChangefeedBuffer, ChangesQuery, Cursor, Recv};
+use igniter_ledger::changefeed::{
+    BufferOptions, ChangefeedBuffer, ChangesQuery, Cursor, Recv, ALL_STORES,
+};
 use igniter_ledger::{Batch, Durability, LedgerStore, OpenOptions, Value, Write};
 
 fn ledger(mode: &str, dir: &std::path::Path, tag: &str) -> LedgerStore {
@@ -40,7 +42,7 @@ fn writer_run(
     if subscriber {
         let feed = ChangefeedBuffer::new(BufferOptions::default()).unwrap();
         l.attach_changefeed(&feed).unwrap();
-        let sub = feed.subscribe::<&str>(&[]);
+        let sub = feed.subscribe(ALL_STORES);
         if stuck {
             _held = Some(sub);
         } else {
@@ -101,7 +103,7 @@ fn latency(subs: usize, n: usize, gap: Duration) -> (f64, f64, f64) {
     let origin = Instant::now();
     let threads: Vec<_> = (0..subs)
         .map(|_| {
-            let sub = feed.subscribe::<&str>(&[]);
+            let sub = feed.subscribe(ALL_STORES);
             std::thread::spawn(move || {
                 let mut at = Vec::with_capacity(n);
                 while at.len() < n {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use igniter_ledger::changefeed::{
     AlertThresholds, AlertValue, BufferOptions, ChangefeedBuffer, ChangesQuery, ClosePolicy,
-    Cursor, Overflow, Recv, ReplayStatus,
+    Cursor, Overflow, Recv, ReplayStatus, ALL_STORES,
 };
 use igniter_ledger::{
     Append, Batch, Durability, Error, Fact, LedgerStore, OpenOptions, Value, Write,
@@ -40,7 +40,7 @@ fn seqs(events: &[igniter_ledger::changefeed::ChangeEvent]) -> Vec<u64> {
 fn standalone_buffer_numbers_from_one_and_filters_by_store() {
     let feed = buffer(|_| {});
     let tasks = feed.subscribe(&["tasks"]);
-    let all = feed.subscribe::<&str>(&[]);
+    let all = feed.subscribe(ALL_STORES);
     for (s, k) in [("tasks", "a"), ("other", "b"), ("tasks", "c")] {
         feed.emit(fact(s, k)).unwrap();
     }
@@ -71,14 +71,12 @@ fn standalone_replay_answers_cursor_too_old_once_the_ring_moved_on() {
     for i in 0..5 {
         feed.emit(fact("tasks", &format!("k{i}"))).unwrap();
     }
-    let r = feed
-        .replay(Some(Cursor::new(1)), &[] as &[&str], None)
-        .unwrap();
+    let r = feed.replay(Some(Cursor::new(1)), ALL_STORES, None).unwrap();
     assert_eq!(r.status, ReplayStatus::CursorTooOld);
     assert_eq!(r.oldest_cursor, Some(Cursor::new(3)));
     assert_eq!(r.dropped_total, 2);
     let r = feed
-        .replay(Some(Cursor::new(2)), &[] as &[&str], Some(2))
+        .replay(Some(Cursor::new(2)), ALL_STORES, Some(2))
         .unwrap();
     assert_eq!(r.status, ReplayStatus::Ok);
     assert_eq!(seqs(&r.events), [3, 4]);
@@ -101,7 +99,7 @@ fn overflow_policies_drop_oldest_or_newest_and_count() {
                 ..AlertThresholds::default()
             };
         });
-        let sub = feed.subscribe::<&str>(&[]);
+        let sub = feed.subscribe(ALL_STORES);
         for i in 0..6 {
             feed.emit(fact("s", &format!("{i}"))).unwrap();
         }
@@ -133,7 +131,7 @@ fn overflow_policies_drop_oldest_or_newest_and_count() {
 fn close_policies_drain_or_discard() {
     for (policy, left) in [(ClosePolicy::Drain, 4), (ClosePolicy::Discard, 0)] {
         let feed = buffer(|o| o.close_policy = policy);
-        let sub = feed.subscribe::<&str>(&[]);
+        let sub = feed.subscribe(ALL_STORES);
         for i in 0..4 {
             feed.emit(fact("s", &format!("{i}"))).unwrap();
         }
@@ -223,10 +221,10 @@ fn bad_options_and_inputs_are_refused_by_name() {
     let other = LedgerStore::memory();
     other.write(Write::new("s", "k", Value::Nil)).unwrap();
     let e = feed
-        .replay(Some(other.head()), &[] as &[&str], None)
+        .replay(Some(other.head()), ALL_STORES, None)
         .unwrap_err();
     assert!(msg(e).starts_with("cursor:"));
-    assert!(msg(feed.replay(None, &[] as &[&str], Some(0)).unwrap_err()).starts_with("limit:"));
+    assert!(msg(feed.replay(None, ALL_STORES, Some(0)).unwrap_err()).starts_with("limit:"));
 }
 
 #[test]
@@ -312,7 +310,7 @@ fn sequences_and_identity_survive_reopen_and_checkpoint() {
     // New commits continue the numbering, and an attached buffer sees them so.
     let feed = buffer(|_| {});
     l.attach_changefeed(&feed).unwrap();
-    let sub = feed.subscribe::<&str>(&[]);
+    let sub = feed.subscribe(ALL_STORES);
     l.write(Write::new("s", "new", Value::Nil)).unwrap();
     let e = next(&sub);
     assert_eq!((e.sequence(), e.ledger()), (9, Some(id)));
@@ -328,7 +326,7 @@ fn attached_buffer_emits_commits_in_order_and_replays_from_the_log() {
         feed.emit(fact("s", "k")).is_err(),
         "hand emission on an attached buffer"
     );
-    let sub = feed.subscribe::<&str>(&[]);
+    let sub = feed.subscribe(ALL_STORES);
     for i in 0..5 {
         ledger
             .write(Write::new("s", format!("{i}"), Value::Int(i)))
@@ -339,9 +337,7 @@ fn attached_buffer_emits_commits_in_order_and_replays_from_the_log() {
         [1, 2, 3, 4, 5]
     );
     // The ring holds 2, but replay reads the ledger: no cursor_too_old.
-    let r = feed
-        .replay(Some(Cursor::new(1)), &[] as &[&str], None)
-        .unwrap();
+    let r = feed.replay(Some(Cursor::new(1)), ALL_STORES, None).unwrap();
     assert_eq!(r.status, ReplayStatus::Ok);
     assert_eq!(seqs(&r.events), [2, 3, 4, 5]);
     assert_eq!(r.oldest_cursor.unwrap().sequence, 1);
@@ -389,9 +385,7 @@ fn a_lagging_catch_up_subscriber_reads_what_it_missed_from_the_log() {
     assert_eq!(got, want);
     assert_eq!(feed.snapshot().overflow_dropped_total, 0);
     // subscribe_after: from any old cursor, log first then live.
-    let late = feed
-        .subscribe_after(Cursor::new(45), &[] as &[&str])
-        .unwrap();
+    let late = feed.subscribe_after(Cursor::new(45), ALL_STORES).unwrap();
     ledger.write(Write::new("a", "live", Value::Nil)).unwrap();
     let got: Vec<u64> = (0..7).map(|_| next(&late).sequence()).collect();
     assert_eq!(got, [46, 47, 48, 49, 50, 51, 52]);
@@ -402,7 +396,7 @@ fn a_stuck_subscriber_never_blocks_writers() {
     let ledger = LedgerStore::memory();
     let feed = buffer(|o| o.subscriber_queue_size = 4);
     ledger.attach_changefeed(&feed).unwrap();
-    let stuck = feed.subscribe::<&str>(&[]); // never read
+    let stuck = feed.subscribe(ALL_STORES); // never read
     for i in 0..20_000 {
         ledger
             .write(Write::new("s", format!("{i}"), Value::Int(i)))
@@ -479,7 +473,7 @@ fn file_backed_commit_modes_all_emit_in_commit_order() {
             .unwrap();
         let feed = buffer(|o| o.subscriber_queue_size = 10_000);
         l.attach_changefeed(&feed).unwrap();
-        let sub = feed.subscribe::<&str>(&[]);
+        let sub = feed.subscribe(ALL_STORES);
         std::thread::scope(|s| {
             for t in 0..4 {
                 let l = l.clone();

@@ -281,17 +281,17 @@ impl Shared {
 /// itself.
 ///
 /// ```
-/// use igniter_ledger::changefeed::{BufferOptions, ChangefeedBuffer, Cursor, ReplayStatus};
+/// use igniter_ledger::changefeed::{BufferOptions, ChangefeedBuffer, Cursor, ReplayStatus, ALL_STORES};
 /// use igniter_ledger::{Fact, Value, Write};
 ///
 /// let feed = ChangefeedBuffer::new(BufferOptions { max_size: 2, ..BufferOptions::default() }).unwrap();
 /// for k in ["a", "b", "c"] {
 ///     feed.emit(Fact::build(Write::new("tasks", k, Value::Nil)).unwrap()).unwrap();
 /// }
-/// let r = feed.replay(Some(Cursor::new(1)), &[], None).unwrap();
+/// let r = feed.replay(Some(Cursor::new(1)), ALL_STORES, None).unwrap();
 /// assert_eq!(r.status, ReplayStatus::Ok);
 /// assert_eq!(r.events.iter().map(|e| e.key()).collect::<Vec<_>>(), ["b", "c"]);
-/// assert_eq!(feed.replay(Some(Cursor::new(0)), &[], None).unwrap().status, ReplayStatus::CursorTooOld);
+/// assert_eq!(feed.replay(Some(Cursor::new(0)), ALL_STORES, None).unwrap().status, ReplayStatus::CursorTooOld);
 /// ```
 #[derive(Clone)]
 pub struct ChangefeedBuffer {

@@ -38,6 +38,9 @@ pub mod follow;
 pub mod options;
 pub mod subscription;
 
+/// The store filter that matches every store: `feed.subscribe(ALL_STORES)`.
+pub const ALL_STORES: &[&str] = &[];
+
 pub use buffer::{Alert, AlertValue, ChangefeedBuffer, Diagnostic, Replay, ReplayStatus, Snapshot};
 pub use event::{ChangeEvent, Cursor};
 pub(crate) use follow::LedgerHook;
