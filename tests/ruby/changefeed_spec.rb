@@ -164,7 +164,7 @@ RSpec.describe "changefeed attached to a ledger" do
         expect { store.changes(after: bad) }.to raise_error(ArgumentError, /after:/)
         expect { buf.replay(cursor: bad) }.to raise_error(ArgumentError, /cursor:/)
       end
-      expect { store.changes(after: { sequence: 0, ledger: "not-a-uuid" }) }.to raise_error(ArgumentError, /cursor: ledger/)
+      expect { store.changes(after: { sequence: 0, ledger: "not-a-uuid" }) }.to raise_error(ArgumentError, /after: ledger/)
       expect { store.changes(after: { sequence: 9 }) }.to raise_error(ArgumentError, /past the end/)
       expect { store.changes(limit: 0) }.to raise_error(ArgumentError, /limit:/)
     end
@@ -174,7 +174,7 @@ RSpec.describe "changefeed attached to a ledger" do
       b = Igniter::Ledger::LedgerStore.new
       a.write(store: :s, key: "k", value: 1)
       b.write(store: :s, key: "k", value: 1)
-      expect { b.changes(after: a.head) }.to raise_error(ArgumentError, /cursor: .* from another ledger/)
+      expect { b.changes(after: a.head) }.to raise_error(ArgumentError, /after: .* from another ledger/)
       feed = Igniter::Ledger::ChangefeedBuffer.new
       b2 = Igniter::Ledger::LedgerStore.new(changefeed: feed)
       b2.write(store: :s, key: "k", value: 1)

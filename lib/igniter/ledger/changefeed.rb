@@ -102,6 +102,15 @@ module Igniter
         end
       end
 
+      # Runs the block; a core error about the cursor names the caller's keyword instead.
+      def naming(keyword)
+        yield
+      rescue ArgumentError => e
+        raise unless e.message.start_with?("cursor:")
+
+        raise e.class, e.message.sub("cursor:", "#{keyword}:"), e.backtrace
+      end
+
       def limit(value)
         return nil if value.nil?
         raise ArgumentError, "limit: must be a positive Integer, got #{value.inspect}" unless value.is_a?(Integer) && value.positive?
@@ -174,7 +183,7 @@ module Igniter
         raise ArgumentError, "subscribe needs a block" unless block
 
         seq, ledger = ChangefeedArgs.cursor(after, "after")
-        sub = _subscribe(ChangefeedArgs.stores(stores), seq, ledger)
+        sub = ChangefeedArgs.naming("after") { _subscribe(ChangefeedArgs.stores(stores), seq, ledger) }
         sub.__send__(:start, block)
       end
 
@@ -263,7 +272,7 @@ module Igniter
       # stopped, however long ago. stores: only these (nil: all); limit: at most this many.
       def changes(after: nil, stores: nil, limit: nil)
         seq, ledger = ChangefeedArgs.cursor(after, "after")
-        _changes(seq, ledger, ChangefeedArgs.stores(stores), ChangefeedArgs.limit(limit))
+        ChangefeedArgs.naming("after") { _changes(seq, ledger, ChangefeedArgs.stores(stores), ChangefeedArgs.limit(limit)) }
       end
 
       private
