@@ -10,7 +10,8 @@ use igniter_ledger::{LedgerStore, Value, Write};
 
 fn main() -> igniter_ledger::Result<()> {
     let dir = std::env::temp_dir().join(format!("igniter-ledger-follow-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| igniter_ledger::Error::InvalidArgument(e.to_string()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| igniter_ledger::Error::InvalidArgument(e.to_string()))?;
     let path = dir.join("shop.wal");
 
     let ledger = LedgerStore::open(&path)?;
@@ -19,7 +20,13 @@ fn main() -> igniter_ledger::Result<()> {
     let consumer = std::thread::spawn(move || {
         let mut last = Cursor::default();
         while let Ok(Some(e)) = follower.next_timeout(Duration::from_millis(200)) {
-            println!("  seq {:>2}  {:<8} {:<4} fact {}", e.sequence(), e.store(), e.key(), e.fact_id());
+            println!(
+                "  seq {:>2}  {:<8} {:<4} fact {}",
+                e.sequence(),
+                e.store(),
+                e.key(),
+                e.fact_id()
+            );
             last = e.cursor(); // a real consumer persists this
         }
         last
@@ -34,8 +41,16 @@ fn main() -> igniter_ledger::Result<()> {
 
     // Later, in another process perhaps: reopen and resume from the persisted cursor.
     let ledger = LedgerStore::open(&path)?;
-    println!("reopened: ledger {} head {}", ledger.ledger_id().unwrap(), ledger.head().sequence);
-    for e in ledger.changes(&ChangesQuery::new().after(cursor).stores(["orders", "payments"]))? {
+    println!(
+        "reopened: ledger {} head {}",
+        ledger.ledger_id().unwrap(),
+        ledger.head().sequence
+    );
+    for e in ledger.changes(
+        &ChangesQuery::new()
+            .after(cursor)
+            .stores(["orders", "payments"]),
+    )? {
         println!("  resumed: seq {} {} {}", e.sequence(), e.store(), e.key());
     }
     ledger.close()?;

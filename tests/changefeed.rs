@@ -128,6 +128,21 @@ fn overflow_policies_drop_oldest_or_newest_and_count() {
 }
 
 #[test]
+fn catch_up_on_a_standalone_buffer_drops_the_oldest() {
+    let feed = buffer(|o| {
+        o.subscriber_queue_size = 2;
+        o.overflow = Some(Overflow::CatchUp);
+    });
+    let sub = feed.subscribe(ALL_STORES);
+    assert_eq!(sub.snapshot().overflow, Overflow::DropOldest);
+    for i in 0..4 {
+        feed.emit(fact("s", &format!("{i}"))).unwrap();
+    }
+    assert_eq!(seqs(&[next(&sub), next(&sub)]), [3, 4]);
+    assert_eq!(feed.snapshot().overflow_dropped_total, 2);
+}
+
+#[test]
 fn close_policies_drain_or_discard() {
     for (policy, left) in [(ClosePolicy::Drain, 4), (ClosePolicy::Discard, 0)] {
         let feed = buffer(|o| o.close_policy = policy);

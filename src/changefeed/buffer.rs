@@ -226,14 +226,16 @@ impl Shared {
         self.subs.write().retain(|x| !Arc::ptr_eq(x, s));
     }
 
+    /// The policy new subscribers get: the configured one, else `CatchUp` attached and
+    /// `DropOldest` standalone. `CatchUp` needs a log to catch up from: a standalone
+    /// buffer's subscribers drop the oldest instead.
     fn overflow_default(&self) -> Overflow {
-        self.opts
-            .overflow
-            .unwrap_or(if self.ledger.get().is_some() {
-                Overflow::CatchUp
-            } else {
-                Overflow::DropOldest
-            })
+        let attached = self.ledger.get().is_some();
+        match self.opts.overflow {
+            Some(Overflow::CatchUp) | None if attached => Overflow::CatchUp,
+            Some(Overflow::CatchUp) | None => Overflow::DropOldest,
+            Some(o) => o,
+        }
     }
 
     /// A forked child inherits the registry but not the consumer threads: close

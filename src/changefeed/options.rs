@@ -11,8 +11,8 @@ pub enum Overflow {
     /// Drop the incoming event.
     DropNewest,
     /// Stop queueing and, once the queue is drained, read the missed events back from the
-    /// ledger's log: nothing is lost. Needs a buffer attached to a ledger; the default
-    /// there.
+    /// ledger's log: nothing is lost. The default of a buffer attached to a ledger; a
+    /// standalone buffer has no log to read, so its subscribers drop the oldest instead.
     CatchUp,
 }
 
