@@ -246,8 +246,9 @@ impl Shared {
             self.pid.store(me, Ordering::Relaxed);
             let subs = std::mem::take(&mut *self.subs.write());
             for s in subs {
-                s.state.lock().queue.clear();
-                s.close(Some(self));
+                if s.close_forked() {
+                    self.note_closed(&s);
+                }
             }
         }
     }

@@ -202,6 +202,22 @@ impl Subscriber {
         self.ready.notify_all();
     }
 
+    /// Closes it in a forked child, discarding the queue. The parent's consumer thread
+    /// may have held the lock when the process forked (it does not exist here, and
+    /// never releases it): wait briefly, then leave the state as it is (the subscriber
+    /// is out of the registry either way). True when it was closed here.
+    pub(crate) fn close_forked(&self) -> bool {
+        let Some(mut st) = self.state.try_lock_for(Duration::from_millis(20)) else {
+            return false;
+        };
+        st.queue.clear();
+        if st.status == Status::Active {
+            st.status = Status::Closed;
+            return true;
+        }
+        false
+    }
+
     pub(crate) fn snapshot(&self) -> SubscriberSnapshot {
         let st = self.state.lock();
         SubscriberSnapshot {
