@@ -356,7 +356,18 @@ fn attached_buffer_emits_commits_in_order_and_replays_from_the_log() {
     assert_eq!(r.status, ReplayStatus::Ok);
     assert_eq!(seqs(&r.events), [2, 3, 4, 5]);
     assert_eq!(r.oldest_cursor.unwrap().sequence, 1);
-    assert_eq!(feed.snapshot().overflow, Overflow::CatchUp);
+    let snap = feed.snapshot();
+    assert_eq!(snap.overflow, Overflow::CatchUp);
+    assert_eq!(
+        (
+            snap.buffered,
+            snap.oldest_sequence,
+            snap.newest_sequence,
+            snap.dropped_total,
+            snap.emitted_total
+        ),
+        (2, Some(4), Some(5), 3, 5)
+    );
     // Closing the ledger closes the subscriptions.
     ledger.close().unwrap();
     assert!(matches!(

@@ -140,9 +140,13 @@ pub struct Snapshot {
 }
 
 struct Ring {
+    /// The recent events of a standalone buffer (an attached buffer reads its log
+    /// instead, and keeps only the window's bounds).
     events: VecDeque<ChangeEvent>,
-    /// Last standalone sequence handed out.
+    /// Last sequence handed out.
     next: u64,
+    /// Events in the window of an attached buffer (≤ max_size).
+    window: usize,
 }
 
 struct DiagRing {
@@ -253,23 +257,20 @@ impl Shared {
         }
     }
 
-    /// Pushes events (in sequence order) into the ring and every subscriber's queue.
-    /// The caller holds the ring lock.
-    fn fan_out(&self, ring: &mut Ring, events: &[ChangeEvent]) {
-        // No fork check here (getpid is a system call per commit): in a forked child the
+    /// Pushes a hand-emitted event into the ring and every subscriber's queue. The
+    /// caller holds the ring lock.
+    fn fan_out(&self, ring: &mut Ring, ev: &ChangeEvent) {
+        // No fork check here (getpid is a system call per emit): in a forked child the
         // queues of the inherited subscribers stay bounded until the next subscribe,
         // count or snapshot call closes them.
-        let subs = self.subs.read();
-        for ev in events {
-            self.emitted.fetch_add(1, Ordering::Relaxed);
-            if ring.events.len() >= self.opts.max_size {
-                ring.events.pop_front();
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            ring.events.push_back(ev.clone());
-            for s in subs.iter() {
-                s.offer(ev, self);
-            }
+        self.emitted.fetch_add(1, Ordering::Relaxed);
+        if ring.events.len() >= self.opts.max_size {
+            ring.events.pop_front();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        ring.events.push_back(ev.clone());
+        for s in self.subs.read().iter() {
+            s.offer(ev, self);
         }
     }
 }
@@ -320,6 +321,7 @@ impl ChangefeedBuffer {
                 ring: Mutex::new(Ring {
                     events: VecDeque::new(),
                     next: 0,
+                    window: 0,
                 }),
                 subs: RwLock::new(Vec::new()),
                 emitted: AtomicU64::new(0),
@@ -381,19 +383,33 @@ impl ChangefeedBuffer {
         let mut ring = self.shared.ring.lock();
         ring.next += 1;
         let ev = ChangeEvent::now(fact, ring.next, None);
-        self.shared.fan_out(&mut ring, std::slice::from_ref(&ev));
+        self.shared.fan_out(&mut ring, &ev);
         Ok(ev)
     }
 
     /// Emits committed facts, numbered from `first_seq` (the ledger hook; the caller
     /// serializes calls in commit order).
     pub(crate) fn emit_committed(&self, first_seq: u64, ledger: Option<Uuid>, facts: &[Fact]) {
+        let sh = &self.shared;
+        let n = facts.len();
+        let mut ring = sh.ring.lock();
+        ring.next = first_seq + n as u64 - 1;
+        sh.emitted.fetch_add(n as u64, Ordering::Relaxed);
+        let added = n.min(sh.opts.max_size - ring.window);
+        ring.window += added;
+        if n > added {
+            sh.dropped.fetch_add((n - added) as u64, Ordering::Relaxed);
+        }
+        let subs = sh.subs.read();
+        if subs.is_empty() {
+            return;
+        }
         let at = now_secs();
-        let mut ring = self.shared.ring.lock();
-        ring.next = first_seq + facts.len() as u64 - 1;
         for (i, f) in facts.iter().enumerate() {
             let ev = ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at);
-            self.shared.fan_out(&mut ring, std::slice::from_ref(&ev));
+            for s in subs.iter() {
+                s.offer(&ev, sh);
+            }
         }
     }
 
@@ -479,11 +495,16 @@ impl ChangefeedBuffer {
         sh.check_fork();
         let (buffered, oldest, newest) = {
             let r = sh.ring.lock();
-            (
-                r.events.len(),
-                r.events.front().map(|e| e.sequence()),
-                r.events.back().map(|e| e.sequence()),
-            )
+            if r.window > 0 {
+                // Attached: the window of the last `window` sequences.
+                (r.window, Some(r.next + 1 - r.window as u64), Some(r.next))
+            } else {
+                (
+                    r.events.len(),
+                    r.events.front().map(|e| e.sequence()),
+                    r.events.back().map(|e| e.sequence()),
+                )
+            }
         };
         let subs: Vec<Arc<Subscriber>> = sh.subs.read().clone();
         let queued: Vec<usize> = subs.iter().map(|s| s.queued()).collect();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
 
 use super::buffer::ChangefeedBuffer;
@@ -17,7 +17,10 @@ use crate::ledger::{Error, Fact, LedgerStore, Result};
 /// What the store calls after each publication (under its writer lock, so in commit
 /// order): numbers the facts, wakes followers and feeds an attached buffer.
 pub(crate) struct LedgerHook {
-    buffer: RwLock<Option<ChangefeedBuffer>>,
+    /// Set once (a buffer is never detached): read with a plain load on every commit.
+    buffer: OnceLock<ChangefeedBuffer>,
+    /// Serializes `attach_changefeed`.
+    attaching: Mutex<()>,
     /// Sequence of the newest published fact.
     newest: AtomicU64,
     identity: OnceLock<Uuid>,
@@ -35,7 +38,8 @@ impl LedgerHook {
             let _ = identity.set(f.id());
         }
         LedgerHook {
-            buffer: RwLock::new(None),
+            buffer: OnceLock::new(),
+            attaching: Mutex::new(()),
             newest: AtomicU64::new(log.len() as u64),
             identity,
             waiters: AtomicUsize::new(0),
@@ -59,7 +63,7 @@ impl LedgerHook {
             let _g = self.lock.lock();
             self.cond.notify_all();
         }
-        if let Some(b) = &*self.buffer.read() {
+        if let Some(b) = self.buffer.get() {
             b.emit_committed(first_seq, self.identity.get().copied(), facts);
         }
     }
@@ -71,7 +75,7 @@ impl LedgerHook {
             let _g = self.lock.lock();
             self.cond.notify_all();
         }
-        if let Some(b) = &*self.buffer.read() {
+        if let Some(b) = self.buffer.get() {
             b.close_all();
         }
     }
@@ -260,8 +264,8 @@ impl LedgerStore {
     /// per ledger, one ledger per buffer.
     pub fn attach_changefeed(&self, buffer: &ChangefeedBuffer) -> Result<()> {
         let hook = self.feed_hook();
-        let mut slot = hook.buffer.write();
-        if let Some(b) = &*slot {
+        let _one_at_a_time = hook.attaching.lock();
+        if let Some(b) = hook.buffer.get() {
             if b.same(buffer) {
                 return Ok(());
             }
@@ -270,13 +274,13 @@ impl LedgerStore {
             ));
         }
         buffer.attach(self.downgrade())?;
-        *slot = Some(buffer.clone());
+        let _ = hook.buffer.set(buffer.clone());
         Ok(())
     }
 
     /// The attached changefeed buffer, if any.
     pub fn changefeed(&self) -> Option<ChangefeedBuffer> {
-        self.feed_hook().buffer.read().clone()
+        self.feed_hook().buffer.get().cloned()
     }
 }
 
