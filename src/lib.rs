@@ -27,4 +27,5 @@
 pub mod changefeed;
 pub mod ledger;
 
+pub use changefeed::{ChangeEvent, ChangefeedBuffer, ChangesQuery, Cursor, Follower};
 pub use ledger::*;

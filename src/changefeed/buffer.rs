@@ -1,5 +1,5 @@
 //! [`ChangefeedBuffer`]: the ring of recent events, the subscriber registry and fan-out,
-//! counters, the diagnostics ring, alerts and replay.
+//! counters and replay (what it reports lives in [`super::observe`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::event::{now_secs, ChangeEvent, Cursor};
 use super::follow::ChangesQuery;
-use super::options::{BufferOptions, ClosePolicy, Overflow};
+use super::observe::{self, DiagRing, Diagnostic, Snapshot};
+use super::options::{BufferOptions, Overflow};
 use super::subscription::{Subscriber, SubscriberSnapshot, Subscription};
 use crate::ledger::store::WeakLedger;
 use crate::ledger::{Error, Fact, LedgerStore, Result};
@@ -42,103 +43,6 @@ pub struct Replay {
     pub dropped_total: u64,
 }
 
-/// One entry of the diagnostics ring.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Diagnostic {
-    /// `subscriber_subscribed`, `subscriber_closed`, `subscriber_failed`,
-    /// `subscriber_overflow` or `subscriber_lagging`.
-    pub kind: &'static str,
-    /// When (float seconds since the epoch).
-    pub ts: f64,
-    /// The subscriber.
-    pub subscriber_id: String,
-    /// Its stores.
-    pub stores: Vec<String>,
-    /// The overflow policy (overflow and lagging entries).
-    pub overflow: Option<Overflow>,
-    /// The handler's error class (failures).
-    pub error_class: Option<String>,
-    /// The handler's error message (failures).
-    pub message: Option<String>,
-}
-
-/// The diagnostics ring as [`Snapshot`] shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Diagnostics {
-    /// The most recent entries, oldest first.
-    pub recent: Vec<Diagnostic>,
-    /// Entries ever recorded.
-    pub recent_count: u64,
-    /// Entries evicted from the ring.
-    pub dropped_diagnostics_total: u64,
-}
-
-/// The measured value of an alert.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum AlertValue {
-    /// A count.
-    Count(u64),
-    /// A ratio.
-    Ratio(f64),
-}
-
-/// A threshold that is reached.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Alert {
-    /// `changefeed_subscriber_failures`, `changefeed_overflow_drops` or
-    /// `changefeed_queue_pressure`.
-    pub code: &'static str,
-    /// Always `warning`.
-    pub severity: &'static str,
-    /// The measured value.
-    pub value: AlertValue,
-    /// The threshold reached.
-    pub threshold: AlertValue,
-    /// The subscriber (per-subscriber queue pressure only).
-    pub subscriber_id: Option<String>,
-}
-
-/// Counters, configuration, alerts and diagnostics of a buffer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Snapshot {
-    /// Events emitted.
-    pub emitted_total: u64,
-    /// Events delivered to subscribers.
-    pub delivered_total: u64,
-    /// Events evicted from the ring.
-    pub dropped_total: u64,
-    /// Events dropped by full subscriber queues.
-    pub overflow_dropped_total: u64,
-    /// Subscribers removed for failing.
-    pub failed_total: u64,
-    /// Events in the ring.
-    pub buffered: usize,
-    /// Ring capacity.
-    pub max_size: usize,
-    /// Active subscribers.
-    pub subscriber_count: usize,
-    /// Sequence of the oldest event in the ring.
-    pub oldest_sequence: Option<u64>,
-    /// Sequence of the newest event in the ring.
-    pub newest_sequence: Option<u64>,
-    /// Close policy.
-    pub close_policy: ClosePolicy,
-    /// Overflow policy new subscribers get.
-    pub overflow: Overflow,
-    /// Queue capacity of each subscriber.
-    pub subscriber_queue_size: usize,
-    /// Events queued over all subscribers.
-    pub total_queued: usize,
-    /// Thresholds reached.
-    pub alerts: Vec<Alert>,
-    /// The diagnostics ring.
-    pub diagnostics: Diagnostics,
-    /// The ledger followed, if attached (its identity; None while it is empty).
-    pub ledger: Option<Uuid>,
-    /// True when attached to a ledger.
-    pub attached: bool,
-}
-
 struct Ring {
     /// The recent events of a standalone buffer (an attached buffer reads its log
     /// instead, and keeps only the window's bounds).
@@ -147,12 +51,6 @@ struct Ring {
     next: u64,
     /// Events in the window of an attached buffer (≤ max_size).
     window: usize,
-}
-
-struct DiagRing {
-    entries: VecDeque<Diagnostic>,
-    count: u64,
-    dropped: u64,
 }
 
 pub(crate) struct Shared {
@@ -176,13 +74,7 @@ impl Shared {
     }
 
     fn record(&self, d: Diagnostic) {
-        let mut g = self.diag.lock();
-        g.count += 1;
-        if g.entries.len() >= self.opts.diagnostic_ring_size {
-            g.entries.pop_front();
-            g.dropped += 1;
-        }
-        g.entries.push_back(d);
+        self.diag.lock().push(d, self.opts.diagnostic_ring_size);
     }
 
     fn entry(&self, kind: &'static str, s: &Subscriber) -> Diagnostic {
@@ -329,11 +221,7 @@ impl ChangefeedBuffer {
                 dropped: AtomicU64::new(0),
                 overflow_dropped: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
-                diag: Mutex::new(DiagRing {
-                    entries: VecDeque::new(),
-                    count: 0,
-                    dropped: 0,
-                }),
+                diag: Mutex::new(DiagRing::default()),
                 ledger: OnceLock::new(),
                 pid: AtomicU32::new(std::process::id()),
             }),
@@ -511,63 +399,19 @@ impl ChangefeedBuffer {
         let total_queued: usize = queued.iter().sum();
         let failed = sh.failed.load(Ordering::Relaxed);
         let overflow_dropped = sh.overflow_dropped.load(Ordering::Relaxed);
-        let t = sh.opts.alert_thresholds;
-        let mut alerts = Vec::new();
-        let warn = |code, value, threshold, subscriber_id| Alert {
-            code,
-            severity: "warning",
-            value,
-            threshold,
-            subscriber_id,
-        };
-        if let Some(th) = t.failed_total.filter(|th| failed >= *th) {
-            alerts.push(warn(
-                "changefeed_subscriber_failures",
-                AlertValue::Count(failed),
-                AlertValue::Count(th),
-                None,
-            ));
-        }
-        if let Some(th) = t
-            .overflow_dropped_total
-            .filter(|th| overflow_dropped >= *th)
-        {
-            alerts.push(warn(
-                "changefeed_overflow_drops",
-                AlertValue::Count(overflow_dropped),
-                AlertValue::Count(th),
-                None,
-            ));
-        }
-        if let Some(th) = t.total_queued.filter(|th| total_queued as u64 >= *th) {
-            alerts.push(warn(
-                "changefeed_queue_pressure",
-                AlertValue::Count(total_queued as u64),
-                AlertValue::Count(th),
-                None,
-            ));
-        }
-        if let Some(th) = t.queue_pressure_ratio {
-            for (s, q) in subs.iter().zip(&queued) {
-                let ratio = *q as f64 / s.cap as f64;
-                if ratio >= th {
-                    alerts.push(warn(
-                        "changefeed_queue_pressure",
-                        AlertValue::Ratio(ratio),
-                        AlertValue::Ratio(th),
-                        Some(s.id.clone()),
-                    ));
-                }
-            }
-        }
-        let diagnostics = {
-            let d = sh.diag.lock();
-            Diagnostics {
-                recent: d.entries.iter().cloned().collect(),
-                recent_count: d.count,
-                dropped_diagnostics_total: d.dropped,
-            }
-        };
+        let pressure: Vec<(&str, usize, usize)> = subs
+            .iter()
+            .zip(&queued)
+            .map(|(s, q)| (s.id.as_str(), *q, s.cap))
+            .collect();
+        let alerts = observe::alerts(
+            &sh.opts.alert_thresholds,
+            failed,
+            overflow_dropped,
+            total_queued,
+            &pressure,
+        );
+        let diagnostics = sh.diag.lock().view();
         let ledger = self.ledger();
         Snapshot {
             emitted_total: sh.emitted.load(Ordering::Relaxed),

@@ -5,7 +5,8 @@
 //! | [`event`] | [`ChangeEvent`] and [`Cursor`] (a position in the committed log) |
 //! | [`options`] | overflow and close policies, alert thresholds, buffer options |
 //! | [`subscription`] | one subscriber: its bounded queue, counters and the [`Subscription`] handle |
-//! | [`buffer`] | [`ChangefeedBuffer`]: ring, fan-out, counters, diagnostics, alerts, replay |
+//! | [`buffer`] | [`ChangefeedBuffer`]: ring, fan-out, counters, replay |
+//! | [`observe`] | what a buffer reports: [`Snapshot`], diagnostics ring, [`Alert`]s |
 //! | [`follow`] | the ledger side: [`ChangesQuery`], `LedgerStore::changes`/`follow`, [`Follower`] |
 //!
 //! ## Sequences and cursors
@@ -35,15 +36,17 @@
 pub mod buffer;
 pub mod event;
 pub mod follow;
+pub mod observe;
 pub mod options;
 pub mod subscription;
 
 /// The store filter that matches every store: `feed.subscribe(ALL_STORES)`.
 pub const ALL_STORES: &[&str] = &[];
 
-pub use buffer::{Alert, AlertValue, ChangefeedBuffer, Diagnostic, Replay, ReplayStatus, Snapshot};
+pub use buffer::{ChangefeedBuffer, Replay, ReplayStatus};
 pub use event::{ChangeEvent, Cursor};
 pub(crate) use follow::LedgerHook;
 pub use follow::{ChangesQuery, Follower};
+pub use observe::{Alert, AlertValue, Diagnostic, Diagnostics, Snapshot};
 pub use options::{AlertThresholds, BufferOptions, ClosePolicy, Overflow};
 pub use subscription::{Recv, SubscriberSnapshot, Subscription};

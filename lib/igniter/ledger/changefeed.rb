@@ -28,7 +28,7 @@ module Igniter
       def self._native(id, fact, sequence, ledger, emitted_at)
         new(id, fact, sequence, ledger, emitted_at)
       end
-      private_class_method :new
+      private_class_method :new, :_native
 
       def initialize(id, fact, sequence, ledger, emitted_at)
         @schema_version = 1
