@@ -238,21 +238,19 @@ fn concurrent_writers_and_restarting_consumers_lose_and_repeat_nothing() {
                 let mut restarts = 0;
                 let mut sub = feed.subscribe_after(Cursor::new(0), &stores).unwrap();
                 loop {
+                    let caught_up = |received: &[(u64, uuid::Uuid)]| {
+                        let last = received.last().map_or(0, |r| r.0);
+                        let q = ChangesQuery::new().stores(&stores).after(Cursor::new(last));
+                        ledger.changes(&q).unwrap().is_empty()
+                    };
                     match sub.recv_timeout(Duration::from_millis(5)) {
                         Recv::Event(e) => received.push((e.sequence(), e.fact_id())),
-                        Recv::Timeout if done.load(std::sync::atomic::Ordering::SeqCst) => {
-                            // Writers are done: one more look, then stop once caught up.
-                            if ledger
-                                .changes(
-                                    &ChangesQuery::new()
-                                        .stores(&stores)
-                                        .after(Cursor::new(received.last().map_or(0, |r| r.0))),
-                                )
-                                .unwrap()
-                                .is_empty()
-                            {
-                                break;
-                            }
+                        // Writers are done and nothing is left after the last event.
+                        Recv::Timeout
+                            if done.load(std::sync::atomic::Ordering::SeqCst)
+                                && caught_up(&received) =>
+                        {
+                            break
                         }
                         _ => {}
                     }
