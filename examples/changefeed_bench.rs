@@ -3,7 +3,8 @@
 //! 100 subscribers. Prints Markdown tables.
 //!
 //! `cargo run --release --example changefeed_bench -- [writes] [replay facts]`
-//! (defaults 200000 and 1000000). Nothing here asserts a speed.
+//! (defaults 20000 and 100000, a quick smoke; the reports used 200000 1000000). Nothing
+//! here asserts a speed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,11 +147,8 @@ fn latency(subs: usize, n: usize, gap: Duration) -> (f64, f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let replay_n: usize = args
-        .get(2)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let replay_n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dir = tempfile_dir();
 
     println!("### Writer throughput with and without a subscriber ({n} single-fact writes, median of 3, interleaved)\n");

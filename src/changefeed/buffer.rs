@@ -14,7 +14,7 @@ use super::observe::{self, DiagRing, Diagnostic, Snapshot};
 use super::options::{BufferOptions, Overflow};
 use super::subscription::{Subscriber, SubscriberSnapshot, Subscription};
 use crate::ledger::store::WeakLedger;
-use crate::ledger::{Error, Fact, LedgerStore, Result};
+use crate::{Error, Fact, LedgerStore, Result};
 
 /// Whether a replay could answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::ledger::{Fact, Timestamp, Value};
+use crate::{Fact, Timestamp, Value};
 
 /// A position in a committed log: "everything up to and including `sequence`".
 ///

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::buffer::ChangefeedBuffer;
 use super::event::{now_secs, ChangeEvent, Cursor};
-use crate::ledger::{Error, Fact, LedgerStore, Result};
+use crate::{Error, Fact, LedgerStore, Result};
 
 /// What the store calls after each publication (under its writer lock, so in commit
 /// order): numbers the facts, wakes followers and feeds an attached buffer.

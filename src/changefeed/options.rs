@@ -1,7 +1,7 @@
 //! How a [`ChangefeedBuffer`](super::ChangefeedBuffer) behaves: ring size, subscriber
 //! queue size, overflow and close policies, diagnostics ring size, alert thresholds.
 
-use crate::ledger::{Error, Result};
+use crate::{Error, Result};
 
 /// What a subscriber's full queue does with one more event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
