@@ -41,7 +41,7 @@ mod write;
 pub(crate) use hash::{canonical_of_encoded, hash_stored, map_field};
 pub use hash::{encode_value, hash_encoded, write_canonical, EncodedValue};
 pub use marker::EXT_SYMBOL;
-pub use read::{decode_value, Reader, Token, TrustedToken};
+pub use read::{decode_value, Reader, Token, TrustedToken, Visitor};
 pub use write::{
     encoded_len, write_array_len, write_bin, write_bool, write_f64, write_int, write_key,
     write_map_len, write_nil, write_str, write_sym, write_value,
