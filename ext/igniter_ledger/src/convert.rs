@@ -159,45 +159,11 @@ fn string_reason(r: &StrRef<'_>) -> String {
     }
 }
 
-/// A small multiplicative hasher for keys the extension controls (Symbol VALUEs,
-/// names): much cheaper than SipHash, and the keys cannot be chosen to collide on
-/// purpose in a way that matters (the maps are small, bounded caches).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct QuickHasher(u64);
-
-const QUICK_K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl std::hash::Hasher for QuickHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(26) ^ i).wrapping_mul(QUICK_K);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // Fold the high bits down: hashbrown takes its bucket from the low bits.
-        self.0 ^ (self.0 >> 29)
-    }
-}
-
-pub(crate) type QuickState = std::hash::BuildHasherDefault<QuickHasher>;
+/// The hasher of the extension's maps, whose keys it controls (Symbol VALUEs, names,
+/// fact ids, partition slices): rustc's FxHash (the `rustc-hash` crate), much cheaper than
+/// SipHash; the keys cannot be chosen to collide on purpose in a way that matters (the
+/// maps are small, bounded caches).
+pub(crate) type QuickState = rustc_hash::FxBuildHasher;
 
 /// Names of static Symbols by VALUE (static Symbols are immortal immediates, so the
 /// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`.
