@@ -1,16 +1,20 @@
-//! Reading and validating: a bounds-checked reader over encoded bytes, in three modes.
+//! Reading and validating: a bounds-checked reader over encoded bytes. One decoder of
+//! the marker table ([`Reader::visit`]) serves every mode:
 //!
 //! - **Validating** ([`Reader::skip_value`], [`decode_value`], [`Reader::token`]): for
 //!   bytes from disk, the network or a caller. Every length is checked against the bytes
 //!   that remain, strings and Symbol names must be UTF-8, map keys must be Symbols,
 //!   Strings or Integers and (in `skip_value`) distinct, nesting is bounded.
-//! - **Trusted tokens** ([`Reader::trusted_token`]): for bytes the store already
-//!   validated (a fact's value). Items come out one at a time without building a
-//!   [`Value`] and without validating UTF-8 again; lengths are still bounds-checked, so
-//!   even wrong bytes cannot make it panic or over-allocate. The Ruby extension builds
-//!   Ruby objects from these tokens.
+//! - **Trusted** ([`Reader::visit`] with a [`Visitor`], or [`Reader::trusted_token`]): for
+//!   bytes the store already validated (a fact's value). Items go one at a time to the
+//!   visitor without building a [`Value`] and without validating UTF-8 again; lengths are
+//!   still bounds-checked, so even wrong bytes cannot make it panic or over-allocate. The
+//!   Ruby extension builds Ruby objects this way.
 //! - **Fields** (`read_int`, `read_str`, ...): the record and snapshot decoders read
 //!   their fixed layouts item by item.
+//!
+//! Errors are described only when reported: the hot paths carry a zero-sized stop and
+//! leave the reason in the reader.
 
 use super::marker::{self as mk, int_head, ARRAY, BIN, EXT, EXT_SYMBOL, MAP, STR};
 use super::{derr, DResult, DecodeError};
@@ -317,21 +321,28 @@ impl<'a> Reader<'a> {
         let u16 = |r: &mut Self| r.be::<2>().map(u16::from_be_bytes).ok();
         let u32 = |r: &mut Self| r.be::<4>().map(u32::from_be_bytes).ok();
         let u64 = |r: &mut Self| r.be::<8>().map(u64::from_be_bytes).ok();
+        // A length of 16 bits, or of 32 if `wide`.
+        let len = |r: &mut Self, wide: bool| -> Option<usize> {
+            Some(if wide {
+                u32(r)? as usize
+            } else {
+                u16(r)? as usize
+            })
+        };
         match m {
             mk::BIN8 | mk::BIN16 | mk::BIN32 => {
                 let n = match m {
                     mk::BIN8 => self.u8_raw().ok()? as usize,
-                    mk::BIN16 => u16(self)? as usize,
-                    _ => u32(self)? as usize,
+                    _ => len(self, m == mk::BIN32)?,
                 };
                 v.bin(self.take_raw(n).ok()?)
             }
             mk::STR16 | mk::STR32 => {
-                let n = if m == mk::STR16 { u16(self)? as usize } else { u32(self)? as usize };
+                let n = len(self, m == mk::STR32)?;
                 v.str(self.take_raw(n).ok()?)
             }
             mk::EXT16 | mk::EXT32 => {
-                let n = if m == mk::EXT16 { u16(self)? as usize } else { u32(self)? as usize };
+                let n = len(self, m == mk::EXT32)?;
                 self.symbol_of(n, v)
             }
             mk::FIXEXT1 => self.symbol_of(1, v),
@@ -354,21 +365,13 @@ impl<'a> Reader<'a> {
             mk::INT16 => v.int(u16(self)? as i16 as i64),
             mk::INT32 => v.int(u32(self)? as i32 as i64),
             mk::INT64 => v.int(u64(self)? as i64),
-            mk::ARRAY16 => {
-                let n = u16(self)? as usize;
-                self.array_of(n, v)
-            }
-            mk::ARRAY32 => {
-                let n = u32(self)? as usize;
-                self.array_of(n, v)
-            }
-            mk::MAP16 => {
-                let n = u16(self)? as usize;
-                self.map_of(n, v)
-            }
-            mk::MAP32 => {
-                let n = u32(self)? as usize;
-                self.map_of(n, v)
+            mk::ARRAY16 | mk::ARRAY32 | mk::MAP16 | mk::MAP32 => {
+                let n = len(self, matches!(m, mk::ARRAY32 | mk::MAP32))?;
+                if matches!(m, mk::ARRAY16 | mk::ARRAY32) {
+                    self.array_of(n, v)
+                } else {
+                    self.map_of(n, v)
+                }
             }
             // 0xc1, never used (every other marker is decoded above or in `visit`).
             _ => self.stop(Fault::Marker(m)).ok(),
