@@ -34,6 +34,7 @@ pub use ledger::access::{
 };
 pub use ledger::error::{Error, Result};
 pub use ledger::fact::Fact;
+pub use ledger::fs::{FileSystem, OsFileSystem, WrittenFile};
 pub use ledger::recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
 pub use ledger::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 pub use ledger::snapshot::CheckpointReport;

@@ -19,10 +19,13 @@ pub mod access;
 pub mod codec;
 pub mod error;
 pub mod fact;
+mod fork;
+pub mod fs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod import;
 mod index;
+mod lock;
 pub mod recovery;
 pub mod request;
 pub mod snapshot;
