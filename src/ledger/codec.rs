@@ -644,6 +644,11 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
+    /// The bytes not yet read.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
     #[inline]
     fn take(&mut self, n: usize) -> DResult<&'a [u8]> {
         if n > self.remaining() {

@@ -22,7 +22,7 @@ pub mod fact;
 #[doc(hidden)]
 pub mod fuzzing;
 mod import;
-mod index;
+pub(crate) mod index;
 pub mod recovery;
 pub mod request;
 pub mod snapshot;

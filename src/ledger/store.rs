@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -82,6 +82,11 @@ struct Inner {
     /// The process that opened the file. A forked child shares the WAL descriptor and
     /// its lock; it must neither commit nor flush through them.
     pid: u32,
+    /// Commits written to the WAL whose committer has not yet seen them durable (a
+    /// storage rewrite waits for these before it replaces the file).
+    in_flight: AtomicUsize,
+    /// Retention policies by store (see `crate::retention`).
+    retention: Mutex<crate::retention::Policies>,
 }
 
 impl Inner {
@@ -237,6 +242,8 @@ impl LedgerStore {
                 consumer_failures: AtomicU64::new(0),
                 checkpointing: Mutex::new(()),
                 pid: std::process::id(),
+                in_flight: AtomicUsize::new(0),
+                retention: Mutex::new(crate::retention::Policies::default()),
             }),
         }
     }
@@ -444,8 +451,10 @@ impl LedgerStore {
             crc,
             facts,
         });
+        inner.in_flight.fetch_add(1, Ordering::AcqRel);
         drop(guard);
         let durable = self.wait_durable(end);
+        inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         let mut w = inner.writer.lock();
         match durable {
             Ok(durable) => {
@@ -583,8 +592,12 @@ impl LedgerStore {
     }
 
     /// The value a point read sees (coerced), or None.
+    /// An erased fact reads as nil, like a key never written.
     pub fn read(&self, q: Read) -> Result<Option<Value>> {
-        Ok(self.read_fact(q)?.map(|f| f.value()))
+        Ok(self
+            .read_fact(q)?
+            .filter(|f| !f.fact.is_erased())
+            .map(|f| f.value()))
     }
 
     /// The fact a point read selects (with its coerced value), or None.
@@ -1151,6 +1164,134 @@ fn apply_coercion(c: &dyn Coercion, fact: Fact) -> Result<ReadFact> {
             store: fact.store().to_owned(),
             message: e.to_string(),
         }),
+    }
+}
+
+// ------------------------------------------------------------------ storage rewrites
+
+/// The ledger held exclusively for a storage rewrite (compaction, exact prune, erasure;
+/// see `crate::retention`): no commit runs, every written commit is durable and
+/// published, no checkpoint runs.
+pub(crate) struct Exclusive<'a> {
+    inner: &'a Inner,
+    writer: &'a mut Writer,
+}
+
+impl<'a> Exclusive<'a> {
+    /// The published state.
+    pub(crate) fn state(&self) -> parking_lot::RwLockReadGuard<'a, State> {
+        self.inner.state.read()
+    }
+    /// The WAL path (None in memory).
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+    /// The next transaction time (for receipts).
+    pub(crate) fn tick(&mut self) -> Timestamp {
+        self.writer.clock.tick()
+    }
+    /// Publishes the state `build` makes from the current one (built while readers
+    /// keep reading; registrations cannot change meanwhile) and, for a file-backed
+    /// ledger, appends from now on to `wal` (the new WAL generation, already durable
+    /// under the WAL's path, `len` bytes long, locked).
+    pub(crate) fn install_with(
+        &mut self,
+        build: impl FnOnce(&State) -> State,
+        wal: Option<(std::fs::File, u64)>,
+    ) {
+        if let (Some((file, len)), Some(path)) = (wal, self.inner.path.as_deref()) {
+            let w = WalWriter::new(Arc::new(file), len, self.inner.durability, path);
+            self.writer.wal = Some(w);
+            self.inner.written.store(len, Ordering::Release);
+            let mut s = self.inner.sync.lock();
+            s.synced = len;
+        }
+        let g = self.inner.state.upgradable_read();
+        let state = build(&g);
+        *parking_lot::RwLockUpgradableReadGuard::upgrade(g) = state;
+    }
+}
+
+impl LedgerStore {
+    /// Runs `f` with the ledger held exclusively (see [`Exclusive`]). Commits wait;
+    /// readers keep reading the published state until `f` installs a new one.
+    pub(crate) fn exclusive<T>(&self, f: impl FnOnce(&mut Exclusive<'_>) -> Result<T>) -> Result<T> {
+        let inner = &*self.inner;
+        inner.check_not_forked()?;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // Lock order as checkpoint's: checkpointing, then (group-commit leadership), then
+        // writer. Becoming the leader keeps anyone else from syncing or cutting the file.
+        let _no_checkpoint = inner.checkpointing.lock();
+        {
+            let mut s = inner.sync.lock();
+            while s.leader {
+                inner.synced.wait(&mut s);
+            }
+            s.leader = true;
+        }
+        let result = (|| {
+            let mut w = inner.writer.lock();
+            if inner.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            if let Some(p) = &w.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            // Everything written: out of the buffer, durable, published.
+            if let Some(wal) = w.wal.as_mut() {
+                if let Err(e) = wal.flush_buffer() {
+                    let e: Error = e.into();
+                    if let Error::Poisoned(p) = &e {
+                        w.poisoned = Some(p.clone());
+                    }
+                    return Err(e);
+                }
+                let written = wal.written;
+                inner.written.store(written, Ordering::Release);
+                if !w.pending.is_empty() {
+                    let file = w.wal.as_ref().map(|wal| wal.file.clone());
+                    if let Some(file) = file {
+                        file.sync_data().map_err(|e| {
+                            Error::io(format!("syncing {}", self.path_display()), e)
+                        })?;
+                    }
+                }
+                {
+                    let mut s = inner.sync.lock();
+                    s.synced = s.synced.max(written);
+                    inner.synced.notify_all();
+                }
+                publish_durable(&mut w, &inner.state, written);
+            }
+            // Committers between their write and their durability check need only the
+            // sync lock to see they are durable.
+            while inner.in_flight.load(Ordering::Acquire) > 0 {
+                std::thread::yield_now();
+            }
+            f(&mut Exclusive {
+                inner,
+                writer: &mut w,
+            })
+        })();
+        let mut s = inner.sync.lock();
+        s.leader = false;
+        inner.synced.notify_all();
+        result
+    }
+
+    fn path_display(&self) -> String {
+        self.inner
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The retention policies (see `crate::retention`).
+    pub(crate) fn retention_policies_lock(&self) -> &Mutex<crate::retention::Policies> {
+        &self.inner.retention
     }
 }
 
