@@ -189,6 +189,24 @@ impl StoreObj {
         }
     }
 
+    /// The core ledger.
+    pub(crate) fn ledger(&self) -> &LedgerStore {
+        &self.ledger
+    }
+
+    /// Forgets every cached value and slice (after a compaction, prune or erasure: facts
+    /// left, values were erased, partitions shrank).
+    pub(crate) fn forget_cached(&self) {
+        let mut c = lock(&self.cache);
+        c.map.clear();
+        c.order.clear();
+        drop(c);
+        let mut sl = lock(&self.slices);
+        sl.map.clear();
+        sl.order.clear();
+        sl.held = 0;
+    }
+
     fn keep(&self, v: RValue) -> Opaque<RValue> {
         let o = Opaque::from(v);
         lock(&self.callbacks).push(o);
@@ -718,13 +736,15 @@ fn read(
 ) -> Result<RValue, Error> {
     if let Some(found) = plain_current(s, store, key, as_of, valid_at) {
         return Ok(match found {
-            Some(fact) => cached_value(ruby, s, &fact),
-            None => ruby.qnil().as_value(),
+            // An erased fact reads as nil, like a key never written.
+            Some(fact) if !fact.is_erased() => cached_value(ruby, s, &fact),
+            _ => ruby.qnil().as_value(),
         });
     }
     let q = read_query(ruby, store, key, as_of, valid_at)?;
     match s.ledger.read_fact(q).map_err(ledger_err(ruby))? {
         None => Ok(ruby.qnil().as_value()),
+        Some(rf) if rf.fact.is_erased() => Ok(ruby.qnil().as_value()),
         Some(ReadFact {
             coerced: Some(v), ..
         }) => Ok(convert::to_ruby(ruby, &v, true)),
