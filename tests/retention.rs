@@ -17,7 +17,8 @@ fn v(n: i64) -> Value {
 
 fn file_ledger(dir: &Path) -> (PathBuf, LedgerStore) {
     let path = dir.join("r.wal");
-    let l = LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
+    let l =
+        LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
     (path, l)
 }
 
@@ -49,7 +50,8 @@ fn files(dir: &Path) -> Vec<String> {
 #[test]
 fn ephemeral_keeps_the_latest_of_each_key_and_writes_a_receipt() {
     let l = LedgerStore::memory();
-    l.set_retention("sensors", RetentionPolicy::ephemeral()).unwrap();
+    l.set_retention("sensors", RetentionPolicy::ephemeral())
+        .unwrap();
     let a1 = l.write(Write::new("sensors", "s1", v(1))).unwrap();
     l.write(Write::new("sensors", "s1", v(2))).unwrap();
     let a3 = l.write(Write::new("sensors", "s1", v(3))).unwrap();
@@ -71,10 +73,14 @@ fn ephemeral_keeps_the_latest_of_each_key_and_writes_a_receipt() {
     assert_eq!(l.fact_by_id(a3.id()).unwrap().id(), a3.id());
     assert_eq!(l.fact_by_id(b.id()).unwrap().id(), b.id());
     assert_eq!(l.causation_chain("payments", "p1").len(), 2);
-    assert_eq!(l.history_raw(HistoryQuery::new("sensors").key("s1")).len(), 1);
+    assert_eq!(
+        l.history_raw(HistoryQuery::new("sensors").key("s1")).len(),
+        1
+    );
     // as_of before the compaction sees only what is kept
     assert_eq!(
-        l.read(Read::new("sensors", "s1").as_of(a1.transaction_time())).unwrap(),
+        l.read(Read::new("sensors", "s1").as_of(a1.transaction_time()))
+            .unwrap(),
         None
     );
     let receipts = l.compaction_receipts(Some("sensors"));
@@ -125,7 +131,8 @@ fn rolling_window_keeps_recent_facts_and_the_latest() {
 fn permanent_stores_and_stores_without_policy_are_never_touched() {
     let l = LedgerStore::memory();
     assert!(l.compact(None).unwrap().is_empty());
-    l.set_retention("pay", RetentionPolicy::permanent()).unwrap();
+    l.set_retention("pay", RetentionPolicy::permanent())
+        .unwrap();
     l.write(Write::new("pay", "p", v(1))).unwrap();
     l.write(Write::new("pay", "p", v(2))).unwrap();
     assert!(l.compact(None).unwrap().is_empty());
@@ -139,7 +146,8 @@ fn indexes_scopes_partitions_and_coercions_survive_a_compaction() {
         AccessPath::scope("tasks", "open").filter(MapKey::sym("open"), Value::Bool(true)),
     )
     .unwrap();
-    l.set_retention("tasks", RetentionPolicy::ephemeral()).unwrap();
+    l.set_retention("tasks", RetentionPolicy::ephemeral())
+        .unwrap();
     let task = |open: bool, n: i64| {
         Value::map([
             (MapKey::sym("open"), Value::Bool(open)),
@@ -151,7 +159,8 @@ fn indexes_scopes_partitions_and_coercions_survive_a_compaction() {
     l.write(Write::new("tasks", "t2", task(false, 1))).unwrap();
     l.write(Write::new("tasks", "t2", task(true, 2))).unwrap();
     let ev = |o: &str| Value::map([(MapKey::sym("order"), Value::from(o))]);
-    l.set_retention("events", RetentionPolicy::ephemeral()).unwrap();
+    l.set_retention("events", RetentionPolicy::ephemeral())
+        .unwrap();
     l.append(Append::new("events", ev("o1")).partition_key("order"))
         .unwrap();
     l.append(Append::new("events", ev("o2")).partition_key("order"))
@@ -192,7 +201,11 @@ fn prune_removes_exactly_the_named_facts_and_reports_missing_ids() {
     let r = l
         .prune_fact_ids(
             Prune::new(
-                [drop.id().to_string(), "nonexistent-id".into(), drop.id().to_string()],
+                [
+                    drop.id().to_string(),
+                    "nonexistent-id".into(),
+                    drop.id().to_string(),
+                ],
                 Value::sym("test"),
             )
             .metadata(Value::map([(MapKey::sym("source"), Value::from("t"))])),
@@ -203,7 +216,9 @@ fn prune_removes_exactly_the_named_facts_and_reports_missing_ids() {
     assert_eq!(r.pruned_fact_refs[0].id, drop.id());
     assert!(l.fact_by_id(drop.id()).is_none());
     assert_eq!(l.read(Read::new("things", "drop")).unwrap(), None);
-    assert!(l.history_raw(HistoryQuery::new("things").key("drop")).is_empty());
+    assert!(l
+        .history_raw(HistoryQuery::new("things").key("drop"))
+        .is_empty());
     assert_eq!(l.read(Read::new("things", "keep")).unwrap(), Some(v(10)));
     assert!(l.fact_by_id(keep.id()).is_some());
     let receipt = l.fact_by_id(r.receipt_id).unwrap();
@@ -220,7 +235,9 @@ fn prune_removes_exactly_the_named_facts_and_reports_missing_ids() {
     assert_eq!(l.fact_count(), n + 1);
     let act = l.compaction_activity(None);
     assert_eq!(act.len(), 2);
-    assert!(act.iter().all(|e| e.kind == ActivityKind::ExactPrune && e.store.is_none()));
+    assert!(act
+        .iter()
+        .all(|e| e.kind == ActivityKind::ExactPrune && e.store.is_none()));
     assert_eq!(act[0].fact_count, 1);
     assert!(act[0].occurred_at <= act[1].occurred_at);
     // activity filtered by store: the prune touched "things"
@@ -235,15 +252,18 @@ fn erasure_keeps_tombstones_and_proofs_and_answers_nil() {
         .write(Write::new("people", "p1", Value::from(secret)).producer(Value::sym("api")))
         .unwrap();
     let f2 = l
-        .write(Write::new("people", "p1", Value::from(format!("{secret}-v2"))))
+        .write(Write::new(
+            "people",
+            "p1",
+            Value::from(format!("{secret}-v2")),
+        ))
         .unwrap();
-    let other = l.write(Write::new("people", "p2", Value::from("keep"))).unwrap();
+    let other = l
+        .write(Write::new("people", "p2", Value::from("keep")))
+        .unwrap();
     let proof_before = l.lineage("people", "p1").proof_hash;
     let r = l
-        .erase(
-            Erase::key("people", "p1", Value::sym("gdpr"))
-                .actor(Value::from("dpo@example.com")),
-        )
+        .erase(Erase::key("people", "p1", Value::sym("gdpr")).actor(Value::from("dpo@example.com")))
         .unwrap();
     assert_eq!(r.erased_count, 2);
     assert_eq!(l.read(Read::new("people", "p1")).unwrap(), None);
@@ -257,15 +277,28 @@ fn erasure_keeps_tombstones_and_proofs_and_answers_nil() {
     assert_eq!(t1.transaction_time(), f1.transaction_time());
     assert_eq!(l.fact_by_id(f2.id()).unwrap().causation(), Some(f1.id()));
     assert_eq!(l.lineage("people", "p1").proof_hash, proof_before);
-    assert_eq!(l.history_raw(HistoryQuery::new("people").key("p1")).len(), 2);
-    assert_eq!(l.read(Read::new("people", "p2")).unwrap(), Some(Value::from("keep")));
+    assert_eq!(
+        l.history_raw(HistoryQuery::new("people").key("p1")).len(),
+        2
+    );
+    assert_eq!(
+        l.read(Read::new("people", "p2")).unwrap(),
+        Some(Value::from("keep"))
+    );
     assert!(!l.fact_by_id(other.id()).unwrap().is_erased());
     let receipt = l.fact_by_id(r.receipt_id).unwrap().value();
-    assert_eq!(receipt.get_sym("actor"), Some(&Value::from("dpo@example.com")));
+    assert_eq!(
+        receipt.get_sym("actor"),
+        Some(&Value::from("dpo@example.com"))
+    );
     assert_eq!(receipt.get_sym("erased_count"), Some(&Value::Int(2)));
     // a later write to the key reads normally
-    l.write(Write::new("people", "p1", Value::from("new"))).unwrap();
-    assert_eq!(l.read(Read::new("people", "p1")).unwrap(), Some(Value::from("new")));
+    l.write(Write::new("people", "p1", Value::from("new")))
+        .unwrap();
+    assert_eq!(
+        l.read(Read::new("people", "p1")).unwrap(),
+        Some(Value::from("new"))
+    );
     let act = l.compaction_activity(None);
     assert_eq!(act.len(), 1);
     assert_eq!(act[0].kind, ActivityKind::Erasure);
@@ -281,13 +314,20 @@ fn bad_input_names_the_argument_and_changes_nothing() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("duration"), "{e}");
-    let e = RetentionPolicy::rolling_window(-5.0).unwrap_err().to_string();
+    let e = RetentionPolicy::rolling_window(-5.0)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("duration"), "{e}");
     let e = l
         .erase(Erase::key("s", "unknown", Value::sym("x")))
         .unwrap_err();
-    assert!(matches!(e, Error::InvalidArgument(ref m) if m.contains("key")), "{e}");
-    let e = l.erase(Erase::key("nostore", "k", Value::sym("x"))).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArgument(ref m) if m.contains("key")),
+        "{e}"
+    );
+    let e = l
+        .erase(Erase::key("nostore", "k", Value::sym("x")))
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     assert_eq!(l.fact_count(), 1);
     l.set_retention("s", RetentionPolicy::ephemeral()).unwrap();
@@ -310,7 +350,9 @@ fn a_compaction_is_durable_and_reopen_shows_exactly_the_kept_facts() {
     l.set_retention("s", RetentionPolicy::ephemeral()).unwrap();
     let mut dropped = Vec::new();
     for i in 0..50 {
-        let f = l.write(Write::new("s", format!("k{}", i % 5), v(i))).unwrap();
+        let f = l
+            .write(Write::new("s", format!("k{}", i % 5), v(i)))
+            .unwrap();
         if i < 45 {
             dropped.push(f.id());
         }
@@ -347,9 +389,14 @@ fn erased_values_are_gone_from_every_file_and_stay_tombstones_after_reopen() {
     let (path, l) = file_ledger(dir.path());
     let secret = "ZEBRA-PASSPORT-99812";
     let f = l
-        .write(Write::new("people", "p1", Value::map([(MapKey::sym("passport"), Value::from(secret))])))
+        .write(Write::new(
+            "people",
+            "p1",
+            Value::map([(MapKey::sym("passport"), Value::from(secret))]),
+        ))
         .unwrap();
-    l.write(Write::new("people", "p2", Value::from("stays"))).unwrap();
+    l.write(Write::new("people", "p2", Value::from("stays")))
+        .unwrap();
     l.checkpoint().unwrap();
     // a recovery side file holding a copy of WAL bytes
     let wal_copy = std::fs::read(&path).unwrap();
@@ -370,7 +417,10 @@ fn erased_values_are_gone_from_every_file_and_stay_tombstones_after_reopen() {
     assert!(t.is_erased());
     assert_eq!(t.value_hash(), f.value_hash());
     assert_eq!(l.read(Read::new("people", "p1")).unwrap(), None);
-    assert_eq!(l.read(Read::new("people", "p2")).unwrap(), Some(Value::from("stays")));
+    assert_eq!(
+        l.read(Read::new("people", "p2")).unwrap(),
+        Some(Value::from("stays"))
+    );
     assert!(!contains(&all_bytes(dir.path()), secret.as_bytes()));
 }
 
@@ -379,7 +429,8 @@ fn writers_continue_across_a_compaction_without_losing_commits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.wal");
     let l = LedgerStore::open(&path).unwrap(); // fsync: group commit in flight
-    l.set_retention("hot", RetentionPolicy::ephemeral()).unwrap();
+    l.set_retention("hot", RetentionPolicy::ephemeral())
+        .unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let acked = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {

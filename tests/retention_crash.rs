@@ -21,7 +21,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use igniter_ledger::retention::{Erase, Prune, RetentionPolicy, COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS};
+use igniter_ledger::retention::{
+    Erase, Prune, RetentionPolicy, COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
+};
 use igniter_ledger::{
     Append, Batch, Durability, HistoryQuery, LedgerStore, MapKey, OpenOptions, Value, Write,
 };
@@ -47,7 +49,8 @@ fn retention_crash_child() {
     );
     println!();
     let l = LedgerStore::open_with(&path, OpenOptions::new().durability(mode)).unwrap();
-    l.set_retention("hot", RetentionPolicy::ephemeral()).unwrap();
+    l.set_retention("hot", RetentionPolicy::ephemeral())
+        .unwrap();
     let pad = "p".repeat(300);
     for b in 0..20 {
         let mut batch = Batch::new();
@@ -68,7 +71,13 @@ fn retention_crash_child() {
     let pii: Arc<Mutex<Vec<u64>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (l, out, logs, pii, stop) = (l.clone(), out.clone(), logs.clone(), pii.clone(), stop.clone());
+        let (l, out, logs, pii, stop) = (
+            l.clone(),
+            out.clone(),
+            logs.clone(),
+            pii.clone(),
+            stop.clone(),
+        );
         std::thread::spawn(move || {
             let pad = "w".repeat(200);
             for i in 0..1_000_000u64 {
@@ -87,12 +96,23 @@ fn retention_crash_child() {
                     .unwrap();
                 let g = l.append(Append::new("log", Value::Int(i as i64))).unwrap();
                 let p = l
-                    .write(Write::new("pii", format!("p{i}"), Value::from(marker(seed, i))))
+                    .write(Write::new(
+                        "pii",
+                        format!("p{i}"),
+                        Value::from(marker(seed, i)),
+                    ))
                     .unwrap();
                 logs.lock().unwrap().push(g.id());
                 pii.lock().unwrap().push(i);
                 let mut o = out.lock().unwrap();
-                writeln!(o, "ACK hot {} {} h{}", h.id(), h.transaction_time().as_micros(), i % 200).unwrap();
+                writeln!(
+                    o,
+                    "ACK hot {} {} h{}",
+                    h.id(),
+                    h.transaction_time().as_micros(),
+                    i % 200
+                )
+                .unwrap();
                 writeln!(o, "ACK log {}", g.id()).unwrap();
                 writeln!(o, "ACK pii {} {i}", p.id()).unwrap();
                 o.flush().unwrap();
@@ -104,12 +124,17 @@ fn retention_crash_child() {
         l.compact(None).unwrap();
         let ids: Vec<String> = {
             let logs = logs.lock().unwrap();
-            (0..3)
-                .filter_map(|_| (!logs.is_empty()).then(|| logs[rng.usize(..logs.len())].to_string()))
-                .collect()
+            if logs.is_empty() {
+                Vec::new()
+            } else {
+                (0..3)
+                    .map(|_| logs[rng.usize(..logs.len())].to_string())
+                    .collect()
+            }
         };
         if !ids.is_empty() {
-            l.prune_fact_ids(Prune::new(ids, Value::sym("crash_test"))).unwrap();
+            l.prune_fact_ids(Prune::new(ids, Value::sym("crash_test")))
+                .unwrap();
         }
         let victim = {
             let pii = pii.lock().unwrap();
@@ -153,8 +178,18 @@ fn one_round(round: u64, mode: Durability) -> (usize, usize, usize, usize) {
     let path = dir.path().join("c.wal");
     let seed = 1000 + round;
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "retention_crash_child", "--nocapture", "--test-threads=1", "-q"])
-        .env(CHILD_ENV, format!("{}|{seed}|{}", mode.name(), path.display()))
+        .args([
+            "--ignored",
+            "--exact",
+            "retention_crash_child",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(
+            CHILD_ENV,
+            format!("{}|{seed}|{}", mode.name(), path.display()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -188,7 +223,10 @@ fn one_round(round: u64, mode: Durability) -> (usize, usize, usize, usize) {
     let mut pruned: HashSet<Uuid> = HashSet::new();
     for r in l.history_raw(HistoryQuery::new(PRUNE_RECEIPTS)) {
         for id in ids_in(&r.value(), "pruned_fact_refs") {
-            assert!(present(id).is_none(), "pruned {id} present beside its receipt");
+            assert!(
+                present(id).is_none(),
+                "pruned {id} present beside its receipt"
+            );
             pruned.insert(id);
         }
     }
@@ -197,7 +235,10 @@ fn one_round(round: u64, mode: Durability) -> (usize, usize, usize, usize) {
         for f in ["oldest_dropped", "newest_dropped"] {
             if let Some(Value::Str(s)) = v.get_sym(f) {
                 let id = Uuid::try_parse(s).unwrap();
-                assert!(present(id).is_none(), "compacted {id} present beside its receipt");
+                assert!(
+                    present(id).is_none(),
+                    "compacted {id} present beside its receipt"
+                );
             }
         }
     }
@@ -219,19 +260,23 @@ fn one_round(round: u64, mode: Durability) -> (usize, usize, usize, usize) {
         acked += 1;
         let id = Uuid::try_parse(p[2]).unwrap();
         match p[1] {
-            "hot" => {
-                if present(id).is_none() {
-                    gone += 1;
-                    let tx: i64 = p[3].parse().unwrap();
-                    let latest = l.latest("hot", p[4]).expect("a compacted key keeps its latest");
-                    assert!(latest.transaction_time().as_micros() > tx, "hot {id} dropped while latest");
-                }
+            "hot" if present(id).is_none() => {
+                gone += 1;
+                let tx: i64 = p[3].parse().unwrap();
+                let latest = l
+                    .latest("hot", p[4])
+                    .expect("a compacted key keeps its latest");
+                assert!(
+                    latest.transaction_time().as_micros() > tx,
+                    "hot {id} dropped while latest"
+                );
             }
-            "log" => {
-                if present(id).is_none() {
-                    gone += 1;
-                    assert!(pruned.contains(&id), "log {id} gone without a prune receipt");
-                }
+            "log" if present(id).is_none() => {
+                gone += 1;
+                assert!(
+                    pruned.contains(&id),
+                    "log {id} gone without a prune receipt"
+                );
             }
             "pii" => {
                 let f = present(id).expect("pii facts are never removed");
@@ -251,7 +296,11 @@ fn one_round(round: u64, mode: Durability) -> (usize, usize, usize, usize) {
     }
     for f in l.history_raw(HistoryQuery::new("pii")) {
         if f.is_erased() {
-            assert!(erased.contains(&f.id()), "tombstone {} without a receipt", f.id());
+            assert!(
+                erased.contains(&f.id()),
+                "tombstone {} without a receipt",
+                f.id()
+            );
         }
     }
     (acked, gone, tomb, mid)
@@ -267,7 +316,11 @@ fn kill_9_inside_compaction_prune_and_erasure() {
     let mut mid = 0;
     let mut per_mode: HashMap<&str, u64> = HashMap::new();
     for round in 0..rounds {
-        let mode = if round % 2 == 0 { Durability::Flush } else { Durability::Fsync };
+        let mode = if round % 2 == 0 {
+            Durability::Flush
+        } else {
+            Durability::Fsync
+        };
         let (a, g, t, m) = one_round(round, mode);
         mid += m;
         totals = (totals.0 + a, totals.1 + g, totals.2 + t);
@@ -278,5 +331,8 @@ fn kill_9_inside_compaction_prune_and_erasure() {
         totals.0, totals.1, totals.2
     );
     assert!(totals.0 > 0, "the child never acknowledged a fact");
-    assert!(totals.1 > 0 && totals.2 > 0, "no rewrite completed before the kills");
+    assert!(
+        totals.1 > 0 && totals.2 > 0,
+        "no rewrite completed before the kills"
+    );
 }

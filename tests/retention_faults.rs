@@ -9,7 +9,9 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use igniter_ledger::retention::{Erase, OsRewriteIo, Prune, RetentionPolicy, RewriteFile, RewriteIo};
+use igniter_ledger::retention::{
+    Erase, OsRewriteIo, Prune, RetentionPolicy, RewriteFile, RewriteIo,
+};
 use igniter_ledger::{Durability, LedgerStore, MapKey, OpenOptions, Read, Value, Write};
 use uuid::Uuid;
 
@@ -101,7 +103,8 @@ fn ids(l: &LedgerStore) -> Vec<Uuid> {
 /// A ledger of 3000 facts (so the new generation takes several writes), checkpointed.
 fn setup(dir: &Path) -> (std::path::PathBuf, LedgerStore, Vec<Uuid>) {
     let path = dir.join("f.wal");
-    let l = LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
+    let l =
+        LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
     l.set_retention("s", RetentionPolicy::ephemeral()).unwrap();
     let pad = "x".repeat(600);
     let mut first = Vec::new();
@@ -131,7 +134,12 @@ enum Op {
     Erase,
 }
 
-fn run(l: &LedgerStore, op: Op, io: &'static FaultyIo, first: &[Uuid]) -> igniter_ledger::Result<()> {
+fn run(
+    l: &LedgerStore,
+    op: Op,
+    io: &'static FaultyIo,
+    first: &[Uuid],
+) -> igniter_ledger::Result<()> {
     match op {
         Op::Compact => l.compact_with_io(None, &io).map(|_| ()),
         Op::Prune => l
@@ -162,8 +170,8 @@ fn every_failure_point(op: Op) {
         };
         points += 1;
         let err = res.expect_err("an injected fault must surface");
-        let after_rename = failed == "sync_dir" && !dir.path().join("f.wal.snap").exists()
-            && ids(&l) != before;
+        let after_rename =
+            failed == "sync_dir" && !dir.path().join("f.wal.snap").exists() && ids(&l) != before;
         if after_rename {
             // The final directory fsync: the new state is in effect and on disk.
             assert!(err.to_string().contains("syncing directory"), "{err}");
@@ -184,7 +192,10 @@ fn every_failure_point(op: Op) {
         l.close().unwrap();
         drop(l);
         let l = LedgerStore::open(&path).unwrap();
-        assert_eq!(l.read(Read::new("s", "later")).unwrap(), Some(Value::Int(1)));
+        assert_eq!(
+            l.read(Read::new("s", "later")).unwrap(),
+            Some(Value::Int(1))
+        );
         drop(l);
         // The failed attempt's on-disk state, reopened on its own.
         let dir2 = tempfile::tempdir().unwrap();
@@ -194,7 +205,11 @@ fn every_failure_point(op: Op) {
         let mem = ids(&l2);
         drop(l2); // no close: as if the process died here
         let l3 = LedgerStore::open(&path2).unwrap();
-        assert_eq!(ids(&l3), mem, "{op:?} fault at {failed}: reopen differs from memory");
+        assert_eq!(
+            ids(&l3),
+            mem,
+            "{op:?} fault at {failed}: reopen differs from memory"
+        );
     }
     eprintln!("{op:?}: {points} failure points: {seen:?}");
     for kind in ["create", "write", "fsync", "remove", "rename", "sync_dir"] {

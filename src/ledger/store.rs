@@ -1215,7 +1215,10 @@ impl<'a> Exclusive<'a> {
 impl LedgerStore {
     /// Runs `f` with the ledger held exclusively (see [`Exclusive`]). Commits wait;
     /// readers keep reading the published state until `f` installs a new one.
-    pub(crate) fn exclusive<T>(&self, f: impl FnOnce(&mut Exclusive<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn exclusive<T>(
+        &self,
+        f: impl FnOnce(&mut Exclusive<'_>) -> Result<T>,
+    ) -> Result<T> {
         let inner = &*self.inner;
         inner.check_not_forked()?;
         if inner.closed.load(Ordering::Acquire) {

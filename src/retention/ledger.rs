@@ -15,11 +15,11 @@ use crate::ledger::time::Timestamp;
 use crate::ledger::value::Value;
 
 use super::policy::{RetentionPolicy, Strategy};
+use super::rebuild::rebuild;
 use super::receipt::{
     self, ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport,
     COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
-use super::rebuild::rebuild;
 use super::rewrite::{self, Committed, OsRewriteIo, RewriteIo};
 
 /// An exact prune: remove these facts (by id) from every read path and from disk.
@@ -108,7 +108,10 @@ impl Erase {
     }
     /// Erase these facts (ids naming no fact are reported as missing).
     pub fn fact_ids<I: IntoIterator<Item = S>, S: Into<String>>(ids: I, reason: Value) -> Self {
-        Self::with(Target::Ids(ids.into_iter().map(Into::into).collect()), reason)
+        Self::with(
+            Target::Ids(ids.into_iter().map(Into::into).collect()),
+            reason,
+        )
     }
     fn with(target: Target, reason: Value) -> Self {
         Erase {
@@ -377,7 +380,8 @@ impl LedgerStore {
                 for &p in &found {
                     change.drop[p] = true;
                 }
-                let (reason, metadata, missing) = (reason.clone(), metadata.clone(), missing.clone());
+                let (reason, metadata, missing) =
+                    (reason.clone(), metadata.clone(), missing.clone());
                 change.receipts.push((
                     receipt_store.clone(),
                     receipt_key("prune"),

@@ -36,8 +36,8 @@ mod rebuild;
 pub use ledger::{Erase, Prune};
 pub use policy::{Policies, RetentionPolicy, Strategy};
 pub use receipt::{
-    ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport,
-    COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
+    ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport, COMPACTION_RECEIPTS,
+    ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
 pub use rewrite::{OsRewriteIo, RewriteFile, RewriteIo};
 

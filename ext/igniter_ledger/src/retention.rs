@@ -6,10 +6,7 @@ use igniter_ledger::retention::{
     ActivityEntry, CompactionReport, Erase, Prune, RetentionPolicy, Strategy,
 };
 use igniter_ledger::{FactRef, Value};
-use magnus::{
-    method, prelude::*, Error, IntoValue, RArray, RClass, RHash, Ruby,
-    Value as RValue,
-};
+use magnus::{method, prelude::*, Error, IntoValue, RArray, RClass, RHash, Ruby, Value as RValue};
 
 use crate::fact::FactObj;
 use crate::store::StoreObj;
@@ -85,7 +82,8 @@ fn rewrite<T: Send>(
     work: impl FnOnce(igniter_ledger::LedgerStore) -> igniter_ledger::Result<T> + Send,
 ) -> Result<T, Error> {
     let ledger = s.ledger().clone();
-    let res = gvl::without_gvl(move || work(ledger)).map_err(|m| errors::internal(ruby, what, m))?;
+    let res =
+        gvl::without_gvl(move || work(ledger)).map_err(|m| errors::internal(ruby, what, m))?;
     // Even a failed rewrite may have taken effect (a directory fsync failing after the
     // rename): never serve cached values across one.
     s.forget_cached();
@@ -218,7 +216,10 @@ fn prune_fact_ids(
             ("receipt_id", id_str(ruby, r.receipt_id)),
             ("pruned_count", r.pruned_count.into_value_with(ruby)),
             ("missing_count", r.missing_ids.len().into_value_with(ruby)),
-            ("pruned_fact_refs", refs_array(ruby, &r.pruned_fact_refs)?.as_value()),
+            (
+                "pruned_fact_refs",
+                refs_array(ruby, &r.pruned_fact_refs)?.as_value(),
+            ),
             ("missing_ids", strings(ruby, &r.missing_ids)?.as_value()),
             ("durable", r.durable.into_value_with(ruby)),
         ],
@@ -258,7 +259,10 @@ fn erase(
             ("status", sym(ruby, "ok")),
             ("receipt_id", id_str(ruby, r.receipt_id)),
             ("erased_count", r.erased_count.into_value_with(ruby)),
-            ("erased_fact_refs", refs_array(ruby, &r.erased_fact_refs)?.as_value()),
+            (
+                "erased_fact_refs",
+                refs_array(ruby, &r.erased_fact_refs)?.as_value(),
+            ),
             ("missing_count", r.missing_ids.len().into_value_with(ruby)),
             ("missing_ids", strings(ruby, &r.missing_ids)?.as_value()),
             (
