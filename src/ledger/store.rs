@@ -1190,13 +1190,18 @@ impl<'a> Exclusive<'a> {
     pub(crate) fn tick(&mut self) -> Timestamp {
         self.writer.clock.tick()
     }
-    /// Publishes the state `build` makes from the current one (built while readers
-    /// keep reading; registrations cannot change meanwhile) and, for a file-backed
-    /// ledger, appends from now on to `wal` (the new WAL generation, already durable
-    /// under the WAL's path, `len` bytes long, locked).
-    pub(crate) fn install_with(
+    /// Holds the published state against changes (registrations, lazy index builds)
+    /// while readers keep reading; see [`Exclusive::install`].
+    pub(crate) fn hold_state(&self) -> parking_lot::RwLockUpgradableReadGuard<'a, State> {
+        self.inner.state.upgradable_read()
+    }
+    /// Publishes `state` in place of the held one and, for a file-backed ledger, appends
+    /// from now on to `wal` (the new WAL generation, already durable under the WAL's
+    /// path, `len` bytes long, locked).
+    pub(crate) fn install(
         &mut self,
-        build: impl FnOnce(&State) -> State,
+        held: parking_lot::RwLockUpgradableReadGuard<'a, State>,
+        state: State,
         wal: Option<(std::fs::File, u64)>,
     ) {
         if let (Some((file, len)), Some(path)) = (wal, self.inner.path.as_deref()) {
@@ -1206,9 +1211,7 @@ impl<'a> Exclusive<'a> {
             let mut s = self.inner.sync.lock();
             s.synced = len;
         }
-        let g = self.inner.state.upgradable_read();
-        let state = build(&g);
-        *parking_lot::RwLockUpgradableReadGuard::upgrade(g) = state;
+        *parking_lot::RwLockUpgradableReadGuard::upgrade(held) = state;
     }
 }
 

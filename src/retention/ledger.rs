@@ -651,7 +651,9 @@ fn rewrite_exclusive(
         .map(|_| state.log.clone());
     drop(state);
     let Some(path) = ex.path().map(|p| p.to_owned()) else {
-        ex.install_with(|old| rebuild(old, log), None);
+        let held = ex.hold_state();
+        let new_state = rebuild(&held, log);
+        ex.install(held, new_state, None);
         return Ok(Done {
             receipt_ids,
             durable: false,
@@ -677,28 +679,32 @@ fn rewrite_exclusive(
 }
 
 /// Writes `log` as the next WAL generation, renames it into place and publishes the
-/// state over it. `Ok(Some(e))`: in effect, but the directory fsync after the rename
-/// failed.
+/// state over it. The generation is written on a second thread while this one rebuilds
+/// the in-memory views (the state is held against changes meanwhile; readers go on).
+/// `Ok(Some(e))`: in effect, but the directory fsync after the rename failed.
 fn write_and_swap(
     ex: &mut Exclusive<'_>,
     io: &dyn RewriteIo,
     path: &std::path::Path,
     log: Vec<Fact>,
 ) -> Result<Option<Error>> {
-    let w = rewrite::write_generation(io, path, log.iter())?;
+    let held = ex.hold_state();
+    let (written, mut new_state) = std::thread::scope(|s| {
+        let writer = s.spawn(|| rewrite::write_generation(io, path, log.iter()));
+        let new_state = rebuild(&held, log.clone());
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (written, new_state)
+    });
+    let w = written?;
     let (len, crc) = (w.len, w.tail_crc);
     let (file, late) = match rewrite::commit_generation(io, path, w)? {
         Committed::Durable(f) => (f, None),
         Committed::RenamedUnsynced(f, e) => (f, Some(e)),
     };
-    ex.install_with(
-        |old| {
-            let mut s = rebuild(old, log);
-            s.wal_end = len;
-            s.wal_tail_crc = crc;
-            s
-        },
-        Some((file, len)),
-    );
+    new_state.wal_end = len;
+    new_state.wal_tail_crc = crc;
+    ex.install(held, new_state, Some((file, len)));
     Ok(late)
 }

@@ -203,12 +203,11 @@ pub(crate) fn write_generation<'a>(
 /// Whether the snapshot beside `wal` is in the 0.5.2 Ruby format (which may hold facts
 /// the WAL does not).
 pub(crate) fn snapshot_is_legacy(wal: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(snapshot::snapshot_path(wal)) else {
-        return false;
-    };
-    match wal::frame_at(&bytes, 0, 0) {
-        Some(f) => bytes[f.body.0..f.body.1].first() == Some(&b'{'),
-        None => false,
+    // The first body byte tells: `{` (JSON) for 0.5.2, MessagePack for ours.
+    let mut head = [0u8; 5];
+    match File::open(snapshot::snapshot_path(wal)) {
+        Ok(mut f) => io::Read::read_exact(&mut f, &mut head).is_ok() && head[4] == b'{',
+        Err(_) => false,
     }
 }
 
