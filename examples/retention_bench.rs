@@ -44,7 +44,8 @@ fn device_bandwidth(dir: &Path, bytes: u64) -> f64 {
 fn run(n: usize, keep_pct: usize, dir: &Path) {
     let path: PathBuf = dir.join(format!("keep{keep_pct}.wal"));
     let _ = std::fs::remove_file(&path);
-    let l = LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
+    let l =
+        LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
     l.set_retention("s", RetentionPolicy::ephemeral()).unwrap();
     let payload = "x".repeat(100);
     // keep 10%: n/10 keys written 10 times each. keep 90%: the first 20% of the writes
@@ -80,7 +81,8 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
             let mut count = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                l.write(Write::new("w", format!("{count}"), Value::Int(1))).unwrap();
+                l.write(Write::new("w", format!("{count}"), Value::Int(1)))
+                    .unwrap();
                 max = max.max(t.elapsed());
                 count += 1;
                 std::thread::sleep(Duration::from_micros(200));
@@ -132,7 +134,10 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = match args.next() {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/retention-bench"),

@@ -1178,14 +1178,6 @@ pub(crate) struct Exclusive<'a> {
 }
 
 impl<'a> Exclusive<'a> {
-    /// The published state.
-    pub(crate) fn state(&self) -> parking_lot::RwLockReadGuard<'a, State> {
-        self.inner.state.read()
-    }
-    /// The WAL path (None in memory).
-    pub(crate) fn path(&self) -> Option<&Path> {
-        self.inner.path.as_deref()
-    }
     /// The next transaction time (for receipts).
     pub(crate) fn tick(&mut self) -> Timestamp {
         self.writer.clock.tick()
@@ -1216,8 +1208,20 @@ impl<'a> Exclusive<'a> {
 }
 
 impl LedgerStore {
-    /// Runs `f` with the ledger held exclusively (see [`Exclusive`]). Commits wait;
-    /// readers keep reading the published state until `f` installs a new one.
+    /// Excludes checkpoints and other storage rewrites (not commits or reads). Held for
+    /// a whole rewrite, around [`LedgerStore::exclusive`].
+    pub(crate) fn rewrite_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.inner.checkpointing.lock()
+    }
+
+    /// The published state, for reading.
+    pub(crate) fn published(&self) -> parking_lot::RwLockReadGuard<'_, State> {
+        self.inner.state.read()
+    }
+
+    /// Runs `f` with the ledger held exclusively (see [`Exclusive`]); the caller holds
+    /// [`LedgerStore::rewrite_lock`]. Commits wait; readers keep reading the published
+    /// state until `f` installs a new one.
     pub(crate) fn exclusive<T>(
         &self,
         f: impl FnOnce(&mut Exclusive<'_>) -> Result<T>,
@@ -1227,9 +1231,9 @@ impl LedgerStore {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        // Lock order as checkpoint's: checkpointing, then (group-commit leadership), then
-        // writer. Becoming the leader keeps anyone else from syncing or cutting the file.
-        let _no_checkpoint = inner.checkpointing.lock();
+        // Lock order as checkpoint's: checkpointing (the caller), then (group-commit
+        // leadership), then writer. Becoming the leader keeps anyone else from syncing
+        // or cutting the file.
         {
             let mut s = inner.sync.lock();
             while s.leader {

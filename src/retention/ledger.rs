@@ -10,12 +10,12 @@ use crate::ledger::error::{Error, Result};
 use crate::ledger::fact::{self, check_store_name, Fact, FactDraft};
 use crate::ledger::index::State;
 use crate::ledger::request::{Batch, HistoryQuery, Write};
-use crate::ledger::store::{Exclusive, LedgerStore};
+use crate::ledger::store::LedgerStore;
 use crate::ledger::time::Timestamp;
 use crate::ledger::value::Value;
 
 use super::policy::{RetentionPolicy, Strategy};
-use super::rebuild::rebuild;
+use super::rebuild::{extend, rebuild, Registrations};
 use super::receipt::{
     self, ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport,
     COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
@@ -282,8 +282,8 @@ impl LedgerStore {
             return Ok(Vec::new());
         }
         let mut reports: Vec<CompactionReport> = Vec::new();
-        let done = self.exclusive(|ex| {
-            let now = Timestamp::now();
+        let now = Timestamp::now();
+        let done = {
             let plan = |state: &State| -> Result<Change> {
                 let mut change = Change::new(state.log.len());
                 for (name, policy) in &targets {
@@ -332,8 +332,8 @@ impl LedgerStore {
                 }
                 Ok(change)
             };
-            rewrite_exclusive(ex, io, plan)
-        })?;
+            self.rewrite(io, plan)?
+        };
         let mut ids = done.receipt_ids.into_iter();
         for r in reports.iter_mut() {
             r.durable = done.durable;
@@ -370,7 +370,7 @@ impl LedgerStore {
             metadata,
             receipt_store,
         } = req;
-        let done = self.exclusive(|ex| {
+        let done = {
             let plan = |state: &State| -> Result<Change> {
                 let mut change = Change::new(state.log.len());
                 let (found, miss) = resolve_ids(state, &ids);
@@ -392,8 +392,8 @@ impl LedgerStore {
                 ));
                 Ok(change)
             };
-            rewrite_exclusive(ex, io, plan)
-        })?;
+            self.rewrite(io, plan)?
+        };
         let mut done = done;
         self.commit_deferred_receipts(&mut done)?;
         let report = PruneReport {
@@ -441,7 +441,7 @@ impl LedgerStore {
             metadata,
             receipt_store,
         } = req;
-        let done = self.exclusive(|ex| {
+        let done = {
             let plan = |state: &State| -> Result<Change> {
                 let mut change = Change::new(state.log.len());
                 change.erase = vec![false; state.log.len()];
@@ -496,8 +496,8 @@ impl LedgerStore {
                 ));
                 Ok(change)
             };
-            rewrite_exclusive(ex, io, plan)
-        })?;
+            self.rewrite(io, plan)?
+        };
         let mut done = done;
         self.commit_deferred_receipts(&mut done)?;
         let report = ErasureReport {
@@ -579,132 +579,171 @@ fn report(store: &str, p: &RetentionPolicy, dropped: usize, kept: usize) -> Comp
     }
 }
 
-/// Plans against the published state and applies the change: in memory, or through a
-/// new WAL generation. With nothing to remove, the receipts are handed back to be
-/// committed as one ordinary batch (no rewrite).
-fn rewrite_exclusive(
-    ex: &mut Exclusive<'_>,
-    io: &dyn RewriteIo,
-    plan: impl FnOnce(&State) -> Result<Change>,
-) -> Result<Done> {
-    let state = ex.state();
-    let change = plan(&state)?;
-    let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
-    if !removes {
-        let now = Timestamp::now();
-        return Ok(Done {
-            receipt_ids: Vec::new(),
-            durable: false,
-            late_error: None,
-            deferred: change
-                .receipts
-                .into_iter()
-                .map(|(s, k, v)| (s, k, v(now)))
-                .collect(),
-        });
-    }
-    let mut log: Vec<Fact> = Vec::with_capacity(state.log.len());
-    for (i, f) in state.log.iter().enumerate() {
-        if change.drop[i] {
-            continue;
+impl LedgerStore {
+    /// Plans against the published state and applies the change: in memory, or through
+    /// a new WAL generation. With nothing to remove, the receipts are handed back to be
+    /// committed as one ordinary batch (no rewrite).
+    ///
+    /// Two phases, so that commits pause only briefly. Phase 1 (commits go on): the kept
+    /// facts are written to the new generation on a second thread while the views over
+    /// them are rebuilt. Phase 2 (commits wait, see [`LedgerStore::exclusive`]): the
+    /// facts committed meanwhile and the receipts are appended to both, the generation is
+    /// fsynced and renamed into place, and the new state is published.
+    fn rewrite(
+        &self,
+        io: &dyn RewriteIo,
+        plan: impl FnOnce(&State) -> Result<Change>,
+    ) -> Result<Done> {
+        let _one_at_a_time = self.rewrite_lock();
+        if self.is_closed() {
+            return Err(Error::Closed);
         }
-        if change.erase.get(i).copied().unwrap_or(false) {
-            log.push(f.tombstone());
-        } else {
-            log.push(f.clone());
+        let path = self.path().map(|p| p.to_owned());
+        // A 0.5.2 snapshot may hold facts the WAL lacks: first make the WAL whole (and
+        // drop that snapshot), so that removing the snapshot can never lose a fact.
+        if let Some(p) = path.as_deref().filter(|p| rewrite::snapshot_is_legacy(p)) {
+            self.exclusive(|ex| {
+                let held = ex.hold_state();
+                let all = held.log.clone();
+                let regs = Registrations::of(&held);
+                let w = rewrite::write_generation(io, p, all.iter())?;
+                let (len, crc) = (w.len, w.tail_crc);
+                let (file, late) = commit(io, p, w)?;
+                let mut s = rebuild(&regs, all);
+                s.wal_end = len;
+                s.wal_tail_crc = crc;
+                ex.install(held, s, Some((file, len)));
+                late.map_or(Ok(()), Err)
+            })?;
         }
-    }
-    // Receipts: sealed with the next transaction times, chained to their key's latest.
-    let mut latest: HashMap<(String, String), Uuid> = HashMap::new();
-    let mut receipt_ids = Vec::new();
-    for (store, key, value) in change.receipts {
-        let tx = ex.tick();
-        let value = value(tx);
-        let causation = latest
-            .get(&(store.clone(), key.clone()))
-            .copied()
-            .or_else(|| {
-                state
-                    .latest(&store, &key)
-                    .filter(|f| !change.drop[position(&state, f)])
-                    .map(|f| f.id())
+
+        // Phase 1.
+        let state = self.published();
+        let change = plan(&state)?;
+        let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
+        if !removes {
+            let now = Timestamp::now();
+            return Ok(Done {
+                receipt_ids: Vec::new(),
+                durable: false,
+                late_error: None,
+                deferred: change
+                    .receipts
+                    .into_iter()
+                    .map(|(s, k, v)| (s, k, v(now)))
+                    .collect(),
             });
-        let draft = FactDraft::new(
-            store.clone(),
-            key.clone(),
-            &value,
-            None,
-            1,
-            None,
-            None,
-            "receipt",
-        )?;
-        let id = fact::new_id(tx);
-        let f = draft.seal(id, tx, causation)?;
-        latest.insert((store, key), id);
-        receipt_ids.push(id);
-        log.push(f);
-    }
-    let legacy_facts = ex
-        .path()
-        .filter(|p| rewrite::snapshot_is_legacy(p))
-        .map(|_| state.log.clone());
-    drop(state);
-    let Some(path) = ex.path().map(|p| p.to_owned()) else {
-        let held = ex.hold_state();
-        let new_state = rebuild(&held, log);
-        ex.install(held, new_state, None);
-        return Ok(Done {
-            receipt_ids,
-            durable: false,
-            late_error: None,
-            deferred: Vec::new(),
-        });
-    };
-    // A 0.5.2 snapshot may hold facts the WAL lacks: first make the WAL whole (and drop
-    // that snapshot), so that removing the snapshot can never lose a fact.
-    if let Some(all) = legacy_facts {
-        if let Some(e) = write_and_swap(ex, io, &path, all)? {
-            return Err(e);
         }
+        let cut = state.log.len();
+        let mut kept: Vec<Fact> = Vec::with_capacity(cut);
+        for (i, f) in state.log.iter().enumerate() {
+            if change.drop[i] {
+                continue;
+            }
+            if change.erase.get(i).copied().unwrap_or(false) {
+                kept.push(f.tombstone());
+            } else {
+                kept.push(f.clone());
+            }
+        }
+        let regs = Registrations::of(&state);
+        drop(state);
+        let mut generation = None;
+        let mut new_state = match path.as_deref() {
+            None => rebuild(&regs, kept.clone()),
+            Some(p) => {
+                let mut g = rewrite::Generation::create(io, p)?;
+                let (written, s) = std::thread::scope(|sc| {
+                    let w = sc.spawn(|| g.append(kept.iter()));
+                    let s = rebuild(&regs, kept.clone());
+                    (w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), s)
+                });
+                written?;
+                generation = Some(g);
+                s
+            }
+        };
+
+        // Phase 2.
+        let receipts = change.receipts;
+        let side_files = change.side_files;
+        self.exclusive(|ex| {
+            let held = ex.hold_state();
+            let tail: Vec<Fact> = held.log[cut..].to_vec();
+            let now_regs = Registrations::of(&held);
+            if !now_regs.same(&regs) {
+                // Registered meanwhile: build again with what is registered now.
+                new_state = rebuild(&now_regs, kept);
+            }
+            // Receipts: the next transaction times, chained to their key's latest.
+            let mut sealed = Vec::with_capacity(receipts.len());
+            let mut latest: HashMap<(String, String), Uuid> = HashMap::new();
+            for (store, key, value) in receipts {
+                let tx = ex.tick();
+                let value = value(tx);
+                let causation = latest
+                    .get(&(store.clone(), key.clone()))
+                    .copied()
+                    .or_else(|| {
+                        tail.iter()
+                            .rev()
+                            .find(|f| f.store() == store && f.key() == key)
+                            .or_else(|| new_state.latest(&store, &key))
+                            .map(|f| f.id())
+                    });
+                let draft = FactDraft::new(
+                    store.clone(),
+                    key.clone(),
+                    &value,
+                    None,
+                    1,
+                    None,
+                    None,
+                    "receipt",
+                )?;
+                let id = fact::new_id(tx);
+                sealed.push(draft.seal(id, tx, causation)?);
+                latest.insert((store, key), id);
+            }
+            let receipt_ids: Vec<Uuid> = sealed.iter().map(|f| f.id()).collect();
+            let (wal, late) = match (generation.take(), path.as_deref()) {
+                (Some(mut g), Some(p)) => {
+                    g.append(tail.iter().chain(sealed.iter()))?;
+                    let w = g.finish()?;
+                    let (len, crc) = (w.len, w.tail_crc);
+                    let (file, late) = commit(io, p, w)?;
+                    new_state.wal_end = len;
+                    new_state.wal_tail_crc = crc;
+                    (Some((file, len)), late)
+                }
+                _ => (None, None),
+            };
+            extend(&mut new_state, tail.into_iter().chain(sealed));
+            let durable = wal.is_some();
+            ex.install(held, std::mem::take(&mut new_state), wal);
+            let late = late.or_else(|| match path.as_deref() {
+                Some(p) => rewrite::remove_files(io, p, &side_files).err(),
+                None => None,
+            });
+            Ok(Done {
+                receipt_ids,
+                durable,
+                late_error: late,
+                deferred: Vec::new(),
+            })
+        })
     }
-    let late_error = write_and_swap(ex, io, &path, log)?
-        .or_else(|| rewrite::remove_files(io, &path, &change.side_files).err());
-    Ok(Done {
-        receipt_ids,
-        durable: true,
-        late_error,
-        deferred: Vec::new(),
-    })
 }
 
-/// Writes `log` as the next WAL generation, renames it into place and publishes the
-/// state over it. The generation is written on a second thread while this one rebuilds
-/// the in-memory views (the state is held against changes meanwhile; readers go on).
-/// `Ok(Some(e))`: in effect, but the directory fsync after the rename failed.
-fn write_and_swap(
-    ex: &mut Exclusive<'_>,
+/// Renames a finished generation into place: the file to append to, and the error of a
+/// directory fsync that failed after the rename (the new generation is in effect).
+fn commit(
     io: &dyn RewriteIo,
     path: &std::path::Path,
-    log: Vec<Fact>,
-) -> Result<Option<Error>> {
-    let held = ex.hold_state();
-    let (written, mut new_state) = std::thread::scope(|s| {
-        let writer = s.spawn(|| rewrite::write_generation(io, path, log.iter()));
-        let new_state = rebuild(&held, log.clone());
-        let written = writer
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (written, new_state)
-    });
-    let w = written?;
-    let (len, crc) = (w.len, w.tail_crc);
-    let (file, late) = match rewrite::commit_generation(io, path, w)? {
+    w: rewrite::Written,
+) -> Result<(std::fs::File, Option<Error>)> {
+    Ok(match rewrite::commit_generation(io, path, w)? {
         Committed::Durable(f) => (f, None),
         Committed::RenamedUnsynced(f, e) => (f, Some(e)),
-    };
-    new_state.wal_end = len;
-    new_state.wal_tail_crc = crc;
-    ex.install(held, new_state, Some((file, len)));
-    Ok(late)
+    })
 }

@@ -146,58 +146,103 @@ pub(crate) struct Written {
     pub(crate) tail_crc: u32,
 }
 
-/// Writes `facts` (commit order) as a new generation beside `wal`, streaming: frames of
-/// up to [`CHUNK`] records, written out every [`WRITE_BUFFER`] bytes, then fsynced. On
-/// any error the partial file is removed and nothing else has changed.
-pub(crate) fn write_generation<'a>(
-    io: &dyn RewriteIo,
-    wal: &Path,
-    facts: impl ExactSizeIterator<Item = &'a Fact>,
-) -> Result<Written> {
-    let tmp = rewrite_tmp_path(wal);
-    let ctx = |what: &str| format!("{what} {}", tmp.display());
-    let mut file = io.create(&tmp).map_err(|e| Error::io(ctx("creating"), e))?;
-    let res = (|| {
-        let mut buf = Vec::with_capacity(WRITE_BUFFER + (WRITE_BUFFER >> 2));
-        let mut len = 0u64;
-        let mut tail_crc = 0u32;
+/// A new generation being written beside the WAL, streaming: frames of up to
+/// [`CHUNK`] records, written out every [`WRITE_BUFFER`] bytes. Dropped unfinished (an
+/// error anywhere), its file is removed.
+pub(crate) struct Generation<'a> {
+    io: &'a dyn RewriteIo,
+    file: Option<Box<dyn RewriteFile>>,
+    tmp: PathBuf,
+    buf: Vec<u8>,
+    len: u64,
+    tail_crc: u32,
+}
+
+impl<'a> Generation<'a> {
+    /// Creates `<wal>.rewrite.tmp`.
+    pub(crate) fn create(io: &'a dyn RewriteIo, wal: &Path) -> Result<Self> {
+        let tmp = rewrite_tmp_path(wal);
+        let file = io
+            .create(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        Ok(Generation {
+            io,
+            file: Some(file),
+            tmp,
+            buf: Vec::with_capacity(WRITE_BUFFER + (WRITE_BUFFER >> 2)),
+            len: 0,
+            tail_crc: 0,
+        })
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        file.write_all(&self.buf)
+            .map_err(|e| Error::io(format!("writing {}", self.tmp.display()), e))?;
+        self.len += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Appends facts (commit order).
+    pub(crate) fn append<'f>(&mut self, facts: impl Iterator<Item = &'f Fact>) -> Result<()> {
         let mut facts = facts.peekable();
         while facts.peek().is_some() {
             let chunk: Vec<&Fact> = facts.by_ref().take(CHUNK).collect();
-            let s = wal::begin_frame(&mut buf);
-            codec::write_array_len(&mut buf, 2);
-            codec::write_int(&mut buf, TAG_BATCH);
-            codec::write_array_len(&mut buf, chunk.len());
+            let s = wal::begin_frame(&mut self.buf);
+            codec::write_array_len(&mut self.buf, 2);
+            codec::write_int(&mut self.buf, TAG_BATCH);
+            codec::write_array_len(&mut self.buf, chunk.len());
             for f in &chunk {
-                encode_record(&mut buf, f);
+                encode_record(&mut self.buf, f);
             }
-            tail_crc = wal::end_frame(&mut buf, s)?;
-            if buf.len() >= WRITE_BUFFER {
-                file.write_all(&buf)
-                    .map_err(|e| Error::io(ctx("writing"), e))?;
-                len += buf.len() as u64;
-                buf.clear();
+            self.tail_crc = wal::end_frame(&mut self.buf, s)?;
+            if self.buf.len() >= WRITE_BUFFER {
+                self.write_out()?;
             }
         }
-        file.write_all(&buf)
-            .map_err(|e| Error::io(ctx("writing"), e))?;
-        len += buf.len() as u64;
-        file.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
-        Ok((len, tail_crc))
-    })();
-    match res {
-        Ok((len, tail_crc)) => Ok(Written {
-            file,
-            tmp,
-            len,
-            tail_crc,
-        }),
-        Err(e) => {
+        Ok(())
+    }
+
+    /// Writes out what is buffered and fsyncs.
+    pub(crate) fn finish(mut self) -> Result<Written> {
+        self.write_out()?;
+        let mut file = self.file.take().expect("a generation is finished once");
+        if let Err(e) = file.sync_all() {
             drop(file);
-            let _ = io.remove_file(&tmp);
-            Err(e)
+            let _ = self.io.remove_file(&self.tmp);
+            return Err(Error::io(format!("syncing {}", self.tmp.display()), e));
+        }
+        Ok(Written {
+            file,
+            tmp: self.tmp.clone(),
+            len: self.len,
+            tail_crc: self.tail_crc,
+        })
+    }
+}
+
+impl Drop for Generation<'_> {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            drop(file);
+            let _ = self.io.remove_file(&self.tmp);
         }
     }
+}
+
+/// Writes `facts` as a whole new generation beside `wal` and fsyncs it. On any error the
+/// partial file is removed and nothing else has changed.
+pub(crate) fn write_generation<'f>(
+    io: &dyn RewriteIo,
+    wal: &Path,
+    facts: impl Iterator<Item = &'f Fact>,
+) -> Result<Written> {
+    let mut g = Generation::create(io, wal)?;
+    g.append(facts)?;
+    g.finish()
 }
 
 /// Whether the snapshot beside `wal` is in the 0.5.2 Ruby format (which may hold facts
