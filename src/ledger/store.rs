@@ -1175,9 +1175,14 @@ fn apply_coercion(c: &dyn Coercion, fact: Fact) -> Result<ReadFact> {
 pub(crate) struct Exclusive<'a> {
     inner: &'a Inner,
     writer: &'a mut Writer,
+    since: std::time::Instant,
 }
 
 impl<'a> Exclusive<'a> {
+    /// How long commits have been held (since the writer lock was taken).
+    pub(crate) fn held_for(&self) -> std::time::Duration {
+        self.since.elapsed()
+    }
     /// The next transaction time (for receipts).
     pub(crate) fn tick(&mut self) -> Timestamp {
         self.writer.clock.tick()
@@ -1243,6 +1248,7 @@ impl LedgerStore {
         }
         let result = (|| {
             let mut w = inner.writer.lock();
+            let since = std::time::Instant::now();
             if inner.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
@@ -1283,6 +1289,7 @@ impl LedgerStore {
             f(&mut Exclusive {
                 inner,
                 writer: &mut w,
+                since,
             })
         })();
         let mut s = inner.sync.lock();

@@ -168,6 +168,8 @@ struct Done {
     late_error: Option<Error>,
     /// Receipts of an operation that removed nothing, to commit as an ordinary batch.
     deferred: Vec<(String, String, Value)>,
+    /// The longest window in which commits waited.
+    pause: std::time::Duration,
 }
 
 impl LedgerStore {
@@ -319,13 +321,12 @@ impl LedgerStore {
                     ));
                     if !dropped.is_empty() {
                         let (store, strategy) = (name.clone(), policy.strategy());
-                        let dropped: Vec<Fact> = dropped.into_iter().cloned().collect();
+                        let summary = receipt::Dropped::of(&dropped);
                         change.receipts.push((
                             COMPACTION_RECEIPTS.to_owned(),
                             receipt_key(name),
                             Box::new(move |at| {
-                                let refs: Vec<&Fact> = dropped.iter().collect();
-                                receipt::compaction_value(&store, strategy, &refs, at)
+                                receipt::compaction_value(&store, strategy, &summary, at)
                             }),
                         ));
                     }
@@ -337,6 +338,7 @@ impl LedgerStore {
         let mut ids = done.receipt_ids.into_iter();
         for r in reports.iter_mut() {
             r.durable = done.durable;
+            r.commit_pause = done.pause;
             if r.dropped_count > 0 {
                 r.receipt_id = ids.next();
             }
@@ -402,6 +404,7 @@ impl LedgerStore {
             pruned_fact_refs: refs,
             missing_ids: missing,
             durable: done.durable,
+            commit_pause: done.pause,
         };
         match done.late_error {
             Some(e) => Err(e),
@@ -507,6 +510,7 @@ impl LedgerStore {
             missing_ids: missing,
             side_files_removed: side_names,
             durable: done.durable,
+            commit_pause: done.pause,
         };
         match done.late_error {
             Some(e) => Err(e),
@@ -576,6 +580,7 @@ fn report(store: &str, p: &RetentionPolicy, dropped: usize, kept: usize) -> Comp
         kept_count: kept,
         receipt_id: None,
         durable: false,
+        commit_pause: std::time::Duration::ZERO,
     }
 }
 
@@ -615,9 +620,11 @@ impl LedgerStore {
                 ex.install(held, s, Some((file, len)));
                 late.map_or(Ok(()), Err)
             })?;
+            rewrite::remove_snapshot(io, p)?;
         }
 
         // Phase 1.
+        let read_window = std::time::Instant::now();
         let state = self.published();
         let change = plan(&state)?;
         let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
@@ -627,6 +634,7 @@ impl LedgerStore {
                 receipt_ids: Vec::new(),
                 durable: false,
                 late_error: None,
+                pause: std::time::Duration::ZERO,
                 deferred: change
                     .receipts
                     .into_iter()
@@ -648,13 +656,15 @@ impl LedgerStore {
         }
         let regs = Registrations::of(&state);
         drop(state);
+        let read_window = read_window.elapsed();
         let mut generation = None;
         let mut new_state = match path.as_deref() {
             None => rebuild(&regs, kept.clone()),
             Some(p) => {
+                rewrite::remove_snapshot(io, p)?;
                 let mut g = rewrite::Generation::create(io, p)?;
                 let (written, s) = std::thread::scope(|sc| {
-                    let w = sc.spawn(|| g.append(kept.iter()));
+                    let w = sc.spawn(|| g.append(kept.iter()).and_then(|()| g.sync()));
                     let s = rebuild(&regs, kept.clone());
                     (w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), s)
                 });
@@ -730,6 +740,7 @@ impl LedgerStore {
                 durable,
                 late_error: late,
                 deferred: Vec::new(),
+                pause: read_window.max(ex.held_for()),
             })
         })
     }

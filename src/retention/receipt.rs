@@ -32,6 +32,8 @@ pub struct CompactionReport {
     pub receipt_id: Option<Uuid>,
     /// True when the removal was written to disk (a file-backed ledger).
     pub durable: bool,
+    /// The longest time commits had to wait because of this operation (measured).
+    pub commit_pause: std::time::Duration,
 }
 
 /// What `prune_fact_ids` did.
@@ -47,6 +49,8 @@ pub struct PruneReport {
     pub missing_ids: Vec<String>,
     /// True when the removal was written to disk.
     pub durable: bool,
+    /// The longest time commits had to wait because of this operation (measured).
+    pub commit_pause: std::time::Duration,
 }
 
 /// What `erase` did.
@@ -64,6 +68,8 @@ pub struct ErasureReport {
     pub side_files_removed: Vec<String>,
     /// True when the erasure was written to disk.
     pub durable: bool,
+    /// The longest time commits had to wait because of this operation (measured).
+    pub commit_pause: std::time::Duration,
 }
 
 /// What kind of removal an activity entry records.
@@ -149,30 +155,45 @@ pub(crate) fn fact_ref(f: &Fact) -> FactRef {
     }
 }
 
+/// What a compaction receipt says about the facts it dropped.
+pub(crate) struct Dropped {
+    count: usize,
+    oldest: Option<(Uuid, Timestamp)>,
+    newest: Option<(Uuid, Timestamp)>,
+}
+
+impl Dropped {
+    /// The summary of `facts`.
+    pub(crate) fn of(facts: &[&Fact]) -> Self {
+        let key = |f: &&&Fact| f.transaction_time();
+        let pick = |f: Option<&&Fact>| f.map(|f| (f.id(), f.transaction_time()));
+        Dropped {
+            count: facts.len(),
+            oldest: pick(facts.iter().min_by_key(key)),
+            newest: pick(facts.iter().max_by_key(key)),
+        }
+    }
+}
+
 /// The value of a compaction receipt.
 pub(crate) fn compaction_value(
     store: &str,
     strategy: Strategy,
-    dropped: &[&Fact],
+    dropped: &Dropped,
     at: Timestamp,
 ) -> Value {
-    let oldest = dropped.iter().min_by_key(|f| f.transaction_time());
-    let newest = dropped.iter().max_by_key(|f| f.transaction_time());
-    let id = |f: Option<&&Fact>| f.map_or(Value::Nil, |f| Value::from(f.id().to_string()));
-    let ts = |f: Option<&&Fact>| {
-        f.map_or(Value::Nil, |f| {
-            Value::Float(f.transaction_time().as_secs_f64())
-        })
-    };
+    let id = |f: Option<(Uuid, Timestamp)>| f.map_or(Value::Nil, |f| Value::from(f.0.to_string()));
+    let ts =
+        |f: Option<(Uuid, Timestamp)>| f.map_or(Value::Nil, |f| Value::Float(f.1.as_secs_f64()));
     Value::map([
         (sym("type"), Value::sym("compaction_receipt")),
         (sym("compacted_store"), Value::sym(store)),
         (sym("strategy"), Value::sym(strategy.name())),
-        (sym("compacted_count"), Value::Int(dropped.len() as i64)),
-        (sym("oldest_dropped"), id(oldest)),
-        (sym("newest_dropped"), id(newest)),
-        (sym("oldest_ts"), ts(oldest)),
-        (sym("newest_ts"), ts(newest)),
+        (sym("compacted_count"), Value::Int(dropped.count as i64)),
+        (sym("oldest_dropped"), id(dropped.oldest)),
+        (sym("newest_dropped"), id(dropped.newest)),
+        (sym("oldest_ts"), ts(dropped.oldest)),
+        (sym("newest_ts"), ts(dropped.newest)),
         (sym("compacted_at"), Value::Float(at.as_secs_f64())),
     ])
 }

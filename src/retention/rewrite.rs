@@ -4,18 +4,19 @@
 //!
 //! Order, and what a crash at each point leaves (reopen shows the state before or after,
 //! never a mix):
-//! 1. `<wal>.rewrite.tmp` written and fsynced. Crash: the old WAL (and snapshot) are
-//!    untouched; the leftover file is removed on open.
-//! 2. The snapshot removed, directory fsynced. Crash: the old WAL alone holds every fact
+//! 1. The snapshot removed, directory fsynced. Crash: the old WAL alone holds every fact
 //!    of the old state (a checkpoint never truncates the WAL), so it replays to the
 //!    state before.
+//! 2. `<wal>.rewrite.tmp` written and fsynced. Crash: the old WAL is untouched; the
+//!    leftover file is removed on open.
 //! 3. The new generation renamed over the WAL, directory fsynced. From the rename on,
 //!    the WAL path holds the state after, receipts included (they are frames of the new
 //!    generation, so they land in the same rename as the removal).
 //!
-//! A 0.5.2 Ruby snapshot can hold facts its WAL no longer has, so step 2 would lose
-//! them: such a ledger is first rewritten keeping everything (then its snapshot is
-//! removed), and only then rewritten for real.
+//! A 0.5.2 Ruby snapshot can hold facts its WAL no longer has, so step 1 would lose
+//! them: such a ledger is first rewritten keeping everything, renamed, and only then is
+//! its snapshot removed (a crash in between reopens the same facts: snapshot and WAL
+//! are merged by id); then it is rewritten for real.
 //!
 //! Every file operation goes through [`RewriteIo`], so tests can fail any of them (a
 //! full disk, a failing fsync or rename) and check that the old state stays intact with
@@ -206,6 +207,17 @@ impl<'a> Generation<'a> {
         Ok(())
     }
 
+    /// Writes out what is buffered and fsyncs (so that `finish` later has little left to
+    /// sync).
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.write_out()?;
+        if let Some(file) = self.file.as_mut() {
+            file.sync_all()
+                .map_err(|e| Error::io(format!("syncing {}", self.tmp.display()), e))?;
+        }
+        Ok(())
+    }
+
     /// Writes out what is buffered and fsyncs.
     pub(crate) fn finish(mut self) -> Result<Written> {
         self.write_out()?;
@@ -265,28 +277,30 @@ pub(crate) enum Committed {
     RenamedUnsynced(File, Error),
 }
 
-/// Steps 2 and 3 of the module documentation. On an error before the rename, the new
-/// generation is removed and the old WAL is in place.
+/// Removes the snapshot beside `wal` (if any) and fsyncs the directory: step 1 of the
+/// module documentation.
+pub(crate) fn remove_snapshot(io: &dyn RewriteIo, wal: &Path) -> Result<()> {
+    let snap = snapshot::snapshot_path(wal);
+    if !snap.exists() {
+        return Ok(());
+    }
+    io.remove_file(&snap)
+        .map_err(|e| Error::io(format!("removing {}", snap.display()), e))?;
+    io.sync_dir(dir_of(wal))
+        .map_err(|e| Error::io(format!("syncing directory {}", dir_of(wal).display()), e))
+}
+
+/// Renames a finished generation over the WAL and fsyncs the directory: step 3 of the
+/// module documentation. On an error before the rename, the new generation is removed
+/// and the old WAL is in place.
 pub(crate) fn commit_generation(io: &dyn RewriteIo, wal: &Path, w: Written) -> Result<Committed> {
     let dir = dir_of(wal);
-    let snap = snapshot::snapshot_path(wal);
     let fail = |w: Written, e: Error| {
         let tmp = w.tmp.clone();
         drop(w);
         let _ = io.remove_file(&tmp);
         Err(e)
     };
-    if snap.exists() {
-        if let Err(e) = io.remove_file(&snap) {
-            return fail(w, Error::io(format!("removing {}", snap.display()), e));
-        }
-        if let Err(e) = io.sync_dir(dir) {
-            return fail(
-                w,
-                Error::io(format!("syncing directory {}", dir.display()), e),
-            );
-        }
-    }
     if let Err(e) = io.rename(&w.tmp, wal) {
         let e = Error::io(
             format!("renaming {} to {}", w.tmp.display(), wal.display()),
