@@ -1194,13 +1194,15 @@ impl<'a> Exclusive<'a> {
     }
     /// Publishes `state` in place of the held one and, for a file-backed ledger, appends
     /// from now on to `wal` (the new WAL generation, already durable under the WAL's
-    /// path, `len` bytes long, locked).
+    /// path, `len` bytes long, locked). Returns the old state, for the caller to drop
+    /// once no lock is held (freeing a large state takes a while).
+    #[must_use = "drop the old state outside the locks"]
     pub(crate) fn install(
         &mut self,
         held: parking_lot::RwLockUpgradableReadGuard<'a, State>,
         state: State,
         wal: Option<(std::fs::File, u64)>,
-    ) {
+    ) -> State {
         if let (Some((file, len)), Some(path)) = (wal, self.inner.path.as_deref()) {
             let w = WalWriter::new(Arc::new(file), len, self.inner.durability, path);
             self.writer.wal = Some(w);
@@ -1208,7 +1210,8 @@ impl<'a> Exclusive<'a> {
             let mut s = self.inner.sync.lock();
             s.synced = len;
         }
-        *parking_lot::RwLockUpgradableReadGuard::upgrade(held) = state;
+        let mut w = parking_lot::RwLockUpgradableReadGuard::upgrade(held);
+        std::mem::replace(&mut *w, state)
     }
 }
 

@@ -617,9 +617,10 @@ impl LedgerStore {
                 let mut s = rebuild(&regs, all);
                 s.wal_end = len;
                 s.wal_tail_crc = crc;
-                ex.install(held, s, Some((file, len)));
-                late.map_or(Ok(()), Err)
-            })?;
+                let old = ex.install(held, s, Some((file, len)));
+                late.map_or(Ok(old), Err)
+            })
+            .map(drop)?;
             rewrite::remove_snapshot(io, p)?;
         }
 
@@ -730,18 +731,24 @@ impl LedgerStore {
             };
             extend(&mut new_state, tail.into_iter().chain(sealed));
             let durable = wal.is_some();
-            ex.install(held, std::mem::take(&mut new_state), wal);
+            let old = ex.install(held, std::mem::take(&mut new_state), wal);
             let late = late.or_else(|| match path.as_deref() {
                 Some(p) => rewrite::remove_files(io, p, &side_files).err(),
                 None => None,
             });
-            Ok(Done {
+            let done = Done {
                 receipt_ids,
                 durable,
                 late_error: late,
                 deferred: Vec::new(),
                 pause: read_window.max(ex.held_for()),
-            })
+            };
+            Ok((done, old))
+        })
+        .map(|(done, old)| {
+            // Freed with no lock held: the dropped facts go with it.
+            drop(old);
+            done
         })
     }
 }
