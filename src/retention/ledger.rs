@@ -298,30 +298,34 @@ impl LedgerStore {
                             now.as_micros().saturating_sub((d * 1e6).round() as i64),
                         )
                     });
-                    let mut dropped: Vec<&Fact> = Vec::new();
+                    // Positions follow transaction time: the window is one position.
+                    let window_start = match (policy.strategy(), cutoff) {
+                        (Strategy::RollingWindow, Some(c)) => {
+                            state.log.partition_point(|f| f.transaction_time() < c) as u32
+                        }
+                        _ => u32::MAX,
+                    };
+                    let (mut count, mut lo, mut hi) = (0usize, u32::MAX, 0u32);
                     for versions in si.keys.values() {
                         let v = versions.as_slice();
                         for &p in &v[..v.len().saturating_sub(1)] {
-                            let f = &state.log[p as usize];
-                            let old = match (policy.strategy(), cutoff) {
-                                (Strategy::RollingWindow, Some(c)) => f.transaction_time() < c,
-                                _ => true,
-                            };
-                            if old {
-                                change.drop[p as usize] = true;
-                                dropped.push(f);
+                            if p >= window_start {
+                                break;
                             }
+                            change.drop[p as usize] = true;
+                            count += 1;
+                            lo = lo.min(p);
+                            hi = hi.max(p);
                         }
                     }
-                    reports.push(report(
-                        name,
-                        policy,
-                        dropped.len(),
-                        si.all.len() - dropped.len(),
-                    ));
-                    if !dropped.is_empty() {
+                    reports.push(report(name, policy, count, si.all.len() - count));
+                    if count > 0 {
                         let (store, strategy) = (name.clone(), policy.strategy());
-                        let summary = receipt::Dropped::of(&dropped);
+                        let summary = receipt::Dropped::new(
+                            count,
+                            &state.log[lo as usize],
+                            &state.log[hi as usize],
+                        );
                         change.receipts.push((
                             COMPACTION_RECEIPTS.to_owned(),
                             receipt_key(name),

@@ -163,14 +163,12 @@ pub(crate) struct Dropped {
 }
 
 impl Dropped {
-    /// The summary of `facts`.
-    pub(crate) fn of(facts: &[&Fact]) -> Self {
-        let key = |f: &&&Fact| f.transaction_time();
-        let pick = |f: Option<&&Fact>| f.map(|f| (f.id(), f.transaction_time()));
+    /// `count` facts, the oldest and newest of them.
+    pub(crate) fn new(count: usize, oldest: &Fact, newest: &Fact) -> Self {
         Dropped {
-            count: facts.len(),
-            oldest: pick(facts.iter().min_by_key(key)),
-            newest: pick(facts.iter().max_by_key(key)),
+            count,
+            oldest: Some((oldest.id(), oldest.transaction_time())),
+            newest: Some((newest.id(), newest.transaction_time())),
         }
     }
 }
