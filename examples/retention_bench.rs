@@ -73,7 +73,8 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
     l.close().unwrap();
     drop(l);
     let t = Instant::now();
-    let l = LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
+    let l =
+        LedgerStore::open_with(&path, OpenOptions::new().durability(Durability::Flush)).unwrap();
     let reopen_before = t.elapsed();
     l.set_retention("s", RetentionPolicy::ephemeral()).unwrap();
 

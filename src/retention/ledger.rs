@@ -763,7 +763,7 @@ fn commit(
     io: &dyn RewriteIo,
     path: &std::path::Path,
     w: rewrite::Written,
-) -> Result<(std::fs::File, Option<Error>)> {
+) -> Result<(crate::ledger::lock::LockedFile, Option<Error>)> {
     Ok(match rewrite::commit_generation(io, path, w)? {
         Committed::Durable(f) => (f, None),
         Committed::RenamedUnsynced(f, e) => (f, Some(e)),

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use crate::ledger::codec;
 use crate::ledger::error::{Error, Result};
 use crate::ledger::fact::{encode_record, Fact};
+use crate::ledger::lock::{self, LockedFile};
 use crate::ledger::snapshot;
 use crate::ledger::wal::{self, TAG_BATCH};
 
@@ -50,8 +51,8 @@ pub trait RewriteFile: Send {
 /// The file-system operations of a rewrite. The real one is [`OsRewriteIo`]; tests
 /// substitute one that fails on demand.
 pub trait RewriteIo: Send + Sync {
-    /// Creates `path` (replacing a leftover), open for reading and appending, and takes
-    /// the ledger's advisory lock on it.
+    /// Creates `path` (replacing a leftover), open for reading and writing (not in
+    /// append mode).
     fn create(&self, path: &Path) -> io::Result<Box<dyn RewriteFile>>;
     /// Renames `from` over `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -86,21 +87,13 @@ impl RewriteIo for OsRewriteIo {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        // Not O_APPEND: once it is the WAL, frames are written at the log's end, which
+        // may lie before preallocated zeros.
         let f = std::fs::OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create_new(true)
             .open(path)?;
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "the new WAL generation is locked by someone else",
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
         Ok(Box::new(OsFile(f)))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -271,10 +264,10 @@ pub(crate) fn snapshot_is_legacy(wal: &Path) -> bool {
 /// What committing a generation did.
 pub(crate) enum Committed {
     /// The new generation is the WAL, durably.
-    Durable(File),
+    Durable(LockedFile),
     /// The rename happened but the directory fsync failed: the new generation is the WAL
     /// (so the caller must switch to it), and a power loss may still show the old one.
-    RenamedUnsynced(File, Error),
+    RenamedUnsynced(LockedFile, Error),
 }
 
 /// Removes the snapshot beside `wal` (if any) and fsyncs the directory: step 1 of the
@@ -295,20 +288,25 @@ pub(crate) fn remove_snapshot(io: &dyn RewriteIo, wal: &Path) -> Result<()> {
 /// and the old WAL is in place.
 pub(crate) fn commit_generation(io: &dyn RewriteIo, wal: &Path, w: Written) -> Result<Committed> {
     let dir = dir_of(wal);
-    let fail = |w: Written, e: Error| {
-        let tmp = w.tmp.clone();
-        drop(w);
-        let _ = io.remove_file(&tmp);
-        Err(e)
+    // Locked (and registered) before the rename, so no other handle can take the new
+    // WAL between the rename and the switch.
+    let tmp = w.tmp.clone();
+    let file = match lock::adopt(w.file.into_file(), &tmp) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = io.remove_file(&tmp);
+            return Err(e);
+        }
     };
-    if let Err(e) = io.rename(&w.tmp, wal) {
+    if let Err(e) = io.rename(&tmp, wal) {
         let e = Error::io(
-            format!("renaming {} to {}", w.tmp.display(), wal.display()),
+            format!("renaming {} to {}", tmp.display(), wal.display()),
             e,
         );
-        return fail(w, e);
+        drop(file);
+        let _ = io.remove_file(&tmp);
+        return Err(e);
     }
-    let file = w.file.into_file();
     match io.sync_dir(dir) {
         Ok(()) => Ok(Committed::Durable(file)),
         Err(e) => Ok(Committed::RenamedUnsynced(
