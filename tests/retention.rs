@@ -468,3 +468,81 @@ fn writers_continue_across_a_compaction_without_losing_commits() {
         assert!(l.read(Read::new("hot", format!("{t}"))).unwrap().is_some());
     }
 }
+
+/// A file layer that, when the new generation is created (phase 1, commits running),
+/// commits a fact and registers a scope through the ledger: the rewrite must carry both
+/// into the state it publishes and the file it renames.
+struct MidRewrite {
+    ledger: LedgerStore,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+impl igniter_ledger::retention::RewriteIo for MidRewrite {
+    fn create(
+        &self,
+        path: &Path,
+    ) -> std::io::Result<Box<dyn igniter_ledger::retention::RewriteFile>> {
+        if !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.ledger
+                .write(Write::new(
+                    "s",
+                    "meanwhile",
+                    Value::map([(MapKey::sym("hot"), Value::Bool(true))]),
+                ))
+                .unwrap();
+            self.ledger
+                .register_path(
+                    AccessPath::scope("s", "hot").filter(MapKey::sym("hot"), Value::Bool(true)),
+                )
+                .unwrap();
+        }
+        igniter_ledger::retention::OsRewriteIo.create(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        igniter_ledger::retention::OsRewriteIo.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        igniter_ledger::retention::OsRewriteIo.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        igniter_ledger::retention::OsRewriteIo.sync_dir(dir)
+    }
+}
+
+#[test]
+fn commits_and_registrations_during_a_rewrite_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, l) = file_ledger(dir.path());
+    l.set_retention("s", RetentionPolicy::ephemeral()).unwrap();
+    for i in 0..10 {
+        l.write(Write::new("s", "k", v(i))).unwrap();
+    }
+    let io = MidRewrite {
+        ledger: l.clone(),
+        fired: Default::default(),
+    };
+    let r = l.compact_with_io(None, &io).unwrap();
+    assert!(io.fired.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(r[0].dropped_count, 9);
+    // the fact committed in phase 1 is published, indexed and in the scope registered then
+    assert!(l.read(Read::new("s", "meanwhile")).unwrap().is_some());
+    let hot: Vec<String> = l
+        .query("s", "hot", None)
+        .unwrap()
+        .iter()
+        .map(|f| f.fact.key().to_owned())
+        .collect();
+    assert_eq!(hot, vec!["meanwhile"]);
+    // receipt after it, in commit order
+    let all = l.fact_log_all(None, None);
+    assert_eq!(all.last().unwrap().store(), COMPACTION_RECEIPTS);
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].transaction_time() < w[1].transaction_time()));
+    l.close().unwrap();
+    drop(l);
+    let l = LedgerStore::open(&path).unwrap();
+    assert!(l.read(Read::new("s", "meanwhile")).unwrap().is_some());
+    assert_eq!(l.history_raw(HistoryQuery::new("s").key("k")).len(), 1);
+    assert_eq!(l.compaction_receipts(Some("s")).len(), 1);
+}
