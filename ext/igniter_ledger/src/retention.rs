@@ -74,7 +74,8 @@ fn duration_arg(ruby: &Ruby, v: RValue) -> Result<Option<f64>, Error> {
     ))
 }
 
-/// Runs a rewrite without the GVL, then drops the handle's caches.
+/// Runs a rewrite without the GVL; the handle's caches are bypassed meanwhile and
+/// emptied after.
 fn rewrite<T: Send>(
     ruby: &Ruby,
     s: &StoreObj,
@@ -82,12 +83,13 @@ fn rewrite<T: Send>(
     work: impl FnOnce(igniter_ledger::LedgerStore) -> igniter_ledger::Result<T> + Send,
 ) -> Result<T, Error> {
     let ledger = s.ledger().clone();
-    let res =
-        gvl::without_gvl(move || work(ledger)).map_err(|m| errors::internal(ruby, what, m))?;
+    s.begin_rewrite();
+    let res = gvl::without_gvl(move || work(ledger));
     // Even a failed rewrite may have taken effect (a directory fsync failing after the
     // rename): never serve cached values across one.
-    s.forget_cached();
-    res.map_err(ledger_err(ruby))
+    s.end_rewrite();
+    res.map_err(|m| errors::internal(ruby, what, m))?
+        .map_err(ledger_err(ruby))
 }
 
 fn set_retention(
