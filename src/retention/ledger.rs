@@ -306,8 +306,8 @@ impl LedgerStore {
                         _ => u32::MAX,
                     };
                     let (mut count, mut lo, mut hi) = (0usize, u32::MAX, 0u32);
-                    for versions in si.keys.values() {
-                        let v = versions.as_slice();
+                    for entry in si.keys.iter() {
+                        let v = entry.versions.as_slice();
                         for &p in &v[..v.len().saturating_sub(1)] {
                             if p >= window_start {
                                 break;
