@@ -3,8 +3,8 @@
 //! (measured here, in the same directory, with the same write size and one fsync), the
 //! reopen time after compaction, and how long a concurrent writer is paused.
 //!
-//! `cargo run --release --example retention_bench -- [N] [dir]` (N defaults to 1000000;
-//! dir to a temporary directory under target/).
+//! `cargo bench --bench retention -- [N] [dir]` (N defaults to 1000000; dir to
+//! `target/retention-bench`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -141,7 +141,8 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` adds `--bench`.
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let n: usize = args
         .next()
         .and_then(|s| s.parse().ok())
