@@ -29,6 +29,7 @@
 
 pub mod changefeed;
 mod ledger;
+pub mod retention;
 pub mod typed;
 
 pub use changefeed::{ChangeEvent, ChangefeedBuffer, ChangesQuery, Cursor, Follower};

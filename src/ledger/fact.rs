@@ -69,21 +69,32 @@ impl Fact {
     pub fn key_arc(&self) -> &Arc<str> {
         &self.0.key
     }
-    /// The value, decoded from its stored bytes.
+    /// The value, decoded from its stored bytes (nil for an erased fact).
     pub fn value(&self) -> Value {
         // The bytes were validated when the fact was built or loaded.
-        codec::decode_value(&self.0.value).unwrap_or_default()
+        codec::decode_value(self.value_bytes()).unwrap_or_default()
     }
     /// The value's MessagePack bytes (Symbols as extension type 1, maps in insertion
-    /// order; [`Fact::value`] decodes them).
+    /// order; [`Fact::value`] decodes them); nil's for an erased fact.
     pub fn value_bytes(&self) -> &[u8] {
+        if is_tombstone_value(&self.0.value) {
+            return &NIL_BYTES;
+        }
         &self.0.value
+    }
+    /// True when the fact's value was erased (see `crate::retention`): its id, value
+    /// hash, causation, times and metadata remain; its value reads as nil.
+    pub fn is_erased(&self) -> bool {
+        is_tombstone_value(&self.0.value)
     }
     /// blake3 of the value's canonical encoding.
     pub fn value_hash(&self) -> &[u8; 32] {
         self.0
             .value_hash
-            .get_or_init(|| codec::hash_stored(&self.0.value))
+            .get_or_init(|| match tombstone_hash(&self.0.value) {
+                Some(h) => h,
+                None => codec::hash_stored(&self.0.value),
+            })
     }
     /// The value hash as 64 lowercase hex characters.
     pub fn value_hash_hex(&self) -> String {
@@ -360,6 +371,58 @@ impl FactDraft {
     }
 }
 
+// ------------------------------------------------------------ tombstones
+
+/// MessagePack nil: what an erased fact's value reads as.
+static NIL_BYTES: [u8; 1] = [0xc0];
+
+/// The MessagePack extension type marking an erased value in a record's value slot:
+/// `ext 8` of 32 bytes, type 0x45, holding the erased value's hash. Values never use it
+/// (only Symbols, type 1), and readers that do not know it reject the record rather than
+/// misread it.
+pub(crate) const TOMBSTONE_EXT: u8 = 0x45;
+const TOMBSTONE_LEN: usize = 35;
+
+fn is_tombstone_value(b: &[u8]) -> bool {
+    b.len() == TOMBSTONE_LEN && b[0] == 0xc7 && b[1] == 32 && b[2] == TOMBSTONE_EXT
+}
+
+fn tombstone_hash(b: &[u8]) -> Option<[u8; 32]> {
+    if !is_tombstone_value(b) {
+        return None;
+    }
+    b[3..].try_into().ok()
+}
+
+impl Fact {
+    /// The tombstone of this fact: the same id, store, key, causation, times, schema
+    /// version, producer, derivation and value hash, without the value bytes.
+    pub(crate) fn tombstone(&self) -> Fact {
+        let d = &*self.0;
+        let mut marker = Vec::with_capacity(TOMBSTONE_LEN);
+        marker.extend_from_slice(&[0xc7, 32, TOMBSTONE_EXT]);
+        marker.extend_from_slice(self.value_hash());
+        let extra = d.extra.as_deref().map(|e| {
+            Box::new(Extra {
+                producer: e.producer.clone(),
+                derivation: e.derivation.clone(),
+            })
+        });
+        Fact(Arc::new(FactData {
+            id: d.id,
+            tx: d.tx,
+            valid: d.valid,
+            store: d.store.clone(),
+            key: d.key.clone(),
+            value: marker.into_boxed_slice(),
+            value_hash: OnceLock::from(*self.value_hash()),
+            causation: d.causation,
+            schema_version: d.schema_version,
+            extra,
+        }))
+    }
+}
+
 // ------------------------------------------------------------ record encoding
 
 pub(crate) const RECORD_FIELDS: usize = 10;
@@ -465,8 +528,15 @@ pub(crate) fn decode_record(
             }
         }
     };
-    // Validated here; hashed when first asked for.
-    let value = r.raw_value()?;
+    // Validated here; hashed when first asked for. An erased value is a tombstone
+    // marker holding the hash.
+    let value = match r.rest() {
+        rest if rest.len() >= TOMBSTONE_LEN && is_tombstone_value(&rest[..TOMBSTONE_LEN]) => {
+            r.pos += TOMBSTONE_LEN;
+            &rest[..TOMBSTONE_LEN]
+        }
+        _ => r.raw_value()?,
+    };
     let causation = if r.read_nil()? {
         Uuid::nil()
     } else {

@@ -200,6 +200,40 @@ pub(crate) fn open_locked(path: &Path, fs: &dyn FileSystem) -> Result<LockedFile
     Ok(locked_file)
 }
 
+/// Takes the lock on a file the ledger just created (a new WAL generation, before it is
+/// renamed over the WAL) and enters it in the registry. `Locked` if someone holds it.
+pub(crate) fn adopt(file: File, path: &Path) -> Result<LockedFile> {
+    let me = std::process::id();
+    let mut held = registry(me)?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+    let (dev, ino) = file_id(&meta);
+    let locked = || Error::Locked {
+        path: path.to_owned(),
+    };
+    if held.iter().any(|&(d, i, _)| d == dev && i == ino) {
+        return Err(locked());
+    }
+    match try_lock(&file) {
+        Ok(true) => {}
+        Ok(false) => return Err(locked()),
+        Err(e) => return Err(Error::io(format!("locking {}", path.display()), e)),
+    }
+    held.push((dev, ino, me));
+    drop(held);
+    let len = meta.len();
+    Ok(LockedFile {
+        file,
+        extent: Mutex::new(Extent {
+            end: len,
+            allocated: len,
+            ..Extent::default()
+        }),
+        _entry: Entry { dev, ino, pid: me },
+    })
+}
+
 impl Drop for LockedFile {
     fn drop(&mut self) {
         // A handle dropped without `close` still leaves the WAL at its exact length (not

@@ -24,8 +24,8 @@ pub mod fs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod import;
-mod index;
-mod lock;
+pub(crate) mod index;
+pub(crate) mod lock;
 pub mod recovery;
 pub mod request;
 pub mod snapshot;

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -95,6 +95,11 @@ struct Inner {
     writer_owner: Owner,
     /// Changefeed: told about every publication, in commit order (see crate::changefeed).
     feed: LedgerHook,
+    /// Commits written to the WAL whose committer has not yet seen them durable (a
+    /// storage rewrite waits for these before it replaces the file).
+    in_flight: AtomicUsize,
+    /// Retention policies by store (see `crate::retention`).
+    retention: Mutex<crate::retention::Policies>,
 }
 
 impl Inner {
@@ -338,6 +343,8 @@ impl LedgerStore {
                 state_owner: Owner::default(),
                 writer_owner: Owner::default(),
                 feed,
+                in_flight: AtomicUsize::new(0),
+                retention: Mutex::new(crate::retention::Policies::default()),
             }),
         }
     }
@@ -574,8 +581,10 @@ impl LedgerStore {
             crc,
             facts,
         });
+        inner.in_flight.fetch_add(1, Ordering::AcqRel);
         drop(guard);
         let durable = self.wait_durable(end);
+        inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         let mut w = inner.writer.lock();
         match durable {
             Ok(durable) => {
@@ -715,8 +724,12 @@ impl LedgerStore {
     }
 
     /// The value a point read sees (coerced), or None.
+    /// An erased fact reads as nil, like a key never written.
     pub fn read(&self, q: Read) -> Result<Option<Value>> {
-        Ok(self.read_fact(q)?.map(|f| f.value()))
+        Ok(self
+            .read_fact(q)?
+            .filter(|f| !f.fact.is_erased())
+            .map(|f| f.value()))
     }
 
     /// The fact a point read selects (with its coerced value), or None.
@@ -1328,6 +1341,166 @@ fn apply_coercion(c: &dyn Coercion, fact: Fact) -> Result<ReadFact> {
             store: fact.store().to_owned(),
             message: e.to_string(),
         }),
+    }
+}
+
+// ------------------------------------------------------------------ storage rewrites
+
+/// The ledger held exclusively for a storage rewrite (compaction, exact prune, erasure;
+/// see `crate::retention`): no commit runs, every written commit is durable and
+/// published, no checkpoint runs.
+pub(crate) struct Exclusive<'a> {
+    inner: &'a Inner,
+    writer: &'a mut Writer,
+    since: std::time::Instant,
+}
+
+impl<'a> Exclusive<'a> {
+    /// How long commits have been held (since the writer lock was taken).
+    pub(crate) fn held_for(&self) -> std::time::Duration {
+        self.since.elapsed()
+    }
+    /// The next transaction time (for receipts).
+    pub(crate) fn tick(&mut self) -> Timestamp {
+        self.writer.clock.tick()
+    }
+    /// Holds the published state against changes (registrations, lazy index builds)
+    /// while readers keep reading; see [`Exclusive::install`].
+    pub(crate) fn hold_state(&self) -> parking_lot::RwLockUpgradableReadGuard<'a, State> {
+        self.inner.state.upgradable_read()
+    }
+    /// Publishes `state` in place of the held one and, for a file-backed ledger, appends
+    /// from now on to `wal` (the new WAL generation, already durable under the WAL's
+    /// path, `len` bytes long, locked). Returns the old state, for the caller to drop
+    /// once no lock is held (freeing a large state takes a while).
+    #[must_use = "drop the old state outside the locks"]
+    pub(crate) fn install(
+        &mut self,
+        held: parking_lot::RwLockUpgradableReadGuard<'a, State>,
+        state: State,
+        wal: Option<(lock::LockedFile, u64)>,
+    ) -> State {
+        if let (Some((file, len)), Some(path)) = (wal, self.inner.path.as_deref()) {
+            {
+                let mut e = file.extent.lock();
+                (e.end, e.allocated) = (len, len);
+                e.preallocate = self.inner.durability == Durability::Fsync;
+            }
+            let file: Arc<dyn LogFile> = Arc::new(file);
+            let w = WalWriter::new(file.clone(), len, self.inner.durability, path);
+            self.writer.wal = Some(w);
+            self.inner.written.store(len, Ordering::Release);
+            // The group-commit leader syncs this file from now on.
+            let mut s = self.inner.sync.lock();
+            s.synced = len;
+            s.file = Some(file);
+        }
+        let mut w = Owned::new(
+            parking_lot::RwLockUpgradableReadGuard::upgrade(held),
+            &self.inner.state_owner,
+            self.inner.pid,
+        );
+        std::mem::replace(&mut *w, state)
+    }
+}
+
+impl LedgerStore {
+    /// Excludes checkpoints and other storage rewrites (not commits or reads). Held for
+    /// a whole rewrite, around [`LedgerStore::exclusive`].
+    pub(crate) fn rewrite_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.inner.checkpointing.lock()
+    }
+
+    /// The published state, for reading.
+    pub(crate) fn published(&self) -> parking_lot::RwLockReadGuard<'_, State> {
+        self.inner.state.read()
+    }
+
+    /// Runs `f` with the ledger held exclusively (see [`Exclusive`]); the caller holds
+    /// [`LedgerStore::rewrite_lock`]. Commits wait; readers keep reading the published
+    /// state until `f` installs a new one.
+    pub(crate) fn exclusive<T>(
+        &self,
+        f: impl FnOnce(&mut Exclusive<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let inner = &*self.inner;
+        inner.check_not_forked()?;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // Lock order as checkpoint's: checkpointing (the caller), then (group-commit
+        // leadership), then writer. Becoming the leader keeps anyone else from syncing
+        // or cutting the file.
+        {
+            let mut s = inner.sync.lock();
+            while s.leader {
+                inner.synced.wait(&mut s);
+            }
+            s.leader = true;
+        }
+        let result = (|| {
+            let mut w = inner.lock_writer(inner.pid)?;
+            let since = std::time::Instant::now();
+            if inner.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            if let Some(p) = &w.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            // Everything written: out of the buffer, durable, published.
+            if let Some(wal) = w.wal.as_mut() {
+                if let Err(e) = wal.flush_buffer() {
+                    let e: Error = e.into();
+                    if let Error::Poisoned(p) = &e {
+                        w.poisoned = Some(p.clone());
+                    }
+                    return Err(e);
+                }
+                let written = wal.written;
+                inner.written.store(written, Ordering::Release);
+                if !w.pending.is_empty() {
+                    let file = w.wal.as_ref().map(|wal| wal.file.clone());
+                    if let Some(file) = file {
+                        file.sync_data().map_err(|e| {
+                            Error::io(format!("syncing {}", self.path_display()), e)
+                        })?;
+                    }
+                }
+                {
+                    let mut s = inner.sync.lock();
+                    s.synced = s.synced.max(written);
+                    inner.synced.notify_all();
+                }
+                publish_durable(&mut w, inner, written);
+            }
+            // Committers between their write and their durability check need only the
+            // sync lock to see they are durable.
+            while inner.in_flight.load(Ordering::Acquire) > 0 {
+                std::thread::yield_now();
+            }
+            f(&mut Exclusive {
+                inner,
+                writer: &mut w,
+                since,
+            })
+        })();
+        let mut s = inner.sync.lock();
+        s.leader = false;
+        inner.synced.notify_all();
+        result
+    }
+
+    fn path_display(&self) -> String {
+        self.inner
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The retention policies (see `crate::retention`).
+    pub(crate) fn retention_policies_lock(&self) -> &Mutex<crate::retention::Policies> {
+        &self.inner.retention
     }
 }
 

@@ -7,6 +7,7 @@
 //! | `args` | store names, keys, times, fact ids |
 //! | `fact` | the `Fact` handle class |
 //! | `store` | `LedgerStore`'s native methods |
+//! | `retention` | retention policies, compaction, exact prune, erasure, activity |
 //! | `callbacks` | coercion blocks and consumers held by the core |
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
@@ -27,6 +28,7 @@ mod convert;
 mod errors;
 mod fact;
 mod gvl;
+mod retention;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.
@@ -68,6 +70,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     fact::define(fact_class)?;
     store::define(store_class)?;
     changefeed::define(ruby, ledger, store_class)?;
+    retention::define(store_class, fact_class)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -156,6 +156,10 @@ pub struct StoreObj {
     any_coercion: std::sync::atomic::AtomicBool,
     /// The read cache's capacity (0: off), readable without its lock.
     cache_cap: usize,
+    /// Storage rewrites (compaction, prune, erasure) begun plus ended through this handle:
+    /// odd while one runs. Caches are filled only with what was read within one even
+    /// epoch, so nothing read before a rewrite is cached after it.
+    rewrites: std::sync::atomic::AtomicU64,
 }
 
 /// Locks a mutex of the store. No Ruby call is ever made while one is held, so the GC
@@ -179,6 +183,7 @@ impl StoreObj {
             }),
             any_coercion: std::sync::atomic::AtomicBool::new(false),
             cache_cap: cache_entries,
+            rewrites: std::sync::atomic::AtomicU64::new(0),
             slices: Mutex::new(PartitionCache {
                 cap: slice_handles,
                 held: 0,
@@ -189,9 +194,44 @@ impl StoreObj {
         }
     }
 
-    /// The core ledger (for the changefeed bindings).
+    /// The core ledger.
     pub(crate) fn ledger(&self) -> &LedgerStore {
         &self.ledger
+    }
+
+    /// The rewrite epoch (see `rewrites`), read before reading the ledger.
+    fn epoch(&self) -> u64 {
+        self.rewrites.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether what was read since `epoch` may be cached: no rewrite began or ran since.
+    fn cacheable(&self, epoch: u64) -> bool {
+        epoch.is_multiple_of(2) && self.epoch() == epoch
+    }
+
+    /// Marks a storage rewrite as running (before the core is called).
+    pub(crate) fn begin_rewrite(&self) {
+        self.rewrites
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Marks it ended and forgets every cached value and slice (facts left, values were
+    /// erased, partitions shrank).
+    pub(crate) fn end_rewrite(&self) {
+        self.rewrites
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.forget_cached();
+    }
+
+    fn forget_cached(&self) {
+        let mut c = lock(&self.cache);
+        c.map.clear();
+        c.order.clear();
+        drop(c);
+        let mut sl = lock(&self.slices);
+        sl.map.clear();
+        sl.order.clear();
+        sl.held = 0;
     }
 
     fn keep(&self, v: RValue) -> Opaque<RValue> {
@@ -479,9 +519,10 @@ fn append(
         producer,
         derivation,
     )?;
+    let epoch = s.epoch();
     let fact = commit_one(ruby, s, Batch::new().append(a))?;
     if let Some((key, pv)) = slice {
-        note_append(ruby, s, key, pv, fact);
+        note_append(ruby, s, key, pv, fact, epoch);
     }
     Ok(fact)
 }
@@ -491,7 +532,14 @@ fn append(
 /// later `history_partition` hands out this very object instead of building another.
 /// The first append with a given partition key also has the core build that key's
 /// partition index (which the first `history_partition` call would do anyway).
-fn note_append(ruby: &Ruby, s: &StoreObj, key: SliceKey, pv: Value, fact: Obj<FactObj>) {
+fn note_append(
+    ruby: &Ruby,
+    s: &StoreObj,
+    key: SliceKey,
+    pv: Value,
+    fact: Obj<FactObj>,
+    epoch: u64,
+) {
     let cached = {
         let cache = lock(&s.slices);
         if cache.cap == 0 || cache.coerced.contains(&key.store) {
@@ -519,6 +567,9 @@ fn note_append(ruby: &Ruby, s: &StoreObj, key: SliceKey, pv: Value, fact: Obj<Fa
                 return;
             }
             let mut cache = lock(&s.slices);
+            if !s.cacheable(epoch) {
+                return;
+            }
             if let Some(slice) = cache.map.get_mut(&key) {
                 if ruby.get_inner(slice.facts).as_raw() == ruby.get_inner(facts).as_raw() {
                     slice.len += 1;
@@ -535,7 +586,7 @@ fn note_append(ruby: &Ruby, s: &StoreObj, key: SliceKey, pv: Value, fact: Obj<Fa
                 return;
             }
             let mut cache = lock(&s.slices);
-            if !cache.map.contains_key(&key) {
+            if s.cacheable(epoch) && !cache.map.contains_key(&key) {
                 cache.put(
                     key,
                     Slice {
@@ -704,7 +755,7 @@ fn plain_current(
 }
 
 /// The deep-frozen value of a stored (uncoerced) fact, through the read cache.
-fn cached_value(ruby: &Ruby, s: &StoreObj, fact: &Fact) -> RValue {
+fn cached_value(ruby: &Ruby, s: &StoreObj, fact: &Fact, epoch: u64) -> RValue {
     if s.cache_cap == 0 {
         return crate::fact::stored_value(ruby, fact);
     }
@@ -714,7 +765,10 @@ fn cached_value(ruby: &Ruby, s: &StoreObj, fact: &Fact) -> RValue {
         return ruby.get_inner(v);
     }
     let v = crate::fact::stored_value(ruby, fact);
-    lock(&s.cache).put(id, Opaque::from(v));
+    let mut cache = lock(&s.cache);
+    if s.cacheable(epoch) {
+        cache.put(id, Opaque::from(v));
+    }
     v
 }
 
@@ -726,19 +780,22 @@ fn read(
     as_of: RValue,
     valid_at: RValue,
 ) -> Result<RValue, Error> {
+    let epoch = s.epoch();
     if let Some(found) = plain_current(s, store, key, as_of, valid_at) {
         return Ok(match found {
-            Some(fact) => cached_value(ruby, s, &fact),
-            None => ruby.qnil().as_value(),
+            // An erased fact reads as nil, like a key never written.
+            Some(fact) if !fact.is_erased() => cached_value(ruby, s, &fact, epoch),
+            _ => ruby.qnil().as_value(),
         });
     }
     let q = read_query(ruby, store, key, as_of, valid_at)?;
     match s.ledger.read_fact(q).map_err(ledger_err(ruby))? {
         None => Ok(ruby.qnil().as_value()),
+        Some(rf) if rf.fact.is_erased() => Ok(ruby.qnil().as_value()),
         Some(ReadFact {
             coerced: Some(v), ..
         }) => Ok(convert::to_ruby(ruby, &v, true)),
-        Some(rf) => Ok(cached_value(ruby, s, &rf.fact)),
+        Some(rf) => Ok(cached_value(ruby, s, &rf.fact, epoch)),
     }
 }
 
@@ -789,7 +846,9 @@ fn history_partition(
     let store = args::name(ruby, store, "store")?;
     let since = args::opt_time(ruby, since, "since")?;
     let as_of = args::opt_time(ruby, as_of, "as_of")?;
-    let whole = since.is_none() && as_of.is_none() && {
+    // While a rewrite runs (odd epoch) the cache is bypassed.
+    let epoch = s.epoch();
+    let whole = since.is_none() && as_of.is_none() && epoch.is_multiple_of(2) && {
         let cache = lock(&s.slices);
         cache.cap > 0 && !cache.coerced.contains(&store)
     };
@@ -818,7 +877,7 @@ fn history_partition(
         }
     }
     let facts = s.ledger.history_partition(q).map_err(ledger_err(ruby))?;
-    cached_slice(ruby, s, key, facts)
+    cached_slice(ruby, s, key, facts, epoch)
 }
 
 /// The answer for a whole slice through the partition cache: a new Array (the caller
@@ -829,6 +888,7 @@ fn cached_slice(
     s: &StoreObj,
     key: SliceKey,
     facts: Vec<ReadFact>,
+    epoch: u64,
 ) -> Result<RArray, Error> {
     if facts.iter().any(|f| f.coerced.is_some()) {
         // A coercion changes values on every read: nothing to reuse.
@@ -865,7 +925,11 @@ fn cached_slice(
     // The cache keeps a copy-on-write copy (never handed out, so never changed but by
     // the cache itself); the caller gets `ary`.
     let keep = ary.dup();
-    lock(&s.slices).put(
+    let mut cache = lock(&s.slices);
+    if !s.cacheable(epoch) {
+        return Ok(ary);
+    }
+    cache.put(
         key,
         Slice {
             facts: Opaque::from(keep),

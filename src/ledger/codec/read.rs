@@ -225,6 +225,11 @@ impl<'a> Reader<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
 
+    /// The bytes not yet read.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
     /// Stops a primitive read for `fault`.
     #[cold]
     #[inline(never)]

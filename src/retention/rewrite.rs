@@ -1,0 +1,356 @@
+//! The durable rewrite: a new WAL generation written aside, fsynced, renamed over the
+//! WAL, directory fsynced, with the snapshot removed first so that no snapshot of the old
+//! generation can be read beside the new one.
+//!
+//! Order, and what a crash at each point leaves (reopen shows the state before or after,
+//! never a mix):
+//! 1. The snapshot removed, directory fsynced. Crash: the old WAL alone holds every fact
+//!    of the old state (a checkpoint never truncates the WAL), so it replays to the
+//!    state before.
+//! 2. `<wal>.rewrite.tmp` written and fsynced. Crash: the old WAL is untouched; the
+//!    leftover file is removed on open.
+//! 3. The new generation renamed over the WAL, directory fsynced. From the rename on,
+//!    the WAL path holds the state after, receipts included (they are frames of the new
+//!    generation, so they land in the same rename as the removal).
+//!
+//! A 0.5.2 Ruby snapshot can hold facts its WAL no longer has, so step 1 would lose
+//! them: such a ledger is first rewritten keeping everything, renamed, and only then is
+//! its snapshot removed (a crash in between reopens the same facts: snapshot and WAL
+//! are merged by id); then it is rewritten for real.
+//!
+//! Every file operation goes through [`RewriteIo`], so tests can fail any of them (a
+//! full disk, a failing fsync or rename) and check that the old state stays intact with
+//! no file left behind.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::ledger::codec;
+use crate::ledger::error::{Error, Result};
+use crate::ledger::fact::{encode_record, Fact};
+use crate::ledger::lock::{self, LockedFile};
+use crate::ledger::snapshot;
+use crate::ledger::wal::{self, TAG_BATCH};
+
+/// Facts per frame of a new generation.
+const CHUNK: usize = 1024;
+/// Bytes buffered before a write(2).
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// A file being written by a rewrite.
+pub trait RewriteFile: Send {
+    /// Writes all of `buf` at the end.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// fsync.
+    fn sync_all(&mut self) -> io::Result<()>;
+    /// The open file, for appending after the rename.
+    fn into_file(self: Box<Self>) -> File;
+}
+
+/// The file-system operations of a rewrite. The real one is [`OsRewriteIo`]; tests
+/// substitute one that fails on demand.
+pub trait RewriteIo: Send + Sync {
+    /// Creates `path` (replacing a leftover), open for reading and writing (not in
+    /// append mode).
+    fn create(&self, path: &Path) -> io::Result<Box<dyn RewriteFile>>;
+    /// Renames `from` over `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// fsyncs a directory.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The operating system's files.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsRewriteIo;
+
+struct OsFile(File);
+
+impl RewriteFile for OsFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        io::Write::write_all(&mut self.0, buf)
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+    fn into_file(self: Box<Self>) -> File {
+        self.0
+    }
+}
+
+impl RewriteIo for OsRewriteIo {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn RewriteFile>> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // Not O_APPEND: once it is the WAL, frames are written at the log's end, which
+        // may lie before preallocated zeros.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Box::new(OsFile(f)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// Where a new generation is written before its rename.
+pub fn rewrite_tmp_path(wal: &Path) -> PathBuf {
+    let mut s = wal.as_os_str().to_owned();
+    s.push(".rewrite.tmp");
+    PathBuf::from(s)
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Removes a generation left aside by a rewrite that did not reach its rename (called
+/// on open, before anything is read).
+pub(crate) fn remove_stale_rewrite(wal: &Path) {
+    let tmp = rewrite_tmp_path(wal);
+    if tmp.exists() && std::fs::remove_file(&tmp).is_ok() {
+        let _ = OsRewriteIo.sync_dir(dir_of(wal));
+    }
+}
+
+/// A generation written aside and durable, not yet renamed into place.
+pub(crate) struct Written {
+    file: Box<dyn RewriteFile>,
+    tmp: PathBuf,
+    /// Its length.
+    pub(crate) len: u64,
+    /// The CRC of its last frame (0 when empty).
+    pub(crate) tail_crc: u32,
+}
+
+/// A new generation being written beside the WAL, streaming: frames of up to
+/// [`CHUNK`] records, written out every [`WRITE_BUFFER`] bytes. Dropped unfinished (an
+/// error anywhere), its file is removed.
+pub(crate) struct Generation<'a> {
+    io: &'a dyn RewriteIo,
+    file: Option<Box<dyn RewriteFile>>,
+    tmp: PathBuf,
+    buf: Vec<u8>,
+    len: u64,
+    tail_crc: u32,
+}
+
+impl<'a> Generation<'a> {
+    /// Creates `<wal>.rewrite.tmp`.
+    pub(crate) fn create(io: &'a dyn RewriteIo, wal: &Path) -> Result<Self> {
+        let tmp = rewrite_tmp_path(wal);
+        let file = io
+            .create(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        Ok(Generation {
+            io,
+            file: Some(file),
+            tmp,
+            buf: Vec::with_capacity(WRITE_BUFFER + (WRITE_BUFFER >> 2)),
+            len: 0,
+            tail_crc: 0,
+        })
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        file.write_all(&self.buf)
+            .map_err(|e| Error::io(format!("writing {}", self.tmp.display()), e))?;
+        self.len += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Appends facts (commit order).
+    pub(crate) fn append<'f>(&mut self, facts: impl Iterator<Item = &'f Fact>) -> Result<()> {
+        let mut facts = facts.peekable();
+        while facts.peek().is_some() {
+            let chunk: Vec<&Fact> = facts.by_ref().take(CHUNK).collect();
+            let s = wal::begin_frame(&mut self.buf);
+            codec::write_array_len(&mut self.buf, 2);
+            codec::write_int(&mut self.buf, TAG_BATCH);
+            codec::write_array_len(&mut self.buf, chunk.len());
+            for f in &chunk {
+                encode_record(&mut self.buf, f);
+            }
+            self.tail_crc = wal::end_frame(&mut self.buf, s)?;
+            if self.buf.len() >= WRITE_BUFFER {
+                self.write_out()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out what is buffered and fsyncs (so that `finish` later has little left to
+    /// sync).
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.write_out()?;
+        if let Some(file) = self.file.as_mut() {
+            file.sync_all()
+                .map_err(|e| Error::io(format!("syncing {}", self.tmp.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes out what is buffered and fsyncs.
+    pub(crate) fn finish(mut self) -> Result<Written> {
+        self.write_out()?;
+        let mut file = self.file.take().expect("a generation is finished once");
+        if let Err(e) = file.sync_all() {
+            drop(file);
+            let _ = self.io.remove_file(&self.tmp);
+            return Err(Error::io(format!("syncing {}", self.tmp.display()), e));
+        }
+        Ok(Written {
+            file,
+            tmp: self.tmp.clone(),
+            len: self.len,
+            tail_crc: self.tail_crc,
+        })
+    }
+}
+
+impl Drop for Generation<'_> {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            drop(file);
+            let _ = self.io.remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `facts` as a whole new generation beside `wal` and fsyncs it. On any error the
+/// partial file is removed and nothing else has changed.
+pub(crate) fn write_generation<'f>(
+    io: &dyn RewriteIo,
+    wal: &Path,
+    facts: impl Iterator<Item = &'f Fact>,
+) -> Result<Written> {
+    let mut g = Generation::create(io, wal)?;
+    g.append(facts)?;
+    g.finish()
+}
+
+/// Whether the snapshot beside `wal` is in the 0.5.2 Ruby format (which may hold facts
+/// the WAL does not).
+pub(crate) fn snapshot_is_legacy(wal: &Path) -> bool {
+    // The first body byte tells: `{` (JSON) for 0.5.2, MessagePack for ours.
+    let mut head = [0u8; 5];
+    match File::open(snapshot::snapshot_path(wal)) {
+        Ok(mut f) => io::Read::read_exact(&mut f, &mut head).is_ok() && head[4] == b'{',
+        Err(_) => false,
+    }
+}
+
+/// What committing a generation did.
+pub(crate) enum Committed {
+    /// The new generation is the WAL, durably.
+    Durable(LockedFile),
+    /// The rename happened but the directory fsync failed: the new generation is the WAL
+    /// (so the caller must switch to it), and a power loss may still show the old one.
+    RenamedUnsynced(LockedFile, Error),
+}
+
+/// Removes the snapshot beside `wal` (if any) and fsyncs the directory: step 1 of the
+/// module documentation.
+pub(crate) fn remove_snapshot(io: &dyn RewriteIo, wal: &Path) -> Result<()> {
+    let snap = snapshot::snapshot_path(wal);
+    if !snap.exists() {
+        return Ok(());
+    }
+    io.remove_file(&snap)
+        .map_err(|e| Error::io(format!("removing {}", snap.display()), e))?;
+    io.sync_dir(dir_of(wal))
+        .map_err(|e| Error::io(format!("syncing directory {}", dir_of(wal).display()), e))
+}
+
+/// Renames a finished generation over the WAL and fsyncs the directory: step 3 of the
+/// module documentation. On an error before the rename, the new generation is removed
+/// and the old WAL is in place.
+pub(crate) fn commit_generation(io: &dyn RewriteIo, wal: &Path, w: Written) -> Result<Committed> {
+    let dir = dir_of(wal);
+    // Locked (and registered) before the rename, so no other handle can take the new
+    // WAL between the rename and the switch.
+    let tmp = w.tmp.clone();
+    let file = match lock::adopt(w.file.into_file(), &tmp) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = io.remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if let Err(e) = io.rename(&tmp, wal) {
+        let e = Error::io(
+            format!("renaming {} to {}", tmp.display(), wal.display()),
+            e,
+        );
+        drop(file);
+        let _ = io.remove_file(&tmp);
+        return Err(e);
+    }
+    match io.sync_dir(dir) {
+        Ok(()) => Ok(Committed::Durable(file)),
+        Err(e) => Ok(Committed::RenamedUnsynced(
+            file,
+            Error::io(format!("syncing directory {}", dir.display()), e),
+        )),
+    }
+}
+
+/// Recovery side files beside `wal` that may hold copies of WAL bytes: `<wal>.corrupt-*`,
+/// `<wal>.torn-*` and a leftover `<wal>.snap.tmp`.
+pub(crate) fn side_files(wal: &Path) -> Vec<PathBuf> {
+    let Some(name) = wal.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let prefixes = [
+        format!("{name}.corrupt-"),
+        format!("{name}.torn-"),
+        format!("{name}.snap.tmp"),
+    ];
+    let Ok(entries) = std::fs::read_dir(dir_of(wal)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            prefixes.iter().any(|p| n.starts_with(p.as_str()))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes `files` and fsyncs the directory.
+pub(crate) fn remove_files(io: &dyn RewriteIo, wal: &Path, files: &[PathBuf]) -> Result<()> {
+    for f in files {
+        io.remove_file(f)
+            .map_err(|e| Error::io(format!("removing {}", f.display()), e))?;
+    }
+    if !files.is_empty() {
+        io.sync_dir(dir_of(wal))
+            .map_err(|e| Error::io(format!("syncing directory {}", dir_of(wal).display()), e))?;
+    }
+    Ok(())
+}
