@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "set" # the reference loaded it; code written against it relies on that
 require_relative "ledger/version"
 require_relative "ledger/native"
 require_relative "ledger/errors"
@@ -10,11 +11,9 @@ require_relative "ledger/ledger_store"
 require_relative "ledger/transaction"
 
 module Igniter
-  # An embedded, append-only, bitemporal fact ledger. See LedgerStore.
+  # An embedded, append-only, bitemporal fact ledger. See LedgerStore. (The module's real
+  # name is Igniter::Store, the reference gem's; Igniter::Ledger is the same module.)
   module Ledger
-    # 0.5.x name of LedgerStore.
-    IgniterStore = LedgerStore
-
     class << self
       # An in-memory ledger.
       def memory
@@ -42,7 +41,4 @@ module Igniter
       end
     end
   end
-
-  # The package's name before the rename to igniter-ledger.
-  Store = Ledger unless const_defined?(:Store, false)
 end

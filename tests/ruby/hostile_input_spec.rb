@@ -81,7 +81,7 @@ RSpec.describe "hostile input" do
       "an Enumerator" => [[1].each, "an Enumerator"],
       "a Thread" => [Thread.current, "a Thread"],
       "an Encoding" => [Encoding::UTF_8, "an Encoding"],
-      "a ledger Fact" => [Igniter::Ledger::Fact.build(store: :s, key: "k", value: 1), "an Igniter::Ledger::Fact"]
+      "a ledger Fact" => [Igniter::Ledger::Fact.build(store: :s, key: "k", value: 1), "an Igniter::Store::Fact"]
     }.each do |name, (value, noun)|
       it "refuses #{name} everywhere a value goes, naming where, writing nothing" do
         what = Regexp.escape(noun)
