@@ -7,6 +7,7 @@ require_relative "ledger/errors"
 require_relative "ledger/fact"
 require_relative "ledger/access_path"
 require_relative "ledger/file_backend"
+require_relative "ledger/read_cache"
 require_relative "ledger/ledger_store"
 require_relative "ledger/transaction"
 

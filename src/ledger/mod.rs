@@ -33,7 +33,7 @@ pub mod wal;
 
 pub use access::{AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact};
 pub use error::{Error, Result};
-pub use fact::Fact;
+pub use fact::{Fact, FactParts};
 pub use recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
 pub use request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 pub use snapshot::CheckpointReport;

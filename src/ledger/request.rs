@@ -53,6 +53,27 @@ impl Write {
             expected: Expected::Any,
         }
     }
+    /// The parts of a fact with this write's content and the given id, transaction time
+    /// and causation (for [`crate::Fact::restore`]; `expected` is dropped).
+    pub fn into_parts(
+        self,
+        id: Uuid,
+        transaction_time: crate::Timestamp,
+        causation: Option<Uuid>,
+    ) -> crate::FactParts {
+        crate::FactParts {
+            id,
+            store: self.store,
+            key: self.key,
+            value: self.value,
+            causation,
+            transaction_time,
+            valid_time: self.valid_time,
+            schema_version: self.schema_version,
+            producer: self.producer,
+            derivation: self.derivation,
+        }
+    }
     /// Schema version of the value (default 1).
     pub fn schema_version(mut self, v: u32) -> Self {
         self.schema_version = v;

@@ -442,7 +442,7 @@ RSpec.describe "hostile input" do
 
     it "raises UnknownScopeError for a scope registered only on another store, writing nothing" do
       @store.register_path(L::AccessPath.new(store: :other, scope: :open, filters: { status: :open }))
-      e = refuses(L::UnknownScopeError, /\Aunknown scope "open" for store "v": register an access path first\z/) do |s|
+      e = refuses(L::UnknownScopeError, /\Aunknown scope: store=:v scope=:open \(register an access path first\)\z/) do |s|
         s.query(store: :v, scope: :open)
       end
       expect([e.store, e.scope]).to eq(%i[v open])

@@ -26,6 +26,10 @@ module Igniter
         # read_cache: entries of the read cache (0 disables it); `lru_cap:` is the 0.5.x
         # name of the same bound. partition_cache: Fact handles kept for repeated
         # #history_partition calls (0 disables it).
+        #
+        # backend: may also be any object answering #write_fact (the reference's backend
+        # protocol): the store then lives in memory and hands every committed fact to
+        # `backend.write_fact(fact)`, in commit order.
         def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil)
           cache = cache_entries(read_cache, lru_cap)
           slices = partition_handles(partition_cache)
@@ -33,14 +37,20 @@ module Igniter
           when nil, :memory
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache, slices)
+            _memory(self, cache, slices).__send__(:setup, lru_cap, nil)
           when FileBackend
             open(backend.path, durability: durability || backend.durability,
                                recover: recover.nil? ? backend.recover : recover, read_cache: cache,
-                               partition_cache: slices)
+                               lru_cap: lru_cap, partition_cache: slices)
           else
-            raise ArgumentError,
-                  "backend: must be nil (in memory) or an Igniter::Ledger::FileBackend, got #{backend.class}"
+            unless backend.respond_to?(:write_fact)
+              raise ArgumentError,
+                    "backend: must be nil (in memory), an Igniter::Store::FileBackend or an object " \
+                    "answering #write_fact, got #{backend.class}"
+            end
+            raise ArgumentError, "durability: needs a file-backed store" if durability
+
+            _memory(self, cache, slices).__send__(:setup, lru_cap, backend)
           end
         end
 
@@ -56,6 +66,7 @@ module Igniter
 
           store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
                         partition_handles(partition_cache))
+          store.__send__(:setup, lru_cap, nil)
           return store unless block_given?
 
           begin
@@ -93,9 +104,9 @@ module Igniter
       # written, when the latest fact of the key is another one.
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: UNSET)
-        _write(store, key, value, schema_version, causation,
-               term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation,
-               UNSET.equal?(expected) ? false : expected)
+        committed(_write(store, key, value, schema_version, causation,
+                         term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
+                         derivation, UNSET.equal?(expected) ? false : expected))
       end
 
       # Appends `event` to a history under a fresh UUID key; returns the Fact.
@@ -103,8 +114,9 @@ module Igniter
       # history_partition answers correctly either way).
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
-        _append(history, event, partition_key, schema_version, causation,
-                term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
+        committed(_append(history, event, partition_key, schema_version, causation,
+                          term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
+                          derivation))
       end
 
       # Commits the writes and appends queued in the block atomically; returns their
@@ -116,7 +128,7 @@ module Igniter
         yield tx
         return [] if tx.empty?
 
-        _commit(tx.operations)
+        _commit(tx.operations).each { |f| committed(f) }
       end
 
       # Commits several operations atomically: each a Hash with the keywords of #write
@@ -135,8 +147,19 @@ module Igniter
       # as_of: only facts with transaction_time <= as_of.
       # valid_at: bitemporal — the fact with the greatest valid_time <= valid_at (facts
       # without a valid time count from their transaction time).
+      #
+      # Time-travel reads (as_of:) go through the store's ReadCache: the same read again,
+      # with nothing written in between, answers the same (frozen) object.
       def read(store:, key:, as_of: nil, valid_at: nil)
-        _read(store, key, as_of, valid_at)
+        return _read(store, key, as_of, valid_at) if as_of.nil? || !valid_at.nil?
+
+        token = fact_count
+        hit = read_cache.get(store: store, key: key, as_of: as_of, token: token)
+        return hit unless hit.nil?
+
+        value = _read(store, key, as_of, nil)
+        read_cache.put(store: store, key: key, fact: value, as_of: as_of, token: token) unless value.nil?
+        value
       end
 
       # Like #read, but answers the Fact (or CoercedFact), or nil.
@@ -146,20 +169,44 @@ module Igniter
 
       # #read as of transaction time `at`.
       def time_travel(store:, key:, at:)
-        _read(store, key, at, nil)
+        read(store: store, key: key, as_of: at)
       end
 
       # The latest fact of every key whose value matches the scope's filters, ordered by
       # key. Raises UnknownScopeError (an ArgumentError) for an unregistered scope.
+      #
+      # As in the reference: the first current-state query of a scope makes it "warm",
+      # and only warm scopes notify their consumers; a scope path with `cache_ttl:`
+      # answers a repeated query within the TTL, with nothing written in between, with
+      # the same Array.
       def query(store:, scope:, as_of: nil)
-        _query(store, scope, as_of)
+        return _query(store, scope, as_of) unless as_of.nil?
+
+        id = [name_key(store), name_key(scope)]
+        ttl = scope_ttls[id]
+        if ttl
+          token = fact_count
+          hit = read_cache.get_scope(store: store, scope: scope, ttl: ttl, token: token)
+          return hit if hit
+        end
+        facts = _query(store, scope, nil)
+        warm_scopes[id] = true
+        read_cache.put_scope(store: store, scope: scope, facts: facts, token: token) if ttl
+        facts
       end
 
       # Registers an AccessPath; returns it.
       def register_path(path)
         raise TypeError, "register_path needs an Igniter::Ledger::AccessPath, got #{path.class}" unless path.is_a?(AccessPath)
 
-        _register_path(path.store, path.scope, path.filters, path.lookup, path.cache_ttl, path.consumers)
+        consumers = path.consumers
+        if path.scope?
+          id = [path.store, path.scope]
+          warm = warm_scopes
+          consumers = consumers.map { |c| ->(s, sc) { c.call(s, sc) if warm[id] } }
+          scope_ttls[id] = path.cache_ttl if path.cache_ttl
+        end
+        _register_path(path.store, path.scope, path.filters, path.lookup, path.cache_ttl, consumers)
         path
       end
       alias register_access_path register_path
@@ -173,6 +220,7 @@ module Igniter
         raise ArgumentError, "register_coercion needs a block or a callable" unless callable
 
         _register_coercion(store, callable)
+        read_cache.clear
         self
       end
 
@@ -205,6 +253,17 @@ module Igniter
         _lineage(store, key)
       end
 
+      # The fact with this id (raw, not coerced), or nil (also for nil, blank or malformed
+      # ids). While the Fact that #write/#append/#transaction returned for it is alive,
+      # that very object.
+      def fact_by_id(id)
+        fact = _fact_by_id(id)
+        return nil if fact.nil?
+
+        kept = @facts_by_hash && @facts_by_hash[fact.hash]
+        kept && kept.id == fact.id ? kept : fact
+      end
+
       # Every fact in commit order (raw, not coerced); since: >=, as_of: <=.
       def fact_log_all(since: nil, as_of: nil)
         _fact_log_all(since, as_of)
@@ -217,6 +276,43 @@ module Igniter
 
         _checkpoint
       end
+
+      private
+
+      def setup(lru_cap, backend)
+        @cache = ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
+        @backend = backend
+        self
+      end
+
+      # The ReadCache (time-travel reads, cache_ttl scope queries).
+      def read_cache
+        @cache ||= ReadCache.new
+      end
+
+      # A store or scope name as the Symbol registration uses (anything else as given:
+      # the native call refuses it with the proper error).
+      def name_key(name)
+        name.is_a?(String) && name.valid_encoding? ? name.to_sym : name
+      end
+
+      def warm_scopes
+        @warm_scopes ||= {}
+      end
+
+      def scope_ttls
+        @scope_ttls ||= {}
+      end
+
+      # Bookkeeping for a fact this store just committed: fact_by_id identity, and the
+      # backend's copy.
+      def committed(fact)
+        (@facts_by_hash ||= ObjectSpace::WeakMap.new)[fact.hash] = fact
+        @backend&.write_fact(fact)
+        fact
+      end
+
+      public
 
       def inspect
         where = memory? ? "memory" : "#{path} (#{durability})"
