@@ -15,7 +15,21 @@ module Igniter
   # An embedded, append-only, bitemporal fact ledger. See LedgerStore. (The module's real
   # name is Igniter::Store, the reference gem's; Igniter::Ledger is the same module.)
   module Ledger
+    @hash_keys = :keep
+
     class << self
+      # The hash_keys: every store made from now on (by .new, .open or .memory) gets
+      # when it is not given one: :keep (default; type-faithful) or :symbolize (String
+      # hash keys become Symbols at write time; see LedgerStore.new).
+      attr_reader :hash_keys
+
+      def hash_keys=(mode)
+        mode = mode.to_sym if mode.is_a?(String)
+        raise ArgumentError, "hash_keys must be :keep or :symbolize, got #{mode.inspect}" unless %i[keep symbolize].include?(mode)
+
+        @hash_keys = mode
+      end
+
       # An in-memory ledger.
       def memory
         LedgerStore.new

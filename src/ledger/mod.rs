@@ -21,6 +21,7 @@ pub mod error;
 pub mod fact;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hash_keys;
 mod import;
 mod index;
 pub mod recovery;
@@ -34,6 +35,7 @@ pub mod wal;
 pub use access::{AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact};
 pub use error::{Error, Result};
 pub use fact::{Fact, FactParts};
+pub use hash_keys::HashKeys;
 pub use recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
 pub use request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 pub use snapshot::CheckpointReport;

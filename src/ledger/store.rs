@@ -29,6 +29,7 @@ use super::access::{AccessPath, Coercion, Delivery, Pending, ReadFact};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::{self, encode_record, Fact, FactDraft};
+use super::hash_keys::HashKeys;
 use super::index::{Resolved, State};
 use super::recovery::{self, OpenOptions, OpenReport};
 use super::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
@@ -82,6 +83,8 @@ struct Inner {
     /// The process that opened the file. A forked child shares the WAL descriptor and
     /// its lock; it must neither commit nor flush through them.
     pid: u32,
+    /// What writes do with String hash keys.
+    hash_keys: HashKeys,
 }
 
 impl Inner {
@@ -208,6 +211,7 @@ impl LedgerStore {
         path: Option<PathBuf>,
         durability: Durability,
         report: Option<OpenReport>,
+        hash_keys: HashKeys,
     ) -> Self {
         let clock = Clock::new(recovery::clock_floor(&state));
         let written = wal.as_ref().map_or(0, |w| w.len);
@@ -237,13 +241,31 @@ impl LedgerStore {
                 consumer_failures: AtomicU64::new(0),
                 checkpointing: Mutex::new(()),
                 pid: std::process::id(),
+                hash_keys,
             }),
         }
     }
 
     /// A ledger that lives in memory only.
     pub fn memory() -> Self {
-        Self::build(State::default(), None, None, Durability::None, None)
+        Self::memory_with(OpenOptions::new())
+    }
+
+    /// A ledger in memory with options (of which only [`OpenOptions::hash_keys`] applies).
+    pub fn memory_with(opts: OpenOptions) -> Self {
+        Self::build(
+            State::default(),
+            None,
+            None,
+            Durability::None,
+            None,
+            opts.hash_keys,
+        )
+    }
+
+    /// What writes to this ledger do with String hash keys.
+    pub fn hash_keys(&self) -> HashKeys {
+        self.inner.hash_keys
     }
 
     /// Opens (or creates) the ledger whose WAL is at `path`, with `fsync` durability.
@@ -268,6 +290,7 @@ impl LedgerStore {
             Some(path.to_owned()),
             opts.durability,
             Some(report),
+            opts.hash_keys,
         ))
     }
 
@@ -294,6 +317,7 @@ impl LedgerStore {
             Some(path.to_owned()),
             opts.durability,
             Some(report),
+            opts.hash_keys,
         ))
     }
 
@@ -365,6 +389,7 @@ impl LedgerStore {
             });
         }
         self.inner.check_not_forked()?;
+        let batch = self.inner.hash_keys.apply_batch(batch);
         // Validation and encoding, before any lock.
         let mut prepared = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
@@ -640,6 +665,9 @@ impl LedgerStore {
     }
 
     fn partition_raw(&self, q: &PartitionQuery) -> Vec<Fact> {
+        if let Some(q) = self.inner.hash_keys.apply_partition(q) {
+            return self.partition_raw(&q);
+        }
         {
             let s = self.inner.state.read();
             if s.has_partition(&q.store, &q.partition_key) {
@@ -684,6 +712,9 @@ impl LedgerStore {
     /// assert_eq!(ledger.partition_len(&PartitionQuery::new("events", "order_id", "o2")), Some(0));
     /// ```
     pub fn partition_len(&self, q: &PartitionQuery) -> Option<usize> {
+        if let Some(q) = self.inner.hash_keys.apply_partition(q) {
+            return self.partition_len(&q);
+        }
         self.inner
             .state
             .read()
@@ -710,6 +741,7 @@ impl LedgerStore {
     /// Registers an access path. A scope path's membership is computed from the current
     /// state at once and maintained on every write after.
     pub fn register_path(&self, path: AccessPath) -> Result<()> {
+        let path = self.inner.hash_keys.apply_path(path);
         self.inner.state.write().register_path(path)
     }
 

@@ -108,9 +108,7 @@ fn opt_id(ruby: &Ruby, id: Option<uuid::Uuid>) -> Value {
 
 /// `:name` as Ruby's `Symbol#inspect` writes it (`:"odd name"` when quoting is needed).
 fn sym_inspect(ruby: &Ruby, name: &str) -> String {
-    ruby.to_symbol(name)
-        .as_value()
-        .inspect()
+    ruby.to_symbol(name).as_value().inspect()
 }
 
 /// The Ruby exception for a core error.

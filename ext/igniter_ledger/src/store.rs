@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use igniter_ledger::{
-    AccessPath, Append, Batch, Durability, Fact, HistoryQuery, LedgerStore, OpenOptions,
+    AccessPath, Append, Batch, Durability, Fact, HashKeys, HistoryQuery, LedgerStore, OpenOptions,
     OpenReport, PartitionQuery, Read, ReadFact, SnapshotOutcome, Value, Write,
 };
 use magnus::{
@@ -245,15 +245,28 @@ fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
 
 // ------------------------------------------------------------------ construction
 
+/// `:keep` / `:symbolize` (the Ruby layer checks the value; anything else is an
+/// ArgumentError here too).
+fn hash_keys_arg(ruby: &Ruby, v: String) -> Result<HashKeys, Error> {
+    HashKeys::parse(&v).ok_or_else(|| {
+        Error::new(
+            ruby.exception_arg_error(),
+            format!("hash_keys: must be :keep or :symbolize, got :{v}"),
+        )
+    })
+}
+
 fn memory(
     ruby: &Ruby,
     klass: RClass,
     cache_entries: usize,
     slice_handles: usize,
+    hash_keys: String,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
+    let opts = OpenOptions::new().hash_keys(hash_keys_arg(ruby, hash_keys)?);
     Ok(ruby.obj_wrap_as(
-        StoreObj::new(LedgerStore::memory(), cache_entries, slice_handles),
+        StoreObj::new(LedgerStore::memory_with(opts), cache_entries, slice_handles),
         klass,
     ))
 }
@@ -266,10 +279,14 @@ fn open(
     recover: bool,
     cache_entries: usize,
     slice_handles: usize,
+    hash_keys: String,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
     let durability = Durability::parse(&durability).map_err(ledger_err(ruby))?;
-    let opts = OpenOptions::new().durability(durability).recover(recover);
+    let opts = OpenOptions::new()
+        .durability(durability)
+        .recover(recover)
+        .hash_keys(hash_keys_arg(ruby, hash_keys)?);
     let path = PathBuf::from(path);
     refuse_special_file(ruby, &path)?;
     let ledger = gvl::without_gvl(move || LedgerStore::open_with(&path, opts))
@@ -1028,7 +1045,10 @@ fn lineage_chain(
         let h: RHash = ary.entry(i as isize)?;
         h.aset(sym(ruby, "store"), sym(ruby, f.store()))?;
         h.aset(sym(ruby, "key"), convert::string(ruby, f.key(), true))?;
-        h.aset(sym(ruby, "valid_time"), f.valid_time().into_value_with(ruby))?;
+        h.aset(
+            sym(ruby, "valid_time"),
+            f.valid_time().into_value_with(ruby),
+        )?;
         h.aset(
             sym(ruby, "schema_version"),
             f.schema_version().into_value_with(ruby),
@@ -1066,7 +1086,10 @@ fn lineage(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RHas
         ruby,
         &[
             ("subject", subject.as_value()),
-            ("chain", lineage_chain(ruby, s, &store, &key, &l.chain)?.as_value()),
+            (
+                "chain",
+                lineage_chain(ruby, s, &store, &key, &l.chain)?.as_value(),
+            ),
             ("depth", l.depth.into_value_with(ruby)),
             ("derived_by", derived_by),
             ("proof_hash", proof),
@@ -1303,6 +1326,10 @@ fn is_closed(s: &StoreObj) -> bool {
     s.ledger.is_closed()
 }
 
+fn hash_keys(ruby: &Ruby, s: &StoreObj) -> RValue {
+    sym(ruby, s.ledger.hash_keys().name())
+}
+
 fn is_memory(s: &StoreObj) -> bool {
     s.ledger.path().is_none()
 }
@@ -1310,8 +1337,8 @@ fn is_memory(s: &StoreObj) -> bool {
 /// Defines the native methods of `LedgerStore`.
 pub fn define(class: RClass) -> Result<(), Error> {
     use magnus::{function, method};
-    class.define_singleton_method("_memory", function!(memory, 3))?;
-    class.define_singleton_method("_open", function!(open, 6))?;
+    class.define_singleton_method("_memory", function!(memory, 4))?;
+    class.define_singleton_method("_open", function!(open, 7))?;
     class.define_private_method("_write", method!(write, 9))?;
     class.define_private_method("_append", method!(append, 8))?;
     class.define_private_method("_commit", method!(commit_ops, 1))?;
@@ -1337,5 +1364,6 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_method("close", method!(close, 0))?;
     class.define_method("closed?", method!(is_closed, 0))?;
     class.define_method("memory?", method!(is_memory, 0))?;
+    class.define_method("hash_keys", method!(hash_keys, 0))?;
     Ok(())
 }

@@ -30,18 +30,24 @@ module Igniter
         # backend: may also be any object answering #write_fact (the reference's backend
         # protocol): the store then lives in memory and hands every committed fact to
         # `backend.write_fact(fact)`, in commit order.
-        def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil)
+        #
+        # hash_keys: :keep (values are type-faithful) or :symbolize (String hash keys of
+        # values, producers and derivations become Symbols at write time, at every depth:
+        # the reference gem's key behaviour). Default: Igniter::Ledger.hash_keys.
+        def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil,
+                hash_keys: nil)
           cache = cache_entries(read_cache, lru_cap)
+          keys = hash_keys_name(hash_keys)
           slices = partition_handles(partition_cache)
           case backend
           when nil, :memory
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache, slices).__send__(:setup, lru_cap, nil)
+            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, nil)
           when FileBackend
             open(backend.path, durability: durability || backend.durability,
                                recover: recover.nil? ? backend.recover : recover, read_cache: cache,
-                               lru_cap: lru_cap, partition_cache: slices)
+                               lru_cap: lru_cap, partition_cache: slices, hash_keys: keys.to_sym)
           else
             unless backend.respond_to?(:write_fact)
               raise ArgumentError,
@@ -50,22 +56,24 @@ module Igniter
             end
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache, slices).__send__(:setup, lru_cap, backend)
+            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, backend)
           end
         end
 
         # Opens (or creates) the ledger whose WAL is at `path`; the snapshot is
         # `path + ".snap"`. durability: :fsync (default) | :flush | :none.
         # recover: true moves mid-log damage aside (to `path.corrupt-<offset>`) instead of
-        # raising CorruptionError. read_cache:, partition_cache: as for .new. With a
-        # block, yields the store and closes it after.
-        def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil)
+        # raising CorruptionError. read_cache:, partition_cache:, hash_keys: as for .new
+        # (hash_keys: applies to what is written from now on). With a block, yields the
+        # store and closes it after.
+        def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil,
+                 hash_keys: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
           raise ArgumentError, "path must not contain a NUL byte: #{path.inspect}" if path.include?("\0")
 
           store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
-                        partition_handles(partition_cache))
+                        partition_handles(partition_cache), hash_keys_name(hash_keys))
           store.__send__(:setup, lru_cap, nil)
           return store unless block_given?
 
@@ -87,6 +95,15 @@ module Igniter
           raise ArgumentError, "read_cache: must be a non-negative Integer, got #{n.inspect}" unless n.is_a?(Integer) && n >= 0
 
           n
+        end
+
+        def hash_keys_name(hash_keys)
+          hash_keys = Ledger.hash_keys if hash_keys.nil?
+          unless %i[keep symbolize].include?(hash_keys)
+            raise ArgumentError, "hash_keys: must be :keep or :symbolize, got #{hash_keys.inspect}"
+          end
+
+          hash_keys.to_s
         end
 
         def partition_handles(partition_cache)
