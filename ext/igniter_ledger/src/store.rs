@@ -140,20 +140,24 @@ impl PartitionCache {
 }
 
 /// The data behind a `LedgerStore` object.
+///
+/// Handles made by `_share` (a second open of a file this process already has open) hold
+/// the same ledger and the same `Arc`s below, so what one registers or caches the others
+/// see, and every Ruby object the ledger holds stays marked while any handle lives.
 pub struct StoreObj {
     ledger: LedgerStore,
     /// Commits wait for fsync: release the GVL around them.
     release_gvl: bool,
     /// Every Ruby object the core holds through this store (coercion blocks, consumers).
     /// Append-only: a replaced coercion may still be running when it is replaced.
-    callbacks: Mutex<Vec<Opaque<RValue>>>,
+    callbacks: Arc<Mutex<Vec<Opaque<RValue>>>>,
     /// Deep-frozen values handed out by `read`, marked for the GC.
-    cache: Mutex<ReadCache>,
+    cache: Arc<Mutex<ReadCache>>,
     /// Fact handles handed out by `history_partition`, marked for the GC.
-    slices: Mutex<PartitionCache>,
+    slices: Arc<Mutex<PartitionCache>>,
     /// Set once any coercion is registered: plain current reads then take the general
     /// path (through the core's coercion step).
-    any_coercion: std::sync::atomic::AtomicBool,
+    any_coercion: Arc<std::sync::atomic::AtomicBool>,
     /// The read cache's capacity (0: off), readable without its lock.
     cache_cap: usize,
 }
@@ -171,21 +175,34 @@ impl StoreObj {
         StoreObj {
             ledger,
             release_gvl,
-            callbacks: Mutex::new(Vec::new()),
-            cache: Mutex::new(ReadCache {
+            callbacks: Arc::new(Mutex::new(Vec::new())),
+            cache: Arc::new(Mutex::new(ReadCache {
                 cap: cache_entries,
                 map: HashMap::default(),
                 order: VecDeque::new(),
-            }),
-            any_coercion: std::sync::atomic::AtomicBool::new(false),
+            })),
+            any_coercion: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             cache_cap: cache_entries,
-            slices: Mutex::new(PartitionCache {
+            slices: Arc::new(Mutex::new(PartitionCache {
                 cap: slice_handles,
                 held: 0,
                 map: HashMap::default(),
                 order: VecDeque::new(),
                 coerced: std::collections::HashSet::new(),
-            }),
+            })),
+        }
+    }
+
+    /// Another handle on the same ledger, sharing everything (see the type's doc).
+    fn shared(&self) -> Self {
+        StoreObj {
+            ledger: self.ledger.clone(),
+            release_gvl: self.release_gvl,
+            callbacks: self.callbacks.clone(),
+            cache: self.cache.clone(),
+            slices: self.slices.clone(),
+            any_coercion: self.any_coercion.clone(),
+            cache_cap: self.cache_cap,
         }
     }
 
@@ -1330,6 +1347,15 @@ fn hash_keys(ruby: &Ruby, s: &StoreObj) -> RValue {
     sym(ruby, s.ledger.hash_keys().name())
 }
 
+/// `_share(klass)`: a new `klass` object on this handle's ledger (see `StoreObj`).
+fn share(ruby: &Ruby, s: &StoreObj, klass: RClass) -> Result<Obj<StoreObj>, Error> {
+    check_class(ruby, klass)?;
+    if s.ledger.is_closed() {
+        return Err(errors::ledger_error(ruby, igniter_ledger::Error::Closed));
+    }
+    Ok(ruby.obj_wrap_as(s.shared(), klass))
+}
+
 fn is_memory(s: &StoreObj) -> bool {
     s.ledger.path().is_none()
 }
@@ -1361,9 +1387,10 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_method("path", method!(path, 0))?;
     class.define_method("durability", method!(durability, 0))?;
     class.define_method("consumer_failures", method!(consumer_failures, 0))?;
-    class.define_method("close", method!(close, 0))?;
-    class.define_method("closed?", method!(is_closed, 0))?;
+    class.define_private_method("_close", method!(close, 0))?;
+    class.define_private_method("_closed?", method!(is_closed, 0))?;
     class.define_method("memory?", method!(is_memory, 0))?;
     class.define_method("hash_keys", method!(hash_keys, 0))?;
+    class.define_private_method("_share", method!(share, 1))?;
     Ok(())
 }

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "weakref"
+
 module Igniter
   module Ledger
     # The ledger. In memory (`LedgerStore.new`) or file-backed (`LedgerStore.open(path)`).
@@ -66,14 +68,35 @@ module Igniter
         # raising CorruptionError. read_cache:, partition_cache:, hash_keys: as for .new
         # (hash_keys: applies to what is written from now on). With a block, yields the
         # store and closes it after.
+        #
+        # Opening a file that this process already has open (through any spelling of its
+        # path, while that handle is open) gives a second handle on the same ledger, as
+        # the reference gem's code expects (it opened the file twice): both see every
+        # fact, one writer owns the WAL, and the file is closed when the last handle is.
+        # The first open's durability applies. Another process's open file raises
+        # LockedError.
         def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil,
                  hash_keys: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
           raise ArgumentError, "path must not contain a NUL byte: #{path.inspect}" if path.include?("\0")
 
-          store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
-                        partition_handles(partition_cache), hash_keys_name(hash_keys))
+          keys = hash_keys_name(hash_keys)
+          begin
+            store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
+                          partition_handles(partition_cache), keys)
+            OpenFiles.add(path, store)
+          rescue LockedError
+            first = OpenFiles.find(path)
+            raise if first.nil?
+
+            if first.hash_keys.to_s != keys
+              raise ArgumentError, "#{path} is open in this process with hash_keys: :#{first.hash_keys}; " \
+                                   "a second handle cannot use hash_keys: :#{keys}"
+            end
+            store = first.__send__(:_share, self)
+            store.__send__(:join, first)
+          end
           store.__send__(:setup, lru_cap, nil)
           return store unless block_given?
 
@@ -115,12 +138,74 @@ module Igniter
       end
       private_class_method :_memory, :_open
 
+      # The file-backed stores this process has open, by file identity (device, inode),
+      # so that a second open of the same file can share the first handle's ledger.
+      module OpenFiles
+        @lock = Mutex.new
+        @by_file = {}
+
+        class << self
+          def add(path, store)
+            id = identity(path) or return
+            @lock.synchronize do
+              @by_file.delete_if { |_, ref| !alive(ref) }
+              @by_file[id] = WeakRef.new(store)
+            end
+          end
+
+          # The open store holding the file at `path` in this process, or nil.
+          def find(path)
+            id = identity(path) or return nil
+            ref = @lock.synchronize { @by_file[id] }
+            store = ref && alive(ref)
+            store && !store.closed? ? store : nil
+          end
+
+          private
+
+          def identity(path)
+            st = File.stat(path)
+            [st.dev, st.ino]
+          rescue SystemCallError
+            nil
+          end
+
+          def alive(ref)
+            ref.weakref_alive? ? ref.__getobj__ : nil
+          rescue WeakRef::RefError
+            nil
+          end
+        end
+      end
+      private_constant :OpenFiles
+
+      # Closes this handle. The ledger (WAL flushed and synced, file lock released) closes
+      # with its last open handle; reads keep answering from memory after.
+      def close
+        handles = @handles
+        return _close if handles.nil?
+
+        last = handles[:lock].synchronize do
+          next false if @handle_closed
+
+          @handle_closed = true
+          (handles[:open] -= 1).zero?
+        end
+        last ? _close : nil
+      end
+
+      # True once this handle (or the ledger) is closed.
+      def closed?
+        @handle_closed || _closed?
+      end
+
       # Writes `value` to (store, key); returns the new Fact. Its causation defaults to the
       # previous fact of the key. `expected:` (a fact id or Fact; nil or :none for "the key
       # must not exist") makes the write conditional: a ConflictError, with nothing
       # written, when the latest fact of the key is another one.
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: UNSET)
+        handle_open!
         committed(_write(store, key, value, schema_version, causation,
                          term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
                          derivation, UNSET.equal?(expected) ? false : expected))
@@ -131,6 +216,7 @@ module Igniter
       # history_partition answers correctly either way).
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
+        handle_open!
         committed(_append(history, event, partition_key, schema_version, causation,
                           term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
                           derivation))
@@ -140,6 +226,8 @@ module Igniter
       # facts in order. If the block raises, nothing is written.
       def transaction
         raise ArgumentError, "transaction needs a block" unless block_given?
+
+        handle_open!
 
         tx = Transaction.new
         yield tx
@@ -291,10 +379,27 @@ module Igniter
       def checkpoint
         return nil if memory?
 
+        handle_open!
+
         _checkpoint
       end
 
       private
+
+      # Joins the handles of the ledger `first` holds (see .open).
+      def join(first)
+        handles = first.instance_variable_get(:@handles)
+        unless handles
+          handles = { lock: Mutex.new, open: 1 }
+          first.instance_variable_set(:@handles, handles)
+        end
+        handles[:lock].synchronize { handles[:open] += 1 }
+        @handles = handles
+      end
+
+      def handle_open!
+        raise ClosedError, "this handle of #{path} was closed (the ledger stays open for its other handles)" if @handle_closed
+      end
 
       def setup(lru_cap, backend)
         @cache = ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
