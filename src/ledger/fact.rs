@@ -204,6 +204,23 @@ impl Fact {
         draft.seal(p.id, p.transaction_time, p.causation)
     }
 
+    /// This fact's parts (the value, producer and derivation decoded), e.g. to restore it
+    /// into another ledger with [`crate::Write::restoring`].
+    pub fn to_parts(&self) -> FactParts {
+        FactParts {
+            id: self.id(),
+            store: self.store().to_owned(),
+            key: self.key().to_owned(),
+            value: self.value(),
+            causation: self.causation(),
+            transaction_time: self.transaction_time(),
+            valid_time: self.valid_time(),
+            schema_version: self.schema_version(),
+            producer: self.producer(),
+            derivation: self.derivation(),
+        }
+    }
+
     /// The id a fact recorded elsewhere keeps: the UUID itself when `s` is one; otherwise
     /// a name-based UUID (version 8, from the blake3 hash of `s`), the same for the same
     /// string, so links between restored facts (`causation`) stay consistent.

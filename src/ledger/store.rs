@@ -957,6 +957,8 @@ struct Prepared {
     causation: Option<Uuid>,
     expected: Expected,
     partition_key: Option<MapKey>,
+    /// Id and time of a restored fact (`Write::restoring`).
+    restore: Option<(Uuid, Timestamp)>,
 }
 
 fn prepare(op: Op) -> Result<Prepared> {
@@ -979,6 +981,7 @@ fn prepare(op: Op) -> Result<Prepared> {
                 causation: w.causation,
                 expected: w.expected,
                 partition_key: None,
+                restore: w.restore,
             })
         }
         Op::Append(a) => {
@@ -1005,6 +1008,7 @@ fn prepare(op: Op) -> Result<Prepared> {
                 causation: a.causation,
                 expected: Expected::Any,
                 partition_key: a.partition_key,
+                restore: None,
             })
         }
     }
@@ -1055,6 +1059,13 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
         if repeat {
             seen.insert((store, key));
         }
+        if let Some((id, _)) = p.restore {
+            if state.fact_by_id(id).is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "fact {id} is already in the ledger"
+                )));
+            }
+        }
         resolved.push(Resolved { latest, ..r });
     }
     drop(seen);
@@ -1063,8 +1074,13 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
     let mut out = Vec::with_capacity(prepared.len());
     for (i, (mut p, r)) in prepared.into_iter().zip(resolved).enumerate() {
         let repeat = repeats.get(i).copied().unwrap_or(false);
-        let tx = w.clock.tick();
-        let id = fact::new_id(tx);
+        let (tx, id) = match p.restore {
+            Some((id, t)) => (w.clock.tick_at(t), id),
+            None => {
+                let tx = w.clock.tick();
+                (tx, fact::new_id(tx))
+            }
+        };
         // Share the interned store name and key with the index.
         let store = r.store.unwrap_or_else(|| Arc::from(p.draft.store.as_str()));
         let key = r.key.unwrap_or_else(|| Arc::from(p.draft.key.as_str()));
@@ -1076,7 +1092,7 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
         } else {
             r.latest
         };
-        let causation = match (p.causation, p.is_append) {
+        let causation = match (p.causation, p.is_append || p.restore.is_some()) {
             (Some(c), _) => Some(c),
             (None, false) => latest,
             (None, true) => None,

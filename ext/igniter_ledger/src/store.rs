@@ -288,6 +288,7 @@ fn memory(
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn open(
     ruby: &Ruby,
     klass: RClass,
@@ -575,6 +576,19 @@ fn note_append(ruby: &Ruby, s: &StoreObj, key: SliceKey, pv: Value, fact: Obj<Fa
         // `history_partition` call brings the slice up to date.
         _ => {}
     }
+}
+
+/// `_replay(fact)`: takes in a fact recorded elsewhere with its id, transaction time and
+/// causation (`Write::restoring`); returns the stored fact.
+fn replay_fact(ruby: &Ruby, s: &StoreObj, fact: RValue) -> Result<Obj<FactObj>, Error> {
+    let f = <&FactObj>::try_convert(fact).map_err(|_| {
+        Error::new(
+            ruby.exception_type_error(),
+            "replay needs an Igniter::Store::Fact (or a Hash Fact.from_h accepts)",
+        )
+    })?;
+    let parts = f.fact.to_parts();
+    commit_one(ruby, s, Batch::new().write(Write::restoring(parts)))
 }
 
 /// `_commit(ops)`: ops are `[:write, store, key, value, schema_version, causation,
@@ -1368,6 +1382,7 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_private_method("_write", method!(write, 9))?;
     class.define_private_method("_append", method!(append, 8))?;
     class.define_private_method("_commit", method!(commit_ops, 1))?;
+    class.define_private_method("_replay", method!(replay_fact, 1))?;
     class.define_private_method("_read", method!(read, 4))?;
     class.define_private_method("_read_fact", method!(read_fact, 4))?;
     class.define_private_method("_history", method!(history, 4))?;

@@ -397,6 +397,25 @@ module Igniter
         @handles = handles
       end
 
+      # Takes in a fact recorded elsewhere — a Fact, or a Hash as Fact.from_h accepts —
+      # with its id, transaction time and causation (the reference's private
+      # `replay(fact)`, which backends and clients call with `__send__` to load a store).
+      # Its transaction time is kept when it is later than every fact here, else moved to
+      # the next microsecond. A fact already here is not taken twice: that one is
+      # answered. Not handed to a `backend:` (it came from there).
+      def replay(fact)
+        handle_open!
+        fact = Fact.from_h(fact) if fact.is_a?(Hash)
+        raise TypeError, "replay needs an Igniter::Store::Fact or a Hash, got #{fact.class}" unless fact.is_a?(Fact)
+
+        existing = fact_by_id(fact.id)
+        return existing if existing
+
+        f = _replay(fact)
+        (@facts_by_hash ||= ObjectSpace::WeakMap.new)[f.hash] = f
+        f
+      end
+
       def handle_open!
         raise ClosedError, "this handle of #{path} was closed (the ledger stays open for its other handles)" if @handle_closed
       end
