@@ -1,6 +1,13 @@
 # frozen_string_literal: true
 
-require "set" # the reference loaded it; code written against it relies on that
+# The standard libraries the 0.5.2 gem loaded on require, which code written against it
+# (and its own spec suite) uses without requiring them: Set, JSON, SecureRandom, Digest,
+# TCPServer/Socket.
+require "set"
+require "json"
+require "securerandom"
+require "digest"
+require "socket"
 require_relative "ledger/version"
 require_relative "ledger/native"
 require_relative "ledger/errors"

@@ -1059,35 +1059,6 @@ fn chain_array(ruby: &Ruby, chain: &[igniter_ledger::ChainEntry]) -> Result<RArr
     Ok(ary)
 }
 
-/// A lineage chain: each entry as in `causation_chain`, plus the fact's store, key,
-/// valid_time and schema_version (the reference's lineage entry).
-fn lineage_chain(
-    ruby: &Ruby,
-    s: &StoreObj,
-    store: &str,
-    key: &str,
-    chain: &[igniter_ledger::ChainEntry],
-) -> Result<RArray, Error> {
-    let ary = chain_array(ruby, chain)?;
-    let facts = s
-        .ledger
-        .history_raw(HistoryQuery::new(store).key(key.to_owned()));
-    for (i, f) in facts.iter().enumerate().take(ary.len()) {
-        let h: RHash = ary.entry(i as isize)?;
-        h.aset(sym(ruby, "store"), sym(ruby, f.store()))?;
-        h.aset(sym(ruby, "key"), convert::string(ruby, f.key(), true))?;
-        h.aset(
-            sym(ruby, "valid_time"),
-            f.valid_time().into_value_with(ruby),
-        )?;
-        h.aset(
-            sym(ruby, "schema_version"),
-            f.schema_version().into_value_with(ruby),
-        )?;
-    }
-    Ok(ary)
-}
-
 fn causation_chain(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RArray, Error> {
     let store = args::name(ruby, store, "store")?;
     let key = args::name(ruby, key, "key")?;
@@ -1117,10 +1088,7 @@ fn lineage(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RHas
         ruby,
         &[
             ("subject", subject.as_value()),
-            (
-                "chain",
-                lineage_chain(ruby, s, &store, &key, &l.chain)?.as_value(),
-            ),
+            ("chain", chain_array(ruby, &l.chain)?.as_value()),
             ("depth", l.depth.into_value_with(ruby)),
             ("derived_by", derived_by),
             ("proof_hash", proof),
