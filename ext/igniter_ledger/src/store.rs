@@ -28,28 +28,77 @@ use magnus::rb_sys::{AsRawValue, FromRawValue};
 use std::os::raw::c_long;
 
 /// Ruby values of recently read facts, by fact id (facts never change, so an entry never
-/// goes stale). Bounded; the oldest entry goes first.
+/// goes stale). A least-recently-used cache bounded by `cap` entries: a hit makes its
+/// entry the most recently used; the least recently used goes first.
+///
+/// Recency is kept with use stamps: each entry holds the stamp of its last use, and
+/// `order` lists (id, stamp) pairs in use order. A hit pushes a new pair instead of
+/// moving the old one (O(1)); pairs whose stamp is no longer the entry's are skipped
+/// when evicting, and `order` is compacted once it holds more than twice `cap` pairs, so
+/// every operation is amortized O(1).
 struct ReadCache {
     cap: usize,
-    map: HashMap<uuid::Uuid, Opaque<RValue>, convert::QuickState>,
-    order: VecDeque<uuid::Uuid>,
+    map: HashMap<uuid::Uuid, (Opaque<RValue>, u64), convert::QuickState>,
+    order: VecDeque<(uuid::Uuid, u64)>,
+    clock: u64,
 }
 
 impl ReadCache {
-    fn get(&self, id: &uuid::Uuid) -> Option<Opaque<RValue>> {
-        self.map.get(id).copied()
+    fn new(cap: usize) -> Self {
+        ReadCache {
+            cap,
+            map: HashMap::default(),
+            order: VecDeque::new(),
+            clock: 0,
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// The cached value, made the most recently used.
+    fn get(&mut self, id: &uuid::Uuid) -> Option<Opaque<RValue>> {
+        let stamp = self.clock + 1;
+        let (v, used) = self.map.get_mut(id)?;
+        *used = stamp;
+        let v = *v;
+        self.clock = stamp;
+        self.order.push_back((*id, stamp));
+        self.compact();
+        Some(v)
     }
 
     fn put(&mut self, id: uuid::Uuid, v: Opaque<RValue>) {
-        if self.cap == 0 || self.map.insert(id, v).is_some() {
+        if self.cap == 0 {
             return;
         }
-        self.order.push_back(id);
-        while self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
+        let stamp = self.tick();
+        self.map.insert(id, (v, stamp));
+        self.order.push_back((id, stamp));
+        while self.map.len() > self.cap {
+            let Some((old, s)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|(_, used)| *used == s) {
                 self.map.remove(&old);
             }
         }
+        self.compact();
+    }
+
+    /// Drops the stale pairs of `order` once it holds more than twice `cap`.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.cap.max(8) {
+            let map = &self.map;
+            self.order
+                .retain(|(id, s)| map.get(id).is_some_and(|(_, used)| used == s));
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Opaque<RValue>> {
+        self.map.values().map(|(v, _)| v)
     }
 }
 
@@ -176,11 +225,7 @@ impl StoreObj {
             ledger,
             release_gvl,
             callbacks: Arc::new(Mutex::new(Vec::new())),
-            cache: Arc::new(Mutex::new(ReadCache {
-                cap: cache_entries,
-                map: HashMap::default(),
-                order: VecDeque::new(),
-            })),
+            cache: Arc::new(Mutex::new(ReadCache::new(cache_entries))),
             any_coercion: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             cache_cap: cache_entries,
             slices: Arc::new(Mutex::new(PartitionCache {
@@ -218,7 +263,7 @@ impl DataTypeFunctions for StoreObj {
         for v in lock(&self.callbacks).iter() {
             marker.mark(*v);
         }
-        for v in lock(&self.cache).map.values() {
+        for v in lock(&self.cache).values() {
             marker.mark(*v);
         }
         for slice in lock(&self.slices).map.values() {
@@ -1376,4 +1421,57 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_method("hash_keys", method!(hash_keys, 0))?;
     class.define_private_method("_share", method!(share, 1))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod read_cache_tests {
+    //! The LRU bookkeeping only (no Ruby objects are dereferenced: the values are opaque
+    //! handles made from immediates).
+    use super::*;
+
+    fn v(n: i64) -> Opaque<RValue> {
+        // SAFETY: a Fixnum is an immediate VALUE (2n+1); it is never dereferenced here.
+        Opaque::from(unsafe { RValue::from_raw(((n << 1) | 1) as rb_sys::VALUE) })
+    }
+
+    fn id(n: u128) -> uuid::Uuid {
+        uuid::Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used_and_promotes_hits() {
+        let mut c = ReadCache::new(3);
+        for n in 1..=3 {
+            c.put(id(n), v(n as i64));
+        }
+        assert!(c.get(&id(1)).is_some()); // 2 is now the least recently used
+        c.put(id(4), v(4));
+        assert!(c.get(&id(2)).is_none());
+        for n in [1, 3, 4] {
+            assert!(c.get(&id(n)).is_some(), "{n} kept");
+        }
+        assert_eq!(c.map.len(), 3);
+    }
+
+    #[test]
+    fn stays_bounded_under_many_hits() {
+        let mut c = ReadCache::new(4);
+        for n in 0..4 {
+            c.put(id(n), v(n as i64));
+        }
+        for i in 0..10_000u128 {
+            assert!(c.get(&id(i % 4)).is_some());
+        }
+        assert!(c.order.len() <= 2 * 8 + 1);
+        c.put(id(99), v(99));
+        assert_eq!(c.map.len(), 4);
+        assert!(c.get(&id(0)).is_none(), "0 was the least recently used");
+    }
+
+    #[test]
+    fn zero_capacity_keeps_nothing() {
+        let mut c = ReadCache::new(0);
+        c.put(id(1), v(1));
+        assert!(c.get(&id(1)).is_none());
+    }
 }
