@@ -138,4 +138,37 @@ RSpec.describe "drop-in compatibility with the 0.5.2 gem" do
       expect(copy).not_to respond_to(:replay)
     end
   end
+
+  it "reads a Fact like the 0.5.x Struct did" do
+    f = store.write(store: :a, key: "k", value: 1)
+    expect([f[:key], f["store"], f[0], f.members.first, f.to_a.size]).to eq(["k", :a, f.id, :id, 11])
+    expect { f[:nope] }.to raise_error(NameError)
+  end
+
+  it "accepts the 0.5.x ttl: of read and query" do
+    store.write(store: :a, key: "k", value: 1)
+    expect(store.read(store: :a, key: "k", ttl: 5)).to eq(1)
+    store.register_path(Igniter::Store::AccessPath.new(store: :a, scope: :one, filters: {}))
+    q = store.query(store: :a, scope: :one, ttl: 60)
+    expect(store.query(store: :a, scope: :one, ttl: 60)).to equal(q)
+    expect([store.storage_stats, store.segment_manifest(store: :a)]).to eq([nil, nil])
+  end
+
+  it "drives a FileBackend on its own with the 0.5.x backend calls" do
+    Dir.mktmpdir do |dir|
+      path = File.join(dir, "b.wal")
+      src = Igniter::Store::IgniterStore.new
+      facts = [src.write(store: :a, key: "k", value: 1), src.write(store: :a, key: "k", value: 2)]
+      b = Igniter::Store::FileBackend.new(path)
+      facts.each { |f| b.write_fact(f) }
+      b.write_snapshot(facts)
+      b.close
+      expect(File.exist?(b.snapshot_path)).to be(true)
+      expect(Igniter::Store::FileBackend.new(path).replay).to eq(facts)
+      Igniter::Store::IgniterStore.new(backend: Igniter::Store::FileBackend.new(path)).then do |s|
+        expect(s.history(store: :a, key: "k")).to eq(facts)
+        s.close
+      end
+    end
+  end
 end

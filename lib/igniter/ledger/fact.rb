@@ -48,6 +48,24 @@ module Igniter
         FIELDS.to_h { |f| [f, public_send(f)] }
       end
 
+      # The 0.5.x Fact was a Struct: fields by name (Symbol or String) or position.
+      def [](field)
+        name = field.is_a?(Integer) ? FIELDS.fetch(field) { raise IndexError, "offset #{field} too large for fact" } : field.to_sym
+        raise NameError, "no member '#{field}' in fact" unless FIELDS.include?(name)
+
+        public_send(name)
+      end
+
+      def members
+        FIELDS.dup
+      end
+
+      def to_a
+        FIELDS.map { |f| public_send(f) }
+      end
+      alias deconstruct to_a
+      alias values to_a
+
       def deconstruct_keys(keys)
         keys ? (keys & FIELDS).to_h { |f| [f, public_send(f)] } : to_h
       end

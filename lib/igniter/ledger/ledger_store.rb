@@ -255,7 +255,10 @@ module Igniter
       #
       # Time-travel reads (as_of:) go through the store's ReadCache: the same read again,
       # with nothing written in between, answers the same (frozen) object.
-      def read(store:, key:, as_of: nil, valid_at: nil)
+      #
+      # ttl: (the reference's "a cached answer no older than ttl seconds") is accepted and
+      # always met: a current read here never answers from a stale cache.
+      def read(store:, key:, as_of: nil, valid_at: nil, ttl: nil) # rubocop:disable Lint/UnusedMethodArgument
         return _read(store, key, as_of, valid_at) if as_of.nil? || !valid_at.nil?
 
         token = fact_count
@@ -283,12 +286,12 @@ module Igniter
       # As in the reference: the first current-state query of a scope makes it "warm",
       # and only warm scopes notify their consumers; a scope path with `cache_ttl:`
       # answers a repeated query within the TTL, with nothing written in between, with
-      # the same Array.
-      def query(store:, scope:, as_of: nil)
+      # the same Array. ttl: overrides the path's cache_ttl for this query.
+      def query(store:, scope:, as_of: nil, ttl: nil)
         return _query(store, scope, as_of) unless as_of.nil?
 
         id = [name_key(store), name_key(scope)]
-        ttl = scope_ttls[id]
+        ttl ||= scope_ttls[id]
         if ttl
           token = fact_count
           hit = read_cache.get_scope(store: store, scope: scope, ttl: ttl, token: token)
@@ -367,6 +370,18 @@ module Igniter
 
         kept = @facts_by_hash && @facts_by_hash[fact.hash]
         kept && kept.id == fact.id ? kept : fact
+      end
+
+      # Storage statistics of a segmented backend; nil here, as in the 0.5.x gem for every
+      # other backend.
+      def storage_stats(store: nil) # rubocop:disable Lint/UnusedMethodArgument
+        nil
+      end
+
+      # The segment manifest of a segmented backend; nil here, as in the 0.5.x gem for
+      # every other backend.
+      def segment_manifest(store: nil) # rubocop:disable Lint/UnusedMethodArgument
+        nil
       end
 
       # Every fact in commit order (raw, not coerced); since: >=, as_of: <=.

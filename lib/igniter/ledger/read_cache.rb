@@ -33,26 +33,26 @@ module Igniter
       end
 
       def put(store:, key:, fact:, as_of: nil, token: nil)
-        store_entry([store.to_sym, key.to_s, as_of], fact, as_of, token)
+        store_entry([name(store), key_name(key), as_of], fact, as_of, token)
       end
 
       # The cached fact, or nil. ttl: (seconds) ignores entries older than that.
       def get(store:, key:, as_of: nil, ttl: nil, token: nil)
-        fetch([store.to_sym, key.to_s, as_of], as_of, ttl, token)
+        fetch([name(store), key_name(key), as_of], as_of, ttl, token)
       end
 
       def put_scope(store:, scope:, facts:, as_of: nil, token: nil)
-        store_entry([:__scope__, store.to_sym, scope.to_sym, as_of], facts, as_of, token)
+        store_entry([:__scope__, name(store), name(scope), as_of], facts, as_of, token)
       end
 
       def get_scope(store:, scope:, as_of: nil, ttl: nil, token: nil)
-        fetch([:__scope__, store.to_sym, scope.to_sym, as_of], as_of, ttl, token)
+        fetch([:__scope__, name(store), name(scope), as_of], as_of, ttl, token)
       end
 
       # Drops the entries of (store, key) and the scope entries of store.
       def invalidate(store:, key: nil)
-        store = store.to_sym
-        key = key&.to_s
+        store = name(store)
+        key = key_name(key)
         @lock.synchronize do
           [@current, @lru].each do |h|
             h.delete_if do |k, _|
@@ -82,6 +82,15 @@ module Igniter
       end
 
       private
+
+      # Store and scope names as Symbols, keys as Strings (anything else as given).
+      def name(x)
+        x.is_a?(String) && x.valid_encoding? ? x.to_sym : x
+      end
+
+      def key_name(x)
+        x.is_a?(Symbol) ? x.to_s : x
+      end
 
       def store_entry(k, value, as_of, token)
         e = Entry.new(value, Process.clock_gettime(Process::CLOCK_MONOTONIC), token)
