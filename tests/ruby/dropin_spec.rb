@@ -57,6 +57,16 @@ RSpec.describe "drop-in compatibility with the 0.5.2 gem" do
     expect(store.fact_by_id("")).to be_nil
   end
 
+  it "keeps that identity for the last 4096 writes; an older fact comes back equal, as a new object" do
+    first = store.write(store: :a, key: "k", value: 0)
+    4096.times { |i| store.write(store: :a, key: "k", value: i + 1) }
+    last = store.write(store: :a, key: "k", value: -1)
+    expect(store.fact_by_id(last.id)).to equal(last)
+    old = store.fact_by_id(first.id)
+    expect(old).to eq(first)
+    expect(old).not_to equal(first)
+  end
+
   describe "ReadCache" do
     it "is an LRU over time-travel entries that promotes what it serves" do
       c = Igniter::Store::ReadCache.new(lru_cap: 2)

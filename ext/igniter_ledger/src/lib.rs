@@ -25,6 +25,7 @@ mod convert;
 mod errors;
 mod fact;
 mod gvl;
+mod identity;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.

@@ -207,6 +207,8 @@ pub struct StoreObj {
     /// Set once any coercion is registered: plain current reads then take the general
     /// path (through the core's coercion step).
     any_coercion: Arc<std::sync::atomic::AtomicBool>,
+    /// The Fact objects recent writes returned (for `fact_by_id`'s identity).
+    recent: Arc<Mutex<crate::identity::RecentFacts>>,
     /// The read cache's capacity (0: off), readable without its lock.
     cache_cap: usize,
 }
@@ -226,6 +228,9 @@ impl StoreObj {
             release_gvl,
             callbacks: Arc::new(Mutex::new(Vec::new())),
             cache: Arc::new(Mutex::new(ReadCache::new(cache_entries))),
+            recent: Arc::new(Mutex::new(crate::identity::RecentFacts::new(
+                crate::identity::DEFAULT_KEPT,
+            ))),
             any_coercion: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             cache_cap: cache_entries,
             slices: Arc::new(Mutex::new(PartitionCache {
@@ -245,6 +250,7 @@ impl StoreObj {
             release_gvl: self.release_gvl,
             callbacks: self.callbacks.clone(),
             cache: self.cache.clone(),
+            recent: self.recent.clone(),
             slices: self.slices.clone(),
             any_coercion: self.any_coercion.clone(),
             cache_cap: self.cache_cap,
@@ -264,6 +270,9 @@ impl DataTypeFunctions for StoreObj {
             marker.mark(*v);
         }
         for v in lock(&self.cache).values() {
+            marker.mark(*v);
+        }
+        for v in lock(&self.recent).values() {
             marker.mark(*v);
         }
         for slice in lock(&self.slices).map.values() {
@@ -493,7 +502,13 @@ fn commit_one(ruby: &Ruby, s: &StoreObj, batch: Batch) -> Result<Obj<FactObj>, E
     let fact = commit(ruby, s, batch)?
         .pop()
         .ok_or_else(|| errors::internal(ruby, "commit", "no fact returned".to_owned()))?;
-    Ok(FactObj::wrap_raw(ruby, fact))
+    Ok(written(s, FactObj::wrap_raw(ruby, fact)))
+}
+
+/// Notes a Fact object a write returns, for `fact_by_id` (see `identity.rs`).
+fn written(s: &StoreObj, f: Obj<FactObj>) -> Obj<FactObj> {
+    lock(&s.recent).note(f.fact.id(), Opaque::from(f.as_value()));
+    f
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -704,7 +719,12 @@ fn commit_ops(ruby: &Ruby, s: &StoreObj, ops: RArray) -> Result<RArray, Error> {
         }
     }
     let facts = commit(ruby, s, batch)?;
-    fact_array(ruby, facts.into_iter().map(|f| FactObj::wrap_raw(ruby, f)))
+    fact_array(
+        ruby,
+        facts
+            .into_iter()
+            .map(|f| written(s, FactObj::wrap_raw(ruby, f))),
+    )
 }
 
 // ------------------------------------------------------------------ reading
@@ -1141,9 +1161,15 @@ fn lineage(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RHas
     )
 }
 
-fn fact_by_id(ruby: &Ruby, s: &StoreObj, id: RValue) -> Option<Obj<FactObj>> {
+/// The fact with this id (raw), or nil for nil, blank, malformed or unknown ids: the very
+/// object a recent write returned when it is still kept (see `identity.rs`).
+fn fact_by_id(ruby: &Ruby, s: &StoreObj, id: RValue) -> Option<RValue> {
     let id = args::lookup_id(id)?;
-    s.ledger.fact_by_id(id).map(|f| FactObj::wrap_raw(ruby, f))
+    let fact = s.ledger.fact_by_id(id)?;
+    if let Some(kept) = lock(&s.recent).get(&id) {
+        return Some(ruby.get_inner(kept));
+    }
+    Some(FactObj::wrap_raw(ruby, fact).as_value())
 }
 
 fn fact_ref(ruby: &Ruby, s: &StoreObj, id: RValue) -> Result<Option<RHash>, Error> {
@@ -1407,7 +1433,7 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_private_method("_lineage", method!(lineage, 2))?;
     class.define_private_method("_fact_log_all", method!(fact_log_all, 2))?;
     class.define_private_method("_checkpoint", method!(checkpoint, 0))?;
-    class.define_private_method("_fact_by_id", method!(fact_by_id, 1))?;
+    class.define_method("fact_by_id", method!(fact_by_id, 1))?;
     class.define_method("fact_ref", method!(fact_ref, 1))?;
     class.define_method("fact_count", method!(fact_count, 0))?;
     class.define_method("schema_graph", method!(schema_graph, 0))?;

@@ -361,17 +361,6 @@ module Igniter
         _lineage(store, key)
       end
 
-      # The fact with this id (raw, not coerced), or nil (also for nil, blank or malformed
-      # ids). While the Fact that #write/#append/#transaction returned for it is alive,
-      # that very object.
-      def fact_by_id(id)
-        fact = _fact_by_id(id)
-        return nil if fact.nil?
-
-        kept = @facts_by_hash && @facts_by_hash[fact.hash]
-        kept && kept.id == fact.id ? kept : fact
-      end
-
       # Storage statistics of a segmented backend; nil here, as in the 0.5.x gem for every
       # other backend.
       def storage_stats(store: nil) # rubocop:disable Lint/UnusedMethodArgument
@@ -410,6 +399,9 @@ module Igniter
         end
         handles[:lock].synchronize { handles[:open] += 1 }
         @handles = handles
+        # One ledger, one view of which scopes are warm and which paths have a TTL.
+        @warm_scopes = first.__send__(:warm_scopes)
+        @scope_ttls = first.__send__(:scope_ttls)
       end
 
       # Takes in a fact recorded elsewhere — a Fact, or a Hash as Fact.from_h accepts —
@@ -426,9 +418,7 @@ module Igniter
         existing = fact_by_id(fact.id)
         return existing if existing
 
-        f = _replay(fact)
-        (@facts_by_hash ||= ObjectSpace::WeakMap.new)[f.hash] = f
-        f
+        _replay(fact)
       end
 
       def handle_open!
@@ -438,6 +428,8 @@ module Igniter
       def setup(lru_cap, backend)
         @cache = ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
         @backend = backend
+        @warm_scopes ||= {}
+        @scope_ttls ||= {}
         self
       end
 
@@ -460,10 +452,8 @@ module Igniter
         @scope_ttls ||= {}
       end
 
-      # Bookkeeping for a fact this store just committed: fact_by_id identity, and the
-      # backend's copy.
+      # Hands a fact this store just committed to the `backend:` object, if any.
       def committed(fact)
-        (@facts_by_hash ||= ObjectSpace::WeakMap.new)[fact.hash] = fact
         @backend&.write_fact(fact)
         fact
       end
