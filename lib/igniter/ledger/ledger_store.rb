@@ -399,9 +399,11 @@ module Igniter
         end
         handles[:lock].synchronize { handles[:open] += 1 }
         @handles = handles
-        # One ledger, one view of which scopes are warm and which paths have a TTL.
+        # One ledger, one view of which scopes are warm and which paths have a TTL, and
+        # one read cache (a coercion registered through either handle clears it).
         @warm_scopes = first.__send__(:warm_scopes)
         @scope_ttls = first.__send__(:scope_ttls)
+        @cache = first.__send__(:read_cache)
       end
 
       # Takes in a fact recorded elsewhere — a Fact, or a Hash as Fact.from_h accepts —
@@ -426,7 +428,7 @@ module Igniter
       end
 
       def setup(lru_cap, backend)
-        @cache = ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
+        @cache ||= ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
         @backend = backend
         @warm_scopes ||= {}
         @scope_ttls ||= {}
