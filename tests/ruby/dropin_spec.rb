@@ -18,6 +18,12 @@ RSpec.describe "drop-in compatibility with the 0.5.2 gem" do
   it "raises an ArgumentError naming the scope for an unknown scope" do
     expect { store.query(store: :tasks, scope: :unknown) }.to raise_error(ArgumentError, /scope=:unknown/)
     expect { store.query(store: :tasks, scope: :unknown) }.to raise_error(Igniter::Store::UnknownScopeError)
+    caught = begin
+      store.query(store: :tasks, scope: :unknown)
+    rescue Igniter::Ledger::Error => e
+      e
+    end
+    expect(caught).to be_a(ArgumentError) # and `rescue Igniter::Ledger::Error` catches it
   end
 
   it "accepts a point AccessPath with filters: nil and Set consumers" do
