@@ -200,6 +200,24 @@ RSpec.describe "file-backed storage" do
       L.open(wal_path) { |s| expect(s.history(store: :a, key: "k").map(&:value)).to eq([1, 2, 4]) }
     end
 
+    it "shares registrations and caches between the handles of one ledger" do
+      first = L.open(wal_path)
+      second = L.open(wal_path)
+      first.append(history: :ev, event: { o: "x", n: 1 }, partition_key: :o)
+      expect(second.history_partition(store: :ev, partition_key: :o, partition_value: "x").size).to eq(1) # cached in second
+      first.register_coercion(:ev) { |v, _| v.merge(seen: true) }
+      expect(second.history_partition(store: :ev, partition_key: :o, partition_value: "x").map(&:value)).to eq([{ o: "x", n: 1, seen: true }])
+      heard = []
+      second.register_path(L::AccessPath.new(store: :t, consumers: [->(_s, k) { heard << k }]))
+      first.write(store: :t, key: "k", value: 1)
+      expect(heard).to eq(["k"])
+      second.close
+      GC.start # the consumer registered through `second` stays alive with the ledger
+      first.write(store: :t, key: "j", value: 2)
+      expect(heard).to eq(%w[k j])
+      first.close
+    end
+
     it "refuses an open from another process" do
       L.open(wal_path) do
         code = <<~RUBY
