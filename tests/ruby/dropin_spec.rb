@@ -138,6 +138,9 @@ RSpec.describe "drop-in compatibility with the 0.5.2 gem" do
       c, d = s.transaction { |tx| tx.write(store: :a, key: "k", value: 3); tx.write(store: :a, key: "j", value: 4) }
       expect(backend.facts).to eq([a, b, c, d])
       expect { Igniter::Store::IgniterStore.new(backend: Object.new) }.to raise_error(ArgumentError, /write_fact/)
+      expect(s.__send__(:exact_prune_unsupported)).to include(status: :unsupported,
+                                                              reason: :backend_does_not_support_exact_prune)
+      expect(store.__send__(:exact_prune_unsupported)).to be_nil
     end
 
     it "replays facts from elsewhere with their ids, times and causations (private replay, as in the reference)" do

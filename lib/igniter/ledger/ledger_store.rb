@@ -454,6 +454,16 @@ module Igniter
         @scope_ttls ||= {}
       end
 
+      # The answer an exact prune (prune_fact_ids, retention issue) must give, before
+      # pruning anything, when this store hands its facts to a `backend:` object that
+      # cannot rewrite its copy (no #replace_with_snapshot!): pruning only here would
+      # leave the pruned facts in the backend. nil when pruning may go ahead.
+      def exact_prune_unsupported
+        return nil if @backend.nil? || @backend.respond_to?(:replace_with_snapshot!)
+
+        { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: @backend.class.name }
+      end
+
       # Hands a fact this store just committed to the `backend:` object, if any.
       def committed(fact)
         @backend&.write_fact(fact)
