@@ -139,7 +139,9 @@ module Igniter
       private_class_method :_memory, :_open
 
       # The file-backed stores this process has open, by file identity (device, inode),
-      # so that a second open of the same file can share the first handle's ledger.
+      # so that a second open of the same file can share the first handle's ledger. A
+      # forked child inherits the table but not the ledgers: entries are only answered in
+      # the process that opened them.
       module OpenFiles
         @lock = Mutex.new
         @by_file = {}
@@ -148,16 +150,16 @@ module Igniter
           def add(path, store)
             id = identity(path) or return
             @lock.synchronize do
-              @by_file.delete_if { |_, ref| !alive(ref) }
-              @by_file[id] = WeakRef.new(store)
+              @by_file.delete_if { |_, (_, ref)| !alive(ref) }
+              @by_file[id] = [Process.pid, WeakRef.new(store)]
             end
           end
 
           # The open store holding the file at `path` in this process, or nil.
           def find(path)
             id = identity(path) or return nil
-            ref = @lock.synchronize { @by_file[id] }
-            store = ref && alive(ref)
+            pid, ref = @lock.synchronize { @by_file[id] }
+            store = pid == Process.pid && alive(ref)
             store && !store.closed? ? store : nil
           end
 
