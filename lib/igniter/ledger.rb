@@ -17,6 +17,7 @@ require_relative "ledger/file_backend"
 require_relative "ledger/read_cache"
 require_relative "ledger/ledger_store"
 require_relative "ledger/transaction"
+require_relative "ledger/changefeed"
 
 module Igniter
   # An embedded, append-only, bitemporal fact ledger. See LedgerStore. (The module's real

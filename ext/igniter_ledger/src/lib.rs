@@ -10,6 +10,7 @@
 //! | `callbacks` | coercion blocks and consumers held by the core |
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
+//! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the positional methods defined here. Nothing here panics on user input: every
@@ -21,6 +22,7 @@ use magnus::{prelude::*, value::Opaque, Error, RClass, RModule, Ruby, Value as R
 
 mod args;
 mod callbacks;
+mod changefeed;
 mod convert;
 mod errors;
 mod fact;
@@ -90,6 +92,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 
     fact::define(fact_class)?;
     store::define(store_class)?;
+    changefeed::define(ruby, ledger, store_class)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;

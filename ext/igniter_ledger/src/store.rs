@@ -257,6 +257,11 @@ impl StoreObj {
         }
     }
 
+    /// The core ledger (for the changefeed bindings).
+    pub(crate) fn ledger(&self) -> &LedgerStore {
+        &self.ledger
+    }
+
     fn keep(&self, v: RValue) -> Opaque<RValue> {
         let o = Opaque::from(v);
         lock(&self.callbacks).push(o);
@@ -1308,6 +1313,10 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
             &[
                 ("offset", t.offset.into_value_with(ruby)),
                 ("bytes", t.bytes.into_value_with(ruby)),
+                (
+                    "side_file",
+                    convert::string(ruby, &t.side_file.to_string_lossy(), true),
+                ),
             ],
         )?
         .as_value(),
@@ -1341,6 +1350,7 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
             ("facts_loaded", r.facts_loaded.into_value_with(ruby)),
             ("snapshot", snapshot.as_value()),
             ("torn_tail", torn),
+            ("zero_tail", r.zero_tail.into_value_with(ruby)),
             ("recovered", recovered),
             ("legacy_frames", r.legacy_frames.into_value_with(ruby)),
             ("retimed_facts", r.retimed_facts.into_value_with(ruby)),

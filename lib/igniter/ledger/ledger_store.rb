@@ -36,8 +36,10 @@ module Igniter
         # hash_keys: :keep (values are type-faithful) or :symbolize (String hash keys of
         # values, producers and derivations become Symbols at write time, at every depth:
         # the reference gem's key behaviour). Default: Igniter::Ledger.hash_keys.
+        #
+        # changefeed: a ChangefeedBuffer that receives every commit (see changefeed.rb).
         def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil,
-                hash_keys: nil)
+                hash_keys: nil, changefeed: nil)
           cache = cache_entries(read_cache, lru_cap)
           keys = hash_keys_name(hash_keys)
           slices = partition_handles(partition_cache)
@@ -45,11 +47,11 @@ module Igniter
           when nil, :memory
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, nil)
+            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, nil).__send__(:attach_changefeed, changefeed)
           when FileBackend
             open(backend.path, durability: durability || backend.durability,
                                recover: recover.nil? ? backend.recover : recover, read_cache: cache,
-                               lru_cap: lru_cap, partition_cache: slices, hash_keys: keys.to_sym)
+                               lru_cap: lru_cap, partition_cache: slices, hash_keys: keys.to_sym, changefeed: changefeed)
           else
             unless backend.respond_to?(:write_fact)
               raise ArgumentError,
@@ -58,7 +60,7 @@ module Igniter
             end
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, backend)
+            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, backend).__send__(:attach_changefeed, changefeed)
           end
         end
 
@@ -75,8 +77,10 @@ module Igniter
         # fact, one writer owns the WAL, and the file is closed when the last handle is.
         # The first open's durability applies. Another process's open file raises
         # LockedError.
+        #
+        # changefeed: a ChangefeedBuffer that receives every commit (see changefeed.rb).
         def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil,
-                 hash_keys: nil)
+                 hash_keys: nil, changefeed: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
           raise ArgumentError, "path must not contain a NUL byte: #{path.inspect}" if path.include?("\0")
@@ -98,6 +102,12 @@ module Igniter
             store.__send__(:join, first)
           end
           store.__send__(:setup, lru_cap, nil)
+          begin
+            store.__send__(:attach_changefeed, changefeed)
+          rescue StandardError
+            store.close
+            raise
+          end
           return store unless block_given?
 
           begin
