@@ -38,8 +38,9 @@ pub use ledger::access::{
     AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact,
 };
 pub use ledger::error::{Error, Result};
-pub use ledger::fact::Fact;
+pub use ledger::fact::{Fact, FactParts};
 pub use ledger::fs::{FileSystem, OsFileSystem, WrittenFile};
+pub use ledger::hash_keys::HashKeys;
 pub use ledger::recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
 pub use ledger::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 pub use ledger::snapshot::CheckpointReport;

@@ -160,6 +160,93 @@ impl Fact {
     }
 }
 
+/// The parts of a fact recorded elsewhere (an export, another ledger, the 0.5.x gem's
+/// `Fact#to_h`), for [`Fact::restore`].
+#[derive(Clone, Debug)]
+pub struct FactParts {
+    /// The fact's id (see [`Fact::id_from_str`] for ids that are not UUIDs).
+    pub id: Uuid,
+    /// Store (or history) name.
+    pub store: String,
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: Value,
+    /// The previous fact of the key, if any.
+    pub causation: Option<Uuid>,
+    /// When it was recorded.
+    pub transaction_time: Timestamp,
+    /// When it holds in the world (seconds), if given.
+    pub valid_time: Option<f64>,
+    /// Schema version of the value.
+    pub schema_version: u32,
+    /// Who produced it.
+    pub producer: Option<Value>,
+    /// How it was derived.
+    pub derivation: Option<Value>,
+}
+
+impl Fact {
+    /// A standalone fact with the given id, times and causation (stored nowhere). The
+    /// value, names and metadata are validated as for a write; the value hash is
+    /// recomputed from the value (a hash recorded elsewhere is not trusted).
+    ///
+    /// ```
+    /// use igniter_ledger::{Fact, FactParts, Timestamp, Value};
+    /// let id = Fact::id_from_str("fact-1");
+    /// let f = Fact::restore(FactParts {
+    ///     id, store: "items".into(), key: "a".into(), value: Value::from(1),
+    ///     causation: None, transaction_time: Timestamp::from_secs_f64(1_714_200_000.0),
+    ///     valid_time: Some(1_714_200_123.5), schema_version: 1, producer: None, derivation: None,
+    /// }).unwrap();
+    /// assert_eq!(f.id(), id);
+    /// assert_eq!(f.transaction_time().as_secs_f64(), 1_714_200_000.0);
+    /// ```
+    pub fn restore(p: FactParts) -> Result<Fact> {
+        let draft = FactDraft::new(
+            p.store,
+            p.key,
+            &p.value,
+            p.valid_time,
+            p.schema_version,
+            p.producer.as_ref(),
+            p.derivation.as_ref(),
+            "value",
+        )?;
+        draft.seal(p.id, p.transaction_time, p.causation)
+    }
+
+    /// This fact's parts (the value, producer and derivation decoded), e.g. to restore it
+    /// into another ledger with [`crate::Write::restoring`].
+    pub fn to_parts(&self) -> FactParts {
+        FactParts {
+            id: self.id(),
+            store: self.store().to_owned(),
+            key: self.key().to_owned(),
+            value: self.value(),
+            causation: self.causation(),
+            transaction_time: self.transaction_time(),
+            valid_time: self.valid_time(),
+            schema_version: self.schema_version(),
+            producer: self.producer(),
+            derivation: self.derivation(),
+        }
+    }
+
+    /// The id a fact recorded elsewhere keeps: the UUID itself when `s` is one; otherwise
+    /// a name-based UUID (version 8, from the blake3 hash of `s`), the same for the same
+    /// string, so links between restored facts (`causation`) stay consistent.
+    pub fn id_from_str(s: &str) -> Uuid {
+        if let Ok(u) = Uuid::try_parse(s) {
+            return u;
+        }
+        let h = blake3::hash(s.as_bytes());
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&h.as_bytes()[..16]);
+        uuid::Builder::from_custom_bytes(b).into_uuid()
+    }
+}
+
 impl PartialEq for Fact {
     /// Facts are equal when they have the same id and the same content.
     fn eq(&self, other: &Self) -> bool {

@@ -23,6 +23,7 @@ mod fork;
 pub mod fs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod hash_keys;
 mod import;
 pub(crate) mod index;
 pub(crate) mod lock;

@@ -110,6 +110,7 @@ pub struct OpenReport {
 pub struct OpenOptions {
     pub(crate) durability: Durability,
     pub(crate) recover: bool,
+    pub(crate) hash_keys: super::hash_keys::HashKeys,
 }
 
 use super::wal::Durability;
@@ -128,6 +129,12 @@ impl OpenOptions {
     /// WAL to `<wal>.corrupt-<offset>` and open with what precedes it, instead of failing.
     pub fn recover(mut self, yes: bool) -> Self {
         self.recover = yes;
+        self
+    }
+    /// What writes do with String hash keys (default: keep them; see
+    /// [`crate::HashKeys`]). Also read by [`crate::LedgerStore::memory_with`].
+    pub fn hash_keys(mut self, h: super::hash_keys::HashKeys) -> Self {
+        self.hash_keys = h;
         self
     }
 }

@@ -36,9 +36,42 @@ pub struct Write {
     pub(crate) producer: Option<Value>,
     pub(crate) derivation: Option<Value>,
     pub(crate) expected: Expected,
+    /// The id and transaction time of a fact restored from elsewhere
+    /// ([`Write::restoring`]).
+    pub(crate) restore: Option<(Uuid, crate::Timestamp)>,
 }
 
 impl Write {
+    /// A write that takes in a fact recorded elsewhere (an export, another ledger, a
+    /// backend being replayed) with its own id, transaction time and causation (none
+    /// stays none). Committed like any write, it keeps its id; its transaction time is
+    /// kept when it is later than every fact of this ledger, and otherwise moved to the
+    /// next microsecond (transaction times are strictly increasing). A fact whose id is
+    /// already in the ledger is refused (`InvalidArgument`).
+    ///
+    /// ```
+    /// use igniter_ledger::{Fact, LedgerStore, Value, Write};
+    /// let elsewhere = Fact::build(Write::new("notes", "n1", Value::from("hi"))).unwrap();
+    /// let ledger = LedgerStore::memory();
+    /// let f = ledger.write(Write::restoring(elsewhere.to_parts())).unwrap();
+    /// assert_eq!(f.id(), elsewhere.id());
+    /// assert_eq!(f.transaction_time(), elsewhere.transaction_time());
+    /// assert!(ledger.write(Write::restoring(elsewhere.to_parts())).is_err()); // already in
+    /// ```
+    pub fn restoring(p: crate::FactParts) -> Self {
+        Write {
+            store: p.store,
+            key: p.key,
+            value: p.value,
+            schema_version: p.schema_version,
+            causation: p.causation,
+            valid_time: p.valid_time,
+            producer: p.producer,
+            derivation: p.derivation,
+            expected: Expected::Any,
+            restore: Some((p.id, p.transaction_time)),
+        }
+    }
     /// A write of `value` to (`store`, `key`) with schema version 1.
     pub fn new(store: impl Into<String>, key: impl Into<String>, value: impl Into<Value>) -> Self {
         Write {
@@ -51,6 +84,28 @@ impl Write {
             producer: None,
             derivation: None,
             expected: Expected::Any,
+            restore: None,
+        }
+    }
+    /// The parts of a fact with this write's content and the given id, transaction time
+    /// and causation (for [`crate::Fact::restore`]; `expected` is dropped).
+    pub fn into_parts(
+        self,
+        id: Uuid,
+        transaction_time: crate::Timestamp,
+        causation: Option<Uuid>,
+    ) -> crate::FactParts {
+        crate::FactParts {
+            id,
+            store: self.store,
+            key: self.key,
+            value: self.value,
+            causation,
+            transaction_time,
+            valid_time: self.valid_time,
+            schema_version: self.schema_version,
+            producer: self.producer,
+            derivation: self.derivation,
         }
     }
     /// Schema version of the value (default 1).

@@ -31,6 +31,7 @@ use super::error::{Error, Result};
 use super::fact::{self, encode_record, Fact, FactDraft};
 use super::fork::{self, Owned, Owner};
 use super::fs::{FileSystem, OsFileSystem};
+use super::hash_keys::HashKeys;
 use super::index::{Resolved, State};
 use super::lock;
 use super::recovery::{self, OpenOptions, OpenReport};
@@ -89,6 +90,8 @@ struct Inner {
     /// must neither commit nor flush through it, and must not wait on a lock that a
     /// thread of the parent held at fork time (see `fork`).
     pid: u32,
+    /// What writes do with String hash keys.
+    hash_keys: HashKeys,
     /// The process whose thread holds `state` for writing.
     state_owner: Owner,
     /// The process whose thread holds `writer` (commit path).
@@ -307,6 +310,7 @@ impl LedgerStore {
         durability: Durability,
         report: Option<OpenReport>,
         fs: Arc<dyn FileSystem>,
+        hash_keys: HashKeys,
     ) -> Self {
         let clock = Clock::new(recovery::clock_floor(&state));
         let written = wal.as_ref().map_or(0, |w| w.len);
@@ -340,6 +344,7 @@ impl LedgerStore {
                 checkpointing: Mutex::new(()),
                 fs,
                 pid: std::process::id(),
+                hash_keys,
                 state_owner: Owner::default(),
                 writer_owner: Owner::default(),
                 feed,
@@ -351,6 +356,11 @@ impl LedgerStore {
 
     /// A ledger that lives in memory only.
     pub fn memory() -> Self {
+        Self::memory_with(OpenOptions::new())
+    }
+
+    /// A ledger in memory with options (of which only [`OpenOptions::hash_keys`] applies).
+    pub fn memory_with(opts: OpenOptions) -> Self {
         Self::build(
             State::default(),
             None,
@@ -358,7 +368,13 @@ impl LedgerStore {
             Durability::None,
             None,
             Arc::new(OsFileSystem),
+            opts.hash_keys,
         )
+    }
+
+    /// What writes to this ledger do with String hash keys.
+    pub fn hash_keys(&self) -> HashKeys {
+        self.inner.hash_keys
     }
 
     /// Opens (or creates) the ledger whose WAL is at `path`, with `fsync` durability.
@@ -421,6 +437,7 @@ impl LedgerStore {
             opts.durability,
             Some(report),
             fs,
+            opts.hash_keys,
         ))
     }
 
@@ -497,6 +514,7 @@ impl LedgerStore {
         if inner.path.is_some() && me != inner.pid {
             return Err(inner.forked());
         }
+        let batch = inner.hash_keys.apply_batch(batch);
         // Validation and encoding, before any lock.
         let mut prepared = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
@@ -785,6 +803,9 @@ impl LedgerStore {
     }
 
     fn partition_raw(&self, q: &PartitionQuery) -> Result<Vec<Fact>> {
+        if let Some(q) = self.inner.hash_keys.apply_partition(q) {
+            return self.partition_raw(&q);
+        }
         {
             let s = self.inner.read_state()?;
             if s.has_partition(&q.store, &q.partition_key) {
@@ -829,6 +850,9 @@ impl LedgerStore {
     /// assert_eq!(ledger.partition_len(&PartitionQuery::new("events", "order_id", "o2")), Some(0));
     /// ```
     pub fn partition_len(&self, q: &PartitionQuery) -> Option<usize> {
+        if let Some(q) = self.inner.hash_keys.apply_partition(q) {
+            return self.partition_len(&q);
+        }
         self.inner.read_state_infallible().partition_len(
             &q.store,
             &q.partition_key,
@@ -856,6 +880,7 @@ impl LedgerStore {
     /// Registers an access path. A scope path's membership is computed from the current
     /// state at once and maintained on every write after.
     pub fn register_path(&self, path: AccessPath) -> Result<()> {
+        let path = self.inner.hash_keys.apply_path(path);
         self.inner.write_state()?.register_path(path)
     }
 
@@ -1125,6 +1150,8 @@ struct Prepared {
     causation: Option<Uuid>,
     expected: Expected,
     partition_key: Option<MapKey>,
+    /// Id and time of a restored fact (`Write::restoring`).
+    restore: Option<(Uuid, Timestamp)>,
 }
 
 fn prepare(op: Op) -> Result<Prepared> {
@@ -1147,6 +1174,7 @@ fn prepare(op: Op) -> Result<Prepared> {
                 causation: w.causation,
                 expected: w.expected,
                 partition_key: None,
+                restore: w.restore,
             })
         }
         Op::Append(a) => {
@@ -1173,6 +1201,7 @@ fn prepare(op: Op) -> Result<Prepared> {
                 causation: a.causation,
                 expected: Expected::Any,
                 partition_key: a.partition_key,
+                restore: None,
             })
         }
     }
@@ -1223,6 +1252,13 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
         if repeat {
             seen.insert((store, key));
         }
+        if let Some((id, _)) = p.restore {
+            if state.fact_by_id(id).is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "fact {id} is already in the ledger"
+                )));
+            }
+        }
         resolved.push(Resolved { latest, ..r });
     }
     drop(seen);
@@ -1231,8 +1267,13 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
     let mut out = Vec::with_capacity(prepared.len());
     for (i, (mut p, r)) in prepared.into_iter().zip(resolved).enumerate() {
         let repeat = repeats.get(i).copied().unwrap_or(false);
-        let tx = w.clock.tick();
-        let id = fact::new_id(tx);
+        let (tx, id) = match p.restore {
+            Some((id, t)) => (w.clock.tick_at(t), id),
+            None => {
+                let tx = w.clock.tick();
+                (tx, fact::new_id(tx))
+            }
+        };
         // Share the interned store name and key with the index.
         let store = r.store.unwrap_or_else(|| Arc::from(p.draft.store.as_str()));
         let key = r.key.unwrap_or_else(|| Arc::from(p.draft.key.as_str()));
@@ -1244,7 +1285,7 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
         } else {
             r.latest
         };
-        let causation = match (p.causation, p.is_append) {
+        let causation = match (p.causation, p.is_append || p.restore.is_some()) {
             (Some(c), _) => Some(c),
             (None, false) => latest,
             (None, true) => None,

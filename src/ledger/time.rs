@@ -89,6 +89,15 @@ impl Clock {
     pub(crate) fn new(last: Timestamp) -> Self {
         Clock { last }
     }
+    /// `t` when it is later than every time handed out so far, else the next tick.
+    pub(crate) fn tick_at(&mut self, t: Timestamp) -> Timestamp {
+        if t > self.last {
+            self.last = t;
+            t
+        } else {
+            self.tick()
+        }
+    }
     pub(crate) fn tick(&mut self) -> Timestamp {
         let now = Timestamp::now();
         let t = if now > self.last {

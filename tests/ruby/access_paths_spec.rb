@@ -97,12 +97,15 @@ RSpec.describe "access paths, scope queries and consumers" do
       expect(calls.flatten.grep(String)).to all(be_frozen)
     end
 
-    it "calls scope consumers with (store, scope) only when membership changes" do
+    it "calls scope consumers with (store, scope) only when membership changes, once the scope is warm" do
       calls = []
       consumer = Object.new
       consumer.define_singleton_method(:call) { |s, scope| calls << [s, scope] }
       store.register_path(Igniter::Ledger::AccessPath.new(store: :tasks, scope: :open, filters: { status: :open },
                                                           consumers: [consumer]))
+      store.write(store: :tasks, key: "c", value: task(:open))             # cold (never queried): silent
+      expect(calls).to be_empty
+      expect(store.query(store: :tasks, scope: :open).map(&:key)).to eq(["c"]) # warms the scope
       store.write(store: :tasks, key: "a", value: task(:open))             # enters
       store.write(store: :tasks, key: "a", value: task(:open, n: 2))       # stays: silent
       store.write(store: :tasks, key: "b", value: task(:done))             # never in: silent

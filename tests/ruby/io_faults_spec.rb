@@ -26,7 +26,7 @@ RSpec.describe "I/O faults" do
       it "refuses the write that does not fit, keeps the store working and reopens with every acknowledged fact (#{mode})" do
         r = run_child(wal_path, mode)
         w = r[:write]
-        expect(w).to include(class: "Igniter::Ledger::IOError", errno: EFBIG)
+        expect(w).to include(class: "Igniter::Store::IOError", errno: EFBIG)
         expect(w[:message]).to match(/\Aappending to #{Regexp.escape(wal_path)}: File too large/)
         expect(w[:ok]).to be >= 1 # some writes fitted before the limit
         expect(w[:fact_count]).to eq(10 + w[:ok]) # the failed one is not visible
@@ -41,11 +41,11 @@ RSpec.describe "I/O faults" do
         end
 
         t = r[:transaction]
-        expect(t).to include(class: "Igniter::Ledger::IOError", errno: EFBIG, visible: 0)
+        expect(t).to include(class: "Igniter::Store::IOError", errno: EFBIG, visible: 0)
         expect(t[:after]).to eq(t[:before])
 
         c = r[:checkpoint]
-        expect(c).to include(class: "Igniter::Ledger::IOError", errno: EFBIG)
+        expect(c).to include(class: "Igniter::Store::IOError", errno: EFBIG)
         expect(c[:message]).to match(/\.snap\.tmp: File too large/)
         expect(c[:fact_count]).to eq(c[:fact_count_before])
         expect(c[:snapshot]).to eq(r[:snapshot]) # the old snapshot is untouched
@@ -66,9 +66,9 @@ RSpec.describe "I/O faults" do
     it "in :none mode fails the flush that does not fit; acknowledged (buffered) writes reach the file once there is room" do
       r = run_child(wal_path, :none)
       w = r[:write]
-      expect(w).to include(class: "Igniter::Ledger::IOError", errno: EFBIG)
+      expect(w).to include(class: "Igniter::Store::IOError", errno: EFBIG)
       expect(w[:fact_count]).to eq(10 + w[:ok])
-      expect(r[:checkpoint]).to include(class: "Igniter::Ledger::IOError", errno: EFBIG)
+      expect(r[:checkpoint]).to include(class: "Igniter::Store::IOError", errno: EFBIG)
       expect(r[:checkpoint][:snapshot]).to eq(r[:snapshot])
       expect(r[:after]).to eq(error: nil, checkpoint: r[:fact_count])
       L.open(wal_path) do |s|

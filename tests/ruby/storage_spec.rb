@@ -185,11 +185,43 @@ RSpec.describe "file-backed storage" do
   end
 
   describe "locking" do
-    it "refuses a second open of the same file in this process until the first closes" do
+    it "gives a second open of the same file in this process a handle on the same ledger, closed with the last handle" do
       first = L.open(wal_path)
-      expect { L.open(wal_path) }.to raise_error(L::LockedError, /locked/) { |e| expect(e.path).to eq(wal_path) }
+      second = L.open(wal_path)
+      f = second.write(store: :a, key: "k", value: 1)
+      expect(first.read_fact(store: :a, key: "k")).to eq(f)
+      g = first.write(store: :a, key: "k", value: 2)
+      expect(g.causation).to eq(f.id) # one writer: one causation chain
       first.close
-      L.open(wal_path, &:fact_count)
+      expect(first).to be_closed
+      expect { first.write(store: :a, key: "k", value: 3) }.to raise_error(L::ClosedError)
+      expect(second).not_to be_closed
+      second.write(store: :a, key: "k", value: 4)
+      # the file is still locked (by `second`): another process cannot open it
+      code = 'require "igniter-ledger"; begin; Igniter::Ledger.open(ARGV[0]); rescue Igniter::Ledger::LockedError; exit 3; end'
+      system(RbConfig.ruby, "-I", REPO_LIB, "-e", code, wal_path)
+      expect($?.exitstatus).to eq(3)
+      second.close
+      expect(second).to be_closed
+      L.open(wal_path) { |s| expect(s.history(store: :a, key: "k").map(&:value)).to eq([1, 2, 4]) }
+    end
+
+    it "shares registrations and caches between the handles of one ledger" do
+      first = L.open(wal_path)
+      second = L.open(wal_path)
+      first.append(history: :ev, event: { o: "x", n: 1 }, partition_key: :o)
+      expect(second.history_partition(store: :ev, partition_key: :o, partition_value: "x").size).to eq(1) # cached in second
+      first.register_coercion(:ev) { |v, _| v.merge(seen: true) }
+      expect(second.history_partition(store: :ev, partition_key: :o, partition_value: "x").map(&:value)).to eq([{ o: "x", n: 1, seen: true }])
+      heard = []
+      second.register_path(L::AccessPath.new(store: :t, consumers: [->(_s, k) { heard << k }]))
+      first.write(store: :t, key: "k", value: 1)
+      expect(heard).to eq(["k"])
+      second.close
+      GC.start # the consumer registered through `second` stays alive with the ledger
+      first.write(store: :t, key: "j", value: 2)
+      expect(heard).to eq(%w[k j])
+      first.close
     end
 
     it "refuses an open from another process" do

@@ -609,14 +609,14 @@ pub fn symbol(ruby: &Ruby, name: &str) -> RValue {
     symbol_from_bytes(ruby, name.as_bytes()).unwrap_or_else(|| ruby.qnil().as_value())
 }
 
-/// Freezes an object this extension just created: sets its FL_FREEZE flag. A fresh
-/// object has no singleton class, so that is all `rb_obj_freeze` would do.
+/// Freezes an object this extension just created, through `rb_obj_freeze`, so that
+/// whatever else freezing involves in the running Ruby (object shapes since 3.2, a
+/// singleton class) is done by Ruby itself rather than assumed here.
 pub(crate) fn freeze_fresh(obj: VALUE) {
     // SAFETY: callers pass a live heap object (String, Array, Hash, typed data) they
-    // created and have not exposed; setting a flag bit calls nothing.
+    // created; rb_obj_freeze does not raise for such an object.
     unsafe {
-        let basic = obj as *mut rb_sys::RBasic;
-        (*basic).flags |= rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE;
+        rb_sys::rb_obj_freeze(obj);
     }
 }
 

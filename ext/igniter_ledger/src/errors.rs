@@ -106,6 +106,11 @@ fn opt_id(ruby: &Ruby, id: Option<uuid::Uuid>) -> Value {
     }
 }
 
+/// `:name` as Ruby's `Symbol#inspect` writes it (`:"odd name"` when quoting is needed).
+fn sym_inspect(ruby: &Ruby, name: &str) -> String {
+    ruby.to_symbol(name).as_value().inspect()
+}
+
 /// The Ruby exception for a core error.
 pub fn ledger_error(ruby: &Ruby, e: LedgerError) -> Error {
     let c = classes();
@@ -117,7 +122,12 @@ pub fn ledger_error(ruby: &Ruby, e: LedgerError) -> Error {
         LedgerError::UnknownScope { store, scope } => with_ivars(
             ruby,
             ruby.get_inner(c.unknown_scope),
-            message,
+            // The reference's message names the scope as `scope=:name`; code matches on it.
+            format!(
+                "unknown scope: store={} scope={} (register an access path first)",
+                sym_inspect(ruby, &store),
+                sym_inspect(ruby, &scope)
+            ),
             &[
                 ("@store", ruby.to_symbol(&store).as_value()),
                 ("@scope", ruby.to_symbol(&scope).as_value()),

@@ -237,6 +237,61 @@ fn build(
     Ok(FactObj::wrap_raw(ruby, fact))
 }
 
+/// An id recorded elsewhere: a Fact, a UUID String, or any other String (mapped to a
+/// name-based UUID by the core, so equal strings give equal ids).
+fn restored_id(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<uuid::Uuid>, Error> {
+    if v.is_nil() {
+        return Ok(None);
+    }
+    if let Ok(f) = <&FactObj>::try_convert(v) {
+        return Ok(Some(f.fact.id()));
+    }
+    match magnus::RString::from_value(v) {
+        Some(s) => Ok(Some(Fact::id_from_str(&s.to_string()?))),
+        None => Err(Error::new(
+            ruby.exception_type_error(),
+            format!("{what} must be a String, got {}", unsafe { v.classname() }),
+        )),
+    }
+}
+
+/// `Fact._restore(id, store, key, value, causation, transaction_time, valid_time,
+/// schema_version, producer, derivation)`: a standalone fact keeping the given id and
+/// times (`Fact.from_h`). A nil id or time gets a fresh one.
+fn restore(ruby: &Ruby, argv: &[RValue]) -> Result<Obj<FactObj>, Error> {
+    let [id, store, key, value, causation, tx, valid, schema, producer, derivation] = argv else {
+        return Err(Error::new(
+            ruby.exception_arg_error(),
+            "Fact._restore takes 10 arguments",
+        ));
+    };
+    let w = crate::store::build_write(
+        ruby,
+        *store,
+        *key,
+        *value,
+        *schema,
+        ruby.qnil().as_value(),
+        *valid,
+        *producer,
+        *derivation,
+        ruby.qfalse().as_value(),
+    )?;
+    let tx = crate::args::opt_time(ruby, *tx, "transaction_time")?;
+    let tx = tx.unwrap_or_else(igniter_ledger::Timestamp::now);
+    let id = match restored_id(ruby, *id, "id")? {
+        Some(id) => id,
+        // No id recorded: a fresh one, as a new fact gets.
+        None => Fact::build(w.clone())
+            .map_err(|e| errors::ledger_error(ruby, e))?
+            .id(),
+    };
+    let causation = restored_id(ruby, *causation, "causation")?;
+    let fact = Fact::restore(w.into_parts(id, tx, causation));
+    let fact = fact.map_err(|e| errors::ledger_error(ruby, e))?;
+    Ok(FactObj::wrap_raw(ruby, fact))
+}
+
 /// Defines the methods of `Fact` (CoercedFact inherits them).
 pub fn define(class: RClass) -> Result<(), Error> {
     use magnus::{function, method};
@@ -258,5 +313,6 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_method("eql?", method!(eq, 1))?;
     class.define_method("hash", method!(hash, 0))?;
     class.define_singleton_method("_build", function!(build, 8))?;
+    class.define_singleton_method("_restore", function!(restore, -1))?;
     Ok(())
 }

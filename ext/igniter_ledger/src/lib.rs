@@ -19,7 +19,7 @@
 
 use std::sync::OnceLock;
 
-use magnus::{prelude::*, value::Opaque, Error, RClass, Ruby};
+use magnus::{prelude::*, value::Opaque, Error, RClass, RModule, Ruby, Value as RValue};
 
 mod args;
 mod callbacks;
@@ -29,6 +29,7 @@ mod errors;
 mod fact;
 mod gvl;
 mod retention;
+mod identity;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.
@@ -49,13 +50,37 @@ impl Classes {
     }
 }
 
+/// `Igniter::Store` (defined if needed) with `Igniter::Ledger` naming the same module.
+fn alias_module(ruby: &Ruby, igniter: RModule) -> Result<RModule, Error> {
+    let store = igniter.define_module("Store")?;
+    if !igniter.funcall::<_, _, bool>("const_defined?", ("Ledger", false))? {
+        igniter.const_set("Ledger", store)?;
+    } else {
+        let existing: RValue = igniter.const_get("Ledger")?;
+        if !existing.equal(store)? {
+            return Err(Error::new(
+                ruby.exception_type_error(),
+                "Igniter::Ledger is defined and is not Igniter::Store: load igniter-ledger \
+                 before defining constants under Igniter::Ledger",
+            ));
+        }
+    }
+    Ok(store)
+}
+
 #[magnus::init(name = "igniter_ledger_native")]
 fn init(ruby: &Ruby) -> Result<(), Error> {
     let igniter = ruby.define_module("Igniter")?;
-    let ledger = igniter.define_module("Ledger")?;
+    // The reference gem's names are the real ones (`Igniter::Store::IgniterStore`), so
+    // `LedgerStore.name` is what existing code expects; `Igniter::Ledger` and
+    // `LedgerStore` are the same objects under the new names (see `alias_module`).
+    let ledger = alias_module(ruby, igniter)?;
     errors::define(ruby, ledger)?;
 
-    let store_class = ledger.define_class("LedgerStore", ruby.class_object())?;
+    let store_class = ledger.define_class("IgniterStore", ruby.class_object())?;
+    if !ledger.funcall::<_, _, bool>("const_defined?", ("LedgerStore", false))? {
+        ledger.const_set("LedgerStore", store_class)?;
+    }
     store_class.undef_default_alloc_func();
     let fact_class = ledger.define_class("Fact", ruby.class_object())?;
     fact_class.undef_default_alloc_func();

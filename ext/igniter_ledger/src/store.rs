@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use igniter_ledger::{
-    AccessPath, Append, Batch, Durability, Fact, HistoryQuery, LedgerStore, OpenOptions,
+    AccessPath, Append, Batch, Durability, Fact, HashKeys, HistoryQuery, LedgerStore, OpenOptions,
     OpenReport, PartitionQuery, Read, ReadFact, SnapshotOutcome, Value, Write,
 };
 use magnus::{
@@ -28,28 +28,77 @@ use magnus::rb_sys::{AsRawValue, FromRawValue};
 use std::os::raw::c_long;
 
 /// Ruby values of recently read facts, by fact id (facts never change, so an entry never
-/// goes stale). Bounded; the oldest entry goes first.
+/// goes stale). A least-recently-used cache bounded by `cap` entries: a hit makes its
+/// entry the most recently used; the least recently used goes first.
+///
+/// Recency is kept with use stamps: each entry holds the stamp of its last use, and
+/// `order` lists (id, stamp) pairs in use order. A hit pushes a new pair instead of
+/// moving the old one (O(1)); pairs whose stamp is no longer the entry's are skipped
+/// when evicting, and `order` is compacted once it holds more than twice `cap` pairs, so
+/// every operation is amortized O(1).
 struct ReadCache {
     cap: usize,
-    map: HashMap<uuid::Uuid, Opaque<RValue>, convert::QuickState>,
-    order: VecDeque<uuid::Uuid>,
+    map: HashMap<uuid::Uuid, (Opaque<RValue>, u64), convert::QuickState>,
+    order: VecDeque<(uuid::Uuid, u64)>,
+    clock: u64,
 }
 
 impl ReadCache {
-    fn get(&self, id: &uuid::Uuid) -> Option<Opaque<RValue>> {
-        self.map.get(id).copied()
+    fn new(cap: usize) -> Self {
+        ReadCache {
+            cap,
+            map: HashMap::default(),
+            order: VecDeque::new(),
+            clock: 0,
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// The cached value, made the most recently used.
+    fn get(&mut self, id: &uuid::Uuid) -> Option<Opaque<RValue>> {
+        let stamp = self.clock + 1;
+        let (v, used) = self.map.get_mut(id)?;
+        *used = stamp;
+        let v = *v;
+        self.clock = stamp;
+        self.order.push_back((*id, stamp));
+        self.compact();
+        Some(v)
     }
 
     fn put(&mut self, id: uuid::Uuid, v: Opaque<RValue>) {
-        if self.cap == 0 || self.map.insert(id, v).is_some() {
+        if self.cap == 0 {
             return;
         }
-        self.order.push_back(id);
-        while self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
+        let stamp = self.tick();
+        self.map.insert(id, (v, stamp));
+        self.order.push_back((id, stamp));
+        while self.map.len() > self.cap {
+            let Some((old, s)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|(_, used)| *used == s) {
                 self.map.remove(&old);
             }
         }
+        self.compact();
+    }
+
+    /// Drops the stale pairs of `order` once it holds more than twice `cap`.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.cap.max(8) {
+            let map = &self.map;
+            self.order
+                .retain(|(id, s)| map.get(id).is_some_and(|(_, used)| used == s));
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Opaque<RValue>> {
+        self.map.values().map(|(v, _)| v)
     }
 }
 
@@ -140,26 +189,32 @@ impl PartitionCache {
 }
 
 /// The data behind a `LedgerStore` object.
+///
+/// Handles made by `_share` (a second open of a file this process already has open) hold
+/// the same ledger and the same `Arc`s below, so what one registers or caches the others
+/// see, and every Ruby object the ledger holds stays marked while any handle lives.
 pub struct StoreObj {
     ledger: LedgerStore,
     /// Commits wait for fsync: release the GVL around them.
     release_gvl: bool,
     /// Every Ruby object the core holds through this store (coercion blocks, consumers).
     /// Append-only: a replaced coercion may still be running when it is replaced.
-    callbacks: Mutex<Vec<Opaque<RValue>>>,
+    callbacks: Arc<Mutex<Vec<Opaque<RValue>>>>,
     /// Deep-frozen values handed out by `read`, marked for the GC.
-    cache: Mutex<ReadCache>,
+    cache: Arc<Mutex<ReadCache>>,
     /// Fact handles handed out by `history_partition`, marked for the GC.
-    slices: Mutex<PartitionCache>,
+    slices: Arc<Mutex<PartitionCache>>,
     /// Set once any coercion is registered: plain current reads then take the general
     /// path (through the core's coercion step).
-    any_coercion: std::sync::atomic::AtomicBool,
+    any_coercion: Arc<std::sync::atomic::AtomicBool>,
+    /// The Fact objects recent writes returned (for `fact_by_id`'s identity).
+    recent: Arc<Mutex<crate::identity::RecentFacts>>,
     /// The read cache's capacity (0: off), readable without its lock.
     cache_cap: usize,
     /// Storage rewrites (compaction, prune, erasure) begun plus ended through this handle:
     /// odd while one runs. Caches are filled only with what was read within one even
     /// epoch, so nothing read before a rewrite is cached after it.
-    rewrites: std::sync::atomic::AtomicU64,
+    rewrites: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Locks a mutex of the store. No Ruby call is ever made while one is held, so the GC
@@ -175,22 +230,36 @@ impl StoreObj {
         StoreObj {
             ledger,
             release_gvl,
-            callbacks: Mutex::new(Vec::new()),
-            cache: Mutex::new(ReadCache {
-                cap: cache_entries,
-                map: HashMap::default(),
-                order: VecDeque::new(),
-            }),
-            any_coercion: std::sync::atomic::AtomicBool::new(false),
+            callbacks: Arc::new(Mutex::new(Vec::new())),
+            cache: Arc::new(Mutex::new(ReadCache::new(cache_entries))),
+            recent: Arc::new(Mutex::new(crate::identity::RecentFacts::new(
+                crate::identity::DEFAULT_KEPT,
+            ))),
+            any_coercion: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             cache_cap: cache_entries,
-            rewrites: std::sync::atomic::AtomicU64::new(0),
-            slices: Mutex::new(PartitionCache {
+            rewrites: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            slices: Arc::new(Mutex::new(PartitionCache {
                 cap: slice_handles,
                 held: 0,
                 map: HashMap::default(),
                 order: VecDeque::new(),
                 coerced: std::collections::HashSet::new(),
-            }),
+            })),
+        }
+    }
+
+    /// Another handle on the same ledger, sharing everything (see the type's doc).
+    fn shared(&self) -> Self {
+        StoreObj {
+            ledger: self.ledger.clone(),
+            release_gvl: self.release_gvl,
+            callbacks: self.callbacks.clone(),
+            cache: self.cache.clone(),
+            recent: self.recent.clone(),
+            rewrites: self.rewrites.clone(),
+            slices: self.slices.clone(),
+            any_coercion: self.any_coercion.clone(),
+            cache_cap: self.cache_cap,
         }
     }
 
@@ -232,6 +301,8 @@ impl StoreObj {
         sl.map.clear();
         sl.order.clear();
         sl.held = 0;
+        drop(sl);
+        lock(&self.recent).clear();
     }
 
     fn keep(&self, v: RValue) -> Opaque<RValue> {
@@ -246,7 +317,10 @@ impl DataTypeFunctions for StoreObj {
         for v in lock(&self.callbacks).iter() {
             marker.mark(*v);
         }
-        for v in lock(&self.cache).map.values() {
+        for v in lock(&self.cache).values() {
+            marker.mark(*v);
+        }
+        for v in lock(&self.recent).values() {
             marker.mark(*v);
         }
         for slice in lock(&self.slices).map.values() {
@@ -290,19 +364,33 @@ fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
 
 // ------------------------------------------------------------------ construction
 
+/// `:keep` / `:symbolize` (the Ruby layer checks the value; anything else is an
+/// ArgumentError here too).
+fn hash_keys_arg(ruby: &Ruby, v: String) -> Result<HashKeys, Error> {
+    HashKeys::parse(&v).ok_or_else(|| {
+        Error::new(
+            ruby.exception_arg_error(),
+            format!("hash_keys: must be :keep or :symbolize, got :{v}"),
+        )
+    })
+}
+
 fn memory(
     ruby: &Ruby,
     klass: RClass,
     cache_entries: usize,
     slice_handles: usize,
+    hash_keys: String,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
+    let opts = OpenOptions::new().hash_keys(hash_keys_arg(ruby, hash_keys)?);
     Ok(ruby.obj_wrap_as(
-        StoreObj::new(LedgerStore::memory(), cache_entries, slice_handles),
+        StoreObj::new(LedgerStore::memory_with(opts), cache_entries, slice_handles),
         klass,
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn open(
     ruby: &Ruby,
     klass: RClass,
@@ -311,6 +399,7 @@ fn open(
     recover: bool,
     cache_entries: usize,
     slice_handles: usize,
+    hash_keys: String,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
     // The core's message names the modes as strings; Ruby passes Symbols.
@@ -319,7 +408,10 @@ fn open(
             "durability must be :fsync, :flush or :none, got {durability:?}"
         )))
     })?;
-    let opts = OpenOptions::new().durability(durability).recover(recover);
+    let opts = OpenOptions::new()
+        .durability(durability)
+        .recover(recover)
+        .hash_keys(hash_keys_arg(ruby, hash_keys)?);
     let path = PathBuf::from(path);
     refuse_special_file(ruby, &path)?;
     let ledger = gvl::without_gvl(move || LedgerStore::open_with(&path, opts))
@@ -463,7 +555,13 @@ fn commit_one(ruby: &Ruby, s: &StoreObj, batch: Batch) -> Result<Obj<FactObj>, E
     let fact = commit(ruby, s, batch)?
         .pop()
         .ok_or_else(|| errors::internal(ruby, "commit", "no fact returned".to_owned()))?;
-    Ok(FactObj::wrap_raw(ruby, fact))
+    Ok(written(s, FactObj::wrap_raw(ruby, fact)))
+}
+
+/// Notes a Fact object a write returns, for `fact_by_id` (see `identity.rs`).
+fn written(s: &StoreObj, f: Obj<FactObj>) -> Obj<FactObj> {
+    lock(&s.recent).note(f.fact.id(), Opaque::from(f.as_value()));
+    f
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -604,6 +702,19 @@ fn note_append(
     }
 }
 
+/// `_replay(fact)`: takes in a fact recorded elsewhere with its id, transaction time and
+/// causation (`Write::restoring`); returns the stored fact.
+fn replay_fact(ruby: &Ruby, s: &StoreObj, fact: RValue) -> Result<Obj<FactObj>, Error> {
+    let f = <&FactObj>::try_convert(fact).map_err(|_| {
+        Error::new(
+            ruby.exception_type_error(),
+            "replay needs an Igniter::Store::Fact (or a Hash Fact.from_h accepts)",
+        )
+    })?;
+    let parts = f.fact.to_parts();
+    commit_one(ruby, s, Batch::new().write(Write::restoring(parts)))
+}
+
 /// `_commit(ops)`: ops are `[:write, store, key, value, schema_version, causation,
 /// valid_time, producer, derivation, expected]` or `[:append, history, event,
 /// partition_key, schema_version, causation, valid_time, producer, derivation]`.
@@ -672,7 +783,12 @@ fn commit_ops(ruby: &Ruby, s: &StoreObj, ops: RArray) -> Result<RArray, Error> {
         }
     }
     let facts = commit(ruby, s, batch)?;
-    fact_array(ruby, facts.into_iter().map(|f| FactObj::wrap_raw(ruby, f)))
+    fact_array(
+        ruby,
+        facts
+            .into_iter()
+            .map(|f| written(s, FactObj::wrap_raw(ruby, f))),
+    )
 }
 
 // ------------------------------------------------------------------ reading
@@ -1122,9 +1238,15 @@ fn lineage(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RHas
     )
 }
 
-fn fact_by_id(ruby: &Ruby, s: &StoreObj, id: RValue) -> Option<Obj<FactObj>> {
+/// The fact with this id (raw), or nil for nil, blank, malformed or unknown ids: the very
+/// object a recent write returned when it is still kept (see `identity.rs`).
+fn fact_by_id(ruby: &Ruby, s: &StoreObj, id: RValue) -> Option<RValue> {
     let id = args::lookup_id(id)?;
-    s.ledger.fact_by_id(id).map(|f| FactObj::wrap_raw(ruby, f))
+    let fact = s.ledger.fact_by_id(id)?;
+    if let Some(kept) = lock(&s.recent).get(&id) {
+        return Some(ruby.get_inner(kept));
+    }
+    Some(FactObj::wrap_raw(ruby, fact).as_value())
 }
 
 fn fact_ref(ruby: &Ruby, s: &StoreObj, id: RValue) -> Result<Option<RHash>, Error> {
@@ -1364,6 +1486,19 @@ fn is_closed(s: &StoreObj) -> bool {
     s.ledger.is_closed()
 }
 
+fn hash_keys(ruby: &Ruby, s: &StoreObj) -> RValue {
+    sym(ruby, s.ledger.hash_keys().name())
+}
+
+/// `_share(klass)`: a new `klass` object on this handle's ledger (see `StoreObj`).
+fn share(ruby: &Ruby, s: &StoreObj, klass: RClass) -> Result<Obj<StoreObj>, Error> {
+    check_class(ruby, klass)?;
+    if s.ledger.is_closed() {
+        return Err(errors::ledger_error(ruby, igniter_ledger::Error::Closed));
+    }
+    Ok(ruby.obj_wrap_as(s.shared(), klass))
+}
+
 fn is_memory(s: &StoreObj) -> bool {
     s.ledger.path().is_none()
 }
@@ -1371,11 +1506,12 @@ fn is_memory(s: &StoreObj) -> bool {
 /// Defines the native methods of `LedgerStore`.
 pub fn define(class: RClass) -> Result<(), Error> {
     use magnus::{function, method};
-    class.define_singleton_method("_memory", function!(memory, 3))?;
-    class.define_singleton_method("_open", function!(open, 6))?;
+    class.define_singleton_method("_memory", function!(memory, 4))?;
+    class.define_singleton_method("_open", function!(open, 7))?;
     class.define_private_method("_write", method!(write, 9))?;
     class.define_private_method("_append", method!(append, 8))?;
     class.define_private_method("_commit", method!(commit_ops, 1))?;
+    class.define_private_method("_replay", method!(replay_fact, 1))?;
     class.define_private_method("_read", method!(read, 4))?;
     class.define_private_method("_read_fact", method!(read_fact, 4))?;
     class.define_private_method("_history", method!(history, 4))?;
@@ -1395,8 +1531,63 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_method("path", method!(path, 0))?;
     class.define_method("durability", method!(durability, 0))?;
     class.define_method("consumer_failures", method!(consumer_failures, 0))?;
-    class.define_method("close", method!(close, 0))?;
-    class.define_method("closed?", method!(is_closed, 0))?;
+    class.define_private_method("_close", method!(close, 0))?;
+    class.define_private_method("_closed?", method!(is_closed, 0))?;
     class.define_method("memory?", method!(is_memory, 0))?;
+    class.define_method("hash_keys", method!(hash_keys, 0))?;
+    class.define_private_method("_share", method!(share, 1))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod read_cache_tests {
+    //! The LRU bookkeeping only (no Ruby objects are dereferenced: the values are opaque
+    //! handles made from immediates).
+    use super::*;
+
+    fn v(n: i64) -> Opaque<RValue> {
+        // SAFETY: a Fixnum is an immediate VALUE (2n+1); it is never dereferenced here.
+        Opaque::from(unsafe { RValue::from_raw(((n << 1) | 1) as rb_sys::VALUE) })
+    }
+
+    fn id(n: u128) -> uuid::Uuid {
+        uuid::Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used_and_promotes_hits() {
+        let mut c = ReadCache::new(3);
+        for n in 1..=3 {
+            c.put(id(n), v(n as i64));
+        }
+        assert!(c.get(&id(1)).is_some()); // 2 is now the least recently used
+        c.put(id(4), v(4));
+        assert!(c.get(&id(2)).is_none());
+        for n in [1, 3, 4] {
+            assert!(c.get(&id(n)).is_some(), "{n} kept");
+        }
+        assert_eq!(c.map.len(), 3);
+    }
+
+    #[test]
+    fn stays_bounded_under_many_hits() {
+        let mut c = ReadCache::new(4);
+        for n in 0..4 {
+            c.put(id(n), v(n as i64));
+        }
+        for i in 0..10_000u128 {
+            assert!(c.get(&id(i % 4)).is_some());
+        }
+        assert!(c.order.len() <= 2 * 8 + 1);
+        c.put(id(99), v(99));
+        assert_eq!(c.map.len(), 4);
+        assert!(c.get(&id(0)).is_none(), "0 was the least recently used");
+    }
+
+    #[test]
+    fn zero_capacity_keeps_nothing() {
+        let mut c = ReadCache::new(0);
+        c.put(id(1), v(1));
+        assert!(c.get(&id(1)).is_none());
+    }
 }

@@ -17,7 +17,10 @@ module Igniter
     class AccessPath
       attr_reader :store, :scope, :filters, :lookup, :cache_ttl, :consumers
 
+      # filters: nil is the same as {} (the reference's point paths pass nil); consumers:
+      # an Array, a Set (any Enumerable) or a single callable.
       def initialize(store:, scope: nil, filters: {}, lookup: nil, cache_ttl: nil, consumers: [])
+        filters = {} if filters.nil?
         raise TypeError, "filters must be a Hash, got #{filters.class}" unless filters.is_a?(Hash)
 
         @store = store.to_sym
@@ -25,6 +28,8 @@ module Igniter
         @filters = filters.dup.freeze
         @lookup = lookup
         @cache_ttl = cache_ttl
+        consumers = [] if consumers.nil?
+        consumers = consumers.to_a if !consumers.respond_to?(:call) && consumers.is_a?(Enumerable)
         @consumers = (consumers.is_a?(Array) ? consumers : [consumers]).dup.freeze
         @consumers.each_with_index do |c, i|
           raise TypeError, "consumers[#{i}] must respond to #call" unless c.respond_to?(:call)

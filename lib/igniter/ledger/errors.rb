@@ -15,8 +15,23 @@ module Igniter
     #       PoisonedError                              writes refused after an unrecoverable I/O failure
     #   Igniter::Ledger::UnknownScopeError < ArgumentError   query on an unregistered scope
     #
+    # A ledger error whose class subclasses the standard class the 0.5.x gem raised
+    # (UnknownScopeError < ArgumentError, so existing `rescue ArgumentError` clauses keep
+    # working) carries Error::Tag, and `rescue Igniter::Ledger::Error` (Error.===) catches
+    # it too.
+    #
     # Values the ledger cannot store raise TypeError, ArgumentError or RangeError naming
     # the path inside the value, e.g. "value[:meta][:at] is a Time".
+    class Error
+      # Marks ledger errors that subclass a standard class instead of Error.
+      module Tag; end
+
+      # Matches Error's subclasses and the tagged ledger errors (used by `rescue`).
+      def self.===(other)
+        super || Tag === other
+      end
+    end
+
     class ConflictError
       # store (Symbol), key (String), expected and actual latest fact ids (String or nil)
       attr_reader :store, :key, :expected, :actual
@@ -36,6 +51,7 @@ module Igniter
     end
 
     class UnknownScopeError
+      include Error::Tag
       attr_reader :store, :scope
     end
   end

@@ -19,7 +19,22 @@ module Igniter
                term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
       end
 
-      private_class_method :_build
+      # Rebuilds a fact from its #to_h (String or Symbol keys; the 0.5.x names
+      # `timestamp` and `term` are accepted for transaction_time and valid_time). The id,
+      # times and causation are kept: a UUID id as it is, any other id String as a
+      # name-based UUID (the same for the same String). value_hash is recomputed from the
+      # value. A missing id or transaction time gets a fresh one.
+      def self.from_h(hash)
+        raise TypeError, "Fact.from_h needs a Hash, got #{hash.class}" unless hash.is_a?(Hash)
+
+        h = hash.transform_keys(&:to_sym)
+        tt = h.key?(:transaction_time) ? h[:transaction_time] : h[:timestamp]
+        vt = h.key?(:valid_time) ? h[:valid_time] : h[:term]
+        _restore(h[:id], h.fetch(:store), h.fetch(:key), h[:value], h[:causation], tt, vt,
+                 h.fetch(:schema_version, 1) || 1, h[:producer], h[:derivation])
+      end
+
+      private_class_method :_build, :_restore
 
       def timestamp
         transaction_time
@@ -32,6 +47,24 @@ module Igniter
       def to_h
         FIELDS.to_h { |f| [f, public_send(f)] }
       end
+
+      # The 0.5.x Fact was a Struct: fields by name (Symbol or String) or position.
+      def [](field)
+        name = field.is_a?(Integer) ? FIELDS.fetch(field) { raise IndexError, "offset #{field} too large for fact" } : field.to_sym
+        raise NameError, "no member '#{field}' in fact" unless FIELDS.include?(name)
+
+        public_send(name)
+      end
+
+      def members
+        FIELDS.dup
+      end
+
+      def to_a
+        FIELDS.map { |f| public_send(f) }
+      end
+      alias deconstruct to_a
+      alias values to_a
 
       def deconstruct_keys(keys)
         keys ? (keys & FIELDS).to_h { |f| [f, public_send(f)] } : to_h

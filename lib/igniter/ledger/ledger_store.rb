@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "weakref"
+
 module Igniter
   module Ledger
     # The ledger. In memory (`LedgerStore.new`) or file-backed (`LedgerStore.open(path)`).
@@ -26,39 +28,80 @@ module Igniter
         # read_cache: entries of the read cache (0 disables it); `lru_cap:` is the 0.5.x
         # name of the same bound. partition_cache: Fact handles kept for repeated
         # #history_partition calls (0 disables it).
+        #
+        # backend: may also be any object answering #write_fact (the reference's backend
+        # protocol): the store then lives in memory and hands every committed fact to
+        # `backend.write_fact(fact)`, in commit order.
+        #
+        # hash_keys: :keep (values are type-faithful) or :symbolize (String hash keys of
+        # values, producers and derivations become Symbols at write time, at every depth:
+        # the reference gem's key behaviour). Default: Igniter::Ledger.hash_keys.
+        #
+        # changefeed: a ChangefeedBuffer that receives every commit (see changefeed.rb).
         def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil,
-                changefeed: nil)
+                hash_keys: nil, changefeed: nil)
           cache = cache_entries(read_cache, lru_cap)
+          keys = hash_keys_name(hash_keys)
           slices = partition_handles(partition_cache)
           case backend
           when nil, :memory
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache, slices).__send__(:attach_changefeed, changefeed)
+            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, nil).__send__(:attach_changefeed, changefeed)
           when FileBackend
             open(backend.path, durability: durability || backend.durability,
                                recover: recover.nil? ? backend.recover : recover, read_cache: cache,
-                               partition_cache: slices, changefeed: changefeed)
+                               lru_cap: lru_cap, partition_cache: slices, hash_keys: keys.to_sym, changefeed: changefeed)
           else
-            raise ArgumentError,
-                  "backend: must be nil (in memory) or an Igniter::Ledger::FileBackend, got #{backend.class}"
+            unless backend.respond_to?(:write_fact)
+              raise ArgumentError,
+                    "backend: must be nil (in memory), an Igniter::Store::FileBackend or an object " \
+                    "answering #write_fact, got #{backend.class}"
+            end
+            raise ArgumentError, "durability: needs a file-backed store" if durability
+
+            _memory(self, cache, slices, keys).__send__(:setup, lru_cap, backend).__send__(:attach_changefeed, changefeed)
           end
         end
 
         # Opens (or creates) the ledger whose WAL is at `path`; the snapshot is
         # `path + ".snap"`. durability: :fsync (default) | :flush | :none.
         # recover: true moves mid-log damage aside (to `path.corrupt-<offset>`) instead of
-        # raising CorruptionError. read_cache:, partition_cache: as for .new. With a
-        # block, yields the store and closes it after.
+        # raising CorruptionError. read_cache:, partition_cache:, hash_keys: as for .new
+        # (hash_keys: applies to what is written from now on). With a block, yields the
+        # store and closes it after.
+        #
+        # Opening a file that this process already has open (through any spelling of its
+        # path, while that handle is open) gives a second handle on the same ledger, as
+        # the reference gem's code expects (it opened the file twice): both see every
+        # fact, one writer owns the WAL, and the file is closed when the last handle is.
+        # The first open's durability applies. Another process's open file raises
+        # LockedError.
+        #
         # changefeed: a ChangefeedBuffer that receives every commit (see changefeed.rb).
         def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil,
-                 changefeed: nil)
+                 hash_keys: nil, changefeed: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
           raise ArgumentError, "path must not contain a NUL byte: #{path.inspect}" if path.include?("\0")
 
-          store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
-                        partition_handles(partition_cache))
+          keys = hash_keys_name(hash_keys)
+          begin
+            store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
+                          partition_handles(partition_cache), keys)
+            OpenFiles.add(path, store)
+          rescue LockedError
+            first = OpenFiles.find(path)
+            raise if first.nil?
+
+            if first.hash_keys.to_s != keys
+              raise ArgumentError, "#{path} is open in this process with hash_keys: :#{first.hash_keys}; " \
+                                   "a second handle cannot use hash_keys: :#{keys}"
+            end
+            store = first.__send__(:_share, self)
+            store.__send__(:join, first)
+          end
+          store.__send__(:setup, lru_cap, nil)
           begin
             store.__send__(:attach_changefeed, changefeed)
           rescue StandardError
@@ -87,6 +130,15 @@ module Igniter
           n
         end
 
+        def hash_keys_name(hash_keys)
+          hash_keys = Ledger.hash_keys if hash_keys.nil?
+          unless %i[keep symbolize].include?(hash_keys)
+            raise ArgumentError, "hash_keys: must be :keep or :symbolize, got #{hash_keys.inspect}"
+          end
+
+          hash_keys.to_s
+        end
+
         def partition_handles(partition_cache)
           n = partition_cache.nil? ? DEFAULT_PARTITION_CACHE : partition_cache
           raise ArgumentError, "partition_cache: must be a non-negative Integer, got #{n.inspect}" unless n.is_a?(Integer) && n >= 0
@@ -96,15 +148,79 @@ module Igniter
       end
       private_class_method :_memory, :_open
 
+      # The file-backed stores this process has open, by file identity (device, inode),
+      # so that a second open of the same file can share the first handle's ledger. A
+      # forked child inherits the table but not the ledgers: entries are only answered in
+      # the process that opened them.
+      module OpenFiles
+        @lock = Mutex.new
+        @by_file = {}
+
+        class << self
+          def add(path, store)
+            id = identity(path) or return
+            @lock.synchronize do
+              @by_file.delete_if { |_, (_, ref)| !alive(ref) }
+              @by_file[id] = [Process.pid, WeakRef.new(store)]
+            end
+          end
+
+          # The open store holding the file at `path` in this process, or nil.
+          def find(path)
+            id = identity(path) or return nil
+            pid, ref = @lock.synchronize { @by_file[id] }
+            store = pid == Process.pid && alive(ref)
+            store && !store.closed? ? store : nil
+          end
+
+          private
+
+          def identity(path)
+            st = File.stat(path)
+            [st.dev, st.ino]
+          rescue SystemCallError
+            nil
+          end
+
+          def alive(ref)
+            ref.weakref_alive? ? ref.__getobj__ : nil
+          rescue WeakRef::RefError
+            nil
+          end
+        end
+      end
+      private_constant :OpenFiles
+
+      # Closes this handle. The ledger (WAL flushed and synced, file lock released) closes
+      # with its last open handle; reads keep answering from memory after.
+      def close
+        handles = @handles
+        return _close if handles.nil?
+
+        last = handles[:lock].synchronize do
+          next false if @handle_closed
+
+          @handle_closed = true
+          (handles[:open] -= 1).zero?
+        end
+        last ? _close : nil
+      end
+
+      # True once this handle (or the ledger) is closed.
+      def closed?
+        @handle_closed || _closed?
+      end
+
       # Writes `value` to (store, key); returns the new Fact. Its causation defaults to the
       # previous fact of the key. `expected:` (a fact id or Fact; nil or :none for "the key
       # must not exist") makes the write conditional: a ConflictError, with nothing
       # written, when the latest fact of the key is another one.
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: UNSET)
-        _write(store, key, value, schema_version, causation,
-               term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation,
-               UNSET.equal?(expected) ? false : expected)
+        handle_open!
+        committed(_write(store, key, value, schema_version, causation,
+                         term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
+                         derivation, UNSET.equal?(expected) ? false : expected))
       end
 
       # Appends `event` to a history under a fresh UUID key; returns the Fact.
@@ -112,8 +228,10 @@ module Igniter
       # history_partition answers correctly either way).
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
-        _append(history, event, partition_key, schema_version, causation,
-                term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
+        handle_open!
+        committed(_append(history, event, partition_key, schema_version, causation,
+                          term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
+                          derivation))
       end
 
       # Commits the writes and appends queued in the block atomically; returns their
@@ -121,11 +239,13 @@ module Igniter
       def transaction
         raise ArgumentError, "transaction needs a block" unless block_given?
 
+        handle_open!
+
         tx = Transaction.new
         yield tx
         return [] if tx.empty?
 
-        _commit(tx.operations)
+        _commit(tx.operations).each { |f| committed(f) }
       end
 
       # Commits several operations atomically: each a Hash with the keywords of #write
@@ -144,8 +264,22 @@ module Igniter
       # as_of: only facts with transaction_time <= as_of.
       # valid_at: bitemporal — the fact with the greatest valid_time <= valid_at (facts
       # without a valid time count from their transaction time).
-      def read(store:, key:, as_of: nil, valid_at: nil)
-        _read(store, key, as_of, valid_at)
+      #
+      # Time-travel reads (as_of:) go through the store's ReadCache: the same read again,
+      # with nothing written in between, answers the same (frozen) object.
+      #
+      # ttl: (the reference's "a cached answer no older than ttl seconds") is accepted and
+      # always met: a current read here never answers from a stale cache.
+      def read(store:, key:, as_of: nil, valid_at: nil, ttl: nil) # rubocop:disable Lint/UnusedMethodArgument
+        return _read(store, key, as_of, valid_at) if as_of.nil? || !valid_at.nil?
+
+        token = fact_count
+        hit = read_cache.get(store: store, key: key, as_of: as_of, token: token)
+        return hit unless hit.nil?
+
+        value = _read(store, key, as_of, nil)
+        read_cache.put(store: store, key: key, fact: value, as_of: as_of, token: token) unless value.nil?
+        value
       end
 
       # Like #read, but answers the Fact (or CoercedFact), or nil.
@@ -155,20 +289,44 @@ module Igniter
 
       # #read as of transaction time `at`.
       def time_travel(store:, key:, at:)
-        _read(store, key, at, nil)
+        read(store: store, key: key, as_of: at)
       end
 
       # The latest fact of every key whose value matches the scope's filters, ordered by
       # key. Raises UnknownScopeError (an ArgumentError) for an unregistered scope.
-      def query(store:, scope:, as_of: nil)
-        _query(store, scope, as_of)
+      #
+      # As in the reference: the first current-state query of a scope makes it "warm",
+      # and only warm scopes notify their consumers; a scope path with `cache_ttl:`
+      # answers a repeated query within the TTL, with nothing written in between, with
+      # the same Array. ttl: overrides the path's cache_ttl for this query.
+      def query(store:, scope:, as_of: nil, ttl: nil)
+        return _query(store, scope, as_of) unless as_of.nil?
+
+        id = [name_key(store), name_key(scope)]
+        ttl ||= scope_ttls[id]
+        if ttl
+          token = fact_count
+          hit = read_cache.get_scope(store: store, scope: scope, ttl: ttl, token: token)
+          return hit if hit
+        end
+        facts = _query(store, scope, nil)
+        warm_scopes[id] = true
+        read_cache.put_scope(store: store, scope: scope, facts: facts, token: token) if ttl
+        facts
       end
 
       # Registers an AccessPath; returns it.
       def register_path(path)
         raise TypeError, "register_path needs an Igniter::Ledger::AccessPath, got #{path.class}" unless path.is_a?(AccessPath)
 
-        _register_path(path.store, path.scope, path.filters, path.lookup, path.cache_ttl, path.consumers)
+        consumers = path.consumers
+        if path.scope?
+          id = [path.store, path.scope]
+          warm = warm_scopes
+          consumers = consumers.map { |c| ->(s, sc) { c.call(s, sc) if warm[id] } }
+          scope_ttls[id] = path.cache_ttl if path.cache_ttl
+        end
+        _register_path(path.store, path.scope, path.filters, path.lookup, path.cache_ttl, consumers)
         path
       end
       alias register_access_path register_path
@@ -182,6 +340,7 @@ module Igniter
         raise ArgumentError, "register_coercion needs a block or a callable" unless callable
 
         _register_coercion(store, callable)
+        read_cache.clear
         self
       end
 
@@ -214,6 +373,18 @@ module Igniter
         _lineage(store, key)
       end
 
+      # Storage statistics of a segmented backend; nil here, as in the 0.5.x gem for every
+      # other backend.
+      def storage_stats(store: nil) # rubocop:disable Lint/UnusedMethodArgument
+        nil
+      end
+
+      # The segment manifest of a segmented backend; nil here, as in the 0.5.x gem for
+      # every other backend.
+      def segment_manifest(store: nil) # rubocop:disable Lint/UnusedMethodArgument
+        nil
+      end
+
       # Every fact in commit order (raw, not coerced); since: >=, as_of: <=.
       def fact_log_all(since: nil, as_of: nil)
         _fact_log_all(since, as_of)
@@ -224,8 +395,94 @@ module Igniter
       def checkpoint
         return nil if memory?
 
+        handle_open!
+
         _checkpoint
       end
+
+      private
+
+      # Joins the handles of the ledger `first` holds (see .open).
+      def join(first)
+        handles = first.instance_variable_get(:@handles)
+        unless handles
+          handles = { lock: Mutex.new, open: 1 }
+          first.instance_variable_set(:@handles, handles)
+        end
+        handles[:lock].synchronize { handles[:open] += 1 }
+        @handles = handles
+        # One ledger, one view of which scopes are warm and which paths have a TTL, and
+        # one read cache (a coercion registered through either handle clears it).
+        @warm_scopes = first.__send__(:warm_scopes)
+        @scope_ttls = first.__send__(:scope_ttls)
+        @cache = first.__send__(:read_cache)
+      end
+
+      # Takes in a fact recorded elsewhere — a Fact, or a Hash as Fact.from_h accepts —
+      # with its id, transaction time and causation (the reference's private
+      # `replay(fact)`, which backends and clients call with `__send__` to load a store).
+      # Its transaction time is kept when it is later than every fact here, else moved to
+      # the next microsecond. A fact already here is not taken twice: that one is
+      # answered. Not handed to a `backend:` (it came from there).
+      def replay(fact)
+        handle_open!
+        fact = Fact.from_h(fact) if fact.is_a?(Hash)
+        raise TypeError, "replay needs an Igniter::Store::Fact or a Hash, got #{fact.class}" unless fact.is_a?(Fact)
+
+        existing = fact_by_id(fact.id)
+        return existing if existing
+
+        _replay(fact)
+      end
+
+      def handle_open!
+        raise ClosedError, "this handle of #{path} was closed (the ledger stays open for its other handles)" if @handle_closed
+      end
+
+      def setup(lru_cap, backend)
+        @cache ||= ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
+        @backend = backend
+        @warm_scopes ||= {}
+        @scope_ttls ||= {}
+        self
+      end
+
+      # The ReadCache (time-travel reads, cache_ttl scope queries).
+      def read_cache
+        @cache ||= ReadCache.new
+      end
+
+      # A store or scope name as the Symbol registration uses (anything else as given:
+      # the native call refuses it with the proper error).
+      def name_key(name)
+        name.is_a?(String) && name.valid_encoding? ? name.to_sym : name
+      end
+
+      def warm_scopes
+        @warm_scopes ||= {}
+      end
+
+      def scope_ttls
+        @scope_ttls ||= {}
+      end
+
+      # The answer an exact prune (prune_fact_ids, retention issue) must give, before
+      # pruning anything, when this store hands its facts to a `backend:` object that
+      # cannot rewrite its copy (no #replace_with_snapshot!): pruning only here would
+      # leave the pruned facts in the backend. nil when pruning may go ahead.
+      def exact_prune_unsupported
+        return nil if @backend.nil? || @backend.respond_to?(:replace_with_snapshot!)
+
+        { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: @backend.class.name }
+      end
+
+      # Hands a fact this store just committed to the `backend:` object, if any.
+      def committed(fact)
+        @backend&.write_fact(fact)
+        fact
+      end
+
+      public
 
       def inspect
         where = memory? ? "memory" : "#{path} (#{durability})"

@@ -71,7 +71,7 @@ module Igniter
       # per store with a non-permanent policy. File-backed, the dropped facts leave the
       # disk in one atomic step together with their receipts.
       def compact(store = nil)
-        _compact(store)
+        _compact(store).tap { read_cache.clear }
       end
 
       # Compaction receipt facts (in :__compaction_receipts), oldest first.
@@ -84,7 +84,10 @@ module Igniter
       # pruned_fact_refs:, missing_ids:, durable:}; ids naming no fact are reported as
       # missing.
       def prune_fact_ids(fact_ids:, reason:, metadata: {}, receipt_store: :__fact_prune_receipts)
-        _prune_fact_ids(Array(fact_ids), reason, metadata, receipt_store)
+        unsupported = exact_prune_unsupported
+        return unsupported if unsupported
+
+        _prune_fact_ids(Array(fact_ids), reason, metadata, receipt_store).tap { read_cache.clear }
       end
 
       # Erases values ("right to be forgotten"): every fact of (store:, key:), or the facts
@@ -102,6 +105,7 @@ module Igniter
         end
 
         _erase(store, key, fact_ids.nil? ? nil : Array(fact_ids), reason, actor, metadata, receipt_store)
+          .tap { read_cache.clear }
       end
 
       # Compactions, exact prunes and erasures, oldest first: a plain Array of
