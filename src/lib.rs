@@ -24,6 +24,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod derive;
 pub mod ledger;
 
+pub use derive::{Derivation, Projection, Relation, Scatter, SchemaGraph, TargetKey};
 pub use ledger::*;

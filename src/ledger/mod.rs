@@ -37,7 +37,7 @@ pub use fact::Fact;
 pub use recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
 pub use request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 pub use snapshot::CheckpointReport;
-pub use store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage, SchemaGraph};
+pub use store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage};
 pub use time::Timestamp;
 pub use value::{MapKey, Value};
 pub use wal::{Durability, LogFile};
