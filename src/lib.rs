@@ -27,5 +27,8 @@
 pub mod derive;
 pub mod ledger;
 
-pub use derive::{Derivation, Projection, Relation, Scatter, SchemaGraph, TargetKey};
+pub use derive::{
+    Derivation, DerivationRule, KeyRule, Projection, Relation, Scatter, ScatterRule, SchemaGraph,
+    TargetKey,
+};
 pub use ledger::*;

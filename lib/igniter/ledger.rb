@@ -7,6 +7,8 @@ require_relative "ledger/fact"
 require_relative "ledger/access_path"
 require_relative "ledger/file_backend"
 require_relative "ledger/ledger_store"
+require_relative "ledger/schema_graph"
+require_relative "ledger/derive"
 require_relative "ledger/transaction"
 
 module Igniter

@@ -371,7 +371,7 @@ RSpec.describe "hostile input" do
     it "refuses malformed registrations and batches, writing and registering nothing" do
       refuses(TypeError, /\Aregister_path needs an Igniter::Ledger::AccessPath, got String\z/) { |s| s.register_path("x") }
       expect { L::AccessPath.new(store: :v, filters: []) }.to raise_error(TypeError, "filters must be a Hash, got Array")
-      expect { L::AccessPath.new(store: :v, consumers: [1]) }.to raise_error(TypeError, "consumers[0] must respond to #call")
+      refuses(TypeError, /\Aconsumers\[0\] must respond to #call\z/) { |s| s.register_path(L::AccessPath.new(store: :v, consumers: [1])) }
       refuses(TypeError, /\Aa coercion must respond to #call\z/) { |s| s.register_coercion(:v, 5) }
       refuses(ArgumentError, /\Aregister_coercion needs a block or a callable\z/) { |s| s.register_coercion(:v) }
       refuses(TypeError, /\Awrite_batch operation 2 is not a Hash\z/) { |s| s.write_batch([{ store: :v, key: "a", value: 1 }, 1]) }
@@ -429,7 +429,7 @@ RSpec.describe "hostile input" do
       expect(@store.history_partition(store: :ghost, partition_key: :p, partition_value: 1)).to eq([])
       expect(@store.causation_chain(store: :ghost, key: "k")).to eq([])
       expect(@store.lineage(store: :ghost, key: "k")).to eq(subject: { store: :ghost, key: "k" }, chain: [], depth: 0,
-                                                             derived_by: nil, proof_hash: nil)
+                                                             derived_by: [], proof_hash: nil)
       expect(@store.schema_graph).to include(stores: [:v], partitions: [])
     end
 

@@ -8,6 +8,7 @@
 //! | `fact` | the `Fact` handle class |
 //! | `store` | `LedgerStore`'s native methods |
 //! | `callbacks` | coercion blocks and consumers held by the core |
+//! | `derive` | derivations, scatters, relations, projections, `resolve` |
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
 //!
@@ -22,6 +23,7 @@ use magnus::{prelude::*, value::Opaque, Error, RClass, Ruby};
 mod args;
 mod callbacks;
 mod convert;
+mod derive;
 mod errors;
 mod fact;
 mod gvl;

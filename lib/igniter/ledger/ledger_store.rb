@@ -160,6 +160,7 @@ module Igniter
         raise TypeError, "register_path needs an Igniter::Ledger::AccessPath, got #{path.class}" unless path.is_a?(AccessPath)
 
         _register_path(path.store, path.scope, path.filters, path.lookup, path.cache_ttl, path.consumers)
+        schema_graph.register(path)
         path
       end
       alias register_access_path register_path
