@@ -377,7 +377,8 @@ RSpec.describe "hostile input" do
       refuses(TypeError, /\Awrite_batch operation 2 is not a Hash\z/) { |s| s.write_batch([{ store: :v, key: "a", value: 1 }, 1]) }
       refuses(ArgumentError, /\Amissing keywords: :key, :value\z/) { |s| s.write_batch([{ store: :v, key: "a", value: 1 }, { store: :v }]) }
       refuses(ArgumentError, /\Atransaction needs a block\z/, &:transaction)
-      expect(@store.schema_graph).to include(paths: [], coercions: [])
+      expect(@store.schema_graph.to_h).to include(paths: [], coercions: [])
+      expect(@store.schema_graph.metadata_snapshot).to eq({})
       expect(@store.read(store: :v, key: "k")).to eq(:before) # no coercion was registered
     end
 
@@ -430,7 +431,7 @@ RSpec.describe "hostile input" do
       expect(@store.causation_chain(store: :ghost, key: "k")).to eq([])
       expect(@store.lineage(store: :ghost, key: "k")).to eq(subject: { store: :ghost, key: "k" }, chain: [], depth: 0,
                                                              derived_by: [], proof_hash: nil)
-      expect(@store.schema_graph).to include(stores: [:v], partitions: [])
+      expect(@store.schema_graph.to_h).to include(stores: [:v], partitions: [])
     end
 
     it "answers nil for unknown, malformed and blank fact ids" do
