@@ -5,19 +5,18 @@
 //!
 //! Rules run from `LedgerStore::react`, which the extension calls after a commit (once
 //! the GVL is back, after the consumers): on the thread of the Ruby method that wrote,
-//! with the GVL held. A rule that raises a `StandardError` is warned about and counted
-//! (`derivation_failures`); the write stands. Any other exception (Interrupt, a thread
+//! with the GVL held. A rule that raises a `StandardError` is counted
+//! (`derivation_failures`, `last_derivation_failure`) and warned about in verbose mode
+//! (`-W`); the write stands. Any other exception (Interrupt, a thread
 //! kill) is re-raised once the reactions are done.
 
 use std::sync::Arc;
 
 use igniter_ledger::{
-    BoxError, Derivation, DerivationRule, Fact, HistoryQuery, MapKey, Projection,
-    Relation, Scatter, ScatterRule, TargetKey, Value,
+    BoxError, Derivation, DerivationRule, Fact, HistoryQuery, MapKey, Projection, Relation,
+    Scatter, ScatterRule, TargetKey, Value,
 };
-use magnus::{
-    prelude::*, value::Opaque, Error, IntoValue, RArray, RHash, Ruby, Value as RValue,
-};
+use magnus::{prelude::*, value::Opaque, Error, IntoValue, RArray, RHash, Ruby, Value as RValue};
 
 use crate::callbacks;
 use crate::fact::FactObj;
@@ -26,7 +25,12 @@ use crate::{args, convert};
 
 /// Calls a Ruby rule; a raised exception becomes a `BoxError` (warned about for a
 /// `StandardError`, stashed for re-raising otherwise).
-fn call(ruby: &Ruby, callable: Opaque<RValue>, what: &str, args: &[RValue]) -> Result<RValue, BoxError> {
+fn call(
+    ruby: &Ruby,
+    callable: Opaque<RValue>,
+    what: &str,
+    args: &[RValue],
+) -> Result<RValue, BoxError> {
     let callable = ruby.get_inner(callable);
     match callable.funcall::<_, _, RValue>("call", args) {
         Ok(v) => Ok(v),
@@ -75,7 +79,12 @@ struct RubyDerivationRule {
 impl DerivationRule for RubyDerivationRule {
     fn derive(&self, facts: &[Fact]) -> Result<Option<Value>, BoxError> {
         let ruby = ruby_handle("a derivation rule")?;
-        let out = call(&ruby, self.callable, "a derivation rule", &[fact_list(&ruby, facts)])?;
+        let out = call(
+            &ruby,
+            self.callable,
+            "a derivation rule",
+            &[fact_list(&ruby, facts)],
+        )?;
         result_value(&ruby, out, "the derivation rule's result")
     }
 }
@@ -88,7 +97,12 @@ struct RubyKeyRule {
 impl igniter_ledger::KeyRule for RubyKeyRule {
     fn key(&self, facts: &[Fact]) -> Result<String, BoxError> {
         let ruby = ruby_handle("a target_key callable")?;
-        let out = call(&ruby, self.callable, "a target_key callable", &[fact_list(&ruby, facts)])?;
+        let out = call(
+            &ruby,
+            self.callable,
+            "a target_key callable",
+            &[fact_list(&ruby, facts)],
+        )?;
         args::name(&ruby, out, "the target_key callable's result").map_err(|e| {
             let message = e.to_string();
             ruby.warning(&format!("igniter-ledger: {message}; the write stands"));
@@ -103,12 +117,23 @@ struct RubyScatterRule {
 }
 
 impl ScatterRule for RubyScatterRule {
-    fn fold(&self, partition: &Value, existing: Option<&Value>, fact: &Fact) -> Result<Option<Value>, BoxError> {
+    fn fold(
+        &self,
+        partition: &Value,
+        existing: Option<&Value>,
+        fact: &Fact,
+    ) -> Result<Option<Value>, BoxError> {
         let ruby = ruby_handle("a scatter rule")?;
         let pv = convert::to_ruby(&ruby, partition, true);
-        let existing = existing.map_or(ruby.qnil().as_value(), |v| convert::to_ruby(&ruby, v, true));
+        let existing =
+            existing.map_or(ruby.qnil().as_value(), |v| convert::to_ruby(&ruby, v, true));
         let fact = FactObj::wrap_raw(&ruby, fact.clone()).as_value();
-        let out = call(&ruby, self.callable, "a scatter rule", &[pv, existing, fact])?;
+        let out = call(
+            &ruby,
+            self.callable,
+            "a scatter rule",
+            &[pv, existing, fact],
+        )?;
         result_value(&ruby, out, "the scatter rule's result")
     }
 }
@@ -130,13 +155,19 @@ fn filters_arg(ruby: &Ruby, v: RValue) -> Result<Vec<(MapKey, Value)>, Error> {
     }
     match convert::to_value(v, "source_filters").map_err(|e| e.into_error(ruby))? {
         Value::Map(pairs) => Ok(pairs),
-        _ => Err(Error::new(ruby.exception_type_error(), "source_filters must be a Hash")),
+        _ => Err(Error::new(
+            ruby.exception_type_error(),
+            "source_filters must be a Hash",
+        )),
     }
 }
 
 fn partition_arg(ruby: &Ruby, v: RValue, what: &str) -> Result<MapKey, Error> {
     if v.is_nil() {
-        return Err(Error::new(ruby.exception_arg_error(), format!("{what} must not be nil")));
+        return Err(Error::new(
+            ruby.exception_arg_error(),
+            format!("{what} must not be nil"),
+        ));
     }
     convert::to_map_key(v, what).map_err(|e| e.into_error(ruby))
 }
@@ -156,11 +187,20 @@ pub fn register_derivation(
     let target = args::name(ruby, target_store, "target_store")?;
     let rule = rule_arg(ruby, rule, "rule:")?;
     let key = if target_key.respond_to("call", false)? {
-        TargetKey::Computed(Arc::new(RubyKeyRule { callable: s.keep(target_key) }))
+        TargetKey::Computed(Arc::new(RubyKeyRule {
+            callable: s.keep(target_key),
+        }))
     } else {
         TargetKey::Fixed(args::name(ruby, target_key, "target_key")?)
     };
-    let mut d = Derivation::with_rule(source, target, key, Arc::new(RubyDerivationRule { callable: s.keep(rule) }));
+    let mut d = Derivation::with_rule(
+        source,
+        target,
+        key,
+        Arc::new(RubyDerivationRule {
+            callable: s.keep(rule),
+        }),
+    );
     for (k, v) in filters {
         d = d.filter(k, v);
     }
@@ -182,7 +222,14 @@ pub fn register_scatter(
     let partition = partition_arg(ruby, partition_by, "partition_by")?;
     let target = args::name(ruby, target_store, "target_store")?;
     let rule = rule_arg(ruby, rule, "rule:")?;
-    let sc = Scatter::with_rule(source, partition, target, Arc::new(RubyScatterRule { callable: s.keep(rule) }));
+    let sc = Scatter::with_rule(
+        source,
+        partition,
+        target,
+        Arc::new(RubyScatterRule {
+            callable: s.keep(rule),
+        }),
+    );
     let r = s.ledger.register_scatter(sc).map_err(ledger_err(ruby));
     callbacks::raise_deferred()?;
     r
@@ -211,7 +258,10 @@ fn names(ruby: &Ruby, v: RValue, what: &str) -> Result<Vec<String>, Error> {
         return Ok(Vec::new());
     }
     let list = RArray::from_value(v).ok_or_else(|| {
-        Error::new(ruby.exception_type_error(), format!("{what} must be an Array of store names"))
+        Error::new(
+            ruby.exception_type_error(),
+            format!("{what} must be an Array of store names"),
+        )
     })?;
     list.into_iter()
         .enumerate()
@@ -229,19 +279,32 @@ pub fn register_projection(
     consumer_hint: RValue,
     reactive: RValue,
 ) -> Result<(), Error> {
-    let mut p = Projection::new(args::name(ruby, name, "projection name")?, names(ruby, reads, "reads")?);
+    let mut p = Projection::new(
+        args::name(ruby, name, "projection name")?,
+        names(ruby, reads, "reads")?,
+    );
     p.relations = names(ruby, relations, "relations")?;
-    p.consumer_hint = convert::to_value(consumer_hint, "consumer_hint").map_err(|e| e.into_error(ruby))?;
+    p.consumer_hint =
+        convert::to_value(consumer_hint, "consumer_hint").map_err(|e| e.into_error(ruby))?;
     p.reactive = reactive.to_bool();
     s.ledger.register_projection(p).map_err(ledger_err(ruby))
 }
 
 /// `_resolve(name, from, as_of)` → Array of values.
-pub fn resolve(ruby: &Ruby, s: &StoreObj, name: RValue, from: RValue, as_of: RValue) -> Result<RArray, Error> {
+pub fn resolve(
+    ruby: &Ruby,
+    s: &StoreObj,
+    name: RValue,
+    from: RValue,
+    as_of: RValue,
+) -> Result<RArray, Error> {
     let name = args::name(ruby, name, "relation name")?;
     let from = convert::to_value(from, "from").map_err(|e| e.into_error(ruby))?;
     let as_of = args::opt_time(ruby, as_of, "as_of")?;
-    let values = s.ledger.resolve(&name, &from, as_of).map_err(ledger_err(ruby))?;
+    let values = s
+        .ledger
+        .resolve(&name, &from, as_of)
+        .map_err(ledger_err(ruby))?;
     callbacks::take_coercion_error().map_or(Ok(()), Err)?;
     Ok(ruby.ary_from_iter(values.iter().map(|v| convert::to_ruby(ruby, v, true))))
 }
@@ -249,6 +312,11 @@ pub fn resolve(ruby: &Ruby, s: &StoreObj, name: RValue, from: RValue, as_of: RVa
 /// `derivation_failures` → Integer.
 pub fn derivation_failures(s: &StoreObj) -> u64 {
     s.ledger.derivation_failures()
+}
+
+/// `last_derivation_failure` → String (which rule, and what it raised) or nil.
+pub fn last_derivation_failure(s: &StoreObj) -> Option<String> {
+    s.ledger.last_derivation_failure()
 }
 
 /// Lineage chain entries in the reference's shape: `{id, store, key, causation,
@@ -268,8 +336,14 @@ pub fn lineage_chain(ruby: &Ruby, s: &StoreObj, store: &str, key: &str) -> Resul
                 ("store", convert::symbol(ruby, f.store())),
                 ("key", convert::string(ruby, f.key(), true)),
                 ("causation", causation),
-                ("value_hash", convert::string(ruby, &f.value_hash_hex(), true)),
-                ("transaction_time", f.transaction_time().as_secs_f64().into_value_with(ruby)),
+                (
+                    "value_hash",
+                    convert::string(ruby, &f.value_hash_hex(), true),
+                ),
+                (
+                    "transaction_time",
+                    f.transaction_time().as_secs_f64().into_value_with(ruby),
+                ),
                 ("valid_time", f.valid_time().into_value_with(ruby)),
                 ("schema_version", f.schema_version().into_value_with(ruby)),
             ],
@@ -289,7 +363,10 @@ pub fn derived_by(ruby: &Ruby, list: &[Derivation]) -> Result<RArray, Error> {
         };
         let filters: RHash = ruby.hash_new();
         for (k, v) in d.filters() {
-            filters.aset(convert::key_to_ruby(ruby, k), convert::to_ruby(ruby, v, true))?;
+            filters.aset(
+                convert::key_to_ruby(ruby, k),
+                convert::to_ruby(ruby, v, true),
+            )?;
         }
         ary.push(hash_of(
             ruby,

@@ -1039,7 +1039,10 @@ fn lineage(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RHas
         ruby,
         &[
             ("subject", subject.as_value()),
-            ("chain", crate::derive::lineage_chain(ruby, s, &store, &key)?.as_value()),
+            (
+                "chain",
+                crate::derive::lineage_chain(ruby, s, &store, &key)?.as_value(),
+            ),
             ("depth", l.depth.into_value_with(ruby)),
             ("derived_by", derived_by),
             ("proof_hash", proof),
@@ -1299,12 +1302,31 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_private_method("_lineage", method!(lineage, 2))?;
     class.define_private_method("_fact_log_all", method!(fact_log_all, 2))?;
     class.define_private_method("_checkpoint", method!(checkpoint, 0))?;
-    class.define_private_method("_register_derivation", method!(crate::derive::register_derivation, 5))?;
-    class.define_private_method("_register_scatter", method!(crate::derive::register_scatter, 4))?;
-    class.define_private_method("_register_relation", method!(crate::derive::register_relation, 4))?;
-    class.define_private_method("_register_projection", method!(crate::derive::register_projection, 5))?;
+    class.define_private_method(
+        "_register_derivation",
+        method!(crate::derive::register_derivation, 5),
+    )?;
+    class.define_private_method(
+        "_register_scatter",
+        method!(crate::derive::register_scatter, 4),
+    )?;
+    class.define_private_method(
+        "_register_relation",
+        method!(crate::derive::register_relation, 4),
+    )?;
+    class.define_private_method(
+        "_register_projection",
+        method!(crate::derive::register_projection, 5),
+    )?;
     class.define_private_method("_resolve", method!(crate::derive::resolve, 3))?;
-    class.define_method("derivation_failures", method!(crate::derive::derivation_failures, 0))?;
+    class.define_method(
+        "derivation_failures",
+        method!(crate::derive::derivation_failures, 0),
+    )?;
+    class.define_method(
+        "last_derivation_failure",
+        method!(crate::derive::last_derivation_failure, 0),
+    )?;
     class.define_method("fact_by_id", method!(fact_by_id, 1))?;
     class.define_method("fact_ref", method!(fact_ref, 1))?;
     class.define_method("fact_count", method!(fact_count, 0))?;
