@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -77,7 +76,7 @@ fn register(l: &LedgerStore) {
 
 fn task(i: u64) -> (String, Value) {
     let key = format!("t{}", i % 37);
-    let status = if i % 3 == 0 { "done" } else { "open" };
+    let status = if i.is_multiple_of(3) { "done" } else { "open" };
     let v = m(&[
         ("status", Value::sym(status)),
         ("p", Value::Int((i % PARTITIONS as u64) as i64)),
