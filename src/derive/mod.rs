@@ -12,8 +12,9 @@
 //! records in its `derivation` field which rule made it and from which source facts:
 //!
 //! - a derivation: `{kind: :derivation, rule:, trigger: <source fact id>, inputs: <n>,
-//!   inputs_as_of: <newest input's transaction time>, input_digest: <blake3 over the
-//!   inputs' ids and value hashes, in key order>, reconciled:}`;
+//!   input_digest: <hex of the lane-wise wrapping sum of blake3(id ++ value hash) over
+//!   the input facts: equal for equal sets, kept up to date in O(1) per change>,
+//!   reconciled:}` (listing every input id would make each derived fact O(inputs) big);
 //! - a scatter or relation index: `{kind: :scatter | :relation, rule:, sources: [<id>]}`.
 //!
 //! After a crash between a source commit and its derived writes, registering the rules

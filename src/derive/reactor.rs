@@ -13,10 +13,13 @@
 //! its source store cannot loop, and derived stores do not cascade (as in the reference).
 //!
 //! ## Cost
-//! Each derivation keeps the latest matching fact of every key of its source store
-//! (a `BTreeMap` by key, updated from the published state for the keys a commit touched),
-//! so assembling a rule's input is O(matching facts) and a write costs O(log n) plus the
-//! rule. Scatters and relations touch one target record per source fact.
+//! Each derivation keeps the latest matching fact of every key of its source store in a
+//! key-sorted array, updated from the published state for the keys a commit touched
+//! (a binary search and, for a key entering or leaving, a shift of the array). The rule
+//! reads that array itself (shared, not copied), so a write costs O(log n) plus the
+//! shift plus the rule, and never a pass over the source store. A scatter touches one
+//! target record per source fact; a relation index record holds every key of its
+//! partition (the reference's shape), so adding a key costs O(keys in the partition).
 //!
 //! ## Concurrency
 //! No lock is held while a rule runs (a Ruby rule may let other threads run). A
@@ -33,7 +36,7 @@
 //! applied to its source state. Registering over an empty store calls no rule.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -89,14 +92,73 @@ pub(crate) struct LiveDerivation {
     state: Mutex<Members>,
 }
 
+/// A derivation's membership: the latest matching fact of every key of the source
+/// store, sorted by key, in one contiguous array that evaluations share (copied only if a
+/// change arrives while an evaluation still holds it), and a digest of the set.
 #[derive(Default)]
 struct Members {
-    /// Latest matching fact per key of the source store.
-    facts: BTreeMap<Arc<str>, Fact>,
+    keys: Vec<Arc<str>>,
+    facts: Arc<Vec<Fact>>,
+    /// Sum (lane-wise, wrapping) of `member_hash` over the members: updated in O(1) per
+    /// change, equal for equal sets.
+    digest: [u64; 4],
     /// Evaluations started.
     version: u64,
     /// The evaluation whose result was written last.
     written: u64,
+}
+
+impl Members {
+    fn add(&mut self, f: &Fact) {
+        for (d, h) in self.digest.iter_mut().zip(member_hash(f)) {
+            *d = d.wrapping_add(h);
+        }
+    }
+    fn sub(&mut self, f: &Fact) {
+        for (d, h) in self.digest.iter_mut().zip(member_hash(f)) {
+            *d = d.wrapping_sub(h);
+        }
+    }
+    /// Makes `fact` the member for its key (or removes the key when `fact` is None).
+    fn set(&mut self, key: &str, fact: Option<Fact>) {
+        let pos = self.keys.binary_search_by(|k| (**k).cmp(key));
+        match (fact, pos) {
+            (Some(f), Ok(i)) => {
+                if self.facts[i].id() == f.id() {
+                    return;
+                }
+                self.add(&f);
+                let old = std::mem::replace(&mut Arc::make_mut(&mut self.facts)[i], f);
+                self.sub(&old);
+            }
+            (Some(f), Err(i)) => {
+                self.add(&f);
+                self.keys.insert(i, f.key_arc().clone());
+                Arc::make_mut(&mut self.facts).insert(i, f);
+            }
+            (None, Ok(i)) => {
+                self.keys.remove(i);
+                let old = Arc::make_mut(&mut self.facts).remove(i);
+                self.sub(&old);
+            }
+            (None, Err(_)) => {}
+        }
+    }
+}
+
+/// blake3 of a member's id and value hash, as four lanes.
+fn member_hash(f: &Fact) -> [u64; 4] {
+    let mut h = blake3::Hasher::new();
+    h.update(f.id().as_bytes());
+    h.update(f.value_hash());
+    let b = h.finalize();
+    let b = b.as_bytes();
+    std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])))
+}
+
+/// The hex form of a membership digest.
+fn digest_hex(d: &[u64; 4]) -> String {
+    d.iter().map(|l| format!("{l:016x}")).collect()
 }
 
 /// What a scatter folds with.
@@ -186,16 +248,6 @@ fn ids_value(ids: impl IntoIterator<Item = Uuid>) -> Value {
 
 fn provenance<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::map(pairs.into_iter().map(|(k, v)| (MapKey::sym(k), v)))
-}
-
-/// blake3 over the ids and value hashes of a rule's input, in order.
-fn input_digest(facts: &[Fact]) -> String {
-    let mut h = blake3::Hasher::new();
-    for f in facts {
-        h.update(f.id().as_bytes());
-        h.update(f.value_hash());
-    }
-    h.finalize().to_hex().to_string()
 }
 
 /// Runs a rule, turning a panic into an error.
@@ -446,14 +498,10 @@ impl Reactor {
         let filters = EncodedFilters::new(&d.spec.filters);
         let mut st = d.state.lock();
         for key in keys {
-            match ledger.latest(&d.spec.source_store, key) {
-                Some(f) if filters.matches(f.value_bytes()) => {
-                    st.facts.insert(f.key_arc().clone(), f);
-                }
-                _ => {
-                    st.facts.remove(key);
-                }
-            }
+            let latest = ledger
+                .latest(&d.spec.source_store, key)
+                .filter(|f| filters.matches(f.value_bytes()));
+            st.set(key, latest);
         }
     }
 
@@ -494,13 +542,10 @@ impl Reactor {
         trigger: Option<Uuid>,
         reconcile: bool,
     ) {
-        let (version, input) = {
+        let (version, input, digest) = {
             let mut st = d.state.lock();
             st.version += 1;
-            (
-                st.version,
-                st.facts.values().cloned().collect::<Vec<Fact>>(),
-            )
+            (st.version, st.facts.clone(), st.digest)
         };
         let key = match &d.spec.target_key {
             super::TargetKey::Fixed(k) => k.clone(),
@@ -530,15 +575,7 @@ impl Reactor {
                 trigger.map_or(Value::Nil, |id| Value::from(id.to_string())),
             ),
             ("inputs", Value::Int(input.len() as i64)),
-            (
-                "inputs_as_of",
-                input
-                    .iter()
-                    .map(|f| f.transaction_time())
-                    .max()
-                    .map_or(Value::Nil, |t| Value::Float(t.as_secs_f64())),
-            ),
-            ("input_digest", Value::from(input_digest(&input))),
+            ("input_digest", Value::from(digest_hex(&digest))),
             ("reconciled", Value::Bool(reconcile)),
         ]);
         let w = Write::new(d.spec.target_store.clone(), key, value).derivation(prov);
@@ -646,6 +683,8 @@ impl Reactor {
         let mut parts: HashMap<String, (Value, Option<Value>, Vec<Uuid>)> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
+        // Relation indexes: the keys already indexed per partition.
+        let mut indexed: HashMap<String, HashSet<Arc<str>>> = HashMap::new();
         for f in &source {
             let Some(pv) = Self::partition_of(s, f) else {
                 continue;
@@ -670,7 +709,11 @@ impl Reactor {
                             }
                         }
                     };
-                    if !keys.iter().any(|k| k.as_str() == Some(f.key())) {
+                    if indexed
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(f.key_arc().clone())
+                    {
                         keys.push(Value::from(f.key()));
                         entry.2.push(f.id());
                     }
