@@ -56,7 +56,6 @@ fn fact_list(ruby: &Ruby, facts: &[Fact]) -> RValue {
     for f in facts {
         let _ = ary.push(FactObj::wrap_raw(ruby, f.clone()));
     }
-    ary.freeze();
     ary.as_value()
 }
 
