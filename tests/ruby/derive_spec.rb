@@ -116,6 +116,27 @@ RSpec.describe "derived state (derivations, scatter, relations)" do
     end
   end
 
+  it "hands a derivation rule the current members, reusing unchanged Fact objects" do
+    seen = []
+    store.register_derivation(source_store: :t, source_filters: { on: true }, target_store: :s, target_key: "k",
+                              rule: lambda { |facts|
+                                seen << facts.dup
+                                facts.clear # the rule's own copy
+                                { n: seen.size }
+                              })
+    store.write(store: :t, key: "b", value: { on: true, v: 1 })
+    store.write(store: :t, key: "a", value: { on: true, v: 2 })
+    store.write(store: :t, key: "b", value: { on: true, v: 3 })
+    store.write(store: :t, key: "c", value: { on: false })
+    store.write(store: :t, key: "a", value: { on: false })
+    expect(seen.map { |fs| fs.map { |f| [f.key, f.value[:v]] } }).to eq(
+      [[["b", 1]], [["a", 2], ["b", 1]], [["a", 2], ["b", 3]], [["a", 2], ["b", 3]], [["b", 3]]]
+    )
+    expect(seen[2][0]).to be(seen[1][0]) # "a" unchanged: the same object
+    expect(seen[2][1]).not_to be(seen[1][1]) # "b" changed
+    expect(seen.last.first).to be(seen[3][1])
+  end
+
   it "records provenance in derived facts" do
     store.register_derivation(source_store: :t, target_store: :s, target_key: "k", rule: count_rule)
     store.register_scatter(source_store: :t, partition_by: :p, target_store: :by_p, rule: ->(_pv, e, _f) { { n: (e ? e[:n] : 0) + 1 } })

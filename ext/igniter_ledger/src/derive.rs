@@ -71,19 +71,65 @@ fn result_value(ruby: &Ruby, out: RValue, what: &str) -> Result<Option<Value>, B
 }
 
 /// `rule.call(facts)` → the target value (nil: no write).
+///
+/// The `Fact` objects handed to the rule are kept between calls (in `held[0]`, a Ruby
+/// Array the store marks), so a call builds objects only for the members that changed
+/// since the last one: the core's members arrive sorted by key, as the kept objects are,
+/// and one merge walk reuses every object whose fact is unchanged.
 struct RubyDerivationRule {
     callable: Opaque<RValue>,
+    /// A one-element Ruby Array holding the last call's facts Array.
+    held: Opaque<RValue>,
+}
+
+impl RubyDerivationRule {
+    fn facts_array(&self, ruby: &Ruby, facts: &[Fact]) -> RValue {
+        let held = RArray::from_value(ruby.get_inner(self.held));
+        let prev = held
+            .and_then(|h| h.entry::<RValue>(0).ok())
+            .and_then(RArray::from_value);
+        let ary = ruby.ary_new_capa(facts.len());
+        let mut j = 0;
+        let prev_len = prev.map_or(0, |p| p.len());
+        for f in facts {
+            let mut reused = None;
+            if let Some(prev) = prev {
+                while j < prev_len {
+                    let Ok(v) = prev.entry::<RValue>(j as isize) else {
+                        break;
+                    };
+                    let Ok(old) = <&FactObj>::try_convert(v) else {
+                        break;
+                    };
+                    match old.fact.key().cmp(f.key()) {
+                        std::cmp::Ordering::Less => j += 1,
+                        std::cmp::Ordering::Equal => {
+                            if old.fact.id() == f.id() {
+                                reused = Some(v);
+                            }
+                            j += 1;
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => break,
+                    }
+                }
+            }
+            let v = reused.unwrap_or_else(|| FactObj::wrap_raw(ruby, f.clone()).as_value());
+            let _ = ary.push(v);
+        }
+        if let Some(h) = held {
+            let _ = h.store(0, ary);
+        }
+        // The rule gets its own copy (it may change it); the kept one stays intact.
+        ary.dup().as_value()
+    }
 }
 
 impl DerivationRule for RubyDerivationRule {
     fn derive(&self, facts: &[Fact]) -> Result<Option<Value>, BoxError> {
         let ruby = ruby_handle("a derivation rule")?;
-        let out = call(
-            &ruby,
-            self.callable,
-            "a derivation rule",
-            &[fact_list(&ruby, facts)],
-        )?;
+        let list = self.facts_array(&ruby, facts);
+        let out = call(&ruby, self.callable, "a derivation rule", &[list])?;
         result_value(&ruby, out, "the derivation rule's result")
     }
 }
@@ -198,6 +244,7 @@ pub fn register_derivation(
         key,
         Arc::new(RubyDerivationRule {
             callable: s.keep(rule),
+            held: s.keep(ruby.ary_new().as_value()),
         }),
     );
     for (k, v) in filters {
