@@ -101,6 +101,11 @@ impl RubyDerivationRule {
                     let Ok(old) = <&FactObj>::try_convert(v) else {
                         break;
                     };
+                    if old.fact.id() == f.id() {
+                        reused = Some(v);
+                        j += 1;
+                        break;
+                    }
                     match old.fact.key().cmp(f.key()) {
                         std::cmp::Ordering::Less => j += 1,
                         std::cmp::Ordering::Equal => {
