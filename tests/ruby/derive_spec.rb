@@ -158,6 +158,20 @@ RSpec.describe "derived state (derivations, scatter, relations)" do
     GC.compact if GC.respond_to?(:compact)
     store.write(store: :t, key: "a", value: 1)
     expect(store.read(store: :s, key: "k1")).to eq(n: ["a"])
+    # Every object the rules get or make, under a GC at each allocation.
+    store.register_scatter(source_store: :t, partition_by: :p, target_store: :sc,
+                           rule: ->(pv, e, f) { { pv: pv, n: (e ? e[:n] : 0) + 1, last: f.key } })
+    store.register_relation(:r, source: :t, partition: :p, target: :x)
+    begin
+      GC.stress = true
+      6.times { |i| store.write(store: :t, key: "k#{i % 5}", value: { v: "v#{i}", p: "p#{i % 3}" }) }
+    ensure
+      GC.stress = false
+    end
+    expect(store.read(store: :s, key: "k6")).to eq(n: %w[a k0 k1 k2 k3 k4])
+    expect(store.read(store: :sc, key: "p0")).to eq(pv: "p0", n: 2, last: "k3")
+    expect(store.resolve(:r, from: "p1").size).to eq(2)
+    expect(store.derivation_failures).to eq(0)
   end
 
   it "keeps relation indexes across reopen and answers as_of exactly" do
