@@ -242,6 +242,25 @@ fn relation_fold(partition: &MapKey, existing: Option<&Value>, key: &str) -> Opt
     Some(index_value(partition, keys))
 }
 
+/// [`relation_fold`] on an owned index value (its keys are moved, not copied).
+fn relation_fold_owned(partition: &MapKey, existing: Option<Value>, key: &str) -> Option<Value> {
+    let mut keys = match existing {
+        Some(Value::Map(pairs)) => pairs
+            .into_iter()
+            .find_map(|(k, v)| match (k, v) {
+                (MapKey::Sym(name), Value::Array(keys)) if name == "keys" => Some(keys),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if keys.iter().any(|k| k.as_str() == Some(key)) {
+        return None;
+    }
+    keys.push(Value::from(key));
+    Some(index_value(partition, keys))
+}
+
 fn ids_value(ids: impl IntoIterator<Item = Uuid>) -> Value {
     Value::array(ids.into_iter().map(|id| Value::from(id.to_string())))
 }
@@ -639,7 +658,16 @@ impl Reactor {
                 Some(rf) => (Expected::Fact(rf.id()), Some(rf.value())),
                 None => (Expected::Absent, None),
             };
-            let value = match Self::fold_with(s, &pv, current.as_ref(), fact) {
+            let folded = match &s.fold {
+                // The index record is ours to take apart: no copy of its keys.
+                Fold::RelationIndex => Ok(relation_fold_owned(
+                    &s.spec.partition_by,
+                    current,
+                    fact.key(),
+                )),
+                Fold::Rule(_) => Self::fold_with(s, &pv, current.as_ref(), fact),
+            };
+            let value = match folded {
                 Ok(Some(v)) => v,
                 Ok(None) => return,
                 Err(e) => return self.fail(&s.label, e),
