@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use igniter_ledger::derive::{partition_key_text, Fallible};
+use igniter_ledger::{partition_key_text, Fallible};
 use igniter_ledger::{
     Batch, Derivation, Durability, Error, Fact, LedgerStore, MapKey, OpenOptions, Projection, Read,
     Relation, Scatter, TargetKey, Timestamp, Value, Write,

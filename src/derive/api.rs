@@ -1,6 +1,6 @@
 //! The derived-state methods of [`LedgerStore`]: registrations, `react`, `resolve`.
 
-use crate::ledger::{Fact, HistoryQuery, LedgerStore, Read, Result, Timestamp, Value};
+use crate::{Fact, HistoryQuery, LedgerStore, Read, Result, Timestamp, Value};
 
 use super::rules::{partition_key_text, Derivation, Projection, Relation, Scatter};
 

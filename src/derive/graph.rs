@@ -2,7 +2,7 @@
 //! snapshots (in the reference gem's shapes) that the protocol and metadata endpoints
 //! publish.
 
-use crate::ledger::{AccessPath, MapKey, Value};
+use crate::{AccessPath, MapKey, Value};
 
 use super::rules::{Derivation, Projection, Relation, Scatter, TargetKey};
 

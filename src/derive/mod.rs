@@ -2,8 +2,8 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`rules`] | what can be registered ([`Derivation`], [`Scatter`], [`Relation`], [`Projection`]) and the rule traits |
-//! | [`graph`] | [`SchemaGraph`]: everything registered, look-ups and metadata snapshots |
+//! | `rules` | what can be registered ([`Derivation`], [`Scatter`], [`Relation`], [`Projection`]) and the rule traits |
+//! | `graph` | [`SchemaGraph`]: everything registered, look-ups and metadata snapshots |
 //! | `reactor` | the live rules and what they do after a commit is published |
 //! | `api` | the [`crate::LedgerStore`] methods: `register_*`, `react`, `resolve` |
 //!
@@ -21,9 +21,9 @@
 //! again reconciles the targets (see `reactor`'s documentation).
 
 mod api;
-pub mod graph;
+mod graph;
 mod reactor;
-pub mod rules;
+mod rules;
 
 pub(crate) use reactor::Reactor;
 

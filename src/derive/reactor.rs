@@ -45,7 +45,7 @@ use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::ledger::access::EncodedFilters;
-use crate::ledger::{
+use crate::{
     Batch, BoxError, Error, Expected, Fact, HistoryQuery, LedgerStore, MapKey, Read, Result, Value,
     Write,
 };

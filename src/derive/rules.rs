@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::ledger::{BoxError, Fact, MapKey, Value};
+use crate::{BoxError, Fact, MapKey, Value};
 
 /// Computes a derivation's target value from the latest facts of its source store that
 /// match its filters. `Ok(None)` skips the write.
@@ -70,7 +70,7 @@ where
 /// A derivation rule or key rule that may fail: wraps a closure returning `Result`.
 ///
 /// ```
-/// use igniter_ledger::{derive::Fallible, Derivation, Fact, Value};
+/// use igniter_ledger::{Derivation, Fact, Fallible, Value};
 /// let d = Derivation::new("tasks", "summaries", "all", Fallible(|facts: &[Fact]| {
 ///     if facts.len() > 1_000_000 { return Err("too many".into()); }
 ///     Ok(Some(Value::Int(facts.len() as i64)))
@@ -375,7 +375,7 @@ impl Projection {
 /// booleans printed; None for nil (no partition).
 ///
 /// ```
-/// use igniter_ledger::{derive::partition_key_text, Value};
+/// use igniter_ledger::{partition_key_text, Value};
 /// assert_eq!(partition_key_text(&Value::sym("a1")).as_deref(), Some("a1"));
 /// assert_eq!(partition_key_text(&Value::Int(7)).as_deref(), Some("7"));
 /// assert_eq!(partition_key_text(&Value::Float(2.0)).as_deref(), Some("2.0"));
