@@ -189,11 +189,11 @@ pub fn from_value_ref<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, Typ
 /// building a [`Value`]. The whole slice must be that one value.
 ///
 /// ```
-/// use igniter_ledger::{codec, from_slice, value};
-/// let bytes = codec::encode_value(&value!({ tags: ["a", :b] })).bytes;
+/// use igniter_ledger::{from_slice, value, Fact, Write};
+/// let fact = Fact::build(Write::new("notes", "n1", value!({ tags: ["a", :b] }))).unwrap();
 /// #[derive(serde::Deserialize)]
 /// struct Tagged<'a> { #[serde(borrow)] tags: Vec<&'a str> }
-/// let t: Tagged = from_slice(&bytes)?;
+/// let t: Tagged = from_slice(fact.value_bytes())?;
 /// assert_eq!(t.tags, ["a", "b"]);
 /// # Ok::<(), igniter_ledger::TypedError>(())
 /// ```
