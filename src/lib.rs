@@ -27,9 +27,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod changefeed;
 mod derive;
 mod ledger;
 pub mod typed;
+
+pub use changefeed::{ChangeEvent, ChangefeedBuffer, ChangesQuery, Cursor, Follower};
 
 pub use derive::{
     partition_key_text, Derivation, DerivationRule, Fallible, KeyRule, Projection, Relation,

@@ -10,6 +10,7 @@ require_relative "ledger/ledger_store"
 require_relative "ledger/schema_graph"
 require_relative "ledger/derive"
 require_relative "ledger/transaction"
+require_relative "ledger/changefeed"
 
 module Igniter
   # An embedded, append-only, bitemporal fact ledger. See LedgerStore.

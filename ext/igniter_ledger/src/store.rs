@@ -189,6 +189,11 @@ impl StoreObj {
         }
     }
 
+    /// The core ledger (for the changefeed bindings).
+    pub(crate) fn ledger(&self) -> &LedgerStore {
+        &self.ledger
+    }
+
     pub(crate) fn keep(&self, v: RValue) -> Opaque<RValue> {
         let o = Opaque::from(v);
         lock(&self.callbacks).push(o);
