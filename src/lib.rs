@@ -28,12 +28,17 @@
 #![forbid(unsafe_code)]
 
 pub mod changefeed;
+mod derive;
 mod ledger;
 pub mod retention;
 pub mod typed;
 
 pub use changefeed::{ChangeEvent, ChangefeedBuffer, ChangesQuery, Cursor, Follower};
 
+pub use derive::{
+    partition_key_text, Derivation, DerivationRule, Fallible, KeyRule, Projection, Relation,
+    Scatter, ScatterRule, SchemaGraph, TargetKey,
+};
 pub use ledger::access::{
     AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact,
 };
@@ -44,7 +49,7 @@ pub use ledger::hash_keys::HashKeys;
 pub use ledger::recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
 pub use ledger::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 pub use ledger::snapshot::CheckpointReport;
-pub use ledger::store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage, SchemaGraph};
+pub use ledger::store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage};
 pub use ledger::time::Timestamp;
 pub use ledger::value::{MapKey, Value};
 pub use ledger::wal::{Durability, LogFile};

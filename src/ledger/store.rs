@@ -41,6 +41,7 @@ use super::time::{Clock, Timestamp};
 use super::value::{MapKey, Value};
 use super::wal::{self, AppendError, Durability, LogFile, WalWriter, TAG_BATCH, TAG_FACT};
 use crate::changefeed::LedgerHook;
+use crate::derive::SchemaGraph;
 
 /// An embedded, append-only, bitemporal fact ledger. In memory ([`LedgerStore::memory`])
 /// or on a file ([`LedgerStore::open`]). Cheap to clone (clones share one ledger);
@@ -103,6 +104,8 @@ struct Inner {
     in_flight: AtomicUsize,
     /// Retention policies by store (see `crate::retention`).
     retention: Mutex<crate::retention::Policies>,
+    /// Derivations, scatters and relations: react to published commits.
+    reactor: crate::derive::Reactor,
 }
 
 impl Inner {
@@ -259,8 +262,9 @@ pub struct Lineage {
     pub chain: Vec<ChainEntry>,
     /// Number of facts in the chain.
     pub depth: usize,
-    /// The latest fact's derivation, if any.
-    pub derived_by: Option<Value>,
+    /// The derivations whose source store is the key's store (as the reference lists
+    /// them). A derived fact's own provenance is in its `derivation` field.
+    pub derived_by: Vec<crate::derive::Derivation>,
     /// blake3 hex over the chain's `id:value_hash:causation` entries joined by `\n`
     /// (None for an unknown key).
     pub proof_hash: Option<String>,
@@ -281,19 +285,6 @@ pub struct FactRef {
     pub valid_time: Option<f64>,
     /// Full value hash (hex).
     pub value_hash: String,
-}
-
-/// Metadata about what is registered: access paths, partition indexes, coercions, stores.
-#[derive(Clone, Debug)]
-pub struct SchemaGraph {
-    /// Every registered access path.
-    pub paths: Vec<AccessPath>,
-    /// (store, partition key) pairs with a maintained partition index.
-    pub partitions: Vec<(String, MapKey)>,
-    /// Stores with a read coercion.
-    pub coercions: Vec<String>,
-    /// Stores that hold facts.
-    pub stores: Vec<String>,
 }
 
 impl Default for LedgerStore {
@@ -350,6 +341,7 @@ impl LedgerStore {
                 feed,
                 in_flight: AtomicUsize::new(0),
                 retention: Mutex::new(crate::retention::Policies::default()),
+                reactor: crate::derive::Reactor::default(),
             }),
         }
     }
@@ -469,6 +461,7 @@ impl LedgerStore {
             ops: vec![Op::Write(w)],
         })?;
         self.deliver(c.pending);
+        self.react(&c.facts);
         Ok(c.facts.pop().expect("one op, one fact"))
     }
 
@@ -478,6 +471,7 @@ impl LedgerStore {
             ops: vec![Op::Append(a)],
         })?;
         self.deliver(c.pending);
+        self.react(&c.facts);
         Ok(c.facts.pop().expect("one op, one fact"))
     }
 
@@ -485,6 +479,7 @@ impl LedgerStore {
     pub fn commit(&self, b: Batch) -> Result<Vec<Fact>> {
         let c = self.commit_deferred(b)?;
         self.deliver(c.pending);
+        self.react(&c.facts);
         Ok(c.facts)
     }
 
@@ -500,7 +495,8 @@ impl LedgerStore {
 
     /// Commits a batch and returns the notifications owed to consumers instead of
     /// delivering them (for callers that must deliver on another thread or under a
-    /// runtime lock, such as the Ruby extension).
+    /// runtime lock, such as the Ruby extension). Derivations are not run either: call
+    /// [`LedgerStore::react`] with the facts after delivering.
     pub fn commit_deferred(&self, batch: Batch) -> Result<Committed> {
         if batch.ops.is_empty() {
             return Ok(Committed {
@@ -934,7 +930,7 @@ impl LedgerStore {
             store: store.to_owned(),
             key: key.to_owned(),
             depth: chain.len(),
-            derived_by: facts.last().and_then(|f| f.derivation()),
+            derived_by: self.derivations_for_store(store),
             chain,
             proof_hash,
         }
@@ -979,7 +975,7 @@ impl LedgerStore {
     /// What is registered.
     pub fn schema_graph(&self) -> SchemaGraph {
         let s = self.inner.read_state_infallible();
-        SchemaGraph {
+        let graph = SchemaGraph {
             paths: s.paths(),
             partitions: s
                 .partition_keys()
@@ -988,7 +984,15 @@ impl LedgerStore {
                 .collect(),
             coercions: s.coerced_stores().iter().map(|n| n.to_string()).collect(),
             stores: s.store_names().iter().map(|n| n.to_string()).collect(),
-        }
+            ..SchemaGraph::default()
+        };
+        drop(s);
+        self.reactor().fill(graph)
+    }
+
+    /// The derived-state engine (see `crate::derive`).
+    pub(crate) fn reactor(&self) -> &crate::derive::Reactor {
+        &self.inner.reactor
     }
 
     /// True when any access path is registered (consumers may be owed notifications).

@@ -25,7 +25,11 @@ RSpec.describe "access paths, scope queries and consumers" do
       expect(path.consumers).to eq([c])
       expect(path).to eq(Igniter::Ledger::AccessPath.new(**path.to_h))
       expect(Igniter::Ledger::AccessPath.new(store: :tasks).scope?).to be(false)
-      expect { Igniter::Ledger::AccessPath.new(store: :t, consumers: [:nope]) }.to raise_error(TypeError, /call/)
+      # Any objects as metadata (a standalone SchemaGraph); callables to be registered.
+      expect(Igniter::Ledger::AccessPath.new(store: :t, consumers: Set[:a]).consumers).to eq([:a])
+      expect { store.register_path(Igniter::Ledger::AccessPath.new(store: :t, consumers: [:nope])) }
+        .to raise_error(TypeError, /call/)
+      expect(store.schema_graph.paths_for(:t)).to eq([])
       expect { Igniter::Ledger::AccessPath.new(store: :t, filters: [1]) }.to raise_error(TypeError, /filters/)
     end
   end

@@ -371,13 +371,14 @@ RSpec.describe "hostile input" do
     it "refuses malformed registrations and batches, writing and registering nothing" do
       refuses(TypeError, /\Aregister_path needs an Igniter::Ledger::AccessPath, got String\z/) { |s| s.register_path("x") }
       expect { L::AccessPath.new(store: :v, filters: []) }.to raise_error(TypeError, "filters must be a Hash, got Array")
-      expect { L::AccessPath.new(store: :v, consumers: [1]) }.to raise_error(TypeError, "consumers[0] must respond to #call")
+      refuses(TypeError, /\Aconsumers\[0\] must respond to #call\z/) { |s| s.register_path(L::AccessPath.new(store: :v, consumers: [1])) }
       refuses(TypeError, /\Aa coercion must respond to #call\z/) { |s| s.register_coercion(:v, 5) }
       refuses(ArgumentError, /\Aregister_coercion needs a block or a callable\z/) { |s| s.register_coercion(:v) }
       refuses(TypeError, /\Awrite_batch operation 2 is not a Hash\z/) { |s| s.write_batch([{ store: :v, key: "a", value: 1 }, 1]) }
       refuses(ArgumentError, /\Amissing keywords: :key, :value\z/) { |s| s.write_batch([{ store: :v, key: "a", value: 1 }, { store: :v }]) }
       refuses(ArgumentError, /\Atransaction needs a block\z/, &:transaction)
-      expect(@store.schema_graph).to include(paths: [], coercions: [])
+      expect(@store.schema_graph.to_h).to include(paths: [], coercions: [])
+      expect(@store.schema_graph.metadata_snapshot).to eq({})
       expect(@store.read(store: :v, key: "k")).to eq(:before) # no coercion was registered
     end
 
@@ -429,8 +430,8 @@ RSpec.describe "hostile input" do
       expect(@store.history_partition(store: :ghost, partition_key: :p, partition_value: 1)).to eq([])
       expect(@store.causation_chain(store: :ghost, key: "k")).to eq([])
       expect(@store.lineage(store: :ghost, key: "k")).to eq(subject: { store: :ghost, key: "k" }, chain: [], depth: 0,
-                                                             derived_by: nil, proof_hash: nil)
-      expect(@store.schema_graph).to include(stores: [:v], partitions: [])
+                                                             derived_by: [], proof_hash: nil)
+      expect(@store.schema_graph.to_h).to include(stores: [:v], partitions: [])
     end
 
     it "answers nil for unknown, malformed and blank fact ids" do

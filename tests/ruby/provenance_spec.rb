@@ -23,12 +23,14 @@ RSpec.describe "provenance and the fact log" do
     expect(l[:subject]).to eq(store: :r, key: "r1")
     expect(l[:depth]).to eq(2)
     expect(l[:chain].map { |e| e[:id] }).to eq([f1.id, f2.id])
-    expect(l[:derived_by]).to eq(rule: :sum, from: [f1.id])
+    # derived_by lists the derivations of the store (none); the fact keeps its own.
+    expect(l[:derived_by]).to eq([])
+    expect(store.fact_by_id(l[:chain].last[:id]).derivation).to eq(rule: :sum, from: [f1.id])
     expect(l[:proof_hash]).to match(/\A\h{64}\z/)
     expect(store.lineage(store: :r, key: "r1")[:proof_hash]).to eq(l[:proof_hash])
     store.write(store: :r, key: "r1", value: 3)
     expect(store.lineage(store: :r, key: "r1")[:proof_hash]).not_to eq(l[:proof_hash])
-    expect(store.lineage(store: :r, key: "none")).to include(depth: 0, chain: [], proof_hash: nil, derived_by: nil)
+    expect(store.lineage(store: :r, key: "none")).to include(depth: 0, chain: [], proof_hash: nil, derived_by: [])
   end
 
   it "keeps proof hashes across reopen" do

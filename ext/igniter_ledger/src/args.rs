@@ -8,7 +8,7 @@ use crate::convert;
 use crate::fact::FactObj;
 use magnus::rb_sys::AsRawValue;
 
-fn class_name(v: RValue) -> String {
+pub fn class_name(v: RValue) -> String {
     // SAFETY: the borrowed class name is copied before any other Ruby call.
     unsafe { v.classname() }.into_owned()
 }

@@ -69,7 +69,13 @@ pub fn take_coercion_error() -> Option<Error> {
     take(&COERCION_ERROR)
 }
 
-/// Re-raises an exception a consumer raised that must not be swallowed.
+/// Keeps an exception that must not be swallowed (not a `StandardError`) raised by a
+/// derivation or scatter rule, for [`raise_deferred`].
+pub fn defer(e: Error) {
+    stash(&DEFERRED, e);
+}
+
+/// Re-raises an exception a consumer or rule raised that must not be swallowed.
 pub fn raise_deferred() -> Result<(), Error> {
     match take(&DEFERRED) {
         Some(e) => Err(e),

@@ -9,6 +9,7 @@
 //! | `store` | `LedgerStore`'s native methods |
 //! | `retention` | retention policies, compaction, exact prune, erasure, activity |
 //! | `callbacks` | coercion blocks and consumers held by the core |
+//! | `derive` | derivations, scatters, relations, projections, `resolve` |
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
@@ -25,6 +26,7 @@ mod args;
 mod callbacks;
 mod changefeed;
 mod convert;
+mod derive;
 mod errors;
 mod fact;
 mod gvl;

@@ -194,7 +194,7 @@ impl PartitionCache {
 /// the same ledger and the same `Arc`s below, so what one registers or caches the others
 /// see, and every Ruby object the ledger holds stays marked while any handle lives.
 pub struct StoreObj {
-    ledger: LedgerStore,
+    pub(crate) ledger: LedgerStore,
     /// Commits wait for fsync: release the GVL around them.
     release_gvl: bool,
     /// Every Ruby object the core holds through this store (coercion blocks, consumers).
@@ -305,7 +305,7 @@ impl StoreObj {
         lock(&self.recent).clear();
     }
 
-    fn keep(&self, v: RValue) -> Opaque<RValue> {
+    pub(crate) fn keep(&self, v: RValue) -> Opaque<RValue> {
         let o = Opaque::from(v);
         lock(&self.callbacks).push(o);
         o
@@ -346,7 +346,7 @@ unsafe impl TypedData for StoreObj {
     }
 }
 
-fn ledger_err(ruby: &Ruby) -> impl Fn(igniter_ledger::Error) -> Error + '_ {
+pub(crate) fn ledger_err(ruby: &Ruby) -> impl Fn(igniter_ledger::Error) -> Error + '_ {
     move |e| errors::ledger_error(ruby, e)
 }
 
@@ -534,7 +534,8 @@ fn build_append(
     Ok((a, slice))
 }
 
-/// Commits a batch (GVL released in fsync mode), then delivers consumer notifications.
+/// Commits a batch (GVL released in fsync mode), then delivers consumer notifications
+/// and runs the derivations the commit triggers.
 fn commit(ruby: &Ruby, s: &StoreObj, batch: Batch) -> Result<Vec<Fact>, Error> {
     let committed = if s.release_gvl {
         let ledger = s.ledger.clone();
@@ -546,8 +547,9 @@ fn commit(ruby: &Ruby, s: &StoreObj, batch: Batch) -> Result<Vec<Fact>, Error> {
     .map_err(ledger_err(ruby))?;
     if !committed.pending.is_empty() {
         s.ledger.deliver(committed.pending);
-        callbacks::raise_deferred()?;
     }
+    s.ledger.react(&committed.facts);
+    callbacks::raise_deferred()?;
     Ok(committed.facts)
 }
 
@@ -1174,7 +1176,7 @@ fn opt_id(ruby: &Ruby, id: Option<uuid::Uuid>) -> RValue {
     }
 }
 
-fn hash_of(ruby: &Ruby, pairs: &[(&str, RValue)]) -> Result<RHash, Error> {
+pub(crate) fn hash_of(ruby: &Ruby, pairs: &[(&str, RValue)]) -> Result<RHash, Error> {
     let h = ruby.hash_new();
     for (k, v) in pairs {
         h.aset(sym(ruby, k), *v)?;
@@ -1218,10 +1220,7 @@ fn lineage(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RHas
             ("key", convert::string(ruby, &l.key, true)),
         ],
     )?;
-    let derived_by = match &l.derived_by {
-        Some(v) => convert::to_ruby(ruby, v, true),
-        None => ruby.qnil().as_value(),
-    };
+    let derived_by = crate::derive::derived_by(ruby, &l.derived_by)?.as_value();
     let proof = match &l.proof_hash {
         Some(p) => convert::string(ruby, p, true),
         None => ruby.qnil().as_value(),
@@ -1230,7 +1229,10 @@ fn lineage(ruby: &Ruby, s: &StoreObj, store: RValue, key: RValue) -> Result<RHas
         ruby,
         &[
             ("subject", subject.as_value()),
-            ("chain", chain_array(ruby, &l.chain)?.as_value()),
+            (
+                "chain",
+                crate::derive::lineage_chain(ruby, s, &store, &key)?.as_value(),
+            ),
             ("depth", l.depth.into_value_with(ruby)),
             ("derived_by", derived_by),
             ("proof_hash", proof),
@@ -1523,10 +1525,35 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_private_method("_lineage", method!(lineage, 2))?;
     class.define_private_method("_fact_log_all", method!(fact_log_all, 2))?;
     class.define_private_method("_checkpoint", method!(checkpoint, 0))?;
+    class.define_private_method(
+        "_register_derivation",
+        method!(crate::derive::register_derivation, 5),
+    )?;
+    class.define_private_method(
+        "_register_scatter",
+        method!(crate::derive::register_scatter, 4),
+    )?;
+    class.define_private_method(
+        "_register_relation",
+        method!(crate::derive::register_relation, 4),
+    )?;
+    class.define_private_method(
+        "_register_projection",
+        method!(crate::derive::register_projection, 5),
+    )?;
+    class.define_private_method("_resolve", method!(crate::derive::resolve, 3))?;
+    class.define_method(
+        "derivation_failures",
+        method!(crate::derive::derivation_failures, 0),
+    )?;
+    class.define_method(
+        "last_derivation_failure",
+        method!(crate::derive::last_derivation_failure, 0),
+    )?;
     class.define_method("fact_by_id", method!(fact_by_id, 1))?;
     class.define_method("fact_ref", method!(fact_ref, 1))?;
     class.define_method("fact_count", method!(fact_count, 0))?;
-    class.define_method("schema_graph", method!(schema_graph, 0))?;
+    class.define_private_method("_schema_graph", method!(schema_graph, 0))?;
     class.define_method("open_report", method!(open_report, 0))?;
     class.define_method("path", method!(path, 0))?;
     class.define_method("durability", method!(durability, 0))?;

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "set"
+
 module Igniter
   module Ledger
     # A registered way of reading a store.
@@ -12,8 +14,10 @@ module Igniter
     # Without a scope (a point path): consumers are called with (store, key) after every
     # write to the store.
     #
-    # Consumers are any objects responding to #call. A consumer that raises never breaks
-    # the write (the failure is counted in LedgerStore#consumer_failures).
+    # Consumers are any objects responding to #call (checked by LedgerStore#register_path;
+    # a path kept only as metadata in a standalone SchemaGraph may hold any objects). A
+    # consumer that raises never breaks the write (the failure is counted in
+    # LedgerStore#consumer_failures).
     class AccessPath
       attr_reader :store, :scope, :filters, :lookup, :cache_ttl, :consumers
 
@@ -29,11 +33,7 @@ module Igniter
         @lookup = lookup
         @cache_ttl = cache_ttl
         consumers = [] if consumers.nil?
-        consumers = consumers.to_a if !consumers.respond_to?(:call) && consumers.is_a?(Enumerable)
-        @consumers = (consumers.is_a?(Array) ? consumers : [consumers]).dup.freeze
-        @consumers.each_with_index do |c, i|
-          raise TypeError, "consumers[#{i}] must respond to #call" unless c.respond_to?(:call)
-        end
+        @consumers = (consumers.respond_to?(:to_a) && !consumers.respond_to?(:call) ? consumers.to_a : [consumers]).dup.freeze
         freeze
       end
 

@@ -327,6 +327,7 @@ module Igniter
           scope_ttls[id] = path.cache_ttl if path.cache_ttl
         end
         _register_path(path.store, path.scope, path.filters, path.lookup, path.cache_ttl, consumers)
+        schema_graph.register(path)
         path
       end
       alias register_access_path register_path
