@@ -25,5 +25,6 @@
 #![warn(missing_docs)]
 
 pub mod ledger;
+pub mod protocol;
 
 pub use ledger::*;
