@@ -8,6 +8,7 @@ require_relative "ledger/access_path"
 require_relative "ledger/file_backend"
 require_relative "ledger/ledger_store"
 require_relative "ledger/transaction"
+require_relative "ledger/protocol"
 
 module Igniter
   # An embedded, append-only, bitemporal fact ledger. See LedgerStore.

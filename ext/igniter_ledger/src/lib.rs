@@ -10,6 +10,7 @@
 //! | `callbacks` | coercion blocks and consumers held by the core |
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
+//! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the positional methods defined here. Nothing here panics on user input: every
@@ -25,6 +26,7 @@ mod convert;
 mod errors;
 mod fact;
 mod gvl;
+mod protocol;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.
@@ -65,6 +67,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 
     fact::define(fact_class)?;
     store::define(store_class)?;
+    protocol::define(ruby, ledger)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;

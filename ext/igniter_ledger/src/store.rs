@@ -189,6 +189,11 @@ impl StoreObj {
         }
     }
 
+    /// The ledger (shared with the protocol interpreter).
+    pub(crate) fn ledger(&self) -> &LedgerStore {
+        &self.ledger
+    }
+
     fn keep(&self, v: RValue) -> Opaque<RValue> {
         let o = Opaque::from(v);
         lock(&self.callbacks).push(o);
