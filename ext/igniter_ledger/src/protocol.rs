@@ -31,7 +31,11 @@ static ERROR: OnceLock<Opaque<ExceptionClass>> = OnceLock::new();
 // Ruby API.
 unsafe impl TypedData for ProtocolObj {
     fn class(ruby: &Ruby) -> RClass {
-        ruby.get_inner(*CLASS.get().expect("protocol classes are defined at load time"))
+        ruby.get_inner(
+            *CLASS
+                .get()
+                .expect("protocol classes are defined at load time"),
+        )
     }
 
     fn data_type() -> &'static magnus::DataType {
