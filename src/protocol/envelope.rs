@@ -6,12 +6,13 @@
 //! request id is echoed whatever happens. Receipts are results: a rejected descriptor is
 //! an `:ok` response carrying a rejected receipt, as in the reference.
 
-use crate::Value;
+use crate::{MapKey, Value};
 
 use super::error::ProtocolError;
 use super::interpreter::{items_value, Interpreter};
 use super::json::{from_json, to_json};
 use super::packet::{check_bounds, field, limits, name_of, obj, sym};
+use super::receipt::Receipt;
 
 /// The protocol's name on the wire.
 pub const PROTOCOL: &str = "igniter_store";
@@ -59,36 +60,43 @@ impl<'a> WireEnvelope<'a> {
     /// Answers one envelope. Never fails: a malformed envelope or a failing operation
     /// gets an error response echoing the request id.
     pub fn dispatch(&self, env: &Value) -> Value {
-        let request_id = field(env, "request_id").cloned().unwrap_or_default();
-        match self.run(env) {
-            Ok(result) => response(request_id, Ok(result)),
-            Err(e) => response(request_id, Err(e)),
+        self.respond(env.clone()).into_value()
+    }
+
+    /// Answers one envelope (taken by value: its packet's value moves into the write),
+    /// as a typed [`Response`].
+    pub fn respond(&self, mut env: Value) -> Response {
+        let request_id = field(&env, "request_id").cloned().unwrap_or_default();
+        let outcome = self.run(&mut env);
+        Response {
+            request_id,
+            outcome,
         }
     }
 
     /// Answers one envelope given as JSON text, in JSON text.
     pub fn dispatch_json(&self, text: &str) -> String {
-        if text.len() > limits::MAX_ENVELOPE_JSON_BYTES {
-            return to_json(&response(
-                Value::Nil,
-                Err(Failure::new(format!(
+        let answer = if text.len() > limits::MAX_ENVELOPE_JSON_BYTES {
+            Response {
+                request_id: Value::Nil,
+                outcome: Err(Failure::new(format!(
                     "envelope is larger than {} bytes",
                     limits::MAX_ENVELOPE_JSON_BYTES
                 ))),
-            ))
-            .to_string();
-        }
-        let answer = match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(j) => self.dispatch(&from_json(&j)),
-            Err(e) => response(
-                Value::Nil,
-                Err(Failure::new(format!("malformed JSON envelope: {e}"))),
-            ),
+            }
+        } else {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(j) => self.respond(from_json(&j)),
+                Err(e) => Response {
+                    request_id: Value::Nil,
+                    outcome: Err(Failure::new(format!("malformed JSON envelope: {e}"))),
+                },
+            }
         };
-        to_json(&answer).to_string()
+        to_json(&answer.into_value()).to_string()
     }
 
-    fn run(&self, env: &Value) -> Result<Value, Failure> {
+    fn run(&self, env: &mut Value) -> Result<Answer, Failure> {
         if !matches!(env, Value::Map(_)) {
             return Err(Failure::new(format!(
                 "envelope must be a Hash, got {}",
@@ -130,7 +138,7 @@ impl<'a> WireEnvelope<'a> {
                 }
             },
         };
-        let packet = match field(env, "packet") {
+        let packet = match take(env, "packet") {
             None => return Err(Failure::field(format!("{op}: missing packet"), "packet")),
             Some(p @ Value::Map(_)) => p,
             Some(p) => {
@@ -144,19 +152,28 @@ impl<'a> WireEnvelope<'a> {
             .map_err(|e| Failure::from_protocol(Some(op), e))
     }
 
-    fn op(&self, op: &str, p: &Value) -> Result<Value, ProtocolError> {
+    fn op(&self, op: &str, mut packet: Value) -> Result<Answer, ProtocolError> {
         let i = self.interp;
-        Ok(match op {
-            "register_descriptor" => i.register(p).to_value(),
+        let p = &packet;
+        let receipt = match op {
+            "register_descriptor" => Some(i.register(p)),
             "write" => {
                 // The reference forwards only these fields of a write packet.
-                let forwarded = obj(["store", "key", "value", "producer"]
+                let value = take(&mut packet, "value");
+                let forwarded = obj(["store", "key", "producer"]
                     .into_iter()
-                    .filter_map(|f| field(p, f).map(|v| (f, v.clone()))));
-                i.write(&forwarded)?.to_value()
+                    .filter_map(|f| field(&packet, f).map(|v| (f, v.clone()))));
+                Some(i.write_with(&forwarded, value)?)
             }
-            "append" => i.append(p)?.to_value(),
-            "write_fact" => i.write_fact(p).to_value(),
+            "append" => Some(i.append(p)?),
+            "write_fact" => Some(i.write_fact(p)),
+            _ => None,
+        };
+        if let Some(r) = receipt {
+            return Ok(Answer::Receipt(r));
+        }
+        let p = &packet;
+        Ok(Answer::Value(match op {
             "read" => {
                 let v = i.read(p)?;
                 obj([
@@ -197,8 +214,8 @@ impl<'a> WireEnvelope<'a> {
             "storage_stats" => i.storage_stats(p)?.unwrap_or_default(),
             "segment_manifest" => i.segment_manifest(p)?.unwrap_or_default(),
             "compaction_activity" => i.compaction_activity(p)?,
-            _ => unreachable!("op is one of OPERATIONS"),
-        })
+            _ => unreachable!("op is one of OPERATIONS and receipt operations returned"),
+        }))
     }
 }
 
@@ -215,9 +232,59 @@ fn results(items: &[super::sources::Item]) -> Value {
 }
 
 /// An error response's message and the field it is about.
-struct Failure {
-    message: String,
-    field: Option<String>,
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The message (names the operation and the problem).
+    pub message: String,
+    /// The field the error is about, when there is one.
+    pub field: Option<String>,
+}
+
+/// What an operation answered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// A receipt (register_descriptor, write, append, write_fact).
+    Receipt(Receipt),
+    /// Any other result.
+    Value(Value),
+}
+
+/// A typed envelope response; [`Response::into_value`] gives the packet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The request id, echoed.
+    pub request_id: Value,
+    /// The result, or why there is none.
+    pub outcome: Result<Answer, Failure>,
+}
+
+impl Response {
+    /// True for a `status: :ok` response.
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The response packet.
+    pub fn into_value(self) -> Value {
+        response(
+            self.request_id,
+            self.outcome.map(|a| match a {
+                Answer::Receipt(r) => r.to_value(),
+                Answer::Value(v) => v,
+            }),
+        )
+    }
+}
+
+/// Removes a field from a map packet and returns it.
+fn take(map: &mut Value, name: &str) -> Option<Value> {
+    let Value::Map(pairs) = map else {
+        return None;
+    };
+    let at = pairs
+        .iter()
+        .position(|(k, _)| matches!(k, MapKey::Sym(s) | MapKey::Str(s) if s == name))?;
+    Some(pairs.remove(at).1).filter(|v| !v.is_nil())
 }
 
 impl Failure {

@@ -136,11 +136,15 @@ impl Interpreter {
     /// `write(store:, key:, value:, producer:, derivation:, valid_time:, schema_version:,
     /// causation:)`: writes a fact; answers a write receipt.
     pub fn write(&self, p: &Value) -> Result<Receipt, ProtocolError> {
+        self.write_with(p, field(p, "value").cloned())
+    }
+
+    /// [`Interpreter::write`] with the value given apart from the packet (moved, not
+    /// copied).
+    pub fn write_with(&self, p: &Value, value: Option<Value>) -> Result<Receipt, ProtocolError> {
         let store = req_name(p, "store")?;
         let key = req_key(p, "key")?;
-        let value = field(p, "value")
-            .cloned()
-            .ok_or_else(|| ProtocolError::missing("value"))?;
+        let value = value.ok_or_else(|| ProtocolError::missing("value"))?;
         let fact = self
             .store
             .write(self.write_request(p, store, key, value)?)?;

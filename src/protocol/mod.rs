@@ -48,7 +48,7 @@ pub mod sources;
 pub mod sync;
 
 pub use descriptor::RelationRule;
-pub use envelope::{WireEnvelope, OPERATIONS};
+pub use envelope::{Answer, Failure, Response, WireEnvelope, OPERATIONS};
 pub use error::ProtocolError;
 pub use interpreter::{fact_packet, Interpreter};
 pub use mcp::{McpTools, Tool};

@@ -8,12 +8,14 @@
 use std::sync::OnceLock;
 
 use igniter_ledger::protocol::{
-    interpreter::items_value, Interpreter, McpTools, ProtocolError, Receipt,
+    interpreter::items_value, Answer, Failure, Interpreter, McpTools, ProtocolError, Receipt,
+    Response,
 };
 use igniter_ledger::Value;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{
     exception::ExceptionClass, prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions,
-    Error, RArray, RClass, RModule, RString, Ruby, TypedData, Value as RValue,
+    Error, IntoValue, RArray, RClass, RHash, RModule, RString, Ruby, TypedData, Value as RValue,
 };
 
 use crate::{convert, errors, store::StoreObj};
@@ -25,6 +27,7 @@ pub struct ProtocolObj {
 }
 
 static CLASS: OnceLock<Opaque<RClass>> = OnceLock::new();
+static PROTOCOL: OnceLock<Opaque<RModule>> = OnceLock::new();
 static ERROR: OnceLock<Opaque<ExceptionClass>> = OnceLock::new();
 
 // SAFETY: the interpreter holds no Ruby objects (nothing to mark); dropping it calls no
@@ -68,8 +71,72 @@ fn out(ruby: &Ruby, v: &Value) -> RValue {
     convert::to_ruby(ruby, v, false)
 }
 
-fn receipt(ruby: &Ruby, r: Receipt) -> RValue {
-    out(ruby, &r.to_value())
+static RECEIPT: OnceLock<Opaque<RClass>> = OnceLock::new();
+
+/// `Protocol::Receipt` (a Struct defined by the Ruby layer, looked up once).
+fn receipt_class(ruby: &Ruby) -> Result<RClass, Error> {
+    if let Some(c) = RECEIPT.get() {
+        return Ok(ruby.get_inner(*c));
+    }
+    let module: RModule = ruby.get_inner(*PROTOCOL.get().expect("defined at load time"));
+    let class: RClass = module.const_get("Receipt")?;
+    let _ = RECEIPT.set(class.into());
+    Ok(class)
+}
+
+fn opt_sym(ruby: &Ruby, s: Option<&str>) -> RValue {
+    s.map_or_else(|| ruby.qnil().as_value(), |s| convert::symbol(ruby, s))
+}
+
+fn opt_string(ruby: &Ruby, s: Option<&str>) -> RValue {
+    s.map_or_else(
+        || ruby.qnil().as_value(),
+        |s| convert::string(ruby, s, true),
+    )
+}
+
+fn strings(ruby: &Ruby, v: &[String]) -> RValue {
+    let ary = ruby.ary_new_capa(v.len());
+    for s in v {
+        let _ = ary.push(convert::string(ruby, s, true));
+    }
+    ary.as_value()
+}
+
+/// A `Protocol::Receipt` object, filled member by member in C (no Ruby-level
+/// `initialize` call: receipts are on every write's path).
+fn receipt(ruby: &Ruby, r: Receipt) -> Result<RValue, Error> {
+    let class = receipt_class(ruby)?;
+    let derived = ruby.ary_new_capa(r.derived.len());
+    for v in &r.derived {
+        derived.push(out(ruby, v))?;
+    }
+    let values = ruby.ary_new_capa(11);
+    for v in [
+        (r.schema_version as i64).into_value_with(ruby),
+        opt_sym(ruby, r.kind.as_deref()),
+        convert::symbol(ruby, r.status.as_str()),
+        opt_sym(ruby, r.name.as_deref()),
+        opt_sym(ruby, r.store.as_deref()),
+        opt_string(ruby, r.key.as_deref()),
+        opt_string(ruby, r.fact_id.as_deref()),
+        opt_string(ruby, r.value_hash.as_deref()),
+        strings(ruby, &r.warnings),
+        strings(ruby, &r.errors),
+        derived.as_value(),
+    ] {
+        values.push(v)?;
+    }
+    // SAFETY: `class` is the Receipt Struct class (11 members, in this order); a fresh
+    // allocation of it is a Struct whose members `rb_struct_initialize` sets from an
+    // Array no longer than the member list. Neither calls Ruby code that could raise
+    // (beyond NoMemoryError) and no Rust value with a destructor is live across them
+    // except `values`/`class`, which are GC-visible Ruby objects on this stack.
+    unsafe {
+        let obj = rb_sys::rb_obj_alloc(class.as_raw());
+        rb_sys::rb_struct_initialize(obj, values.as_raw());
+        Ok(RValue::from_raw(obj))
+    }
 }
 
 /// `Interpreter._new(klass, store)`.
@@ -96,10 +163,9 @@ fn call(ruby: &Ruby, s: &ProtocolObj, op: RValue, p: RValue) -> Result<RValue, E
     let i = &s.interp;
     let err = |e| protocol_error(ruby, e);
     Ok(match op.as_str() {
-        "register" => receipt(ruby, i.register(&p)),
-        "write" => receipt(ruby, i.write(&p).map_err(err)?),
-        "append" => receipt(ruby, i.append(&p).map_err(err)?),
-        "write_fact" => receipt(ruby, i.write_fact(&p)),
+        "write" => receipt(ruby, i.write(&p).map_err(err)?)?,
+        "append" => receipt(ruby, i.append(&p).map_err(err)?)?,
+        "write_fact" => receipt(ruby, i.write_fact(&p))?,
         "read" => out(ruby, &i.read(&p).map_err(err)?.unwrap_or_default()),
         "query" => out(ruby, &items_value(&i.query(&p).map_err(err)?)),
         "resolve" => out(ruby, &items_value(&i.resolve(&p).map_err(err)?)),
@@ -133,48 +199,81 @@ fn register_as(ruby: &Ruby, s: &ProtocolObj, kind: RValue, d: RValue) -> Result<
     let d = match convert::to_value(d, "descriptor") {
         Ok(d) => d,
         Err(e) => {
-            return Ok(receipt(
+            return receipt(
                 ruby,
                 Receipt::rejection(e.into_error(ruby).to_string(), None, None),
-            ))
+            )
         }
     };
-    Ok(receipt(
+    receipt(
         ruby,
         match kind {
             Some(kind) => s.interp.register_as(&kind, &d),
             None => s.interp.register(&d),
         },
-    ))
+    )
 }
 
 /// `_dispatch(envelope)`: never raises for a bad envelope (an unconvertible one gets an
-/// error response too).
-fn dispatch(ruby: &Ruby, s: &ProtocolObj, env: RValue) -> RValue {
-    match convert::to_value(env, "envelope") {
-        Ok(env) => out(ruby, &s.interp.dispatch(&env)),
+/// error response too). Receipts come back as `Protocol::Receipt` objects.
+fn dispatch(ruby: &Ruby, s: &ProtocolObj, env: RValue) -> Result<RHash, Error> {
+    let response = match convert::to_value(env, "envelope") {
+        Ok(env) => s.interp.wire().respond(env),
         Err(e) => {
             // Echo the request id when the envelope is a Hash that has one.
-            let request_id = magnus::RHash::from_value(env)
+            let request_id = RHash::from_value(env)
                 .and_then(|h| {
                     h.get(ruby.to_symbol("request_id"))
                         .or_else(|| h.get("request_id"))
                 })
                 .and_then(|v| convert::to_value(v, "request_id").ok())
                 .unwrap_or_default();
-            let bad = igniter_ledger::protocol::packet::obj([
-                ("protocol", Value::sym("igniter_store")),
-                ("schema_version", Value::Int(1)),
-                ("request_id", request_id),
-                ("status", Value::sym("error")),
-                (
-                    "error",
-                    Value::Str(format!("error: {}", e.into_error(ruby))),
-                ),
-            ]);
-            out(ruby, &bad)
+            Response {
+                request_id,
+                outcome: Err(Failure {
+                    message: format!("error: {}", e.into_error(ruby)),
+                    field: None,
+                }),
+            }
+        }
+    };
+    let h = ruby.hash_new();
+    h.aset(
+        convert::symbol(ruby, "protocol"),
+        convert::symbol(ruby, "igniter_store"),
+    )?;
+    h.aset(convert::symbol(ruby, "schema_version"), 1)?;
+    h.aset(
+        convert::symbol(ruby, "request_id"),
+        out(ruby, &response.request_id),
+    )?;
+    match response.outcome {
+        Ok(answer) => {
+            h.aset(convert::symbol(ruby, "status"), convert::symbol(ruby, "ok"))?;
+            let result = match answer {
+                Answer::Receipt(r) => receipt(ruby, r)?,
+                Answer::Value(v) => out(ruby, &v),
+            };
+            h.aset(convert::symbol(ruby, "result"), result)?;
+        }
+        Err(f) => {
+            h.aset(
+                convert::symbol(ruby, "status"),
+                convert::symbol(ruby, "error"),
+            )?;
+            h.aset(
+                convert::symbol(ruby, "error"),
+                convert::string(ruby, &f.message, false),
+            )?;
+            if let Some(field) = f.field {
+                h.aset(
+                    convert::symbol(ruby, "error_field"),
+                    convert::symbol(ruby, &field),
+                )?;
+            }
         }
     }
+    Ok(h)
 }
 
 /// `dispatch_json(text)`: a JSON envelope in, a JSON response out.
@@ -250,6 +349,7 @@ pub fn define(ruby: &Ruby, ledger: RModule) -> Result<(), Error> {
     let error = ledger.define_error("ProtocolError", ruby.exception_arg_error())?;
     let _ = ERROR.set(error.into());
     let module = ledger.define_module("Protocol")?;
+    let _ = PROTOCOL.set(module.into());
     let class = module.define_class("Interpreter", ruby.class_object())?;
     class.undef_default_alloc_func();
     let _ = CLASS.set(class.into());

@@ -30,30 +30,30 @@ module Igniter
 
         # Registers a descriptor of any kind; answers a Receipt (never raises).
         def register(descriptor = nil, **kw)
-          Receipt.from_h(_register_as(nil, descriptor || kw))
+          _register_as(nil, descriptor || kw)
         end
 
         DESCRIPTOR_KINDS.each do |kind|
           define_method(:"register_#{kind}") do |descriptor = nil, **kw|
-            Receipt.from_h(_register_as(kind, descriptor || kw))
+            _register_as(kind, descriptor || kw)
           end
         end
 
         # write(store:, key:, value:, producer:, derivation:, valid_time:, schema_version:,
         # causation:) → Receipt. Raises ProtocolError (an ArgumentError) for a bad packet.
         def write(packet = nil, **kw)
-          Receipt.from_h(_call(:write, packet || kw))
+          _call(:write, packet || kw)
         end
 
         # append(history:, event:, partition_key:, producer:, ...) → append Receipt.
         def append(packet = nil, **kw)
-          Receipt.from_h(_call(:append, packet || kw))
+          _call(:append, packet || kw)
         end
 
         # write_fact(kind: :fact, store:, key:, value:, ...) → Receipt (rejected, never
         # raised, for a bad packet).
         def write_fact(packet = nil, **kw)
-          Receipt.from_h(_call(:write_fact, packet || kw))
+          _call(:write_fact, packet || kw)
         end
 
         # The current (or as_of) value of (store, key), or nil.

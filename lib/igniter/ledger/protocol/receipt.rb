@@ -7,12 +7,28 @@ module Igniter
       # :accepted, :rejected or :deduplicated, with the reference's fields. The
       # interpreter (in the Rust core) builds them; the constructors here are for callers
       # that build their own, as the reference allows.
+      #
+      # Built with keywords (`Receipt.new(kind: :store, status: :accepted, ...)`) or
+      # positionally in member order (the native side fills members directly).
       Receipt = Struct.new(:schema_version, :kind, :status, :name, :store, :key, :fact_id, :value_hash,
-                           :warnings, :errors, :derived, keyword_init: true) do
+                           :warnings, :errors, :derived) do
+        def initialize(*args, **kw)
+          if kw.empty?
+            super(*args)
+          else
+            raise ArgumentError, "Receipt.new takes keywords or positional members, not both" unless args.empty?
+
+            unknown = kw.keys - members
+            raise ArgumentError, "unknown Receipt members: #{unknown.join(", ")}" unless unknown.empty?
+
+            super(*members.map { |m| kw[m] })
+          end
+        end
+
         class << self
-          # A receipt from the interpreter's Hash.
+          # A receipt from a Hash with the members' names (as the wire's JSON gives).
           def from_h(h)
-            new(**h.slice(*members))
+            new(**h.transform_keys(&:to_sym).slice(*members))
           end
 
           def accepted(kind:, name: nil, warnings: [], **rest)

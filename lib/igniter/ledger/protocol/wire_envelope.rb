@@ -24,11 +24,7 @@ module Igniter
         end
 
         def dispatch(envelope)
-          response = @interpreter.__send__(:_dispatch, envelope)
-          if response[:status] == :ok && receipt_op?(envelope) && response[:result].is_a?(Hash)
-            response[:result] = Receipt.from_h(response[:result])
-          end
-          response
+          @interpreter.__send__(:_dispatch, envelope)
         rescue StandardError => e
           # The core never raises here; this guards the Ruby glue itself.
           { protocol: :igniter_store, schema_version: 1,
@@ -39,13 +35,6 @@ module Igniter
         # A JSON envelope in, a JSON response out (what the transports send).
         def dispatch_json(text)
           @interpreter.dispatch_json(text.to_s)
-        end
-
-        private
-
-        def receipt_op?(envelope)
-          op = envelope[:op] || envelope["op"]
-          (op.is_a?(Symbol) || op.is_a?(String)) && RECEIPT_OPERATIONS.include?(op.to_sym)
         end
       end
     end
