@@ -122,12 +122,23 @@ pub fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// The latest (coerced) value of every key of a store, as of `as_of`, ordered by key.
+/// The latest (coerced) value of every key of a store, as of `as_of`, ordered by key:
+/// O(keys) for the current state, O(facts of the store) with `as_of`.
 pub fn latest_items(
     store: &LedgerStore,
     name: &str,
     as_of: Option<Timestamp>,
 ) -> Result<Vec<Item>, ProtocolError> {
+    if as_of.is_none() {
+        return Ok(store
+            .current(name)?
+            .into_iter()
+            .map(|f| Item {
+                key: f.key().to_owned(),
+                value: f.value(),
+            })
+            .collect());
+    }
     let facts = store.history(HistoryQuery::new(name).as_of_opt(as_of))?;
     let mut slot: HashMap<&str, usize> = HashMap::with_capacity(facts.len());
     for (i, f) in facts.iter().enumerate() {
