@@ -597,6 +597,24 @@ fn mcp_tools_are_bounded() {
     );
     assert_eq!(get(&r, &["result", "count"]), &Value::Int(3));
     assert_eq!(get(&r, &["result", "truncated"]), &Value::Bool(true));
+    for _ in 0..3 {
+        p.write(&obj([
+            ("store", s("ev")),
+            ("key", text("e0")),
+            ("value", Value::Int(9)),
+        ]))
+        .unwrap();
+    }
+    let c = tools.call(
+        "causation_chain",
+        &obj([
+            ("store", s("ev")),
+            ("key", text("e0")),
+            ("limit", Value::Int(2)),
+        ]),
+    );
+    assert_eq!(get(&c, &["result", "count"]), &Value::Int(2));
+    assert_eq!(get(&c, &["result", "truncated"]), &Value::Bool(true));
     let w = tools.call(
         "write",
         &obj([
@@ -606,7 +624,7 @@ fn mcp_tools_are_bounded() {
         ]),
     );
     assert!(err_text(&w).contains("not enabled"));
-    assert_eq!(p.store().fact_count(), 5);
+    assert_eq!(p.store().fact_count(), 8);
     let u = tools.call("nope", &obj([("request_id", text("rq"))]));
     assert_eq!(get(&u, &["request_id"]), &text("rq"));
     assert_eq!(get(&u, &["source_protocol_op"]), &Value::Nil);

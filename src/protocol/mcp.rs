@@ -91,7 +91,8 @@ pub fn catalogue() -> Vec<Tool> {
     };
     let store_key = || {
         schema(
-            json!({"store": name_prop("store name"), "key": name_prop("record key")}),
+            json!({"store": name_prop("store name"), "key": name_prop("record key"),
+                   "limit": limit_prop()}),
             &["store", "key"],
         )
     };
@@ -354,6 +355,9 @@ impl<'a> McpTools<'a> {
             "read" => field(&result, "value").cloned().unwrap_or_default(),
             "query" => field(&result, "results").cloned().unwrap_or_default(),
             "resolve" => capped(result, &["results", "items"], cap),
+            // The chain of one key can be long: the oldest `cap` entries (the proof hash
+            // still covers all of them).
+            "causation_chain" | "lineage" => capped(result, &["chain"], cap),
             "replay" | "sync_profile" => {
                 let mut r = capped(result, &["facts"], cap);
                 if tool.name == "sync_profile" {
