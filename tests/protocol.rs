@@ -659,3 +659,55 @@ fn sources_fill_the_answers_other_modules_own() {
     let a = p.compaction_activity(&obj([])).unwrap();
     assert_eq!(get(&a, &["count"]), &Value::Int(0));
 }
+
+#[test]
+fn tbackend_descriptors_hash_canonically_and_diagnose() {
+    use igniter_ledger::protocol::{Requirements, TBackendAdapterDescriptor};
+    let p = proto();
+    p.register(&obj([
+        ("kind", s("history")),
+        ("name", s("events")),
+        ("key", s("id")),
+    ]));
+    let meta = p.metadata_snapshot();
+    let desc = p.descriptor_snapshot();
+    let ops = ["read", "append", "replay", "metadata_snapshot"];
+    let d = TBackendAdapterDescriptor::build(&meta, &desc, Some("sha256:schema"), &ops);
+    assert_eq!(
+        d.supported_tbackend_ops,
+        ["read", "append", "replay", "snapshot"]
+    );
+    assert_eq!(d.hook_methods, ["read_as_of", "bihistory_at"]);
+    assert!(d.descriptor_hash.starts_with("sha256:") && d.descriptor_hash.len() == 71);
+    // Key order does not change the hashes.
+    let reversed = |v: &Value| match v {
+        Value::Map(p) => Value::Map(p.iter().rev().cloned().collect()),
+        other => other.clone(),
+    };
+    let again = TBackendAdapterDescriptor::build(
+        &reversed(&meta),
+        &reversed(&desc),
+        Some("sha256:schema"),
+        &ops,
+    );
+    assert_eq!(again.descriptor_hash, d.descriptor_hash);
+    assert_eq!(again.descriptor_registry_hash, d.descriptor_registry_hash);
+    // The payload reads back; diagnostics name what is missing.
+    let back = TBackendAdapterDescriptor::from_value(&d.to_value()).unwrap();
+    let diag = back.diagnostics(&Requirements {
+        ops: vec!["read".into(), "compact".into()],
+        schema_fingerprint: Some("sha256:other".into()),
+        ..Requirements::default()
+    });
+    assert_eq!(get(&diag, &["status"]), &text("blocked"));
+    assert_eq!(
+        get(&diag, &["missing_ops"]),
+        &Value::Array(vec![text("compact")])
+    );
+    assert_eq!(
+        get(&diag, &["schema_fingerprint_match"]),
+        &Value::Bool(false)
+    );
+    let ok = back.diagnostics(&Requirements::default());
+    assert_eq!(get(&ok, &["status"]), &text("ok"));
+}

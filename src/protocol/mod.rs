@@ -13,6 +13,7 @@
 //! | [`envelope`] | [`WireEnvelope`] and its 18 operations |
 //! | [`json`] | values ⇄ plain JSON for the wire |
 //! | [`mcp`] | the MCP tools and their bounded calls |
+//! | [`tbackend`] | TBackend adapter descriptors and their diagnostics |
 //!
 //! Every front door (the Ruby gem, the MCP server, the servers to come) goes through one
 //! [`Interpreter`], so they all answer alike.
@@ -46,6 +47,7 @@ pub mod receipt;
 pub mod registry;
 pub mod sources;
 pub mod sync;
+pub mod tbackend;
 
 pub use descriptor::RelationRule;
 pub use envelope::{Answer, Failure, Response, WireEnvelope, OPERATIONS};
@@ -55,3 +57,4 @@ pub use mcp::{McpTools, Tool};
 pub use receipt::{Receipt, ReceiptStatus};
 pub use sources::{ActivityQuery, CoreSources, Item, Sources};
 pub use sync::{SyncMode, SyncProfile};
+pub use tbackend::{Requirements, TBackendAdapterDescriptor};

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use igniter_ledger::protocol::{
     interpreter::items_value, Answer, Failure, Interpreter, McpTools, ProtocolError, Receipt,
-    Response,
+    Requirements, Response, TBackendAdapterDescriptor,
 };
 use igniter_ledger::Value;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -342,6 +342,63 @@ fn mcp_call(
     Ok(out(ruby, &tools.call(&tool, &args)))
 }
 
+fn name_list(ruby: &Ruby, v: RValue, what: &str) -> Result<Vec<String>, Error> {
+    if v.is_nil() {
+        return Ok(Vec::new());
+    }
+    let ary = RArray::from_value(v).ok_or_else(|| {
+        Error::new(
+            ruby.exception_type_error(),
+            format!("{what} must be an Array"),
+        )
+    })?;
+    ary.into_iter()
+        .map(|n| crate::args::name(ruby, n, what))
+        .collect()
+}
+
+/// `Protocol._tbackend_build(metadata_snapshot, descriptor_snapshot, fingerprint, ops)`:
+/// the TBackend adapter descriptor's payload (deep-frozen).
+fn tbackend_build(
+    ruby: &Ruby,
+    metadata: RValue,
+    descriptors: RValue,
+    fingerprint: RValue,
+    ops: RValue,
+) -> Result<RValue, Error> {
+    let metadata = packet(ruby, metadata, "metadata_snapshot")?;
+    let descriptors = packet(ruby, descriptors, "descriptor_snapshot")?;
+    let fingerprint = crate::args::opt_name(ruby, fingerprint, "schema_fingerprint")?;
+    let ops = name_list(ruby, ops, "ledger_protocol_ops")?;
+    let d = TBackendAdapterDescriptor::build(&metadata, &descriptors, fingerprint.as_deref(), &ops);
+    Ok(convert::to_ruby(ruby, &d.to_value(), true))
+}
+
+/// `Protocol._tbackend_diagnostics(payload, ops, hooks, capabilities, axes, fingerprint)`.
+fn tbackend_diagnostics(ruby: &Ruby, args: &[RValue]) -> Result<RValue, Error> {
+    let [payload, ops, hooks, caps, axes, fingerprint] = args else {
+        return Err(Error::new(
+            ruby.exception_arg_error(),
+            "_tbackend_diagnostics takes 6 arguments",
+        ));
+    };
+    let payload = packet(ruby, *payload, "descriptor")?;
+    let d = TBackendAdapterDescriptor::from_value(&payload).ok_or_else(|| {
+        Error::new(
+            ruby.exception_arg_error(),
+            "not a TBackend adapter descriptor payload",
+        )
+    })?;
+    let req = Requirements {
+        ops: name_list(ruby, *ops, "required_ops")?,
+        hook_methods: name_list(ruby, *hooks, "required_hook_methods")?,
+        capabilities: name_list(ruby, *caps, "required_capabilities")?,
+        history_axes: name_list(ruby, *axes, "history_axes")?,
+        schema_fingerprint: crate::args::opt_name(ruby, *fingerprint, "schema_fingerprint")?,
+    };
+    Ok(out(ruby, &d.diagnostics(&req)))
+}
+
 /// Defines `Igniter::Ledger::Protocol::Interpreter`'s native methods and
 /// `Igniter::Ledger::ProtocolError` (an `ArgumentError`).
 pub fn define(ruby: &Ruby, ledger: RModule) -> Result<(), Error> {
@@ -360,5 +417,7 @@ pub fn define(ruby: &Ruby, ledger: RModule) -> Result<(), Error> {
     class.define_method("dispatch_json", method!(dispatch_json, 1))?;
     class.define_private_method("_mcp_tools", method!(mcp_tools, 1))?;
     class.define_private_method("_mcp_call", method!(mcp_call, 3))?;
+    module.define_singleton_method("_tbackend_build", function!(tbackend_build, 4))?;
+    module.define_singleton_method("_tbackend_diagnostics", function!(tbackend_diagnostics, -1))?;
     Ok(())
 }
