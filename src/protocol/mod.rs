@@ -13,6 +13,7 @@
 //! | [`envelope`] | [`WireEnvelope`] and its 18 operations |
 //! | [`json`] | values ⇄ plain JSON for the wire |
 //! | [`mcp`] | the MCP tools and their bounded calls |
+//! | [`sink`] | the contractable receipt sink |
 //! | [`tbackend`] | TBackend adapter descriptors and their diagnostics |
 //!
 //! Every front door (the Ruby gem, the MCP server, the servers to come) goes through one
@@ -45,6 +46,7 @@ pub mod mcp;
 pub mod packet;
 pub mod receipt;
 pub mod registry;
+pub mod sink;
 pub mod sources;
 pub mod sync;
 pub mod tbackend;
