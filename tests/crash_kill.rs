@@ -8,7 +8,14 @@
 //! - in `fsync` and `flush` modes every acknowledged fact is present (store, key, id),
 //! - no batch is partly visible (each fact records its batch id and size),
 //! - causation chains are intact (each write of a key names the previous fact of that
-//!   key), transaction times strictly increase, ids are unique.
+//!   key), transaction times strictly increase, ids are unique;
+//! - the writer never failed: any error or panic in a writer thread makes the child print
+//!   `error ...` and exit with status 3, which fails the round;
+//! - the kills landed where they should: the child prints `begin <thread> <kind>` before
+//!   each operation and `open-begin`/`opened` around the open, so each kill is classified
+//!   by the operations it interrupted (between their start and their acknowledgement);
+//!   some rounds kill on purpose as soon as an open, a checkpoint or a batch begins. Each
+//!   mode fails unless kills landed inside writes, batches, checkpoints and opens.
 //!
 //! Rounds per mode: `CRASH_ROUNDS` (default 12). Long soak:
 //! `CRASH_ROUNDS=500 cargo test --release --test crash_kill -- --nocapture`.
@@ -28,13 +35,10 @@ use uuid::Uuid;
 
 const CHILD_ENV: &str = "IGNITER_LEDGER_CRASH_WRITER";
 
-/// The three tests of this file run on parallel threads of one process. A child forked
-/// by one thread while another holds a ledger open carries a copy of that descriptor
-/// (and so of its advisory lock) until it execs; on a loaded machine that can outlast
-/// the other thread's close, and that thread's next child then finds its ledger locked.
-/// Spawning (which returns once the child has exec'd) therefore excludes holding a
-/// ledger open in this process.
-static FORK_GUARD: std::sync::RwLock<()> = std::sync::RwLock::new(());
+// The three tests of this file run on parallel threads of one process, each spawning
+// children while the others hold ledgers open. (With `flock` a child forked by one thread
+// carried the others' locks until it exec'd, and a guard had to serialize spawning and
+// holding; the ledger's record locks are not inherited, so no guard is needed.)
 /// A new ledger file every this many rounds keeps replay and checks cheap in long soaks.
 const ROUNDS_PER_FILE: u64 = 25;
 
@@ -78,6 +82,8 @@ struct Stats {
     snapshots_loaded: u64,
     killed_before_first_ack: u64,
     checkpoints: u64,
+    /// Kills that interrupted: a write or append, a batch, a checkpoint, an open.
+    kills_in: [u64; 4],
     longest_chain: usize,
 }
 
@@ -95,10 +101,47 @@ enum Kill {
     AfterStart(Duration),
     /// This long after its first acknowledgement.
     AfterFirstAck(Duration),
+    /// As soon as a line for which this returns true is printed (the reader thread sends
+    /// SIGKILL the moment it reads the line).
+    OnLine(fn(&str) -> bool),
+}
+
+const KINDS: [&str; 4] = ["writes", "batches", "checkpoints", "opens"];
+
+/// Which operations a kill interrupted, from the lines the child printed: an open begun
+/// and not finished; per thread, an operation begun and not acknowledged.
+fn interrupted(lines: &[String]) -> [bool; 4] {
+    let mut hit = [false; 4];
+    let opened = lines.iter().any(|l| l == "opened");
+    hit[3] = lines.iter().any(|l| l == "open-begin") && !opened;
+    let mut last: HashMap<String, Option<usize>> = HashMap::new();
+    for l in lines {
+        let p: Vec<&str> = l.split(' ').collect();
+        match p[0] {
+            "begin" => {
+                let kind = match p[2] {
+                    "write" | "append" => 0,
+                    "batch" => 1,
+                    _ => 2,
+                };
+                last.insert(p[1].to_owned(), Some(kind));
+            }
+            "ack" => {
+                last.insert(p[6].to_owned(), None);
+            }
+            "checkpoint" => {
+                last.insert(p[2].to_owned(), None);
+            }
+            _ => {}
+        }
+    }
+    for k in last.values().flatten() {
+        hit[*k] = true;
+    }
+    hit
 }
 
 fn run_child(path: &Path, mode: Durability, seed: u64, kill: Kill) -> Vec<String> {
-    let spawning = FORK_GUARD.write().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -117,10 +160,14 @@ fn run_child(path: &Path, mode: Durability, seed: u64, kill: Kill) -> Vec<String
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the writer");
-    drop(spawning);
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let on_line = match kill {
+        Kill::OnLine(f) => Some(f),
+        _ => None,
+    };
+    let pid = child.id() as libc::pid_t;
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
         let mut r = BufReader::new(stdout);
@@ -134,7 +181,12 @@ fn run_child(path: &Path, mode: Durability, seed: u64, kill: Kill) -> Vec<String
                     if buf.starts_with(b"ack ") {
                         let _ = first_tx.send(());
                     }
-                    lines.push(String::from_utf8_lossy(&buf).trim_end().to_owned())
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                    if on_line.is_some_and(|f| f(&line)) {
+                        // SAFETY: a signal to our own child, which has not been reaped.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                    lines.push(line);
                 }
                 Ok(_) => break,
             }
@@ -149,6 +201,7 @@ fn run_child(path: &Path, mode: Durability, seed: u64, kill: Kill) -> Vec<String
     let mut start = Instant::now();
     let delay = match kill {
         Kill::AfterStart(d) => d,
+        Kill::OnLine(_) => Duration::from_secs(30),
         Kill::AfterFirstAck(d) => {
             // Wait (bounded) for the first acknowledgement, then start the clock.
             let _ = first_rx.recv_timeout(Duration::from_secs(60));
@@ -170,6 +223,9 @@ fn run_child(path: &Path, mode: Durability, seed: u64, kill: Kill) -> Vec<String
         status.code().is_none() || status.success(),
         "the writer failed before it was killed ({status}):\n{stderr}"
     );
+    if let Some(e) = lines.iter().find(|l| l.starts_with("error ")) {
+        panic!("the writer reported a failure: {e}\n{stderr}");
+    }
     lines
 }
 
@@ -181,7 +237,6 @@ fn int(v: &igniter_ledger::Value, k: &str) -> i64 {
 
 /// Reopens and checks every invariant.
 fn verify(path: &Path, mode: Durability, acked: &HashMap<Uuid, Ack>, stats: &mut Stats) {
-    let _holding_a_ledger = FORK_GUARD.read().unwrap();
     let ledger = LedgerStore::open_with(path, OpenOptions::new().durability(mode))
         .unwrap_or_else(|e| panic!("reopen after a kill must not fail: {e}"));
     let report = ledger.open_report().unwrap().clone();
@@ -268,13 +323,23 @@ fn crash_rounds(mode: Durability) {
         if round % ROUNDS_PER_FILE == 0 {
             acked.clear();
         }
-        // Mostly kill while writing; sometimes while the child is still opening.
-        let kill = match rng.u8(..10) {
-            0 => Kill::AfterStart(Duration::from_millis(rng.u64(..40))),
-            _ => Kill::AfterFirstAck(Duration::from_millis(rng.u64(..250))),
+        // Some rounds kill at a random moment, the others as soon as an open (of a file
+        // with data), a checkpoint, a batch or a write begins.
+        let kill = match (round % ROUNDS_PER_FILE != 0, round % 5) {
+            (true, 1) => Kill::OnLine(|l| l == "open-begin"),
+            (_, 4) => Kill::OnLine(|l| l.starts_with("begin ") && l.ends_with(" write")),
+            (_, 2) => Kill::OnLine(|l| l.starts_with("begin ") && l.ends_with(" checkpoint")),
+            (_, 3) => Kill::OnLine(|l| l.starts_with("begin ") && l.ends_with(" batch")),
+            _ => match rng.u8(..10) {
+                0 => Kill::AfterStart(Duration::from_millis(rng.u64(..40))),
+                _ => Kill::AfterFirstAck(Duration::from_millis(rng.u64(..250))),
+            },
         };
         let seed = seed0 + round;
         let lines = run_child(&path, mode, seed, kill);
+        for (k, hit) in interrupted(&lines).into_iter().enumerate() {
+            stats.kills_in[k] += hit as u64;
+        }
         let mut got = 0;
         for l in &lines {
             let mut p = l.split(' ');
@@ -300,7 +365,7 @@ fn crash_rounds(mode: Durability) {
     println!(
         "crash_kill {}: {} rounds in {:.1?} (seeds {}..{}), {} acknowledged facts ({}), \
          {} kills before the first ack, {} torn tails cut ({} bytes), {} reopens from a \
-         snapshot, {} checkpoints, longest causation chain {}",
+         snapshot, {} checkpoints, longest causation chain {}; kills inside {}",
         mode.name(),
         stats.rounds,
         started.elapsed(),
@@ -318,8 +383,21 @@ fn crash_rounds(mode: Durability) {
         stats.snapshots_loaded,
         stats.checkpoints,
         stats.longest_chain,
+        KINDS
+            .iter()
+            .zip(stats.kills_in)
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     assert!(stats.facts_after_reopen > 0 || stats.acked == 0);
+    for (k, n) in KINDS.iter().zip(stats.kills_in) {
+        assert!(
+            n > 0,
+            "no kill landed inside any of the {k} in {} rounds",
+            stats.rounds
+        );
+    }
 }
 
 #[test]

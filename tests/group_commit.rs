@@ -4,16 +4,33 @@
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use igniter_ledger::{Durability, LedgerStore, LogFile, OpenOptions, Value, Write};
 
 /// A real file that counts syncs and makes each one slow enough that writers queue up.
+/// It records where each appended frame ends, by the fact ids the frame holds.
 struct SlowSync {
     file: File,
     appended: AtomicU64,
     synced_upto: AtomicU64,
     syncs: AtomicU64,
+    /// (frame bytes, end offset) of every append, in order.
+    frames: Mutex<Vec<(Vec<u8>, u64)>>,
+}
+
+impl SlowSync {
+    /// Where the frame holding fact `id` ends (its id is stored as 16 raw bytes).
+    fn end_of(&self, id: uuid::Uuid) -> u64 {
+        let needle = id.as_bytes();
+        self.frames
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(b, _)| b.windows(16).any(|w| w == needle))
+            .map(|(_, end)| *end)
+            .expect("the acknowledged fact was appended")
+    }
 }
 
 impl SlowSync {
@@ -27,14 +44,18 @@ impl SlowSync {
             appended: AtomicU64::new(0),
             synced_upto: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            frames: Mutex::new(Vec::new()),
         })
     }
 }
 
 impl LogFile for SlowSync {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
+        // Under the lock, so the recorded end and the bytes appended agree.
+        let mut frames = self.frames.lock().unwrap();
         (&self.file).write_all(buf)?;
-        self.appended.fetch_add(buf.len() as u64, Ordering::SeqCst);
+        let end = self.appended.fetch_add(buf.len() as u64, Ordering::SeqCst) + buf.len() as u64;
+        frames.push((buf.to_vec(), end));
         Ok(())
     }
     fn sync_data(&self) -> io::Result<()> {
@@ -69,11 +90,19 @@ fn concurrent_writers_share_fsyncs_and_lose_nothing() {
             let file = file.clone();
             std::thread::spawn(move || {
                 for i in 0..PER {
-                    l.write(Write::new("s", format!("t{t}"), Value::Int(i as i64)))
+                    let f = l
+                        .write(Write::new("s", format!("t{t}"), Value::Int(i as i64)))
                         .unwrap();
-                    // When write returns, a completed sync must cover at least this write:
-                    // everything appended up to now by this thread is durable.
-                    assert!(file.synced_upto.load(Ordering::SeqCst) > 0);
+                    // When write returns, a completed sync must cover this write's frame:
+                    // find where the frame ends (the appends recorded by the file) and
+                    // check the durable length had reached it before the acknowledgement.
+                    let synced = file.synced_upto.load(Ordering::SeqCst);
+                    let end = file.end_of(f.id());
+                    assert!(
+                        synced >= end,
+                        "thread {t} write {i} was acknowledged with its frame ending at \
+                         {end} but only {synced} bytes synced"
+                    );
                 }
             })
         })

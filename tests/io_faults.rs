@@ -418,3 +418,56 @@ fn none_mode_a_write_whose_buffer_flush_fails_is_not_written_later() {
         assert_eq!(e.causation, Some(chain[i - 1].id), "causation chain intact");
     }
 }
+
+#[test]
+fn a_failing_final_sync_in_close_never_strands_a_waiting_writer() {
+    // Issue 8, defect 6: a committer that became the group-commit leader after `close`
+    // took the WAL waited for `synced` to pass its end without checking for the error,
+    // and `close`, whose final sync failed, had already sent its only notification.
+    let mut outcomes = [0u32; 3]; // ok, failed, closed
+    for round in 0..100 {
+        let dir = common::tempdir();
+        let path = dir.path().join("waiters.wal");
+        let (l, f) = open(&path, Durability::Fsync);
+        f.set_plan(Plan {
+            sync_delay_ms: 2,
+            ..Plan::default()
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        for t in 0..8 {
+            let (l, tx) = (l.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    match l.write(w(&format!("t{t}"), i)) {
+                        Ok(_) => {}
+                        Err(e) => {
+                            let _ = tx.send(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        std::thread::sleep(std::time::Duration::from_millis(5 + round % 7));
+        f.set_plan(Plan {
+            fail_syncs: 1,
+            sync_delay_ms: 0,
+            ..Plan::default()
+        });
+        let closed = l.close();
+        outcomes[usize::from(closed.is_err())] += 1;
+        for _ in 0..8 {
+            match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+                Ok(Error::Closed | Error::Poisoned(_)) => outcomes[2] += 1,
+                Ok(e) => panic!("round {round}: unexpected error {e}"),
+                Err(_) => panic!("round {round}: a writer is stranded after close"),
+            }
+        }
+    }
+    println!(
+        "close ok/failed: {}/{}; writers ended: {}",
+        outcomes[0], outcomes[1], outcomes[2]
+    );
+    assert!(outcomes[1] > 0, "the final sync failed in some rounds");
+}

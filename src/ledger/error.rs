@@ -79,10 +79,13 @@ pub enum Error {
     /// refuses further writes. Reopen the ledger to recover.
     #[error("the ledger refuses writes after an unrecoverable I/O failure ({0}); reopen it")]
     Poisoned(String),
-    /// This process was forked from the one that opened the ledger file; the child shares
-    /// the parent's descriptor and lock, so it may read but not write, checkpoint or
-    /// flush. Open the file anew in the child (after the parent closed it).
-    #[error("this ledger file was opened by process {opened_by}; a forked child may not write to it (open it anew)")]
+    /// This process was forked from the one that made the ledger. A child of a
+    /// file-backed ledger shares the parent's descriptor, so it may read but not write,
+    /// checkpoint or flush (its `close` writes nothing). And a child never waits on a lock
+    /// that a thread of the parent held at the moment of the fork (nobody is left to
+    /// release it): such a read, or any use of an in-memory ledger caught that way, fails
+    /// with this error. Open the file anew in the child.
+    #[error("this ledger was opened by process {opened_by}; a forked child may not write to it, and cannot use it while a thread of that process held it at the fork (open it anew)")]
     Forked {
         /// The process that opened the file.
         opened_by: u32,

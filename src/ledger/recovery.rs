@@ -1,18 +1,19 @@
 //! Opening a ledger file: snapshot + WAL replay, torn-tail repair, corruption handling,
 //! and the report that says what happened.
 
-use std::fs::{self, File, OpenOptions as FsOpen};
-use std::io::{Read as _, Write as _};
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::codec::{DecodeError, Reader};
 use super::error::{Error, Result};
 use super::fact::{decode_record, Fact};
+use super::fs::{parent_dir, write_new_file, FileSystem};
 use super::import::{self, decode_json, JsonBody};
 use super::index::{State, StateInterner};
 use super::snapshot::{self, Loaded};
 use super::time::Timestamp;
-use super::wal::{self, ScanEnd, TAG_BATCH, TAG_FACT};
+use super::wal::{self, LogFile, ScanEnd, TAG_BATCH, TAG_FACT};
 
 /// What happened to the snapshot on open.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,13 +41,17 @@ pub enum SnapshotOutcome {
     },
 }
 
-/// A torn final frame that was cut off.
+/// A damaged final frame (an interrupted write, or damage to the last frame with no
+/// valid frame after it) that was cut off after its bytes were copied aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
-    /// Where the incomplete frame began (the WAL's new length).
+    /// Where the damaged frame began (the WAL's new length).
     pub offset: u64,
     /// Bytes cut.
     pub bytes: u64,
+    /// The side file (`<wal>.torn-<offset>`) holding the cut bytes, trailing zeros
+    /// trimmed; fsynced, with its directory, before the WAL was cut.
+    pub side_file: Option<PathBuf>,
 }
 
 /// Damage moved aside because the open asked to recover.
@@ -76,8 +81,11 @@ pub struct OpenReport {
     pub facts_loaded: u64,
     /// The snapshot's fate.
     pub snapshot: SnapshotOutcome,
-    /// A torn final frame that was cut, if any.
+    /// A torn final frame that was cut (and copied to a side file), if any.
     pub torn_tail: Option<TornTail>,
+    /// Zero bytes after the last frame that were trimmed: preallocated space left by a
+    /// process that did not close the ledger (nothing was lost).
+    pub zero_tail: u64,
     /// Corruption moved to a side file (only with `recover`).
     pub recovered: Option<Recovered>,
     /// Frames in the 0.5.2 JSON format that were read.
@@ -178,14 +186,6 @@ fn push(state: &mut State, f: Fact, report: &mut OpenReport) {
         _ => f,
     };
     state.apply(f, None, None, &mut Vec::new());
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut buf))
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    Ok(buf)
 }
 
 /// Damage found while replaying: where, why, and whether it is corruption (valid frames
@@ -333,22 +333,31 @@ pub(crate) fn replay(
 }
 
 /// Loads the state of the ledger at `path` (whose WAL file is already open and locked as
-/// `wal_file`), repairing a torn tail and handling corruption per `opts`.
+/// `wal_file`, and appended to through `log`), handling damage per `opts`.
+///
+/// No byte is destroyed: a cut tail (torn or corrupt) is first copied to a side file,
+/// which is fsynced together with its directory entry, and only then is the WAL cut
+/// back. Trailing zeros (preallocated space, see [`super::wal`]) carry nothing and are
+/// trimmed without a copy. `fs` performs the side-file and snapshot-tmp operations.
 pub(crate) fn load(
     path: &Path,
     wal_file: &File,
+    log: &dyn LogFile,
+    fs: &dyn FileSystem,
     opts: &OpenOptions,
 ) -> Result<(State, OpenReport)> {
     let mut report = OpenReport {
         path: path.to_owned(),
         ..OpenReport::default()
     };
-    let buf = read_file(path)?;
+    // Read through the locked handle: opening and closing another descriptor of the WAL
+    // would release this process's record lock (see `lock`).
+    let buf = read_wal(path, wal_file)?;
 
     let tmp = snapshot::snapshot_tmp_path(path);
     if tmp.exists() {
         report.stale_snapshot_tmp = true;
-        let _ = fs::remove_file(&tmp);
+        let _ = fs.remove_file(&tmp);
     }
     let snap_path = snapshot::snapshot_path(path);
     let snapshot_bytes = snap_path.exists().then(|| {
@@ -364,47 +373,75 @@ pub(crate) fn load(
         corrupt,
     }) = damage
     {
-        let bytes = buf.len() as u64 - offset;
-        if corrupt {
-            if !opts.recover {
-                return Err(Error::Corruption {
-                    path: path.to_owned(),
+        if corrupt && !opts.recover {
+            return Err(Error::Corruption {
+                path: path.to_owned(),
+                offset,
+                reason,
+            });
+        }
+        let tail = &buf[offset as usize..];
+        // Trailing zeros are preallocated (or never-written) space: nothing to keep.
+        let kept = tail.len() - tail.iter().rev().take_while(|&&b| b == 0).count();
+        let side = if corrupt || kept > 0 {
+            let side = side_file(path, if corrupt { "corrupt" } else { "torn" }, offset);
+            let bytes = if corrupt { tail } else { &tail[..kept] };
+            write_new_file(fs, &side, bytes)
+                .map_err(|e| Error::io(format!("writing {}", side.display()), e))?;
+            let dir = parent_dir(&side);
+            fs.sync_dir(dir)
+                .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+            Some(side)
+        } else {
+            None
+        };
+        let bytes = tail.len() as u64;
+        match (corrupt, side) {
+            (true, Some(side_file)) => {
+                report.recovered = Some(Recovered {
                     offset,
+                    bytes,
+                    side_file,
                     reason,
                 });
             }
-            let side = side_file(path, offset);
-            let mut sf = File::create(&side)
-                .map_err(|e| Error::io(format!("creating {}", side.display()), e))?;
-            sf.write_all(&buf[offset as usize..])
-                .and_then(|_| sf.sync_all())
-                .map_err(|e| Error::io(format!("writing {}", side.display()), e))?;
-            report.recovered = Some(Recovered {
-                offset,
-                bytes,
-                side_file: side,
-                reason,
-            });
-        } else {
-            report.torn_tail = Some(TornTail { offset, bytes });
+            (_, side_file) => {
+                if kept > 0 {
+                    report.torn_tail = Some(TornTail {
+                        offset,
+                        bytes,
+                        side_file,
+                    });
+                } else {
+                    report.zero_tail = bytes;
+                }
+            }
         }
-        wal_file
-            .set_len(offset)
-            .and_then(|_| wal_file.sync_all())
+        // Only now, with the bytes safe elsewhere, cut the WAL back.
+        log.set_len(offset)
+            .and_then(|_| log.sync_data())
             .map_err(|e| {
                 Error::io(
                     format!("cutting {} back to {offset} bytes", path.display()),
                     e,
                 )
             })?;
-        wal::sync_dir(path)?;
     }
     Ok((state, report))
 }
 
-fn side_file(path: &Path, offset: u64) -> PathBuf {
+fn read_wal(path: &Path, mut file: &File) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut buf))
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(buf)
+}
+
+/// A free side-file name: `<wal>.<kind>-<offset>`, with `.1`, `.2`, ... appended if taken.
+fn side_file(path: &Path, kind: &str, offset: u64) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(format!(".corrupt-{offset}"));
+    s.push(format!(".{kind}-{offset}"));
     let mut p = PathBuf::from(&s);
     let mut n = 1;
     while p.exists() {
@@ -412,41 +449,6 @@ fn side_file(path: &Path, offset: u64) -> PathBuf {
         n += 1;
     }
     p
-}
-
-/// Opens (creating if needed) the WAL file for appending and takes the advisory lock.
-pub(crate) fn open_locked(path: &Path) -> Result<File> {
-    let existed = path.exists();
-    if let Ok(meta) = std::fs::metadata(path) {
-        // A device, FIFO or socket would be read without end (or block) during replay.
-        if !meta.is_file() {
-            return Err(Error::io(
-                format!("opening {}", path.display()),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
-        }
-    }
-    let file = FsOpen::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(Error::Locked {
-                path: path.to_owned(),
-            })
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(Error::io(format!("locking {}", path.display()), e))
-        }
-    }
-    if !existed {
-        wal::sync_dir(path)?;
-    }
-    Ok(file)
 }
 
 /// The earliest time the next commit may have.

@@ -8,15 +8,15 @@
 //! snapshot beside a different or shortened WAL is detected and ignored.
 //!
 //! Written to `<wal>.snap.tmp`, fsynced, renamed over `<wal>.snap`, then the directory is
-//! fsynced: a crash at any point leaves either the old snapshot or the new one.
+//! fsynced: a crash at any point leaves either the old snapshot or the new one, and a
+//! failure at any step removes the temporary file.
 
-use std::fs::{self, File};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::codec::{self, Reader};
 use super::error::{Error, Result};
 use super::fact::{decode_record, encode_record, Fact, Interner};
+use super::fs::{parent_dir, FileSystem};
 use super::time::Timestamp;
 use super::wal::{self, TAG_CHUNK};
 
@@ -111,8 +111,11 @@ pub struct CheckpointReport {
     pub bytes: u64,
 }
 
-/// Writes a snapshot atomically (tmp, fsync, rename, directory fsync).
+/// Writes a snapshot atomically (tmp, fsync, rename, directory fsync) through `fs`.
+/// Every error path removes the temporary file, so a failed checkpoint (a full disk,
+/// say) leaves no partial `.snap.tmp` taking the space the WAL needs.
 pub(crate) fn write(
+    fs: &dyn FileSystem,
     wal_path: &Path,
     facts: &[Fact],
     wal_offset: u64,
@@ -120,8 +123,45 @@ pub(crate) fn write(
 ) -> Result<CheckpointReport> {
     let tmp = snapshot_tmp_path(wal_path);
     let dest = snapshot_path(wal_path);
+    let res = write_tmp(fs, &tmp, facts, wal_offset, wal_tail_crc).and_then(|(header, bytes)| {
+        fs.rename(&tmp, &dest).map_err(|e| {
+            Error::io(
+                format!("renaming {} to {}", tmp.display(), dest.display()),
+                e,
+            )
+        })?;
+        Ok((header, bytes))
+    });
+    let (header, bytes) = match res {
+        Ok(r) => r,
+        Err(e) => {
+            // Best effort: the error being reported matters more than a failed removal
+            // (which the next open also retries).
+            let _ = fs.remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let dir = parent_dir(&dest);
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+    Ok(CheckpointReport {
+        path: dest,
+        fact_count: header.fact_count,
+        wal_offset,
+        bytes,
+    })
+}
+
+/// Writes and fsyncs the temporary snapshot file; returns its header and size.
+fn write_tmp(
+    fs: &dyn FileSystem,
+    tmp: &Path,
+    facts: &[Fact],
+    wal_offset: u64,
+    wal_tail_crc: u32,
+) -> Result<(Header, u64)> {
     let ctx = |what: &str| format!("{what} {}", tmp.display());
-    let mut file = File::create(&tmp).map_err(|e| Error::io(ctx("creating"), e))?;
+    let mut file = fs.create(tmp).map_err(|e| Error::io(ctx("creating"), e))?;
     let header = Header {
         fact_count: facts.len() as u64,
         wal_offset,
@@ -153,20 +193,7 @@ pub(crate) fn write(
         .map_err(|e| Error::io(ctx("writing"), e))?;
     bytes += buf.len() as u64;
     file.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
-    drop(file);
-    fs::rename(&tmp, &dest).map_err(|e| {
-        Error::io(
-            format!("renaming {} to {}", tmp.display(), dest.display()),
-            e,
-        )
-    })?;
-    wal::sync_dir(&dest)?;
-    Ok(CheckpointReport {
-        path: dest,
-        fact_count: header.fact_count,
-        wal_offset,
-        bytes,
-    })
+    Ok((header, bytes))
 }
 
 /// A snapshot read back.

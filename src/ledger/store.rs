@@ -22,14 +22,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
 use super::access::{AccessPath, Coercion, Delivery, Pending, ReadFact};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::{self, encode_record, Fact, FactDraft};
+use super::fork::{self, Owned, Owner};
+use super::fs::{FileSystem, OsFileSystem};
 use super::index::{Resolved, State};
+use super::lock;
 use super::recovery::{self, OpenOptions, OpenReport};
 use super::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
 use super::snapshot::{self, CheckpointReport};
@@ -79,20 +82,98 @@ struct Inner {
     consumer_failures: AtomicU64,
     /// Serializes checkpoints: they share the `.snap.tmp` path.
     checkpointing: Mutex<()>,
-    /// The process that opened the file. A forked child shares the WAL descriptor and
-    /// its lock; it must neither commit nor flush through them.
+    /// Snapshot, side-file and directory operations.
+    fs: Arc<dyn FileSystem>,
+    /// The process that made this ledger. A forked child shares the WAL descriptor; it
+    /// must neither commit nor flush through it, and must not wait on a lock that a
+    /// thread of the parent held at fork time (see `fork`).
     pid: u32,
+    /// The process whose thread holds `state` for writing.
+    state_owner: Owner,
+    /// The process whose thread holds `writer` (commit path).
+    writer_owner: Owner,
 }
 
 impl Inner {
     /// Refuses file operations in a process forked from the one that opened the file.
+    /// Called before any lock is taken.
     fn check_not_forked(&self) -> Result<()> {
         if self.path.is_some() && std::process::id() != self.pid {
-            return Err(Error::Forked {
-                opened_by: self.pid,
-            });
+            return Err(self.forked());
         }
         Ok(())
+    }
+
+    fn forked(&self) -> Error {
+        Error::Forked {
+            opened_by: self.pid,
+        }
+    }
+
+    /// The published state, for reading. In a forked child, never waits on a lock held
+    /// by a thread of the parent (`Forked` instead).
+    fn read_state(&self) -> Result<RwLockReadGuard<'_, State>> {
+        if let Some(g) = self.state.try_read() {
+            return Ok(g);
+        }
+        let me = std::process::id();
+        if me == self.pid {
+            return Ok(self.state.read());
+        }
+        fork::acquire(
+            me,
+            &self.state_owner,
+            || self.state.try_read(),
+            || self.state.read(),
+        )
+        .ok_or_else(|| self.forked())
+    }
+
+    /// [`Inner::read_state`] for the reads whose signature cannot fail. In a forked child
+    /// whose parent was publishing at the moment of the fork, the state may be half
+    /// updated and its lock can never be taken: such a read panics with the `Forked`
+    /// message rather than hang (the fallible reads return the error).
+    fn read_state_infallible(&self) -> RwLockReadGuard<'_, State> {
+        match self.read_state() {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The published state, for writing, recording this process as its holder (`me`).
+    fn write_state_as(&self, me: u32) -> Result<Owned<'_, RwLockWriteGuard<'_, State>>> {
+        let g = match self.state.try_write() {
+            Some(g) => g,
+            None if me == self.pid => self.state.write(),
+            None => fork::acquire(
+                me,
+                &self.state_owner,
+                || self.state.try_write(),
+                || self.state.write(),
+            )
+            .ok_or_else(|| self.forked())?,
+        };
+        Ok(Owned::new(g, &self.state_owner, me))
+    }
+
+    fn write_state(&self) -> Result<Owned<'_, RwLockWriteGuard<'_, State>>> {
+        self.write_state_as(std::process::id())
+    }
+
+    /// The writer, for a commit by process `me`.
+    fn lock_writer(&self, me: u32) -> Result<Owned<'_, MutexGuard<'_, Writer>>> {
+        let g = match self.writer.try_lock() {
+            Some(g) => g,
+            None if me == self.pid => self.writer.lock(),
+            None => fork::acquire(
+                me,
+                &self.writer_owner,
+                || self.writer.try_lock(),
+                || self.writer.lock(),
+            )
+            .ok_or_else(|| self.forked())?,
+        };
+        Ok(Owned::new(g, &self.writer_owner, me))
     }
 }
 
@@ -117,11 +198,20 @@ struct Writer {
     frame: Vec<u8>,
 }
 
+/// Group-commit state, under `Inner::sync`.
 #[derive(Default)]
 struct SyncState {
+    /// WAL bytes known to be on stable storage.
     synced: u64,
+    /// A committer is running fdatasync.
     leader: bool,
+    /// The sync failure that poisoned the ledger.
     error: Option<String>,
+    /// The WAL file, for the leader's fdatasync. `close` clears it in the same critical
+    /// section in which it records the final sync's outcome (`synced` or `error`), so a
+    /// committer that finds no file always finds its answer too: no one waits for a
+    /// notification that was already sent.
+    file: Option<Arc<dyn LogFile>>,
 }
 
 /// The result of a commit whose consumer notifications have not been delivered yet (see
@@ -208,9 +298,11 @@ impl LedgerStore {
         path: Option<PathBuf>,
         durability: Durability,
         report: Option<OpenReport>,
+        fs: Arc<dyn FileSystem>,
     ) -> Self {
         let clock = Clock::new(recovery::clock_floor(&state));
         let written = wal.as_ref().map_or(0, |w| w.len);
+        let file = wal.as_ref().map(|w| w.file.clone());
         LedgerStore {
             inner: Arc::new(Inner {
                 state: RwLock::new(state),
@@ -226,6 +318,7 @@ impl LedgerStore {
                 }),
                 sync: Mutex::new(SyncState {
                     synced: written,
+                    file,
                     ..SyncState::default()
                 }),
                 synced: Condvar::new(),
@@ -236,14 +329,24 @@ impl LedgerStore {
                 closed: AtomicBool::new(false),
                 consumer_failures: AtomicU64::new(0),
                 checkpointing: Mutex::new(()),
+                fs,
                 pid: std::process::id(),
+                state_owner: Owner::default(),
+                writer_owner: Owner::default(),
             }),
         }
     }
 
     /// A ledger that lives in memory only.
     pub fn memory() -> Self {
-        Self::build(State::default(), None, None, Durability::None, None)
+        Self::build(
+            State::default(),
+            None,
+            None,
+            Durability::None,
+            None,
+            Arc::new(OsFileSystem),
+        )
     }
 
     /// Opens (or creates) the ledger whose WAL is at `path`, with `fsync` durability.
@@ -254,46 +357,58 @@ impl LedgerStore {
 
     /// Opens with options (durability, recovery).
     pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
-        let path = path.as_ref();
-        let file = recovery::open_locked(path)?;
-        let (state, report) = recovery::load(path, &file, &opts)?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
-            .len();
-        let wal = WalWriter::new(Arc::new(file), len, opts.durability, path);
-        Ok(Self::build(
-            state,
-            Some(wal),
-            Some(path.to_owned()),
-            opts.durability,
-            Some(report),
-        ))
+        Self::open_with_layers(path, opts, None, Arc::new(OsFileSystem))
     }
 
     /// Opens on a custom file layer (for fault-injection tests). The file at `path` is read
-    /// for recovery and locked as usual; appends and syncs go through `file`.
+    /// for recovery and locked as usual; appends, syncs and the recovery cut go through
+    /// `file`.
     #[doc(hidden)]
     pub fn open_with_file(
         path: impl AsRef<Path>,
         opts: OpenOptions,
         file: Arc<dyn LogFile>,
     ) -> Result<Self> {
+        Self::open_with_layers(path, opts, Some(file), Arc::new(OsFileSystem))
+    }
+
+    /// Opens with custom I/O layers (for fault-injection tests): `file` (if given) takes
+    /// the WAL's appends, syncs and recovery cut; `fs` the snapshot, side-file and
+    /// directory operations.
+    #[doc(hidden)]
+    pub fn open_with_layers(
+        path: impl AsRef<Path>,
+        opts: OpenOptions,
+        file: Option<Arc<dyn LogFile>>,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Self> {
         let path = path.as_ref();
-        let real = recovery::open_locked(path)?;
-        let (state, report) = recovery::load(path, &real, &opts)?;
-        let len = real
+        let locked = Arc::new(lock::open_locked(path, &*fs)?);
+        let (log, lock_holder): (Arc<dyn LogFile>, _) = match file {
+            Some(f) => (f, Some(locked.clone())),
+            None => (locked.clone(), None),
+        };
+        let (state, report) = recovery::load(path, &locked.file, &*log, &*fs, &opts)?;
+        let len = locked
+            .file
             .metadata()
             .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
             .len();
-        let mut wal = WalWriter::new(file, len, opts.durability, path);
-        wal._lock = Some(real);
+        {
+            let mut e = locked.extent.lock();
+            (e.end, e.allocated) = (len, len);
+            e.preallocate = opts.durability == Durability::Fsync;
+        }
+        drop(locked);
+        let mut wal = WalWriter::new(log, len, opts.durability, path);
+        wal._lock = lock_holder;
         Ok(Self::build(
             state,
             Some(wal),
             Some(path.to_owned()),
             opts.durability,
             Some(report),
+            fs,
         ))
     }
 
@@ -364,14 +479,18 @@ impl LedgerStore {
                 pending: Pending::default(),
             });
         }
-        self.inner.check_not_forked()?;
+        // Before any lock: a forked child must not wait on a lock a parent thread held.
+        let me = std::process::id();
+        let inner = &*self.inner;
+        if inner.path.is_some() && me != inner.pid {
+            return Err(inner.forked());
+        }
         // Validation and encoding, before any lock.
         let mut prepared = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
             prepared.push(prepare(op)?);
         }
-        let inner = &*self.inner;
-        let mut guard = inner.writer.lock();
+        let mut guard = inner.lock_writer(me)?;
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -379,7 +498,7 @@ impl LedgerStore {
             return Err(Error::Poisoned(p.clone()));
         }
         let facts = {
-            let state = inner.state.read();
+            let state = inner.read_state()?;
             seal_all(&mut guard, &state, prepared)?
         };
         let w = &mut *guard;
@@ -388,7 +507,7 @@ impl LedgerStore {
         let Some(wal) = w.wal.as_mut() else {
             // In memory: publish at once.
             let mut out = Vec::new();
-            let mut state = inner.state.write();
+            let mut state = inner.write_state_as(me)?;
             let facts = publish_facts(&mut state, facts, &mut out);
             return Ok(Committed {
                 facts,
@@ -421,7 +540,7 @@ impl LedgerStore {
         inner.written.store(wal.written, Ordering::Release);
         if inner.durability != Durability::Fsync {
             let mut out = Vec::new();
-            let mut state = inner.state.write();
+            let mut state = inner.write_state_as(me)?;
             let facts = publish_facts(&mut state, facts, &mut out);
             state.wal_end = end;
             state.wal_tail_crc = crc;
@@ -449,7 +568,7 @@ impl LedgerStore {
         let mut w = inner.writer.lock();
         match durable {
             Ok(durable) => {
-                publish_durable(&mut w, &inner.state, durable);
+                publish_durable(&mut w, inner, durable);
                 let items = w.delivered.remove(&seq).unwrap_or_default();
                 Ok(Committed {
                     facts: result,
@@ -463,7 +582,7 @@ impl LedgerStore {
                 if let Error::Poisoned(p) = &e {
                     w.poisoned.get_or_insert_with(|| p.clone());
                 }
-                publish_durable(&mut w, &inner.state, durable);
+                publish_durable(&mut w, inner, durable);
                 w.pending.clear();
                 w.overlay.clear();
                 Err(e)
@@ -473,6 +592,12 @@ impl LedgerStore {
 
     /// Blocks until the WAL is durable up to `end`; returns the durable length, or the
     /// error together with the length that was durable when syncing failed.
+    ///
+    /// Every wait re-checks, under the `sync` lock, both the durable length and the
+    /// error; and the file the leader syncs is taken from the same `SyncState` that
+    /// `close` clears together with recording its outcome. So a committer never waits for
+    /// a notification that was already sent (a failing final sync in `close` used to
+    /// leave such a committer waiting forever).
     fn wait_durable(&self, end: u64) -> Result<u64, (Error, u64)> {
         let inner = &*self.inner;
         let mut s = inner.sync.lock();
@@ -487,20 +612,16 @@ impl LedgerStore {
                 inner.synced.wait(&mut s);
                 continue;
             }
+            let Some(file) = s.file.clone() else {
+                // `close` finished and its final sync did not cover `end` (it covers all
+                // that was written, so this cannot happen; answer rather than wait).
+                return Err((Error::Closed, s.synced));
+            };
             s.leader = true;
             drop(s);
             let target = inner.written.load(Ordering::Acquire);
-            let file = inner.writer.lock().wal.as_ref().map(|w| w.file.clone());
-            let Some(file) = file else {
-                // `close` took the file; it syncs everything and then raises `synced`.
-                s = inner.sync.lock();
-                s.leader = false;
-                if s.synced < end {
-                    inner.synced.wait(&mut s);
-                }
-                continue;
-            };
             let res = file.sync_data().map_err(|e| e.to_string());
+            drop(file);
             s = inner.sync.lock();
             s.leader = false;
             match res {
@@ -538,7 +659,7 @@ impl LedgerStore {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
-        let state = self.inner.state.read();
+        let state = self.inner.read_state()?;
         // Facts of one store share its interned name: look each store up once.
         let mut last: Option<&Arc<str>> = None;
         let any = facts.iter().any(|f| {
@@ -592,8 +713,7 @@ impl LedgerStore {
         // The fact and the store's coercion under one read lock.
         let found = self
             .inner
-            .state
-            .read()
+            .read_state()?
             .read_coercible(&q.store, &q.key, q.as_of, q.valid_at);
         let Some((f, c)) = found else {
             return Ok(None);
@@ -617,15 +737,17 @@ impl LedgerStore {
 
     /// The latest raw fact of (store, key), ignoring coercions.
     pub fn latest(&self, store: &str, key: &str) -> Option<Fact> {
-        self.inner.state.read().latest(store, key).cloned()
+        self.inner
+            .read_state_infallible()
+            .latest(store, key)
+            .cloned()
     }
 
     /// Facts of a store or key in commit order (coerced).
     pub fn history(&self, q: HistoryQuery) -> Result<Vec<ReadFact>> {
         let facts = self
             .inner
-            .state
-            .read()
+            .read_state()?
             .history(&q.store, q.key.as_deref(), q.since, q.as_of);
         self.coerce(facts)
     }
@@ -633,8 +755,7 @@ impl LedgerStore {
     /// Raw facts of a store or key in commit order (no coercion).
     pub fn history_raw(&self, q: HistoryQuery) -> Vec<Fact> {
         self.inner
-            .state
-            .read()
+            .read_state_infallible()
             .history(&q.store, q.key.as_deref(), q.since, q.as_of)
     }
 
@@ -643,32 +764,32 @@ impl LedgerStore {
     /// the store's facts; later appends and writes keep it current, so later calls cost
     /// O(slice).
     pub fn history_partition(&self, q: PartitionQuery) -> Result<Vec<ReadFact>> {
-        let facts = self.partition_raw(&q);
+        let facts = self.partition_raw(&q)?;
         self.coerce(facts)
     }
 
-    fn partition_raw(&self, q: &PartitionQuery) -> Vec<Fact> {
+    fn partition_raw(&self, q: &PartitionQuery) -> Result<Vec<Fact>> {
         {
-            let s = self.inner.state.read();
+            let s = self.inner.read_state()?;
             if s.has_partition(&q.store, &q.partition_key) {
-                return s.partition(
+                return Ok(s.partition(
                     &q.store,
                     &q.partition_key,
                     &q.partition_value,
                     q.since,
                     q.as_of,
-                );
+                ));
             }
         }
-        let mut s = self.inner.state.write();
+        let mut s = self.inner.write_state()?;
         s.build_partition_index(&q.store, &q.partition_key);
-        s.partition(
+        Ok(s.partition(
             &q.store,
             &q.partition_key,
             &q.partition_value,
             q.since,
             q.as_of,
-        )
+        ))
     }
 
     /// How many facts `history_partition` would answer for this store, partition key and
@@ -692,10 +813,11 @@ impl LedgerStore {
     /// assert_eq!(ledger.partition_len(&PartitionQuery::new("events", "order_id", "o2")), Some(0));
     /// ```
     pub fn partition_len(&self, q: &PartitionQuery) -> Option<usize> {
-        self.inner
-            .state
-            .read()
-            .partition_len(&q.store, &q.partition_key, &q.partition_value)
+        self.inner.read_state_infallible().partition_len(
+            &q.store,
+            &q.partition_key,
+            &q.partition_value,
+        )
     }
 
     /// Latest fact per key whose value matches the scope's filters (coerced), ordered by
@@ -708,22 +830,22 @@ impl LedgerStore {
         scope: &str,
         as_of: Option<Timestamp>,
     ) -> Result<Vec<ReadFact>> {
-        if as_of.is_some() && !self.inner.state.read().scope_history_built(store, scope) {
-            self.inner.state.write().build_scope_history(store, scope);
+        if as_of.is_some() && !self.inner.read_state()?.scope_history_built(store, scope) {
+            self.inner.write_state()?.build_scope_history(store, scope);
         }
-        let facts = self.inner.state.read().query(store, scope, as_of)?;
+        let facts = self.inner.read_state()?.query(store, scope, as_of)?;
         self.coerce(facts)
     }
 
     /// Registers an access path. A scope path's membership is computed from the current
     /// state at once and maintained on every write after.
     pub fn register_path(&self, path: AccessPath) -> Result<()> {
-        self.inner.state.write().register_path(path)
+        self.inner.write_state()?.register_path(path)
     }
 
     /// Registers a read-path coercion for a store (replacing an earlier one).
     pub fn register_coercion(&self, store: &str, c: Arc<dyn Coercion>) -> Result<()> {
-        self.inner.state.write().register_coercion(store, c)
+        self.inner.write_state()?.register_coercion(store, c)
     }
 
     /// The key's facts as a causation chain, oldest first.
@@ -779,7 +901,7 @@ impl LedgerStore {
 
     /// A fact by id.
     pub fn fact_by_id(&self, id: Uuid) -> Option<Fact> {
-        self.inner.state.read().fact_by_id(id).cloned()
+        self.inner.read_state_infallible().fact_by_id(id).cloned()
     }
 
     /// A compact reference to a fact by id.
@@ -796,12 +918,12 @@ impl LedgerStore {
 
     /// Number of facts.
     pub fn fact_count(&self) -> usize {
-        self.inner.state.read().fact_count()
+        self.inner.read_state_infallible().fact_count()
     }
 
     /// Every fact in commit order with `since <= tx <= as_of`.
     pub fn fact_log_all(&self, since: Option<Timestamp>, as_of: Option<Timestamp>) -> Vec<Fact> {
-        let s = self.inner.state.read();
+        let s = self.inner.read_state_infallible();
         let lo = since.map_or(0, |t| s.log.partition_point(|f| f.transaction_time() < t));
         let hi = as_of.map_or(s.log.len(), |t| {
             s.log.partition_point(|f| f.transaction_time() <= t)
@@ -815,7 +937,7 @@ impl LedgerStore {
 
     /// What is registered.
     pub fn schema_graph(&self) -> SchemaGraph {
-        let s = self.inner.state.read();
+        let s = self.inner.read_state_infallible();
         SchemaGraph {
             paths: s.paths(),
             partitions: s
@@ -830,7 +952,7 @@ impl LedgerStore {
 
     /// True when any access path is registered (consumers may be owed notifications).
     pub fn has_access_paths(&self) -> bool {
-        self.inner.state.read().consumers_registered()
+        self.inner.read_state_infallible().consumers_registered()
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -844,19 +966,40 @@ impl LedgerStore {
                 "checkpoint needs a file-backed ledger (open it with a path)".into(),
             ));
         };
+        // Before any lock (a forked child must not wait on one a parent thread held).
+        self.inner.check_not_forked()?;
         // One checkpoint at a time: concurrent ones would write the same temporary file
         // and rename it from under each other.
         let _one_at_a_time = self.inner.checkpointing.lock();
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.inner.check_not_forked()?;
-        self.flush_wal()?;
         let (facts, wal_end, crc) = {
-            let s = self.inner.state.read();
+            let s = self.inner.read_state()?;
             (s.log.clone(), s.wal_end, s.wal_tail_crc)
         };
-        snapshot::write(&path, &facts, wal_end, crc)
+        // The snapshot must cover only WAL bytes on stable storage. Otherwise (`flush` and
+        // `none` modes) a power cut could leave a WAL shorter than the snapshot claims:
+        // the snapshot would be ignored on open and overwritten by the next checkpoint,
+        // losing the facts only it held. So write out the buffer (`none`), then fdatasync
+        // the WAL (which covers `wal_end`) before the snapshot is written. In `fsync` mode
+        // every published commit is already durable.
+        self.flush_wal()?;
+        if self.inner.durability != Durability::Fsync {
+            self.sync_wal()?;
+        }
+        snapshot::write(&*self.inner.fs, &path, &facts, wal_end, crc)
+    }
+
+    /// fdatasyncs the WAL (what `write(2)` has handed to the kernel so far).
+    fn sync_wal(&self) -> Result<()> {
+        let file = self.inner.sync.lock().file.clone();
+        let Some(file) = file else {
+            return Err(Error::Closed);
+        };
+        let path = self.inner.path.as_deref().unwrap_or(Path::new(""));
+        file.sync_data()
+            .map_err(|e| Error::io(format!("syncing {}", path.display()), e))
     }
 
     fn flush_wal(&self) -> Result<()> {
@@ -877,6 +1020,13 @@ impl LedgerStore {
     /// Flushes and syncs the WAL and releases the file lock. Later writes fail with
     /// [`Error::Closed`]; reads keep answering from memory. Closing twice is fine.
     pub fn close(&self) -> Result<()> {
+        if self.inner.check_not_forked().is_err() {
+            // Before any lock (one may have been held by a parent thread at fork time).
+            // The parent owns the buffered commits and the file: write nothing; this
+            // process's copy of the descriptor goes when the handle is dropped.
+            self.inner.closed.store(true, Ordering::Release);
+            return Ok(());
+        }
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -885,19 +1035,17 @@ impl LedgerStore {
             return Ok(());
         };
         drop(w);
-        if self.inner.check_not_forked().is_err() {
-            // The parent owns the buffered commits and the file: drop this process's
-            // copy of the descriptor without writing anything.
-            wal.buf.clear();
-            return Ok(());
-        }
         let res = wal.flush_buffer().map_err(Error::from).and_then(|_| {
+            // The file ends exactly at its last frame after a clean close.
             wal.file
-                .sync_data()
+                .finish()
+                .and_then(|_| wal.file.sync_data())
                 .map_err(|e| Error::io(format!("syncing {}", wal.path.display()), e))
         });
-        // Commits still waiting for a group-commit sync learn their fate.
+        // Commits still waiting for a group-commit sync learn their fate, in the same
+        // critical section that removes the file they would sync (see `wait_durable`).
         let mut s = self.inner.sync.lock();
+        s.file = None;
         match &res {
             Ok(()) => s.synced = s.synced.max(wal.written),
             Err(e) => {
@@ -1114,11 +1262,12 @@ fn publish_facts(state: &mut State, facts: Vec<Sealed>, out: &mut Vec<Delivery>)
 }
 
 /// Publishes every pending commit that is durable, in order.
-fn publish_durable(w: &mut Writer, state: &RwLock<State>, durable: u64) {
+fn publish_durable(w: &mut Writer, inner: &Inner, durable: u64) {
     if w.pending.front().is_none_or(|c| c.end > durable) {
         return;
     }
-    let mut s = state.write();
+    // Only ever called in the process that opened the file (commits check first).
+    let mut s = Owned::new(inner.state.write(), &inner.state_owner, inner.pid);
     while let Some(c) = w.pending.front() {
         if c.end > durable {
             break;

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{Error, Result};
+use super::lock::LockedFile;
 
 /// Bytes of framing around each body.
 pub const FRAME_OVERHEAD: usize = 8;
@@ -275,8 +276,92 @@ pub trait LogFile: Send + Sync {
     fn append(&self, buf: &[u8]) -> io::Result<()>;
     /// fdatasync.
     fn sync_data(&self) -> io::Result<()>;
-    /// Truncates (or extends) to `len` bytes.
+    /// Truncates (or extends) to `len` bytes: the log ends there.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Called by a clean close before the final sync: gives back any space reserved past
+    /// the log's end, so the file ends exactly at its last frame. The default does
+    /// nothing.
+    fn finish(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Zero-filled space added past the log's end at a time (fsync mode).
+pub(crate) const PREALLOCATE: u64 = 1 << 20;
+
+/// The real WAL file. In `fsync` mode it keeps zero-filled space ahead of the log
+/// (preallocation): a commit then overwrites blocks that are already written and part of
+/// the file, so its fdatasync flushes data only, instead of also committing a new file
+/// size through the file system's journal on every commit. The space is added
+/// [`PREALLOCATE`] bytes at a time, by writing zeros (not `fallocate`, whose unwritten
+/// extents would still need a metadata update on first write); the commit that adds it
+/// pays for it. Readers of the WAL treat a zero region after the last frame as the end of
+/// the log (a frame never starts with a zero length), and the space never outlives the
+/// handle: `close` (and dropping the handle) cuts the file back to the end of its last
+/// frame, and opening trims what a crashed process left. If the space cannot be added (a
+/// full disk, a file size limit), frames are appended without it.
+impl LogFile for LockedFile {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
+        let mut e = self.extent.lock();
+        let need = e.end + buf.len() as u64;
+        if e.preallocate && need > e.allocated && e.end >= e.retry_at {
+            let target = need.div_ceil(PREALLOCATE) * PREALLOCATE + PREALLOCATE;
+            match zero_fill(&self.file, e.allocated, target) {
+                Ok(()) => e.allocated = target,
+                Err(_) => {
+                    // Best effort: give back what was added, try again a chunk later.
+                    let _ = self.file.set_len(e.allocated);
+                    e.retry_at = e.end + PREALLOCATE;
+                }
+            }
+        }
+        write_all_at(&self.file, buf, e.end)?;
+        e.end = need;
+        e.allocated = e.allocated.max(need);
+        Ok(())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut e = self.extent.lock();
+        self.file.set_len(len)?;
+        e.end = len;
+        e.allocated = len;
+        Ok(())
+    }
+    fn finish(&self) -> io::Result<()> {
+        let mut e = self.extent.lock();
+        if e.allocated > e.end {
+            self.file.set_len(e.end)?;
+            e.allocated = e.end;
+        }
+        Ok(())
+    }
+}
+
+/// Writes zeros over `[from, to)` of `file`.
+fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
+    static Z: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(Z.len() as u64) as usize;
+        write_all_at(file, &Z[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek as _, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(buf)
 }
 
 impl LogFile for File {
@@ -301,8 +386,8 @@ pub(crate) struct WalWriter {
     pub(crate) buf: Vec<u8>,
     pub(crate) mode: Durability,
     pub(crate) path: PathBuf,
-    /// Holds the advisory lock when `file` is not the locked file itself.
-    pub(crate) _lock: Option<File>,
+    /// Holds the file lock when `file` is not the locked file itself.
+    pub(crate) _lock: Option<Arc<LockedFile>>,
 }
 
 const NONE_BUFFER: usize = 1024 * 1024;
@@ -392,17 +477,6 @@ impl From<AppendError> for Error {
             AppendError::Poisoned(s) => Error::Poisoned(s),
         }
     }
-}
-
-/// fsyncs a directory so a create or rename in it is durable.
-pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
 }
 
 #[cfg(test)]
@@ -550,6 +624,31 @@ mod tests {
             matches!(end, ScanEnd::Corrupt { offset: 10, .. }),
             "{end:?}"
         );
+    }
+
+    #[test]
+    fn a_cut_in_the_preallocated_region_is_physical() {
+        // An undo or a failed sync's cut must not leave the cut bytes in reserved space
+        // (a later, shorter frame would be followed by the remains of the failed one).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.wal");
+        let f = super::super::lock::open_locked(&path, &super::super::fs::OsFileSystem).unwrap();
+        f.extent.lock().preallocate = true;
+        let a = frames(&[&[0x92, 1, 0xc0][..], &[0x92, 1, 0xc2][..]]);
+        f.append(&a).unwrap();
+        assert_eq!(f.file.metadata().unwrap().len(), 2 * PREALLOCATE);
+        f.set_len(0).unwrap();
+        assert_eq!(f.file.metadata().unwrap().len(), 0, "cut physically");
+        let b = frames(&[&[0x92, 1, 0xc3][..]]);
+        f.append(&b).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..b.len()], &b[..]);
+        assert!(
+            bytes[b.len()..].iter().all(|&x| x == 0),
+            "nothing of the cut frames"
+        );
+        f.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b);
     }
 
     #[test]

@@ -142,3 +142,155 @@ impl LogFile for FaultFile {
         Ok(())
     }
 }
+
+/// What the fault-injecting file-system layer does wrong (snapshot, side-file and
+/// directory operations).
+#[derive(Default, Debug, Clone)]
+pub struct FsPlan {
+    /// Bytes that may be written to created files in total before writes fail with
+    /// ENOSPC (writing what fits first), like a full disk.
+    pub capacity: Option<u64>,
+    /// `create` fails with EIO.
+    pub fail_create: bool,
+    /// `sync_all` of a created file fails with EIO.
+    pub fail_file_sync: bool,
+    /// `rename` fails with EIO.
+    pub fail_rename: bool,
+    /// `sync_dir` fails with EIO.
+    pub fail_sync_dir: bool,
+    /// Each `create` sleeps this long first (so a test can fork while it runs).
+    pub create_delay_ms: u64,
+}
+
+/// The real file system with faults on demand; records what it did.
+#[derive(Default)]
+pub struct FaultFs {
+    pub plan: Mutex<FsPlan>,
+    /// Bytes written through created files so far (counted against `capacity`).
+    pub written: Arc<AtomicU64>,
+    /// Operations, in order: "create <path>", "sync <path>", "rename <from> <to>",
+    /// "remove <path>", "sync_dir <dir>".
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl FaultFs {
+    pub fn new() -> Arc<FaultFs> {
+        Arc::new(FaultFs::default())
+    }
+    pub fn set_plan(&self, p: FsPlan) {
+        *self.plan.lock().unwrap() = p;
+    }
+    pub fn ops(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+    fn note(&self, s: String) {
+        self.log.lock().unwrap().push(s);
+    }
+}
+
+struct FaultWritten {
+    file: File,
+    path: String,
+    capacity: Option<u64>,
+    fail_sync: bool,
+    written: Arc<AtomicU64>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl igniter_ledger::WrittenFile for FaultWritten {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if let Some(cap) = self.capacity {
+            let used = self.written.load(Ordering::SeqCst);
+            if used + buf.len() as u64 > cap {
+                let n = cap.saturating_sub(used) as usize;
+                io::Write::write_all(&mut self.file, &buf[..n])?;
+                self.written.fetch_add(n as u64, Ordering::SeqCst);
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+        }
+        io::Write::write_all(&mut self.file, buf)?;
+        self.written.fetch_add(buf.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.log.lock().unwrap().push(format!("sync {}", self.path));
+        if self.fail_sync {
+            return Err(eio("fsync of a created file"));
+        }
+        self.file.sync_all()
+    }
+}
+
+impl igniter_ledger::FileSystem for FaultFs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn igniter_ledger::WrittenFile>> {
+        let plan = self.plan.lock().unwrap().clone();
+        if plan.create_delay_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(plan.create_delay_ms));
+        }
+        self.note(format!("create {}", path.display()));
+        if plan.fail_create {
+            return Err(eio("create"));
+        }
+        Ok(Box::new(FaultWritten {
+            file: File::create(path)?,
+            path: path.display().to_string(),
+            capacity: plan.capacity,
+            fail_sync: plan.fail_file_sync,
+            written: self.written.clone(),
+            log: self.log.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.note(format!("rename {} {}", from.display(), to.display()));
+        if self.plan.lock().unwrap().fail_rename {
+            return Err(eio("rename"));
+        }
+        std::fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.note(format!("remove {}", path.display()));
+        std::fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.note(format!("sync_dir {}", dir.display()));
+        if self.plan.lock().unwrap().fail_sync_dir {
+            return Err(eio("directory fsync"));
+        }
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// A small tmpfs mounted for one test (unmounted on drop), when the test runs as root
+/// and the system allows it; otherwise the reason it could not be made.
+pub struct SmallTmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    pub fn mount(size: &str) -> Result<SmallTmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed (needs root): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(SmallTmpfs { dir })
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}

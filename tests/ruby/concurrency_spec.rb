@@ -187,15 +187,37 @@ RSpec.describe "optimistic concurrency, atomic batches and threads" do
     end
 
     it "keeps other Ruby threads running while one commits in fsync mode" do
-      Igniter::Ledger.open(wal_path) do |s|
-        ticks = 0
-        writer = Thread.new { 5.times { |i| s.write(store: :t, key: "k", value: i) } }
-        until writer.join(0)
-          ticks += 1
-          Thread.pass
+      # Each write's fdatasync must run without the GVL: another Ruby thread keeps
+      # ticking *during* the write calls. A tick is counted only when it falls strictly
+      # inside a write call's interval, so a binding that held the GVL across the fsync
+      # (the ticker could then run only between calls) fails this.
+      dir = Dir.mktmpdir("igniter-ledger-gvl", "/var/tmp") # a real disk: fsync takes time
+      begin
+        Igniter::Ledger.open(File.join(dir, "gvl.wal")) do |s|
+          clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
+          ticks = []
+          done = false
+          ticker = Thread.new do
+            until done
+              ticks << clock.call
+              Thread.pass
+            end
+          end
+          sleep 0.01 until ticks.size > 10
+          spans = Array.new(20) do |i|
+            t0 = clock.call
+            s.write(store: :t, key: "k", value: i)
+            [t0, clock.call]
+          end
+          done = true
+          ticker.join
+          inside = spans.map { |a, b| ticks.count { |t| t > a && t < b } }
+          expect(inside.count(&:positive?)).to be >= 15,
+                                                 "ticks inside each write: #{inside.inspect}"
+          expect(s.fact_count).to eq(20)
         end
-        expect(ticks).to be > 0
-        expect(s.fact_count).to eq(5)
+      ensure
+        FileUtils.rm_rf(dir)
       end
     end
   end

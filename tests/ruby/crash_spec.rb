@@ -16,7 +16,13 @@ require_relative "spec_helper"
 # - no batch is partly visible: the facts of each batch are all present or all absent,
 #   and adjacent in commit order;
 # - causation chains are intact for every key; ids are unique; commit order is
-#   transaction-time order; partition slices agree with the log.
+#   transaction-time order; partition slices agree with the log;
+# - the writer never failed (an exception in any writer thread is reported and ends the
+#   writer with status 3, which fails the round);
+# - the kills landed inside opens, writes, batches and checkpoints: the writer announces
+#   each operation before it starts, so every kill is classified by what it interrupted;
+#   some rounds kill the moment an open, a batch or a checkpoint begins; the spec fails
+#   if any kind was never hit.
 #
 # CRASH_ROUNDS (default 20) sets the number of kills; CRASH_SEED fixes the random
 # choices. A long soak:
@@ -37,7 +43,7 @@ RSpec.describe "process-kill crash safety (through the gem)" do
   # Spawns the writer, lets it acknowledge `target` operations (or kills it after
   # `early_delay` seconds when given, wherever it is), SIGKILLs it and collects every
   # complete line it reported.
-  def run_writer(path, mode, seed, threads, target:, early_delay: nil, jitter: 0.0)
+  def run_writer(path, mode, seed, threads, target:, early_delay: nil, jitter: 0.0, on_line: nil)
     err_path = File.join(tmp_dir, "writer.err")
     io = IO.popen([RbConfig.ruby, "-I", REPO_LIB, WRITER, path, mode.to_s, seed.to_s, threads.to_s],
                   "r", err: [err_path, "w"])
@@ -56,8 +62,13 @@ RSpec.describe "process-kill crash safety (through the gem)" do
         break if chunk.nil? # the writer exited on its own: checked below
         next if chunk == :wait_readable
 
+        # The lines completed by this chunk (the first may have begun in an earlier one).
+        from = buffer.rindex("\n") || -1
         buffer << chunk
-        acks = buffer.count("\n") - 1 # minus READY
+        fresh = buffer[(from + 1)..(buffer.rindex("\n") || -1)] || ""
+        break if on_line && fresh.each_line.any? { |l| on_line.call(l.chomp) }
+
+        acks = buffer.count("\n") - buffer.scan(/^(?:b |OPENING|READY)/).size
       end
       sleep(jitter) if jitter.positive?
     end
@@ -69,6 +80,24 @@ RSpec.describe "process-kill crash safety (through the gem)" do
     lines = complete.lines.map(&:chomp)
     Round.new(lines: lines, status: status, stderr: File.read(err_path),
               killed_before_ready: lines.none? { |l| l.start_with?("READY") })
+  end
+
+  # Which operations the kill interrupted: an open begun and not finished; per writer
+  # thread, an operation begun and not acknowledged.
+  def interrupted(lines)
+    hit = []
+    hit << :open if lines.include?("OPENING") && lines.none? { |l| l.start_with?("READY") }
+    last = {}
+    lines.each do |l|
+      kind, *rest = l.split(" ")
+      case kind
+      when "b" then last[rest[0]] = { "w" => :write, "a" => :write, "B" => :batch, "C" => :checkpoint }.fetch(rest[1])
+      when "W", "A" then last[rest[3]] = nil
+      when "B" then last[rest[3]] = nil
+      when "C" then last[rest[1]] = nil
+      end
+    end
+    hit + last.values.compact
   end
 
   # Checks every invariant on a freshly reopened ledger; returns the ids it holds.
@@ -141,10 +170,17 @@ RSpec.describe "process-kill crash safety (through the gem)" do
       child_seed = rng.rand(2**31)
       context = "round #{round} (#{mode}, #{threads} thread(s), CRASH_SEED=#{seed}, writer seed #{child_seed})"
 
-      r = if rng.rand(8).zero?
+      r = case round % 8
+          when 0
             # Kill anywhere: while Ruby boots, while the ledger replays, or soon after.
             @stats[:early_kills] += 1
             run_writer(path, mode, child_seed, threads, target: 0, early_delay: rng.rand * 0.4)
+          when 1
+            run_writer(path, mode, child_seed, threads, target: 1_000_000, on_line: ->(l) { l == "OPENING" })
+          when 2
+            run_writer(path, mode, child_seed, threads, target: 1_000_000, on_line: ->(l) { l =~ /\Ab \d+ C\z/ })
+          when 3
+            run_writer(path, mode, child_seed, threads, target: 1_000_000, on_line: ->(l) { l =~ /\Ab \d+ B\z/ })
           else
             target = 1 + rng.rand(mode == :fsync ? 60 : 400)
             run_writer(path, mode, child_seed, threads, target: target, jitter: rng.rand * 0.004)
@@ -153,6 +189,10 @@ RSpec.describe "process-kill crash safety (through the gem)" do
                                                                            "#{context}: the writer was not killed but ended with #{r.status.inspect}:\n#{r.stderr}"
       expect(r.stderr).to eq(""), "#{context}: the writer complained:\n#{r.stderr}" unless r.stderr.empty?
 
+      error = r.lines.find { |l| l.start_with?("E ") }
+      raise "#{context}: the writer failed: #{error}\n#{r.stderr}" if error
+
+      interrupted(r.lines).each { |k| @stats[:"kills_in_#{k}"] += 1 }
       r.lines.each do |line|
         kind, *rest = line.split(" ")
         case kind
@@ -163,7 +203,7 @@ RSpec.describe "process-kill crash safety (through the gem)" do
           ids.each { |id| st[:acked][id] = nil }
           @stats[:batches_acked] += 1
         when "C" then @stats[:checkpoints] += 1
-        when "READY" then nil
+        when "READY", "OPENING", "b" then nil
         else raise "#{context}: unexpected line from the writer: #{line.inspect}"
         end
       end
@@ -200,5 +240,8 @@ RSpec.describe "process-kill crash safety (through the gem)" do
       puts "\ncrash soak: #{ROUNDS} rounds, CRASH_SEED=#{seed}: #{@stats.sort.to_h}"
     end
     expect(@stats[:fsync_kills] + @stats[:flush_kills]).to eq(ROUNDS)
+    %i[open write batch checkpoint].each do |k|
+      expect(@stats[:"kills_in_#{k}"]).to be > 0, "no kill landed inside a #{k} in #{ROUNDS} rounds: #{@stats.sort.to_h}"
+    end
   end
 end

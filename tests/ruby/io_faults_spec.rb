@@ -31,7 +31,14 @@ RSpec.describe "I/O faults" do
         expect(w[:ok]).to be >= 1 # some writes fitted before the limit
         expect(w[:fact_count]).to eq(10 + w[:ok]) # the failed one is not visible
         expect(w[:latest]).to eq(r[:acked][9 + w[:ok]]) # reads see the last acknowledged write
-        expect(w[:wal]).to eq(w[:wal_before]) # nothing of the failed write stayed in the file
+        # Nothing of the failed write stayed in the file. (In :fsync mode the file is longer
+        # than the log while open, reserved space that the failed write's cut gives back;
+        # the reopen below finds no torn tail either way.)
+        if mode == :fsync
+          expect(w[:wal]).to be <= w[:wal_before]
+        else
+          expect(w[:wal]).to eq(w[:wal_before])
+        end
 
         t = r[:transaction]
         expect(t).to include(class: "Igniter::Ledger::IOError", errno: EFBIG, visible: 0)
