@@ -100,14 +100,17 @@ async fn handshake_list_and_read_tools_over_stdio() {
         Some(&json!(["store", "limit"]))
     );
 
-    // metadata_snapshot names the stores that hold facts, registered or not.
+    // metadata_snapshot names the stores that hold facts, registered by descriptor or not.
     let meta = call(&client, "metadata_snapshot", json!({})).await;
     assert_eq!(meta.is_error, Some(false));
     let env = envelope(&meta);
     assert_eq!(env["status"], "ok");
     assert_eq!(env["source_protocol_op"], "metadata_snapshot");
-    assert_eq!(env["result"]["stores"]["tasks"]["registered"], false);
-    assert!(env["result"]["stores"]["task_events"].is_object());
+    assert_eq!(
+        env["result"]["fact_stores"],
+        json!(["task_events", "tasks"])
+    );
+    assert_eq!(env["result"]["stores"], json!({}));
 
     // read: the current value.
     let read = call(

@@ -497,29 +497,19 @@ impl Interpreter {
 
     /// The unified metadata snapshot: `schema_version, stores, histories, access_paths,
     /// relations, projections, commands, effects, derivations, scatters, subscriptions,
-    /// retention` and, when the ledger has segment storage, `storage`. `stores` names
-    /// every registered store and every store that holds facts (reserved `__` stores
-    /// aside); an unregistered one reads `{name:, kind: :store, registered: false}`.
+    /// retention, fact_stores` and, when the ledger has segment storage, `storage`.
+    /// `stores` holds the store descriptors (as the reference); `fact_stores` names every
+    /// store and history that holds facts, registered or not (reserved `__` stores aside),
+    /// so a ledger written without descriptors can still be browsed.
     pub fn metadata_snapshot(&self) -> Value {
         let reg = self.registry.read();
         let graph = self.store.schema_graph();
-        let mut stores = match reg.stores.to_value() {
-            Value::Map(p) => p,
-            _ => Vec::new(),
-        };
-        for name in &graph.stores {
-            if name.starts_with("__") || reg.stores.contains(name) || reg.histories.contains(name) {
-                continue;
-            }
-            stores.push((
-                MapKey::sym(name.as_str()),
-                obj([
-                    ("name", sym(name)),
-                    ("kind", sym("store")),
-                    ("registered", Value::Bool(false)),
-                ]),
-            ));
-        }
+        let fact_stores: Vec<Value> = graph
+            .stores
+            .iter()
+            .filter(|n| !n.starts_with("__"))
+            .map(|n| sym(n))
+            .collect();
         let mut paths = reg.access_paths_by_store();
         for path in &graph.paths {
             let entry = obj([
@@ -541,7 +531,7 @@ impl Interpreter {
         derivations.extend(self.sources.derivations(&self.store));
         let mut snap = obj([
             ("schema_version", Value::Int(1)),
-            ("stores", Value::Map(stores)),
+            ("stores", reg.stores.to_value()),
             ("histories", reg.histories.to_value()),
             (
                 "access_paths",
@@ -560,6 +550,7 @@ impl Interpreter {
             ("scatters", Value::Array(scatters)),
             ("subscriptions", reg.subscriptions.to_value()),
             ("retention", self.sources.retention(&self.store)),
+            ("fact_stores", Value::Array(fact_stores)),
         ]);
         if let Some(storage) = self.sources.storage_stats(&self.store, None) {
             set(&mut snap, "storage", storage);
