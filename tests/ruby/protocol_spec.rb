@@ -86,6 +86,7 @@ RSpec.describe "the Ledger Open Protocol from Ruby" do
     read = JSON.parse(proto.wire.dispatch_json(JSON.generate(envelope(:read, { store: "tasks", key: "t1" }))))
     expect(read["result"]).to eq("found" => true, "value" => { "status" => "open" })
     expect(JSON.parse(proto.wire.dispatch_json("{oops"))["status"]).to eq("error")
+    expect(JSON.parse(proto.wire.dispatch_json("{\"op\":\"\xff\"}".b))["error"]).to match(/UTF-8/)
   end
 
   it "gives a sync profile, full then incremental" do

@@ -280,8 +280,19 @@ fn dispatch(ruby: &Ruby, s: &ProtocolObj, env: RValue) -> Result<RHash, Error> {
 fn dispatch_json(s: &ProtocolObj, text: RString) -> Result<String, Error> {
     // SAFETY: the bytes are copied before any other Ruby call.
     let bytes = unsafe { text.as_slice() }.to_vec();
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(s.interp.wire().dispatch_json(&text))
+    Ok(match std::str::from_utf8(&bytes) {
+        Ok(text) => s.interp.wire().dispatch_json(text),
+        Err(e) => {
+            let refused = Response {
+                request_id: Value::Nil,
+                outcome: Err(Failure {
+                    message: format!("malformed JSON envelope: not UTF-8 ({e})"),
+                    field: None,
+                }),
+            };
+            igniter_ledger::protocol::json::to_json(&refused.into_value()).to_string()
+        }
+    })
 }
 
 fn tool_names(ruby: &Ruby, names: RArray) -> Result<Vec<String>, Error> {
