@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use igniter_ledger::codec;
+use igniter_ledger::__private::codec;
 use igniter_ledger::{
     AccessPath, Append, Batch, Durability, HistoryQuery, LedgerStore, MapKey, OpenOptions,
     PartitionQuery, Read, Timestamp, Value, Write,
@@ -623,7 +623,7 @@ impl Db for Igniter {
     }
     fn disk_bytes(&self) -> u64 {
         self.ledger.path().map_or(0, |p| {
-            let snap = igniter_ledger::snapshot::snapshot_path(p);
+            let snap = igniter_ledger::__private::snapshot_path(p);
             file_len(p) + file_len(&snap)
         })
     }
@@ -2109,7 +2109,7 @@ fn section_growth(cfg: &Cfg, res: &mut Results) {
                     );
                     db.close();
                     // Replay the whole WAL: move the snapshot aside.
-                    let snap = igniter_ledger::snapshot::snapshot_path(&path);
+                    let snap = igniter_ledger::__private::snapshot_path(&path);
                     let aside = dir.join("aside.snap");
                     fs::rename(&snap, &aside).expect("move snapshot");
                     let (db2, secs) = reopen(kind, &path);

@@ -436,7 +436,7 @@ fn print_sizes(n: usize) {
     let wal = wal_with(n, dir.path(), true);
     let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     let snap_bytes =
-        std::fs::metadata(igniter_ledger::snapshot::snapshot_path(&wal)).map_or(0, |m| m.len());
+        std::fs::metadata(igniter_ledger::__private::snapshot_path(&wal)).map_or(0, |m| m.len());
     eprintln!(
         "sizes at {n} facts: WAL {:.1} B/fact, snapshot {:.1} B/fact",
         wal_bytes as f64 / n as f64,

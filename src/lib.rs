@@ -22,9 +22,40 @@
 //! assert_eq!(slice.len(), 1);
 //! assert_eq!(ledger.history(HistoryQuery::new("reminders")).unwrap().len(), 1);
 //! ```
+//!
+//! Everything a user needs is at the crate root; the modules behind it are private.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
-pub mod ledger;
+mod ledger;
 pub mod protocol;
 
-pub use ledger::*;
+pub use ledger::access::{
+    AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact,
+};
+pub use ledger::error::{Error, Result};
+pub use ledger::fact::Fact;
+pub use ledger::fs::{FileSystem, OsFileSystem, WrittenFile};
+pub use ledger::recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
+pub use ledger::request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
+pub use ledger::snapshot::CheckpointReport;
+pub use ledger::store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage, SchemaGraph};
+pub use ledger::time::Timestamp;
+pub use ledger::value::{MapKey, Value};
+pub use ledger::wal::{Durability, LogFile};
+
+/// The limits every value, key, name and WAL frame must keep.
+pub mod limits {
+    pub use crate::ledger::value::limits::*;
+    pub use crate::ledger::wal::MAX_BODY;
+}
+
+/// Internals shared with the project's own Ruby extension, tests, benchmarks and fuzz
+/// targets. Not a public API: anything here may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::ledger::codec;
+    #[cfg(feature = "fuzzing")]
+    pub use crate::ledger::fuzzing;
+    pub use crate::ledger::snapshot::{snapshot_path, snapshot_tmp_path};
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use common::{FaultFs, FsPlan, SmallTmpfs};
 use igniter_ledger::{
-    snapshot, Durability, Error, Fact, LedgerStore, OpenOptions, SnapshotOutcome, Value, Write,
+    Durability, Error, Fact, LedgerStore, OpenOptions, SnapshotOutcome, Value, Write,
 };
 use uuid::Uuid;
 
@@ -79,8 +79,8 @@ fn every_checkpoint_error_path_removes_the_tmp_file_and_the_store_keeps_working(
                 l.write(w(i)).unwrap();
             }
             l.checkpoint().unwrap();
-            let snap = snapshot::snapshot_path(&path);
-            let tmp = snapshot::snapshot_tmp_path(&path);
+            let snap = igniter_ledger::__private::snapshot_path(&path);
+            let tmp = igniter_ledger::__private::snapshot_tmp_path(&path);
             let old = std::fs::read(&snap).unwrap();
             for i in 200..300 {
                 l.write(w(i)).unwrap();
@@ -164,7 +164,7 @@ fn on_a_full_tmpfs_a_failed_checkpoint_frees_its_space() {
         "expected ENOSPC, got {err}"
     );
     assert!(
-        !snapshot::snapshot_tmp_path(&path).exists(),
+        !igniter_ledger::__private::snapshot_tmp_path(&path).exists(),
         "the partial .snap.tmp was left on the full disk"
     );
     // The space the failed snapshot took is free again: writes keep fitting.
@@ -218,7 +218,7 @@ fn on_a_full_tmpfs_a_failed_flush_mode_checkpoint_loses_nothing() {
         n += 1;
     }
     assert!(l.checkpoint().is_err(), "the snapshot cannot fit");
-    assert!(!snapshot::snapshot_tmp_path(&path).exists());
+    assert!(!igniter_ledger::__private::snapshot_tmp_path(&path).exists());
     let acked = ids(&l);
     l.close().unwrap();
     drop(l);

@@ -1,4 +1,4 @@
-//! Process-kill crash test. A child process (the code of `examples/crash_writer.rs`, run
+//! Process-kill crash test. A child process (the code of `tests/support/crash_writer.rs`, run
 //! by re-executing this test binary) writes facts, appends, atomic batches and
 //! checkpoints from three threads and prints each acknowledged fact; the parent kills it
 //! with SIGKILL at a random moment (sometimes before it has even finished opening), then
@@ -20,7 +20,7 @@
 //! Rounds per mode: `CRASH_ROUNDS` (default 12). Long soak:
 //! `CRASH_ROUNDS=500 cargo test --release --test crash_kill -- --nocapture`.
 
-#[path = "../examples/crash_writer.rs"]
+#[path = "support/crash_writer.rs"]
 #[allow(dead_code)]
 mod crash_writer;
 

@@ -1,7 +1,7 @@
 //! Mutation fuzzing, on the stable toolchain, of every parser of untrusted bytes: frame
 //! scanning, MessagePack values, fact records, snapshot files, 0.5.2 JSON bodies and
 //! whole recovery (snapshot + WAL replay). The targets live in
-//! `igniter_ledger::fuzzing`; this file is the engine. See `docs/fuzzing.md`.
+//! `igniter_ledger::__private::fuzzing`; this file is the engine. See `docs/fuzzing.md`.
 //!
 //! For every input the engine checks that the target
 //! - does not panic (the targets also assert their own invariants),
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use igniter_ledger::fuzzing;
+use igniter_ledger::__private::fuzzing;
 
 // ------------------------------------------------------------ allocation accounting
 
@@ -618,6 +618,7 @@ fn every_target_has_a_test() {
 // ------------------------------------------------------------ seed corpus
 
 mod seeds {
+    use igniter_ledger::__private::{codec, fuzzing};
     use igniter_ledger::*;
     use std::path::Path;
 
@@ -696,7 +697,7 @@ mod seeds {
         l.close().unwrap();
         Built {
             wal: std::fs::read(&path).unwrap(),
-            snap: std::fs::read(snapshot::snapshot_path(&path)).unwrap(),
+            snap: std::fs::read(igniter_ledger::__private::snapshot_path(&path)).unwrap(),
             facts,
         }
     }

@@ -12,8 +12,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use igniter_ledger::value::limits;
-use igniter_ledger::wal::MAX_BODY;
+use igniter_ledger::limits;
+use igniter_ledger::limits::MAX_BODY;
 use igniter_ledger::{
     AccessPath, Append, Batch, Durability, Error, Expected, LedgerStore, LogFile, MapKey,
     OpenOptions, Read, Timestamp, Value, Write,
@@ -252,7 +252,7 @@ fn nan_and_infinity_round_trip_in_floats_but_valid_time_must_be_finite() {
     let l = LedgerStore::open(&fx.path).unwrap();
     check(&l, "after reopen from the snapshot");
     drop(l);
-    std::fs::remove_file(igniter_ledger::snapshot::snapshot_path(&fx.path)).unwrap();
+    std::fs::remove_file(igniter_ledger::__private::snapshot_path(&fx.path)).unwrap();
     let l = LedgerStore::open(&fx.path).unwrap();
     check(&l, "after a full WAL replay");
     drop(l);

@@ -338,11 +338,11 @@ fn a_failing_checkpoint_surfaces_and_leaves_the_old_snapshot_and_the_store_worki
     let (l, _f) = open(&path, Durability::Fsync);
     let mut acked: Vec<Uuid> = (0..3).map(|i| l.write(w("a", i)).unwrap().id()).collect();
     l.checkpoint().unwrap();
-    let snap = igniter_ledger::snapshot::snapshot_path(&path);
+    let snap = igniter_ledger::__private::snapshot_path(&path);
     let old = std::fs::read(&snap).unwrap();
     acked.push(l.write(w("a", 3)).unwrap().id());
     // The temporary snapshot cannot be created (a directory is in its way).
-    let tmp = igniter_ledger::snapshot::snapshot_tmp_path(&path);
+    let tmp = igniter_ledger::__private::snapshot_tmp_path(&path);
     std::fs::create_dir(&tmp).unwrap();
     let err = l.checkpoint().unwrap_err();
     assert!(

@@ -14,9 +14,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::FaultFile;
+use igniter_ledger::__private;
 use igniter_ledger::{
-    snapshot, Append, Batch, Durability, Error, Fact, LedgerStore, MapKey, OpenOptions,
-    SnapshotOutcome, Value, Write,
+    Append, Batch, Durability, Error, Fact, LedgerStore, MapKey, OpenOptions, SnapshotOutcome,
+    Value, Write,
 };
 
 /// One acknowledged commit and where its frame ends in the WAL.
@@ -111,7 +112,7 @@ fn build(synced_commits: usize, unsynced_commits: usize, checkpoint_after: Optio
         std::mem::forget(l);
     }
     let wal = std::fs::read(&path).unwrap();
-    let snap = std::fs::read(snapshot::snapshot_path(&path)).ok();
+    let snap = std::fs::read(__private::snapshot_path(&path)).ok();
     Built {
         dir,
         wal,
@@ -126,7 +127,7 @@ fn lay_out(dir: &Path, name: &str, wal: &[u8], snap: Option<&[u8]>) -> PathBuf {
     let p = dir.join(format!("{name}.wal"));
     std::fs::write(&p, wal).unwrap();
     if let Some(s) = snap {
-        std::fs::write(snapshot::snapshot_path(&p), s).unwrap();
+        std::fs::write(__private::snapshot_path(&p), s).unwrap();
     }
     p
 }
@@ -362,7 +363,7 @@ fn recover_moves_the_damaged_remainder_to_a_side_file() {
 fn a_crc_valid_frame_that_does_not_decode_is_corruption_even_at_the_end() {
     let b = build(4, 0, None);
     let out = common::tempdir();
-    let bad = igniter_ledger::fuzzing::frame(&[0x92, 0x01, 0xc1]);
+    let bad = igniter_ledger::__private::fuzzing::frame(&[0x92, 0x01, 0xc1]);
     for (name, w, offset) in [
         (
             "end",
@@ -441,7 +442,7 @@ fn a_wal_cut_below_the_snapshot_ignores_the_snapshot() {
     // Checkpoint a copy of the whole WAL, then lose the WAL's unsynced part.
     let full = lay_out(dir.path(), "full", &b.wal, None);
     LedgerStore::open(&full).unwrap().checkpoint().unwrap();
-    let snap = std::fs::read(snapshot::snapshot_path(&full)).unwrap();
+    let snap = std::fs::read(__private::snapshot_path(&full)).unwrap();
     let p = lay_out(out.path(), "cut", &b.wal[..b.synced as usize], Some(&snap));
     let l = LedgerStore::open(&p).unwrap();
     assert!(matches!(
@@ -458,7 +459,7 @@ fn a_leftover_snapshot_tmp_is_ignored_and_removed() {
     let b = build(6, 0, Some(3));
     let out = common::tempdir();
     let p = lay_out(out.path(), "tmp", &b.wal, b.snap.as_deref());
-    let tmp = snapshot::snapshot_tmp_path(&p);
+    let tmp = __private::snapshot_tmp_path(&p);
     std::fs::write(&tmp, b"half a snapshot \x00\x01\x02").unwrap();
     let l = LedgerStore::open(&p).unwrap();
     let r = l.open_report().unwrap();
@@ -692,7 +693,7 @@ fn a_flush_mode_checkpoint_never_covers_unsynced_wal_bytes() {
         // Power cut: the WAL keeps only what was synced; then the ledger is reopened and
         // checkpointed again.
         std::mem::forget(l);
-        let snap = std::fs::read(snapshot::snapshot_path(&path)).unwrap();
+        let snap = std::fs::read(__private::snapshot_path(&path)).unwrap();
         let out = common::tempdir();
         let wal = std::fs::read(&path).unwrap();
         let p = lay_out(out.path(), "cut", &wal[..synced as usize], Some(&snap));

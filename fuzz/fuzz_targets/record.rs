@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    igniter_ledger::fuzzing::record(data);
+    igniter_ledger::__private::fuzzing::record(data);
 });

@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    igniter_ledger::fuzzing::snapshot(data);
+    igniter_ledger::__private::fuzzing::snapshot(data);
 });

@@ -11,6 +11,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What a consumer is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Notification {
     /// A write to `store` touched `key` (point access paths).
     Point {
@@ -302,7 +303,7 @@ impl std::ops::Deref for ReadFact {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::encode_value;
+    use crate::ledger::codec::encode_value;
 
     #[test]
     fn encoded_filters_answer_like_decoded_ones() {

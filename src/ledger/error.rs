@@ -8,6 +8,7 @@ use uuid::Uuid;
 /// Everything that can go wrong in the ledger. No operation panics on user input or on
 /// disk content; each failure arrives as one of these variants.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A value broke a rule of the value model (too deep, duplicate key, too large...).
     /// `path` names the offending place, e.g. `value[:meta][:at]`.

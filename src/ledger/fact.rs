@@ -74,7 +74,8 @@ impl Fact {
         // The bytes were validated when the fact was built or loaded.
         codec::decode_value(&self.0.value).unwrap_or_default()
     }
-    /// The value's MessagePack bytes (see [`crate::codec`]).
+    /// The value's MessagePack bytes (Symbols as extension type 1, maps in insertion
+    /// order; [`Fact::value`] decodes them).
     pub fn value_bytes(&self) -> &[u8] {
         &self.0.value
     }
@@ -452,7 +453,7 @@ pub(crate) fn decode_record(
         // A str key, else (a canonical UUID key) bin 16. The marker decides which is
         // tried first, so the common case builds no error.
         let start = r.pos;
-        let is_str = matches!(r.peek(), Some(0xa0..=0xbf | 0xd9..=0xdb));
+        let is_str = r.at_str();
         match if is_str { r.read_str().ok() } else { None } {
             Some(s) => intern.key(&store, s),
             None => {

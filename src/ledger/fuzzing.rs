@@ -127,8 +127,8 @@ pub fn value(data: &[u8]) {
 }
 
 /// NaN-aware structural equality (NaN != NaN under `==`).
-fn same(a: &super::Value, b: &super::Value) -> bool {
-    use super::Value as V;
+fn same(a: &crate::Value, b: &crate::Value) -> bool {
+    use crate::Value as V;
     match (a, b) {
         (V::Float(x), V::Float(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
         (V::Array(x), V::Array(y)) => {
@@ -248,7 +248,7 @@ pub fn join_recovery_input(wal: &[u8], snap: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// The encoded record of a fact (for building seed inputs).
-pub fn record_bytes(f: &super::Fact) -> Vec<u8> {
+pub fn record_bytes(f: &crate::Fact) -> Vec<u8> {
     let mut out = Vec::new();
     encode_record(&mut out, f);
     out

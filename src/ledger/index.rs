@@ -46,76 +46,69 @@ impl Versions {
     }
 }
 
-/// A key in a store's key map, with its hash computed once when the key is first seen.
-///
-/// The map's hasher (`KeyHashing`) is std's keyed SipHash for lookups by `&str`, and
-/// returns the stored hash for a `KeyName`, so growing a map of a million keys moves
-/// entries without hashing a million strings again (that rehashing was a third of the
-/// time of reopening a large ledger, and a long stall for the write that triggered it).
-#[derive(Clone, Debug)]
-pub(crate) struct KeyName {
+/// One key of a store's key map: its name, the positions of its facts, and its hash,
+/// computed once when the key is first seen.
+#[derive(Debug)]
+pub(crate) struct KeyEntry {
     hash: u64,
     pub(crate) name: Arc<str>,
-}
-
-impl std::hash::Hash for KeyName {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl PartialEq for KeyName {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for KeyName {}
-
-impl std::borrow::Borrow<str> for KeyName {
-    fn borrow(&self) -> &str {
-        &self.name
-    }
-}
-
-/// Builds [`KeyHasher`]s over one random SipHash key (per map, like `RandomState`).
-#[derive(Clone, Default)]
-pub(crate) struct KeyHashing(std::collections::hash_map::RandomState);
-
-/// SipHash over written bytes, except that a `KeyName` hands over its stored hash
-/// (`write_u64`, which hashing a `str` never calls).
-pub(crate) struct KeyHasher {
-    sip: std::collections::hash_map::DefaultHasher,
-    stored: Option<u64>,
-}
-
-impl std::hash::BuildHasher for KeyHashing {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher {
-            sip: self.0.build_hasher(),
-            stored: None,
-        }
-    }
-}
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.sip.write(bytes);
-    }
-    fn write_u8(&mut self, b: u8) {
-        self.sip.write_u8(b);
-    }
-    fn write_u64(&mut self, h: u64) {
-        self.stored = Some(h);
-    }
-    fn finish(&self) -> u64 {
-        self.stored.unwrap_or_else(|| self.sip.finish())
-    }
+    pub(crate) versions: Versions,
 }
 
 /// A store's keys: key -> positions of its facts.
-pub(crate) type KeyMap = HashMap<KeyName, Versions, KeyHashing>;
+///
+/// A hash table of entries that keep their own hash (std's keyed SipHash of the key), so
+/// growing a map of a million keys moves entries without hashing a million strings again
+/// (that rehashing was a third of the time of reopening a large ledger, and a long stall
+/// for the write that triggered it).
+#[derive(Default)]
+pub(crate) struct KeyMap {
+    table: hashbrown::HashTable<KeyEntry>,
+    hashing: std::collections::hash_map::RandomState,
+}
+
+impl KeyMap {
+    fn hash(&self, key: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hashing, key)
+    }
+
+    /// The entry of `key`.
+    pub(crate) fn entry_of(&self, key: &str) -> Option<&KeyEntry> {
+        self.table.find(self.hash(key), |e| &*e.name == key)
+    }
+
+    /// The positions of `key`'s facts.
+    pub(crate) fn get(&self, key: &str) -> Option<&Versions> {
+        self.entry_of(key).map(|e| &e.versions)
+    }
+
+    /// Adds position `pos` to `key` (a new entry if the key is new); returns the entry.
+    fn push(&mut self, key: &Arc<str>, pos: u32) -> &KeyEntry {
+        let hash = self.hash(key);
+        match self
+            .table
+            .entry(hash, |e| e.name == *key, |e: &KeyEntry| e.hash)
+        {
+            hashbrown::hash_table::Entry::Occupied(e) => {
+                let e = e.into_mut();
+                e.versions.push(pos);
+                e
+            }
+            hashbrown::hash_table::Entry::Vacant(e) => e
+                .insert(KeyEntry {
+                    hash,
+                    name: key.clone(),
+                    versions: Versions::One(pos),
+                })
+                .into_mut(),
+        }
+    }
+
+    /// Every entry, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &KeyEntry> {
+        self.table.iter()
+    }
+}
 
 pub(crate) struct ScopeIndex {
     pub(crate) path: AccessPath,
@@ -206,10 +199,13 @@ impl State {
         let Some((name, si)) = self.stores.get_key_value(store) else {
             return Resolved::default();
         };
-        let (key, latest) = match key.and_then(|k| si.keys.get_key_value(k)) {
-            Some((k, v)) => (
-                Some(k.name.clone()),
-                v.as_slice().last().map(|&p| self.log[p as usize].id()),
+        let (key, latest) = match key.and_then(|k| si.keys.entry_of(k)) {
+            Some(e) => (
+                Some(e.name.clone()),
+                e.versions
+                    .as_slice()
+                    .last()
+                    .map(|&p| self.log[p as usize].id()),
             ),
             None => (None, None),
         };
@@ -240,8 +236,13 @@ impl State {
             return Vec::new();
         };
         si.keys
-            .values()
-            .filter_map(|v| v.as_slice().last().map(|&p| self.log[p as usize].clone()))
+            .iter()
+            .filter_map(|e| {
+                e.versions
+                    .as_slice()
+                    .last()
+                    .map(|&p| self.log[p as usize].clone())
+            })
             .collect()
     }
 
@@ -283,24 +284,12 @@ impl State {
         }
         si.all.push(pos);
         // One hash per fact, whether the key is new or not.
-        let hash = std::hash::BuildHasher::hash_one(si.keys.hasher(), fact.key());
-        match si.keys.entry(KeyName {
-            hash,
-            name: fact.key_arc().clone(),
-        }) {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                // A fact decoded from a file (not shared yet) carries its own copy of the
-                // key: make it share the index's, as written facts do.
-                let name = &e.key().name;
-                if !Arc::ptr_eq(name, fact.key_arc()) {
-                    if let Some(d) = Arc::get_mut(&mut fact.0) {
-                        d.key = name.clone();
-                    }
-                }
-                e.get_mut().push(pos)
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Versions::One(pos));
+        let name = &si.keys.push(fact.key_arc(), pos).name;
+        // A fact decoded from a file (not shared yet) carries its own copy of the key:
+        // make it share the index's, as written facts do.
+        if !Arc::ptr_eq(name, fact.key_arc()) {
+            if let Some(d) = Arc::get_mut(&mut fact.0) {
+                d.key = name.clone();
             }
         }
         let store_name = fact.store_arc();
@@ -518,8 +507,8 @@ impl State {
                 // than hash order's random walk over the log).
                 let mut latest: Vec<u32> = si
                     .keys
-                    .values()
-                    .filter_map(|v| v.as_slice().last().copied())
+                    .iter()
+                    .filter_map(|e| e.versions.as_slice().last().copied())
                     .collect();
                 latest.sort_unstable();
                 for p in latest {
@@ -612,7 +601,7 @@ impl State {
             None => Ok(sc
                 .members
                 .iter()
-                .filter_map(|k| si.keys.get(&**k))
+                .filter_map(|k| si.keys.get(k))
                 .filter_map(|v| v.as_slice().last())
                 .map(|&p| self.log[p as usize].clone())
                 .collect()),
@@ -629,7 +618,7 @@ impl State {
                     let mut out = Vec::new();
                     let filters = EncodedFilters::new(&sc.path.filters);
                     for k in cands {
-                        let Some(v) = si.keys.get(&**k) else { continue };
+                        let Some(v) = si.keys.get(k) else { continue };
                         if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
                             let f = &self.log[p as usize];
                             if filters.matches(f.value_bytes()) {
@@ -640,7 +629,7 @@ impl State {
                     return Ok(out);
                 }
                 let mut keys: Vec<(&Arc<str>, &Versions)> =
-                    si.keys.iter().map(|(k, v)| (&k.name, v)).collect();
+                    si.keys.iter().map(|e| (&e.name, &e.versions)).collect();
                 keys.sort_by(|a, b| a.0.cmp(b.0));
                 let mut out = Vec::new();
                 for (_, v) in keys {
@@ -741,23 +730,30 @@ fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
 
     #[test]
     fn key_map_finds_keys_by_str_across_growth() {
         let mut m = KeyMap::default();
         for i in 0..20_000u32 {
             let name: Arc<str> = Arc::from(format!("key-{i}").as_str());
-            let hash = m.hasher().hash_one(&*name);
-            m.insert(KeyName { hash, name }, Versions::One(i));
+            assert!(
+                Arc::ptr_eq(&m.push(&name, i).name, &name),
+                "a new key is shared"
+            );
         }
+        // A second version of a key keeps the first name and adds the position.
+        let again: Arc<str> = Arc::from("key-7");
+        let e = m.push(&again, 20_000);
+        assert!(!Arc::ptr_eq(&e.name, &again));
+        assert_eq!(e.versions.as_slice(), [7, 20_000]);
         for i in 0..20_000u32 {
             let got = m.get(format!("key-{i}").as_str()).map(|v| v.as_slice()[0]);
             assert_eq!(got, Some(i));
         }
-        assert!(!m.contains_key("key-20000"));
+        assert!(m.get("key-20000").is_none());
+        assert_eq!(m.iter().count(), 20_000);
         // The stored hash is the hash of the str under this map's hasher.
-        let (k, _) = m.get_key_value("key-7").unwrap();
-        assert_eq!(k.hash, m.hasher().hash_one("key-7"));
+        let e = m.entry_of("key-7").unwrap();
+        assert_eq!(e.hash, m.hash("key-7"));
     }
 }

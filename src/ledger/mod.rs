@@ -13,7 +13,7 @@
 //! | [`snapshot`] | checkpoint files |
 //! | [`recovery`] | opening: snapshot + replay, torn tails, corruption |
 //! | `import` | reading the 0.5.2 Ruby gem's JSON frames |
-//! | [`store`] | [`LedgerStore`] |
+//! | [`store`] | [`LedgerStore`](store::LedgerStore), the API over all of the above |
 
 pub mod access;
 pub mod codec;
@@ -21,7 +21,7 @@ pub mod error;
 pub mod fact;
 mod fork;
 pub mod fs;
-#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod import;
 mod index;
@@ -33,15 +33,3 @@ pub mod store;
 pub mod time;
 pub mod value;
 pub mod wal;
-
-pub use access::{AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact};
-pub use error::{Error, Result};
-pub use fact::Fact;
-pub use fs::{FileSystem, OsFileSystem, WrittenFile};
-pub use recovery::{OpenOptions, OpenReport, Recovered, SnapshotOutcome, TornTail};
-pub use request::{Append, Batch, Expected, HistoryQuery, Op, PartitionQuery, Read, Write};
-pub use snapshot::CheckpointReport;
-pub use store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage, SchemaGraph};
-pub use time::Timestamp;
-pub use value::{MapKey, Value};
-pub use wal::{Durability, LogFile};

@@ -17,6 +17,7 @@ use super::wal::{self, LogFile, ScanEnd, TAG_BATCH, TAG_FACT};
 
 /// What happened to the snapshot on open.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SnapshotOutcome {
     /// No snapshot file.
     #[default]

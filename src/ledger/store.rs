@@ -1213,43 +1213,26 @@ fn seal_all(w: &mut Writer, state: &State, prepared: Vec<Prepared>) -> Result<Ve
 }
 
 /// For each op, whether another op of the batch has the same (store, key) (empty for a
-/// single op: nothing repeats). Found by
-/// sorting cheap fingerprints; equal fingerprints count as repeats (the exact per-key
-/// tracking in `seal_all` then sorts out the rare false positive).
+/// single op: nothing repeats).
 fn repeated_keys(prepared: &[Prepared]) -> Vec<bool> {
     if prepared.len() < 2 {
         return Vec::new(); // no allocation for single ops
     }
     let mut repeats = vec![false; prepared.len()];
-    // Appends have fresh keys: they never repeat.
-    let mut prints: Vec<(u64, usize)> = prepared
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.is_append)
-        .map(|(i, p)| (fingerprint(&p.draft.store, &p.draft.key), i))
-        .collect();
-    prints.sort_unstable();
-    for w in prints.windows(2) {
-        if w[0].0 == w[1].0 {
-            repeats[w[0].1] = true;
-            repeats[w[1].1] = true;
+    // The first op of each (store, key); appends have fresh keys: they never repeat.
+    let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(prepared.len());
+    for (i, p) in prepared.iter().enumerate().filter(|(_, p)| !p.is_append) {
+        match first.entry((p.draft.store.as_str(), p.draft.key.as_str())) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                repeats[*e.get()] = true;
+                repeats[i] = true;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
         }
     }
     repeats
-}
-
-/// FNV-1a over `store`, a separator and `key`.
-fn fingerprint(store: &str, key: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in store
-        .bytes()
-        .chain(std::iter::once(0xff))
-        .chain(key.bytes())
-    {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 fn publish_facts(state: &mut State, facts: Vec<Sealed>, out: &mut Vec<Delivery>) -> Vec<Fact> {
@@ -1341,7 +1324,7 @@ mod tests {
         assert_eq!(l.fact_count(), 160);
         assert!(matches!(
             l.open_report().unwrap().snapshot,
-            super::super::SnapshotOutcome::Loaded { .. }
+            crate::SnapshotOutcome::Loaded { .. }
         ));
     }
 

@@ -234,6 +234,7 @@ const SEARCH_BUDGET_PER_BYTE: u64 = 16;
 /// How a commit reaches the disk. Chosen at open; see the README for each mode's loss
 /// window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// A write returns once its frame is on stable storage (fdatasync). Concurrent writers
     /// share one fdatasync (group commit). Loss window: none.
@@ -255,7 +256,7 @@ impl Durability {
             "flush" => Ok(Durability::Flush),
             "none" => Ok(Durability::None),
             other => Err(Error::InvalidArgument(format!(
-                "durability must be :fsync, :flush or :none, got {other:?}"
+                "durability must be \"fsync\", \"flush\" or \"none\", got {other:?}"
             ))),
         }
     }
@@ -482,6 +483,19 @@ impl From<AppendError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durability_parses_its_names_and_refuses_others_in_plain_words() {
+        for d in [Durability::Fsync, Durability::Flush, Durability::None] {
+            assert_eq!(Durability::parse(d.name()).unwrap(), d);
+        }
+        let e = Durability::parse("bogus").unwrap_err().to_string();
+        assert!(e.contains(r#""fsync", "flush" or "none""#), "{e}");
+        assert!(
+            !e.contains(":fsync"),
+            "no Ruby Symbol syntax in the core: {e}"
+        );
+    }
 
     fn frames(bodies: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -126,6 +126,8 @@ impl Consumer for RubyConsumer {
             Notification::Scope { store, scope } => {
                 (convert::symbol(&ruby, store), convert::symbol(&ruby, scope))
             }
+            // A kind of notification newer than this binding: no Ruby consumer asked for it.
+            _ => return Ok(()),
         };
         match callable.funcall::<_, _, RValue>("call", (store, second)) {
             Ok(_) => Ok(()),

@@ -12,8 +12,8 @@
 
 use std::os::raw::{c_char, c_long};
 
-use igniter_ledger::codec::{Reader, Token};
-use igniter_ledger::value::limits::{MAX_DEPTH, MAX_VALUE_BYTES};
+use igniter_ledger::__private::codec::{Reader, TrustedToken};
+use igniter_ledger::limits::{MAX_DEPTH, MAX_VALUE_BYTES};
 use igniter_ledger::{MapKey, Value};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{prelude::*, Error, Float, Integer, Ruby, Value as RValue};
@@ -729,15 +729,16 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
     }
 }
 
-/// Decodes stored value bytes straight into Ruby objects, reading the MessagePack
-/// forms the core writes (see `igniter_ledger::codec`): strings are handed to Ruby
+/// Builds Ruby objects from the core's trusted tokens of stored value bytes (see
+/// `igniter_ledger::__private::codec::Reader::trusted_token`): strings are handed to Ruby
 /// as they are stored (they were validated as UTF-8 when the fact was written or loaded,
-/// and no Rust `str` is made of them), Symbols come from the Symbol cache. Anything
-/// unexpected answers None and the caller falls back to the core's validating reader.
-struct FastDecoder<'a> {
-    b: &'a [u8],
-    pos: usize,
+/// and no Rust `str` is made of them), Symbols come from the Symbol cache. The extension
+/// keeps no MessagePack parser of its own.
+struct RubyBuilder<'a> {
+    r: Reader<'a>,
     freeze: bool,
+    /// Why building stopped, when the reader did not stop it.
+    why: Option<&'static str>,
 }
 
 fn int_value(ruby: &Ruby, i: i64) -> VALUE {
@@ -748,177 +749,76 @@ fn int_value(ruby: &Ruby, i: i64) -> VALUE {
 /// they go).
 const BULK_PAIRS: usize = 16;
 
-impl<'a> FastDecoder<'a> {
+impl RubyBuilder<'_> {
+    /// A new String (UTF-8 when `utf8`, else binary) copied from `bytes`.
     #[inline]
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.b.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-
-    #[inline]
-    fn u8(&mut self) -> Option<u8> {
-        let v = *self.b.get(self.pos)?;
-        self.pos += 1;
-        Some(v)
-    }
-
-    #[inline]
-    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Some(a)
-    }
-
-    fn len16(&mut self) -> Option<usize> {
-        Some(u16::from_be_bytes(self.be()?) as usize)
-    }
-
-    fn len32(&mut self) -> Option<usize> {
-        Some(u32::from_be_bytes(self.be()?) as usize)
-    }
-
-    fn string(&mut self, ruby: &Ruby, n: usize) -> Option<VALUE> {
-        let bytes = self.take(n)?;
-        // SAFETY: a fresh String from a pointer and length into `self.b`; no &str made.
+    fn string(&self, bytes: &[u8], utf8: bool) -> VALUE {
+        let (ptr, len) = (bytes.as_ptr() as *const c_char, bytes.len() as c_long);
+        // SAFETY: a fresh String copied from a pointer and length into the stored bytes;
+        // no `&str` is made of them.
         let s = unsafe {
-            rb_sys::rb_utf8_str_new(bytes.as_ptr() as *const c_char, bytes.len() as c_long)
+            if utf8 {
+                rb_sys::rb_utf8_str_new(ptr, len)
+            } else {
+                rb_sys::rb_str_new(ptr, len)
+            }
         };
-        let _ = ruby;
         if self.freeze {
             freeze_fresh(s);
         }
-        Some(s)
+        s
     }
 
-    fn symbol(&mut self, ruby: &Ruby, n: usize) -> Option<VALUE> {
-        if self.u8()? != 1 {
-            return None; // not the Symbol extension type
+    /// Stops building for a reason of the builder's own.
+    #[cold]
+    fn stop(&mut self, why: &'static str) -> Option<VALUE> {
+        self.why = Some(why);
+        None
+    }
+
+    /// The Symbol named by stored UTF-8 bytes.
+    #[inline]
+    fn symbol(&mut self, ruby: &Ruby, name: &[u8]) -> Option<VALUE> {
+        match symbol_from_bytes(ruby, name) {
+            Some(v) => Some(v.as_raw()),
+            None => self.stop("stored Symbol name is not valid UTF-8"),
         }
-        let bytes = self.take(n)?;
-        symbol_from_bytes(ruby, bytes).map(|v| v.as_raw())
     }
 
-    /// A map key: Symbol, String or Integer.
-    fn key(&mut self, ruby: &Ruby) -> Option<VALUE> {
-        let m = self.u8()?;
-        Some(match m {
-            0xc7 => {
-                let n = self.u8()? as usize;
-                self.symbol(ruby, n)?
-            }
-            0xa0..=0xbf => self.string(ruby, (m & 0x1f) as usize)?,
-            0x00..=0x7f => int_value(ruby, m as i64),
-            0xe0..=0xff => int_value(ruby, m as i8 as i64),
-            _ => {
-                self.pos -= 1;
-                let v = self.value(ruby, MAX_DEPTH)?;
-                match type_of(
-                    // SAFETY: a live value just decoded.
-                    unsafe { RValue::from_raw(v) },
-                ) {
-                    T::RUBY_T_SYMBOL | T::RUBY_T_STRING | T::RUBY_T_FIXNUM | T::RUBY_T_BIGNUM => v,
-                    _ => return None,
-                }
-            }
-        })
-    }
-
+    /// The next value (None: see `why`, else the reader's `trusted_error`).
     fn value(&mut self, ruby: &Ruby, depth: usize) -> Option<VALUE> {
         if depth > MAX_DEPTH {
-            return None;
+            return self.stop("stored value nests too deep");
         }
-        let m = self.u8()?;
-        Some(match m {
-            0x00..=0x7f => int_value(ruby, m as i64),
-            0xe0..=0xff => int_value(ruby, m as i8 as i64),
-            0x80..=0x8f => self.map(ruby, (m & 0x0f) as usize, depth)?,
-            0x90..=0x9f => self.array(ruby, (m & 0x0f) as usize, depth)?,
-            0xa0..=0xbf => self.string(ruby, (m & 0x1f) as usize)?,
-            0xc0 => rb_sys::Qnil as VALUE,
-            0xc2 => rb_sys::Qfalse as VALUE,
-            0xc3 => rb_sys::Qtrue as VALUE,
-            0xc4..=0xc6 => {
-                let n = match m {
-                    0xc4 => self.u8()? as usize,
-                    0xc5 => self.len16()?,
-                    _ => self.len32()?,
-                };
-                let bytes = self.take(n)?;
-                // SAFETY: a fresh binary String copied from `bytes`.
-                let s = unsafe {
-                    rb_sys::rb_str_new(bytes.as_ptr() as *const c_char, bytes.len() as c_long)
-                };
-                if self.freeze {
-                    freeze_fresh(s);
-                }
-                s
-            }
-            0xc7 => {
-                let n = self.u8()? as usize;
-                self.symbol(ruby, n)?
-            }
-            0xc8 => {
-                let n = self.len16()?;
-                self.symbol(ruby, n)?
-            }
-            0xc9 => {
-                let n = self.len32()?;
-                self.symbol(ruby, n)?
-            }
-            0xcb => ruby
-                .float_from_f64(f64::from_bits(u64::from_be_bytes(self.be()?)))
-                .as_value()
-                .as_raw(),
-            0xcc => int_value(ruby, self.u8()? as i64),
-            0xcd => int_value(ruby, u16::from_be_bytes(self.be()?) as i64),
-            0xce => int_value(ruby, u32::from_be_bytes(self.be()?) as i64),
-            0xcf => {
-                let v = u64::from_be_bytes(self.be()?);
-                int_value(ruby, i64::try_from(v).ok()?)
-            }
-            0xd0 => int_value(ruby, self.u8()? as i8 as i64),
-            0xd1 => int_value(ruby, i16::from_be_bytes(self.be()?) as i64),
-            0xd2 => int_value(ruby, i32::from_be_bytes(self.be()?) as i64),
-            0xd3 => int_value(ruby, i64::from_be_bytes(self.be()?)),
-            0xd9 => {
-                let n = self.u8()? as usize;
-                self.string(ruby, n)?
-            }
-            0xda => {
-                let n = self.len16()?;
-                self.string(ruby, n)?
-            }
-            0xdb => {
-                let n = self.len32()?;
-                self.string(ruby, n)?
-            }
-            0xdc => {
-                let n = self.len16()?;
-                self.array(ruby, n, depth)?
-            }
-            0xdd => {
-                let n = self.len32()?;
-                self.array(ruby, n, depth)?
-            }
-            0xde => {
-                let n = self.len16()?;
-                self.map(ruby, n, depth)?
-            }
-            0xdf => {
-                let n = self.len32()?;
-                self.map(ruby, n, depth)?
-            }
-            // float 32, other extension forms, 0xc1: not written by the core
-            _ => return None,
+        Some(match self.r.trusted_token()? {
+            TrustedToken::Nil => rb_sys::Qnil as VALUE,
+            TrustedToken::Bool(true) => rb_sys::Qtrue as VALUE,
+            TrustedToken::Bool(false) => rb_sys::Qfalse as VALUE,
+            TrustedToken::Int(i) => int_value(ruby, i),
+            TrustedToken::Float(f) => ruby.float_from_f64(f).as_value().as_raw(),
+            TrustedToken::Str(b) => self.string(b, true),
+            TrustedToken::Bin(b) => self.string(b, false),
+            TrustedToken::Sym(b) => self.symbol(ruby, b)?,
+            TrustedToken::Array(n) => self.array(ruby, n, depth)?,
+            TrustedToken::Map(n) => self.map(ruby, n, depth)?,
         })
     }
 
+    /// The next map key: a Symbol, String or Integer.
+    #[inline]
+    fn key(&mut self, ruby: &Ruby) -> Option<VALUE> {
+        Some(match self.r.trusted_token()? {
+            TrustedToken::Sym(b) => self.symbol(ruby, b)?,
+            TrustedToken::Str(b) => self.string(b, true),
+            TrustedToken::Int(i) => int_value(ruby, i),
+            _ => return self.stop("stored hash key is not a Symbol, String or Integer"),
+        })
+    }
+
+    // Containers stay out of line, so `value` (called for every item) stays small.
+    #[inline(never)]
     fn array(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
-        if n > self.b.len() - self.pos {
-            return None; // a forged length: each item takes at least one byte
-        }
+        // `n` was checked against the bytes that remain (each item takes one at least).
         // SAFETY: a fresh array; pushing to it cannot raise. It stays on this frame
         // (visible to the GC's stack scan) while its items are built.
         let ary = unsafe { rb_sys::rb_ary_new_capa(n as c_long) };
@@ -933,10 +833,8 @@ impl<'a> FastDecoder<'a> {
         Some(ary)
     }
 
+    #[inline(never)]
     fn map(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
-        if n.checked_mul(2)? > self.b.len() - self.pos {
-            return None;
-        }
         // SAFETY: a fresh hash; inserting Symbol/String/Integer keys cannot raise (their
         // hashing runs no user code). Keys and values built so far are kept in `pairs`, a
         // local array the GC's conservative stack scan sees.
@@ -944,10 +842,8 @@ impl<'a> FastDecoder<'a> {
         let mut pairs = [0 as VALUE; 2 * BULK_PAIRS];
         let mut filled = 0;
         for _ in 0..n {
-            let k = self.key(ruby)?;
-            pairs[filled] = k;
-            let v = self.value(ruby, depth + 1)?;
-            pairs[filled + 1] = v;
+            pairs[filled] = self.key(ruby)?;
+            pairs[filled + 1] = self.value(ruby, depth + 1)?;
             filled += 2;
             if filled == pairs.len() {
                 // SAFETY: as above; `pairs[..filled]` holds live keys and values.
@@ -966,94 +862,24 @@ impl<'a> FastDecoder<'a> {
     }
 }
 
-/// The fast path of [`bytes_to_ruby`]; None when the bytes hold anything it does not
-/// read (the caller then uses the core's reader).
-fn fast_bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Option<RValue> {
-    let mut d = FastDecoder {
-        b: bytes,
-        pos: 0,
-        freeze,
-    };
-    let v = d.value(ruby, 1)?;
-    // SAFETY: a live value just built.
-    (d.pos == bytes.len()).then(|| unsafe { RValue::from_raw(v) })
-}
-
 /// Builds the Ruby object for a stored value straight from its encoded bytes (no
 /// intermediate [`Value`]); `freeze` deep-freezes it. The bytes were validated when the
 /// fact was built or loaded, so an error here means a bug, reported as such.
 pub fn bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Result<RValue, String> {
-    if let Some(v) = fast_bytes_to_ruby(ruby, bytes, freeze) {
-        return Ok(v);
-    }
-    let mut r = Reader::new(bytes);
-    let v = decode(ruby, &mut r, freeze, 1)?;
-    if r.remaining() != 0 {
+    let mut b = RubyBuilder {
+        r: Reader::new(bytes),
+        freeze,
+        why: None,
+    };
+    let Some(v) = b.value(ruby, 1) else {
+        return Err(match b.why {
+            Some(why) => why.to_owned(),
+            None => b.r.trusted_error().0,
+        });
+    };
+    if b.r.remaining() != 0 {
         return Err("trailing bytes after a stored value".to_owned());
     }
-    Ok(v)
-}
-
-fn decode(ruby: &Ruby, r: &mut Reader<'_>, freeze: bool, depth: usize) -> Result<RValue, String> {
-    if depth > MAX_DEPTH {
-        return Err(format!("stored value nests deeper than {MAX_DEPTH} levels"));
-    }
-    let token = r.token().map_err(|e| e.to_string())?;
-    Ok(match token {
-        Token::Nil => ruby.qnil().as_value(),
-        Token::Bool(true) => ruby.qtrue().as_value(),
-        Token::Bool(false) => ruby.qfalse().as_value(),
-        Token::Int(i) => ruby.integer_from_i64(i).as_value(),
-        Token::Float(f) => ruby.float_from_f64(f).as_value(),
-        Token::Str(s) => string(ruby, s, freeze),
-        Token::Bin(b) => {
-            let s = ruby.str_from_slice(b);
-            if freeze {
-                freeze_fresh(s.as_raw());
-            }
-            s.as_value()
-        }
-        Token::Sym(s) => symbol(ruby, s),
-        Token::Array(n) => {
-            // SAFETY: as in `to_ruby`: a fresh array, pushes cannot raise, and the array
-            // stays on this frame (visible to the GC) while its items are built.
-            let ary = unsafe { rb_sys::rb_ary_new_capa(n as c_long) };
-            for _ in 0..n {
-                let item = decode(ruby, r, freeze, depth + 1)?;
-                // SAFETY: as above.
-                unsafe { rb_sys::rb_ary_push(ary, item.as_raw()) };
-            }
-            // SAFETY: a live array created above.
-            let ary = unsafe { RValue::from_raw(ary) };
-            if freeze {
-                freeze_fresh(ary.as_raw());
-            }
-            ary
-        }
-        Token::Map(n) => {
-            // SAFETY: as in `to_ruby`: a fresh hash, Symbol/String/Integer keys.
-            let hash = unsafe { rb_sys::rb_hash_new() };
-            for _ in 0..n {
-                let k = match r.token().map_err(|e| e.to_string())? {
-                    Token::Sym(s) => symbol(ruby, s),
-                    Token::Str(s) => string(ruby, s, freeze),
-                    Token::Int(i) => ruby.integer_from_i64(i).as_value(),
-                    other => {
-                        return Err(format!(
-                            "stored hash key is not a Symbol, String or Integer: {other:?}"
-                        ))
-                    }
-                };
-                let val = decode(ruby, r, freeze, depth + 1)?;
-                // SAFETY: as above; `k` and `val` are live on this frame until inserted.
-                unsafe { rb_sys::rb_hash_aset(hash, k.as_raw(), val.as_raw()) };
-            }
-            // SAFETY: a live hash created above.
-            let hash = unsafe { RValue::from_raw(hash) };
-            if freeze {
-                freeze_fresh(hash.as_raw());
-            }
-            hash
-        }
-    })
+    // SAFETY: a live value just built.
+    Ok(unsafe { RValue::from_raw(v) })
 }

@@ -273,7 +273,12 @@ fn open(
     slice_handles: usize,
 ) -> Result<Obj<StoreObj>, Error> {
     check_class(ruby, klass)?;
-    let durability = Durability::parse(&durability).map_err(ledger_err(ruby))?;
+    // The core's message names the modes as strings; Ruby passes Symbols.
+    let durability = Durability::parse(&durability).map_err(|_| {
+        ledger_err(ruby)(igniter_ledger::Error::InvalidArgument(format!(
+            "durability must be :fsync, :flush or :none, got {durability:?}"
+        )))
+    })?;
     let opts = OpenOptions::new().durability(durability).recover(recover);
     let path = PathBuf::from(path);
     refuse_special_file(ruby, &path)?;
@@ -371,7 +376,7 @@ fn build_append(
     let slice = pk.as_ref().and_then(|pk| {
         let pv = event.get(pk)?;
         let mut value = Vec::with_capacity(16);
-        igniter_ledger::codec::write_value(&mut value, pv);
+        igniter_ledger::__private::codec::write_value(&mut value, pv);
         Some((
             SliceKey {
                 store: history.clone(),
@@ -798,7 +803,7 @@ fn history_partition(
         );
     }
     let mut value = Vec::with_capacity(16);
-    igniter_ledger::codec::write_value(&mut value, &pv);
+    igniter_ledger::__private::codec::write_value(&mut value, &pv);
     let key = SliceKey {
         store: store.clone(),
         key: pk.clone(),
@@ -1172,6 +1177,14 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
             &[
                 ("status", sym(ruby, "ignored")),
                 ("reason", convert::string(ruby, reason, true)),
+            ],
+        )?,
+        // An outcome newer than this binding: reported by its debug form.
+        other => hash_of(
+            ruby,
+            &[
+                ("status", sym(ruby, "other")),
+                ("detail", convert::string(ruby, &format!("{other:?}"), true)),
             ],
         )?,
     };

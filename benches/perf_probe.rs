@@ -2,18 +2,21 @@
 //! quote them): one operation in a loop, nothing else, so `perf record` and
 //! `valgrind --tool=callgrind --toggle-collect=...` see only that path.
 //!
+//! A benchmark tool, not a criterion bench: `cargo bench` runs it with no probe named,
+//! and it then only prints its usage.
+//!
 //! ```text
-//! cargo build --release --example perf_probe
-//! target/release/examples/perf_probe write 1000000          # in-memory writes
-//! target/release/examples/perf_probe batch 1000000          # in-memory batches of 1,000
-//! target/release/examples/perf_probe read 1000000           # current reads
-//! target/release/examples/perf_probe baseline 1000000       # building + dropping the requests only
-//! target/release/examples/perf_probe reopen 1000000         # write a WAL, then time its reopen
-//! target/release/examples/perf_probe mkwal 1000000 /tmp/p.wal
-//! target/release/examples/perf_probe open 0 /tmp/p.wal      # reopen an existing WAL
-//! target/release/examples/perf_probe register 0 /tmp/p.wal  # scope registration, partition and scope-history builds
+//! cargo bench --bench perf_probe -- write 1000000          # in-memory writes
+//! cargo bench --bench perf_probe -- batch 1000000          # in-memory batches of 1,000
+//! cargo bench --bench perf_probe -- read 1000000           # current reads
+//! cargo bench --bench perf_probe -- baseline 1000000       # building + dropping the requests only
+//! cargo bench --bench perf_probe -- reopen 1000000         # write a WAL, then time its reopen
+//! cargo bench --bench perf_probe -- mkwal 1000000 /tmp/p.wal
+//! cargo bench --bench perf_probe -- open 0 /tmp/p.wal      # reopen an existing WAL
+//! cargo bench --bench perf_probe -- register 0 /tmp/p.wal  # scope registration, partition and scope-history builds
+//! cargo bench --no-run --bench perf_probe                  # prints the binary's path, for perf/valgrind:
 //! valgrind --tool=callgrind --toggle-collect='igniter_ledger::ledger::recovery::load' \
-//!     target/release/examples/perf_probe reopen 100000
+//!     target/release/deps/perf_probe-<hash> reopen 100000
 //! ```
 use igniter_ledger::*;
 use std::time::Instant;
@@ -31,11 +34,13 @@ fn task_value(key: &str, n: i64, status: &str) -> Value {
 }
 
 fn main() {
-    let what = std::env::args().nth(1).unwrap_or_default();
-    let n: usize = std::env::args()
-        .nth(2)
-        .map(|s| s.parse().unwrap())
-        .unwrap_or(1_000_000);
+    // `cargo bench` passes `--bench` (and filters); only the probe name and numbers count.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let what = args.first().cloned().unwrap_or_default();
+    let n: usize = args.get(1).map(|s| s.parse().unwrap()).unwrap_or(1_000_000);
     match what.as_str() {
         "write" => {
             let l = LedgerStore::memory();
@@ -82,7 +87,7 @@ fn main() {
             println!("memory batch {:.0} facts/s", n as f64 / s);
         }
         "register" => {
-            let p = std::path::PathBuf::from(std::env::args().nth(3).unwrap());
+            let p = std::path::PathBuf::from(args.get(2).expect("a WAL path"));
             let l = LedgerStore::open(&p).unwrap();
             let t = Instant::now();
             l.register_path(
@@ -157,7 +162,7 @@ fn main() {
             std::fs::remove_dir_all(&dir).unwrap();
         }
         "mkwal" => {
-            let p = std::path::PathBuf::from(std::env::args().nth(3).unwrap());
+            let p = std::path::PathBuf::from(args.get(2).expect("a WAL path"));
             let l = LedgerStore::open_with(&p, OpenOptions::new().durability(Durability::None))
                 .unwrap();
             let mut i = 0;
@@ -177,7 +182,7 @@ fn main() {
             l.close().unwrap();
         }
         "open" => {
-            let p = std::path::PathBuf::from(std::env::args().nth(3).unwrap());
+            let p = std::path::PathBuf::from(args.get(2).expect("a WAL path"));
             let t = Instant::now();
             let l = LedgerStore::open(&p).unwrap();
             let s = t.elapsed().as_secs_f64();

@@ -3,8 +3,6 @@
 //! prints one line per acknowledged fact to stdout (flushed before the next commit), until
 //! it is killed or `ops` commits are done.
 //!
-//! `cargo run --example crash_writer -- <wal path> <fsync|flush|none> [seed] [ops]`
-//!
 //! Lines: `open-begin` before opening and `opened` after; `begin <thread> <kind>` before
 //! each operation (`write`, `append`, `batch`, `checkpoint`); then per acknowledged fact
 //! `ack <fact id> <store> <key> <batch id or 0> <batch size> <thread>`, or for a
@@ -164,20 +162,4 @@ fn work(
         }
     }
     Ok(())
-}
-
-#[allow(dead_code)]
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 2 {
-        eprintln!("usage: crash_writer <wal path> <fsync|flush|none> [seed] [ops per thread]");
-        std::process::exit(2);
-    }
-    let mode = Durability::parse(&args[1]).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
-    let seed = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
-    let ops = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
-    run(Path::new(&args[0]), mode, seed, ops);
 }
