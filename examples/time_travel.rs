@@ -2,22 +2,55 @@
 //! at different moments (transaction time) and as it was valid at different dates
 //! (valid time), plus an order event history read by partition and a scope query.
 //!
+//! Prices and events are Rust types going through serde (`Write::typed`, `read_as`,
+//! `history_partition_as`); the scope's filter and the order statuses use `value!`.
+//!
 //! `cargo run --example time_travel`
 use igniter_ledger::{
-    AccessPath, Append, Batch, HistoryQuery, LedgerStore, MapKey, PartitionQuery, Read, Value,
+    value, AccessPath, Append, Batch, HistoryQuery, LedgerStore, MapKey, PartitionQuery, Read,
     Write,
 };
+use serde::{Deserialize, Serialize};
 
-fn price(cents: i64) -> Value {
-    Value::map([
-        (MapKey::sym("cents"), Value::Int(cents)),
-        (MapKey::sym("currency"), Value::sym("eur")),
-    ])
+/// Stored as `{cents: 1000, currency: :eur}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+struct Price {
+    cents: i64,
+    currency: Currency,
 }
 
-fn cents(v: Option<Value>) -> String {
-    v.and_then(|v| v.get_sym("cents").and_then(Value::as_i64))
-        .map_or("-".to_owned(), |c| format!("{:.2} EUR", c as f64 / 100.0))
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Currency {
+    Eur,
+}
+
+/// Stored as `{order_id: "o-1", kind: :placed}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct OrderEvent {
+    order_id: String,
+    kind: EventKind,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum EventKind {
+    Placed,
+    Paid,
+    Shipped,
+}
+
+fn price(cents: i64) -> Price {
+    Price {
+        cents,
+        currency: Currency::Eur,
+    }
+}
+
+fn cents(p: Option<Price>) -> String {
+    p.map_or("-".to_owned(), |p| {
+        format!("{:.2} EUR", p.cents as f64 / 100.0)
+    })
 }
 
 fn main() -> igniter_ledger::Result<()> {
@@ -26,10 +59,11 @@ fn main() -> igniter_ledger::Result<()> {
     const FEB: f64 = 1_706_745_600.0; // 2024-02-01
     const MAR: f64 = 1_709_251_200.0; // 2024-03-01
 
-    let jan = ledger.write(Write::new("prices", "sku-1", price(1000)).valid_time(JAN))?;
-    let mar = ledger.write(Write::new("prices", "sku-1", price(1200)).valid_time(MAR))?;
+    let jan = ledger.write(Write::typed("prices", "sku-1", &price(1000))?.valid_time(JAN))?;
+    let mar = ledger.write(Write::typed("prices", "sku-1", &price(1200))?.valid_time(MAR))?;
     // Later we learn the price had already changed in February: a correction.
-    let fix = ledger.write(Write::new("prices", "sku-1", price(1100)).valid_time(FEB))?;
+    let fix = ledger.write(Write::typed("prices", "sku-1", &price(1100))?.valid_time(FEB))?;
+    assert_eq!(fix.value(), value!({ cents: 1100, currency: :eur }));
 
     println!("== price of sku-1 ==");
     for (label, at) in [
@@ -37,8 +71,8 @@ fn main() -> igniter_ledger::Result<()> {
         ("Feb 15", FEB + 14.0 * 86400.0),
         ("Mar 15", MAR + 14.0 * 86400.0),
     ] {
-        let known_now = ledger.read(Read::new("prices", "sku-1").valid_at(at))?;
-        let known_before_fix = ledger.read(
+        let known_now = ledger.read_as(Read::new("prices", "sku-1").valid_at(at))?;
+        let known_before_fix = ledger.read_as(
             Read::new("prices", "sku-1")
                 .valid_at(at)
                 .as_of(mar.transaction_time()),
@@ -51,11 +85,11 @@ fn main() -> igniter_ledger::Result<()> {
     }
     println!(
         "latest write (no valid_at): {}",
-        cents(ledger.read(Read::new("prices", "sku-1"))?)
+        cents(ledger.read_as(Read::new("prices", "sku-1"))?)
     );
     println!(
         "as_of the first write:      {}",
-        cents(ledger.read(Read::new("prices", "sku-1").as_of(jan.transaction_time()))?)
+        cents(ledger.read_as(Read::new("prices", "sku-1").as_of(jan.transaction_time()))?)
     );
 
     println!("\n== causation chain of sku-1 ==");
@@ -76,29 +110,31 @@ fn main() -> igniter_ledger::Result<()> {
     assert_eq!(fix.causation(), Some(mar.id()));
 
     println!("\n== order events by partition ==");
-    let ev = |order: &str, kind: &str| {
-        Value::map([
-            (MapKey::sym("order_id"), Value::from(order)),
-            (MapKey::sym("kind"), Value::sym(kind)),
-        ])
+    let ev = |order: &str, kind: EventKind| -> igniter_ledger::Result<Append> {
+        let event = OrderEvent {
+            order_id: order.into(),
+            kind,
+        };
+        Ok(Append::typed("order_events", &event)?.partition_key("order_id"))
     };
     ledger.commit(
         Batch::new()
-            .append(Append::new("order_events", ev("o-1", "placed")).partition_key("order_id"))
-            .append(Append::new("order_events", ev("o-2", "placed")).partition_key("order_id")),
+            .append(ev("o-1", EventKind::Placed)?)
+            .append(ev("o-2", EventKind::Placed)?),
     )?;
-    ledger.append(Append::new("order_events", ev("o-1", "paid")).partition_key("order_id"))?;
-    ledger.append(Append::new("order_events", ev("o-1", "shipped")).partition_key("order_id"))?;
-    for f in ledger.history_partition(PartitionQuery::new("order_events", "order_id", "o-1"))? {
-        println!(
-            "o-1 at {}: {:?}",
-            f.transaction_time(),
-            f.value()
-                .get_sym("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-        );
+    ledger.append(ev("o-1", EventKind::Paid)?)?;
+    ledger.append(ev("o-1", EventKind::Shipped)?)?;
+    let o1 = PartitionQuery::new("order_events", "order_id", "o-1");
+    for f in ledger.history_partition(o1.clone())? {
+        let event: OrderEvent = f.value_as()?;
+        println!("o-1 at {}: {:?}", f.transaction_time(), event.kind);
     }
+    let kinds: Vec<EventKind> = ledger
+        .history_partition_as::<OrderEvent>(o1)?
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    println!("o-1 kinds: {kinds:?}");
     println!(
         "all order events: {}",
         ledger.history(HistoryQuery::new("order_events"))?.len()
@@ -106,14 +142,14 @@ fn main() -> igniter_ledger::Result<()> {
 
     println!("\n== scope query ==");
     ledger.register_path(
-        AccessPath::scope("orders", "open").filter(MapKey::sym("status"), Value::sym("open")),
+        AccessPath::scope("orders", "open").filter(MapKey::sym("status"), value!(:open)),
     )?;
-    for (k, s) in [("o-1", "open"), ("o-2", "open"), ("o-1", "closed")] {
-        ledger.write(Write::new(
-            "orders",
-            k,
-            Value::map([(MapKey::sym("status"), Value::sym(s))]),
-        ))?;
+    for (k, status) in [
+        ("o-1", value!({ status: :open })),
+        ("o-2", value!({ status: :open })),
+        ("o-1", value!({ status: :closed })),
+    ] {
+        ledger.write(Write::new("orders", k, status))?;
     }
     let open: Vec<String> = ledger
         .query("orders", "open", None)?

@@ -29,6 +29,7 @@
 
 mod ledger;
 pub mod protocol;
+pub mod typed;
 
 pub use ledger::access::{
     AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact,
@@ -43,6 +44,10 @@ pub use ledger::store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage, Sc
 pub use ledger::time::Timestamp;
 pub use ledger::value::{MapKey, Value};
 pub use ledger::wal::{Durability, LogFile};
+pub use typed::{
+    from_slice, from_value, from_value_ref, to_value, to_value_with, KeyStyle, TypedError,
+    TypedStore,
+};
 
 /// The limits every value, key, name and WAL frame must keep.
 pub mod limits {
