@@ -27,9 +27,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod changefeed;
 mod ledger;
 pub mod protocol;
 pub mod typed;
+
+pub use changefeed::{ChangeEvent, ChangefeedBuffer, ChangesQuery, Cursor, Follower};
 
 pub use ledger::access::{
     AccessPath, BoxError, Coercion, Consumer, Notification, Pending, ReadFact,

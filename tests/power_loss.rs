@@ -161,7 +161,7 @@ fn check_prefix(path: &Path, b: &Built, intact: u64, damaged_len: u64) -> Ledger
             (torn.offset, torn.bytes),
             (boundary, damaged_len - boundary)
         );
-        let side = torn.side_file.expect("the cut bytes were kept");
+        let side = torn.side_file;
         assert_eq!(
             std::fs::read(&side).unwrap(),
             &tail[..kept],
@@ -522,7 +522,7 @@ fn damage_in_the_acknowledged_last_frame_is_kept_in_a_side_file() {
             "{what}: the cut bytes must be kept in a side file, found {copies:?}"
         );
         let torn = l.open_report().unwrap().torn_tail.clone().unwrap();
-        assert_eq!(torn.side_file.as_deref(), Some(copies[0].as_path()));
+        assert_eq!(torn.side_file, copies[0]);
         assert!(copies[0]
             .to_string_lossy()
             .ends_with(&format!(".torn-{last}")));
@@ -776,5 +776,5 @@ fn on_a_full_tmpfs_a_damaged_tail_is_never_cut_without_its_copy() {
     std::fs::remove_file(&filler).unwrap();
     let l = LedgerStore::open(&p).unwrap();
     let torn = l.open_report().unwrap().torn_tail.clone().unwrap();
-    assert_eq!(std::fs::read(torn.side_file.unwrap()).unwrap(), &w[last..]);
+    assert_eq!(std::fs::read(torn.side_file).unwrap(), &w[last..]);
 }

@@ -154,7 +154,7 @@ fn a_torn_frame_inside_the_preallocated_region_is_kept_and_the_zeros_trimmed() {
     assert_eq!(l.fact_count(), 10);
     let torn = l.open_report().unwrap().torn_tail.clone().unwrap();
     assert_eq!(torn.offset, end as u64);
-    assert_eq!(std::fs::read(torn.side_file.unwrap()).unwrap(), partial);
+    assert_eq!(std::fs::read(torn.side_file).unwrap(), partial);
     assert_eq!(len(&copy), end as u64);
 }
 

@@ -9,6 +9,7 @@ require_relative "ledger/file_backend"
 require_relative "ledger/ledger_store"
 require_relative "ledger/transaction"
 require_relative "ledger/protocol"
+require_relative "ledger/changefeed"
 
 module Igniter
   # An embedded, append-only, bitemporal fact ledger. See LedgerStore.

@@ -52,7 +52,7 @@ pub struct TornTail {
     pub bytes: u64,
     /// The side file (`<wal>.torn-<offset>`) holding the cut bytes, trailing zeros
     /// trimmed; fsynced, with its directory, before the WAL was cut.
-    pub side_file: Option<PathBuf>,
+    pub side_file: PathBuf,
 }
 
 /// Damage moved aside because the open asked to recover.
@@ -397,8 +397,8 @@ pub(crate) fn load(
             None
         };
         let bytes = tail.len() as u64;
-        match (corrupt, side) {
-            (true, Some(side_file)) => {
+        match side {
+            Some(side_file) if corrupt => {
                 report.recovered = Some(Recovered {
                     offset,
                     bytes,
@@ -406,17 +406,14 @@ pub(crate) fn load(
                     reason,
                 });
             }
-            (_, side_file) => {
-                if kept > 0 {
-                    report.torn_tail = Some(TornTail {
-                        offset,
-                        bytes,
-                        side_file,
-                    });
-                } else {
-                    report.zero_tail = bytes;
-                }
+            Some(side_file) => {
+                report.torn_tail = Some(TornTail {
+                    offset,
+                    bytes,
+                    side_file,
+                });
             }
+            None => report.zero_tail = bytes,
         }
         // Only now, with the bytes safe elsewhere, cut the WAL back.
         log.set_len(offset)

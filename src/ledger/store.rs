@@ -39,6 +39,7 @@ use super::snapshot::{self, CheckpointReport};
 use super::time::{Clock, Timestamp};
 use super::value::{MapKey, Value};
 use super::wal::{self, AppendError, Durability, LogFile, WalWriter, TAG_BATCH, TAG_FACT};
+use crate::changefeed::LedgerHook;
 
 /// An embedded, append-only, bitemporal fact ledger. In memory ([`LedgerStore::memory`])
 /// or on a file ([`LedgerStore::open`]). Cheap to clone (clones share one ledger);
@@ -92,6 +93,8 @@ struct Inner {
     state_owner: Owner,
     /// The process whose thread holds `writer` (commit path).
     writer_owner: Owner,
+    /// Changefeed: told about every publication, in commit order (see crate::changefeed).
+    feed: LedgerHook,
 }
 
 impl Inner {
@@ -302,6 +305,7 @@ impl LedgerStore {
     ) -> Self {
         let clock = Clock::new(recovery::clock_floor(&state));
         let written = wal.as_ref().map_or(0, |w| w.len);
+        let feed = LedgerHook::new(&state.log);
         let file = wal.as_ref().map(|w| w.file.clone());
         LedgerStore {
             inner: Arc::new(Inner {
@@ -333,6 +337,7 @@ impl LedgerStore {
                 pid: std::process::id(),
                 state_owner: Owner::default(),
                 writer_owner: Owner::default(),
+                feed,
             }),
         }
     }
@@ -508,7 +513,10 @@ impl LedgerStore {
             // In memory: publish at once.
             let mut out = Vec::new();
             let mut state = inner.write_state_as(me)?;
+            let first_seq = state.log.len() as u64 + 1;
             let facts = publish_facts(&mut state, facts, &mut out);
+            drop(state);
+            inner.feed.published(first_seq, &facts);
             return Ok(Committed {
                 facts,
                 pending: Pending { items: out },
@@ -541,9 +549,12 @@ impl LedgerStore {
         if inner.durability != Durability::Fsync {
             let mut out = Vec::new();
             let mut state = inner.write_state_as(me)?;
+            let first_seq = state.log.len() as u64 + 1;
             let facts = publish_facts(&mut state, facts, &mut out);
             state.wal_end = end;
             state.wal_tail_crc = crc;
+            drop(state);
+            inner.feed.published(first_seq, &facts);
             return Ok(Committed {
                 facts,
                 pending: Pending { items: out },
@@ -1030,6 +1041,7 @@ impl LedgerStore {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.feed.closed();
         let mut w = self.inner.writer.lock();
         let Some(mut wal) = w.wal.take() else {
             return Ok(());
@@ -1059,6 +1071,33 @@ impl LedgerStore {
     /// True once closed.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+}
+
+// ------------------------------------------------------------------ changefeed access
+
+/// A handle on a ledger that does not keep it alive (held by an attached changefeed).
+#[derive(Clone)]
+pub(crate) struct WeakLedger(std::sync::Weak<Inner>);
+
+impl WeakLedger {
+    pub(crate) fn upgrade(&self) -> Option<LedgerStore> {
+        self.0.upgrade().map(|inner| LedgerStore { inner })
+    }
+}
+
+impl LedgerStore {
+    pub(crate) fn downgrade(&self) -> WeakLedger {
+        WeakLedger(Arc::downgrade(&self.inner))
+    }
+
+    pub(crate) fn feed_hook(&self) -> &LedgerHook {
+        &self.inner.feed
+    }
+
+    /// Runs `f` over the published log (commit order) under the read lock.
+    pub(crate) fn read_log<R>(&self, f: impl FnOnce(&[Fact]) -> R) -> R {
+        f(&self.inner.read_state_infallible().log)
     }
 }
 
@@ -1249,6 +1288,7 @@ fn publish_durable(w: &mut Writer, inner: &Inner, durable: u64) {
     if w.pending.front().is_none_or(|c| c.end > durable) {
         return;
     }
+    let mut published = Vec::new();
     // Only ever called in the process that opened the file (commits check first).
     let mut s = Owned::new(inner.state.write(), &inner.state_owner, inner.pid);
     while let Some(c) = w.pending.front() {
@@ -1267,12 +1307,17 @@ fn publish_durable(w: &mut Writer, inner: &Inner, durable: u64) {
                 }
             }
         }
-        publish_facts(&mut s, c.facts, &mut out);
+        let first_seq = s.log.len() as u64 + 1;
+        published.push((first_seq, publish_facts(&mut s, c.facts, &mut out)));
         s.wal_end = c.end;
         s.wal_tail_crc = c.crc;
         if !out.is_empty() {
             w.delivered.insert(c.seq, out);
         }
+    }
+    drop(s);
+    for (first_seq, facts) in published {
+        inner.feed.published(first_seq, &facts);
     }
 }
 

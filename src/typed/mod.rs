@@ -189,13 +189,15 @@ pub fn from_value_ref<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, Typ
 /// building a [`Value`]. The whole slice must be that one value.
 ///
 /// ```
-/// use igniter_ledger::{codec, from_slice, value};
-/// let bytes = codec::encode_value(&value!({ tags: ["a", :b] })).bytes;
+/// use igniter_ledger::{from_slice, value, LedgerStore, Write};
+/// let ledger = LedgerStore::memory();
+/// let fact = ledger.write(Write::new("posts", "p1", value!({ tags: ["a", :b] })))?;
+/// let bytes = fact.value_bytes();
 /// #[derive(serde::Deserialize)]
 /// struct Tagged<'a> { #[serde(borrow)] tags: Vec<&'a str> }
-/// let t: Tagged = from_slice(&bytes)?;
+/// let t: Tagged = from_slice(bytes)?;
 /// assert_eq!(t.tags, ["a", "b"]);
-/// # Ok::<(), igniter_ledger::TypedError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn from_slice<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, TypedError> {
     let mut de = de::De::new(de::ByteTokens::new(bytes));

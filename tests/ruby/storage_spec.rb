@@ -117,13 +117,16 @@ RSpec.describe "file-backed storage" do
   end
 
   describe "recovery" do
-    it "cuts a torn final frame and reports it" do
+    it "cuts a torn final frame, keeping its bytes in a side file, and reports it" do
       write_facts(wal_path, 3)
       good = File.size(wal_path)
       File.open(wal_path, "ab") { |f| f.write([500].pack("N") + "partial") }
       L.open(wal_path) do |s|
         expect(s.fact_count).to eq(3)
-        expect(s.open_report[:torn_tail]).to eq(offset: good, bytes: 11)
+        side = "#{wal_path}.torn-#{good}"
+        expect(s.open_report[:torn_tail]).to eq(offset: good, bytes: 11, side_file: side)
+        expect(File.binread(side)).to eq([500].pack("N") + "partial")
+        expect(s.open_report[:zero_tail]).to eq(0)
         s.write(store: :items, key: "after", value: 1)
       end
       L.open(wal_path) do |s|

@@ -12,7 +12,7 @@
 
 use std::os::raw::{c_char, c_long};
 
-use igniter_ledger::__private::codec::{Reader, TrustedToken};
+use igniter_ledger::__private::codec::{Reader, Visitor};
 use igniter_ledger::limits::{MAX_DEPTH, MAX_VALUE_BYTES};
 use igniter_ledger::{MapKey, Value};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -159,45 +159,11 @@ fn string_reason(r: &StrRef<'_>) -> String {
     }
 }
 
-/// A small multiplicative hasher for keys the extension controls (Symbol VALUEs,
-/// names): much cheaper than SipHash, and the keys cannot be chosen to collide on
-/// purpose in a way that matters (the maps are small, bounded caches).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct QuickHasher(u64);
-
-const QUICK_K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl std::hash::Hasher for QuickHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(26) ^ i).wrapping_mul(QUICK_K);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // Fold the high bits down: hashbrown takes its bucket from the low bits.
-        self.0 ^ (self.0 >> 29)
-    }
-}
-
-pub(crate) type QuickState = std::hash::BuildHasherDefault<QuickHasher>;
+/// The hasher of the extension's maps, whose keys it controls (Symbol VALUEs, names,
+/// fact ids, partition slices): rustc's FxHash (the `rustc-hash` crate), much cheaper than
+/// SipHash; the keys cannot be chosen to collide on purpose in a way that matters (the
+/// maps are small, bounded caches).
+pub(crate) type QuickState = rustc_hash::FxBuildHasher;
 
 /// Names of static Symbols by VALUE (static Symbols are immortal immediates, so the
 /// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`.
@@ -729,20 +695,20 @@ pub fn to_ruby(ruby: &Ruby, v: &Value, freeze: bool) -> RValue {
     }
 }
 
-/// Builds Ruby objects from the core's trusted tokens of stored value bytes (see
-/// `igniter_ledger::__private::codec::Reader::trusted_token`): strings are handed to Ruby
-/// as they are stored (they were validated as UTF-8 when the fact was written or loaded,
-/// and no Rust `str` is made of them), Symbols come from the Symbol cache. The extension
-/// keeps no MessagePack parser of its own.
-struct RubyBuilder<'a> {
-    r: Reader<'a>,
+/// Builds Ruby objects from stored value bytes as the core's reader visits them (see
+/// `igniter_ledger::__private::codec::Visitor`): strings are handed to Ruby as they are
+/// stored (they were validated as UTF-8 when the fact was written or loaded, and no Rust
+/// `str` is made of them), Symbols come from the Symbol cache. The extension keeps no
+/// MessagePack parser of its own.
+struct RubyBuilder<'r> {
+    ruby: &'r Ruby,
     freeze: bool,
+    /// Containers entered.
+    depth: usize,
+    /// The item being read is a map key (only a Symbol, String or Integer may be).
+    key: bool,
     /// Why building stopped, when the reader did not stop it.
     why: Option<&'static str>,
-}
-
-fn int_value(ruby: &Ruby, i: i64) -> VALUE {
-    ruby.integer_from_i64(i).as_value().as_raw()
 }
 
 /// Pairs of a map built on the stack before one bulk insert (larger maps insert as
@@ -752,7 +718,7 @@ const BULK_PAIRS: usize = 16;
 impl RubyBuilder<'_> {
     /// A new String (UTF-8 when `utf8`, else binary) copied from `bytes`.
     #[inline]
-    fn string(&self, bytes: &[u8], utf8: bool) -> VALUE {
+    fn string(&self, bytes: &[u8], utf8: bool) -> Option<VALUE> {
         let (ptr, len) = (bytes.as_ptr() as *const c_char, bytes.len() as c_long);
         // SAFETY: a fresh String copied from a pointer and length into the stored bytes;
         // no `&str` is made of them.
@@ -766,7 +732,7 @@ impl RubyBuilder<'_> {
         if self.freeze {
             freeze_fresh(s);
         }
-        s
+        Some(s)
     }
 
     /// Stops building for a reason of the builder's own.
@@ -776,65 +742,87 @@ impl RubyBuilder<'_> {
         None
     }
 
-    /// The Symbol named by stored UTF-8 bytes.
+    /// Refuses an item that cannot be a map key where a key is read.
     #[inline]
-    fn symbol(&mut self, ruby: &Ruby, name: &[u8]) -> Option<VALUE> {
-        match symbol_from_bytes(ruby, name) {
+    fn not_key(&mut self) -> Option<()> {
+        if self.key {
+            self.stop("stored hash key is not a Symbol, String or Integer")?;
+        }
+        Some(())
+    }
+
+    /// Enters a container (None past the depth limit, or where a key is read).
+    #[inline]
+    fn enter(&mut self) -> Option<()> {
+        self.not_key()?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            self.stop("stored value nests too deep")?;
+        }
+        Some(())
+    }
+}
+
+impl<'a> Visitor<'a> for RubyBuilder<'_> {
+    type Out = VALUE;
+
+    fn nil(&mut self) -> Option<VALUE> {
+        self.not_key()?;
+        Some(rb_sys::Qnil as VALUE)
+    }
+
+    fn bool(&mut self, b: bool) -> Option<VALUE> {
+        self.not_key()?;
+        Some(if b { rb_sys::Qtrue } else { rb_sys::Qfalse } as VALUE)
+    }
+
+    fn int(&mut self, i: i64) -> Option<VALUE> {
+        Some(self.ruby.integer_from_i64(i).as_value().as_raw())
+    }
+
+    fn float(&mut self, f: f64) -> Option<VALUE> {
+        self.not_key()?;
+        Some(self.ruby.float_from_f64(f).as_value().as_raw())
+    }
+
+    fn str(&mut self, b: &'a [u8]) -> Option<VALUE> {
+        self.string(b, true)
+    }
+
+    fn bin(&mut self, b: &'a [u8]) -> Option<VALUE> {
+        self.not_key()?;
+        self.string(b, false)
+    }
+
+    fn sym(&mut self, name: &'a [u8]) -> Option<VALUE> {
+        match symbol_from_bytes(self.ruby, name) {
             Some(v) => Some(v.as_raw()),
             None => self.stop("stored Symbol name is not valid UTF-8"),
         }
     }
 
-    /// The next value (None: see `why`, else the reader's `trusted_error`).
-    fn value(&mut self, ruby: &Ruby, depth: usize) -> Option<VALUE> {
-        if depth > MAX_DEPTH {
-            return self.stop("stored value nests too deep");
-        }
-        Some(match self.r.trusted_token()? {
-            TrustedToken::Nil => rb_sys::Qnil as VALUE,
-            TrustedToken::Bool(true) => rb_sys::Qtrue as VALUE,
-            TrustedToken::Bool(false) => rb_sys::Qfalse as VALUE,
-            TrustedToken::Int(i) => int_value(ruby, i),
-            TrustedToken::Float(f) => ruby.float_from_f64(f).as_value().as_raw(),
-            TrustedToken::Str(b) => self.string(b, true),
-            TrustedToken::Bin(b) => self.string(b, false),
-            TrustedToken::Sym(b) => self.symbol(ruby, b)?,
-            TrustedToken::Array(n) => self.array(ruby, n, depth)?,
-            TrustedToken::Map(n) => self.map(ruby, n, depth)?,
-        })
-    }
-
-    /// The next map key: a Symbol, String or Integer.
-    #[inline]
-    fn key(&mut self, ruby: &Ruby) -> Option<VALUE> {
-        Some(match self.r.trusted_token()? {
-            TrustedToken::Sym(b) => self.symbol(ruby, b)?,
-            TrustedToken::Str(b) => self.string(b, true),
-            TrustedToken::Int(i) => int_value(ruby, i),
-            _ => return self.stop("stored hash key is not a Symbol, String or Integer"),
-        })
-    }
-
-    // Containers stay out of line, so `value` (called for every item) stays small.
+    // Containers stay out of line, so the per-item dispatch stays small.
     #[inline(never)]
-    fn array(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
-        // `n` was checked against the bytes that remain (each item takes one at least).
+    fn array(&mut self, r: &mut Reader<'a>, n: usize) -> Option<VALUE> {
+        self.enter()?;
         // SAFETY: a fresh array; pushing to it cannot raise. It stays on this frame
         // (visible to the GC's stack scan) while its items are built.
         let ary = unsafe { rb_sys::rb_ary_new_capa(n as c_long) };
         for _ in 0..n {
-            let item = self.value(ruby, depth + 1)?;
+            let item = r.visit(self)?;
             // SAFETY: as above.
             unsafe { rb_sys::rb_ary_push(ary, item) };
         }
         if self.freeze {
             freeze_fresh(ary);
         }
+        self.depth -= 1;
         Some(ary)
     }
 
     #[inline(never)]
-    fn map(&mut self, ruby: &Ruby, n: usize, depth: usize) -> Option<VALUE> {
+    fn map(&mut self, r: &mut Reader<'a>, n: usize) -> Option<VALUE> {
+        self.enter()?;
         // SAFETY: a fresh hash; inserting Symbol/String/Integer keys cannot raise (their
         // hashing runs no user code). Keys and values built so far are kept in `pairs`, a
         // local array the GC's conservative stack scan sees.
@@ -842,8 +830,10 @@ impl RubyBuilder<'_> {
         let mut pairs = [0 as VALUE; 2 * BULK_PAIRS];
         let mut filled = 0;
         for _ in 0..n {
-            pairs[filled] = self.key(ruby)?;
-            pairs[filled + 1] = self.value(ruby, depth + 1)?;
+            self.key = true;
+            pairs[filled] = r.visit(self)?;
+            self.key = false;
+            pairs[filled + 1] = r.visit(self)?;
             filled += 2;
             if filled == pairs.len() {
                 // SAFETY: as above; `pairs[..filled]` holds live keys and values.
@@ -858,6 +848,7 @@ impl RubyBuilder<'_> {
         if self.freeze {
             freeze_fresh(hash);
         }
+        self.depth -= 1;
         Some(hash)
     }
 }
@@ -867,17 +858,20 @@ impl RubyBuilder<'_> {
 /// fact was built or loaded, so an error here means a bug, reported as such.
 pub fn bytes_to_ruby(ruby: &Ruby, bytes: &[u8], freeze: bool) -> Result<RValue, String> {
     let mut b = RubyBuilder {
-        r: Reader::new(bytes),
+        ruby,
         freeze,
+        depth: 1,
+        key: false,
         why: None,
     };
-    let Some(v) = b.value(ruby, 1) else {
+    let mut r = Reader::new(bytes);
+    let Some(v) = r.visit(&mut b) else {
         return Err(match b.why {
             Some(why) => why.to_owned(),
-            None => b.r.trusted_error().0,
+            None => r.trusted_error().0,
         });
     };
-    if b.r.remaining() != 0 {
+    if r.remaining() != 0 {
         return Err("trailing bytes after a stored value".to_owned());
     }
     // SAFETY: a live value just built.

@@ -11,6 +11,7 @@
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
+//! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the positional methods defined here. Nothing here panics on user input: every
@@ -22,6 +23,7 @@ use magnus::{prelude::*, value::Opaque, Error, RClass, Ruby};
 
 mod args;
 mod callbacks;
+mod changefeed;
 mod convert;
 mod errors;
 mod fact;
@@ -68,6 +70,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     fact::define(fact_class)?;
     store::define(store_class)?;
     protocol::define(ruby, ledger)?;
+    changefeed::define(ruby, ledger, store_class)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -189,7 +189,7 @@ impl StoreObj {
         }
     }
 
-    /// The ledger (shared with the protocol interpreter).
+    /// The core ledger (shared with the changefeed bindings and the protocol interpreter).
     pub(crate) fn ledger(&self) -> &LedgerStore {
         &self.ledger
     }
@@ -1194,6 +1194,10 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
             &[
                 ("offset", t.offset.into_value_with(ruby)),
                 ("bytes", t.bytes.into_value_with(ruby)),
+                (
+                    "side_file",
+                    convert::string(ruby, &t.side_file.to_string_lossy(), true),
+                ),
             ],
         )?
         .as_value(),
@@ -1227,6 +1231,7 @@ fn report_hash(ruby: &Ruby, r: &OpenReport) -> Result<RHash, Error> {
             ("facts_loaded", r.facts_loaded.into_value_with(ruby)),
             ("snapshot", snapshot.as_value()),
             ("torn_tail", torn),
+            ("zero_tail", r.zero_tail.into_value_with(ruby)),
             ("recovered", recovered),
             ("legacy_frames", r.legacy_frames.into_value_with(ruby)),
             ("retimed_facts", r.retimed_facts.into_value_with(ruby)),

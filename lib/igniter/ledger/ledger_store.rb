@@ -26,18 +26,19 @@ module Igniter
         # read_cache: entries of the read cache (0 disables it); `lru_cap:` is the 0.5.x
         # name of the same bound. partition_cache: Fact handles kept for repeated
         # #history_partition calls (0 disables it).
-        def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil)
+        def new(backend: nil, durability: nil, recover: nil, read_cache: nil, lru_cap: nil, partition_cache: nil,
+                changefeed: nil)
           cache = cache_entries(read_cache, lru_cap)
           slices = partition_handles(partition_cache)
           case backend
           when nil, :memory
             raise ArgumentError, "durability: needs a file-backed store" if durability
 
-            _memory(self, cache, slices)
+            _memory(self, cache, slices).__send__(:attach_changefeed, changefeed)
           when FileBackend
             open(backend.path, durability: durability || backend.durability,
                                recover: recover.nil? ? backend.recover : recover, read_cache: cache,
-                               partition_cache: slices)
+                               partition_cache: slices, changefeed: changefeed)
           else
             raise ArgumentError,
                   "backend: must be nil (in memory) or an Igniter::Ledger::FileBackend, got #{backend.class}"
@@ -49,13 +50,21 @@ module Igniter
         # recover: true moves mid-log damage aside (to `path.corrupt-<offset>`) instead of
         # raising CorruptionError. read_cache:, partition_cache: as for .new. With a
         # block, yields the store and closes it after.
-        def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil)
+        # changefeed: a ChangefeedBuffer that receives every commit (see changefeed.rb).
+        def open(path, durability: :fsync, recover: false, read_cache: nil, lru_cap: nil, partition_cache: nil,
+                 changefeed: nil)
           path = path.to_path if path.respond_to?(:to_path)
           raise TypeError, "path must be a String or Pathname, got #{path.class}" unless path.is_a?(String)
           raise ArgumentError, "path must not contain a NUL byte: #{path.inspect}" if path.include?("\0")
 
           store = _open(self, path, durability.to_s, recover ? true : false, cache_entries(read_cache, lru_cap),
                         partition_handles(partition_cache))
+          begin
+            store.__send__(:attach_changefeed, changefeed)
+          rescue StandardError
+            store.close
+            raise
+          end
           return store unless block_given?
 
           begin

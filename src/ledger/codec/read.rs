@@ -1,16 +1,20 @@
-//! Reading and validating: a bounds-checked reader over encoded bytes, in three modes.
+//! Reading and validating: a bounds-checked reader over encoded bytes. One decoder of
+//! the marker table ([`Reader::visit`]) serves every mode:
 //!
 //! - **Validating** ([`Reader::skip_value`], [`decode_value`], [`Reader::token`]): for
 //!   bytes from disk, the network or a caller. Every length is checked against the bytes
 //!   that remain, strings and Symbol names must be UTF-8, map keys must be Symbols,
 //!   Strings or Integers and (in `skip_value`) distinct, nesting is bounded.
-//! - **Trusted tokens** ([`Reader::trusted_token`]): for bytes the store already
-//!   validated (a fact's value). Items come out one at a time without building a
-//!   [`Value`] and without validating UTF-8 again; lengths are still bounds-checked, so
-//!   even wrong bytes cannot make it panic or over-allocate. The Ruby extension builds
-//!   Ruby objects from these tokens.
+//! - **Trusted** ([`Reader::visit`] with a [`Visitor`], or [`Reader::trusted_token`]): for
+//!   bytes the store already validated (a fact's value). Items go one at a time to the
+//!   visitor without building a [`Value`] and without validating UTF-8 again; lengths are
+//!   still bounds-checked, so even wrong bytes cannot make it panic or over-allocate. The
+//!   Ruby extension builds Ruby objects this way.
 //! - **Fields** (`read_int`, `read_str`, ...): the record and snapshot decoders read
 //!   their fixed layouts item by item.
+//!
+//! Errors are described only when reported: the hot paths carry a zero-sized stop and
+//! leave the reason in the reader.
 
 use super::marker::{self as mk, int_head, ARRAY, BIN, EXT, EXT_SYMBOL, MAP, STR};
 use super::{derr, DResult, DecodeError};
@@ -115,6 +119,68 @@ pub enum TrustedToken<'a> {
     Map(usize),
 }
 
+/// Receives the items of encoded bytes from [`Reader::visit`], one call per item, to
+/// build another representation directly (the Ruby extension builds Ruby objects from
+/// stored values this way). Strings and Symbol names come as bytes, not validated as
+/// UTF-8 (for bytes the store validated before); lengths and container counts are checked
+/// by the reader. A method answers `None` to stop reading.
+pub trait Visitor<'a> {
+    /// What one item becomes.
+    type Out;
+    /// `nil`.
+    fn nil(&mut self) -> Option<Self::Out>;
+    /// A boolean.
+    fn bool(&mut self, b: bool) -> Option<Self::Out>;
+    /// An integer.
+    fn int(&mut self, i: i64) -> Option<Self::Out>;
+    /// A float.
+    fn float(&mut self, f: f64) -> Option<Self::Out>;
+    /// A UTF-8 string's bytes.
+    fn str(&mut self, b: &'a [u8]) -> Option<Self::Out>;
+    /// A binary string.
+    fn bin(&mut self, b: &'a [u8]) -> Option<Self::Out>;
+    /// A Symbol's name, as UTF-8 bytes.
+    fn sym(&mut self, b: &'a [u8]) -> Option<Self::Out>;
+    /// An array of `n` items, which follow in `r` (read them with `r.visit`).
+    fn array(&mut self, r: &mut Reader<'a>, n: usize) -> Option<Self::Out>;
+    /// A map of `n` entries, whose keys and values follow in `r`, alternating.
+    fn map(&mut self, r: &mut Reader<'a>, n: usize) -> Option<Self::Out>;
+}
+
+/// The visitor that hands each item over as it is ([`Reader::trusted_token`]).
+struct Items;
+
+impl<'a> Visitor<'a> for Items {
+    type Out = Item<'a>;
+    fn nil(&mut self) -> Option<Item<'a>> {
+        Some(Item::Nil)
+    }
+    fn bool(&mut self, b: bool) -> Option<Item<'a>> {
+        Some(Item::Bool(b))
+    }
+    fn int(&mut self, i: i64) -> Option<Item<'a>> {
+        Some(Item::Int(i))
+    }
+    fn float(&mut self, f: f64) -> Option<Item<'a>> {
+        Some(Item::Float(f))
+    }
+    fn str(&mut self, b: &'a [u8]) -> Option<Item<'a>> {
+        Some(Item::Str(b))
+    }
+    fn bin(&mut self, b: &'a [u8]) -> Option<Item<'a>> {
+        Some(Item::Bin(b))
+    }
+    fn sym(&mut self, b: &'a [u8]) -> Option<Item<'a>> {
+        Some(Item::Sym(b))
+    }
+    fn array(&mut self, _: &mut Reader<'a>, n: usize) -> Option<Item<'a>> {
+        Some(Item::Array(n))
+    }
+    fn map(&mut self, _: &mut Reader<'a>, n: usize) -> Option<Item<'a>> {
+        Some(Item::Map(n))
+    }
+}
+
 /// One item as the reader decodes it from the marker table: scalars whole, strings,
 /// binaries and Symbol names as their (not yet validated) bytes, containers as their
 /// counts. Every reading mode starts from this.
@@ -216,141 +282,137 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
-    /// The next item. The one decoder of the marker table: the forms the writer uses for
-    /// small items are decoded inline, the rest by [`Reader::item_full`].
+    /// The next item. The one decoder of the marker table, for every reading mode: the
+    /// forms the writer uses for small items are decoded inline, the rest by
+    /// [`Reader::visit_full`]. Each item goes straight to `v` (so a decoder that builds
+    /// another representation dispatches once per item); `None` when the bytes stop it
+    /// (the reader's fault says why) or `v` does.
     #[inline(always)]
-    fn item_raw(&mut self) -> Raw<Item<'a>> {
+    pub fn visit<V: Visitor<'a>>(&mut self, v: &mut V) -> Option<V::Out> {
         let Some(&m) = self.buf.get(self.pos) else {
-            return self.stop(Fault::Short(1));
+            return self.stop(Fault::Short(1)).ok();
         };
         self.pos += 1;
-        Ok(match m {
-            0..=mk::POSFIX_LAST => Item::Int(m as i64),
-            mk::FIXMAP..=mk::FIXMAP_LAST => self.map_raw((m & 0x0f) as usize)?,
-            mk::FIXARRAY..=mk::FIXARRAY_LAST => self.array_raw((m & 0x0f) as usize)?,
-            mk::FIXSTR..=mk::FIXSTR_LAST => Item::Str(self.take_raw((m & 0x1f) as usize)?),
-            mk::NIL => Item::Nil,
-            mk::FALSE => Item::Bool(false),
-            mk::TRUE => Item::Bool(true),
-            mk::NEGFIX..=0xff => Item::Int(m as i8 as i64),
+        match m {
+            0..=mk::POSFIX_LAST => v.int(m as i64),
+            mk::FIXMAP..=mk::FIXMAP_LAST => self.map_of((m & 0x0f) as usize, v),
+            mk::FIXARRAY..=mk::FIXARRAY_LAST => self.array_of((m & 0x0f) as usize, v),
+            mk::FIXSTR..=mk::FIXSTR_LAST => v.str(self.take_raw((m & 0x1f) as usize).ok()?),
+            mk::NIL => v.nil(),
+            mk::FALSE => v.bool(false),
+            mk::TRUE => v.bool(true),
+            mk::NEGFIX..=0xff => v.int(m as i8 as i64),
             mk::STR8 => {
-                let n = self.u8_raw()? as usize;
-                Item::Str(self.take_raw(n)?)
+                let n = self.u8_raw().ok()? as usize;
+                v.str(self.take_raw(n).ok()?)
             }
             mk::EXT8 => {
-                let n = self.u8_raw()? as usize;
-                self.symbol_raw(n)?
+                let n = self.u8_raw().ok()? as usize;
+                self.symbol_of(n, v)
             }
-            mk::FLOAT64 => Item::Float(f64::from_bits(u64::from_be_bytes(self.be()?))),
-            _ => self.item_full(m)?,
-        })
+            mk::FLOAT64 => v.float(f64::from_bits(u64::from_be_bytes(self.be().ok()?))),
+            _ => self.visit_full(m, v),
+        }
     }
 
     /// An item in one of the forms the writer does not use for small items (or in a form
     /// only other writers use); `m` is its marker, already read.
-    fn item_full(&mut self, m: u8) -> Raw<Item<'a>> {
-        let u16 = |r: &mut Self| r.be::<2>().map(u16::from_be_bytes);
-        let u32 = |r: &mut Self| r.be::<4>().map(u32::from_be_bytes);
-        let u64 = |r: &mut Self| r.be::<8>().map(u64::from_be_bytes);
-        Ok(match m {
-            mk::BIN8 => {
-                let n = self.u8_raw()? as usize;
-                Item::Bin(self.take_raw(n)?)
+    fn visit_full<V: Visitor<'a>>(&mut self, m: u8, v: &mut V) -> Option<V::Out> {
+        let u16 = |r: &mut Self| r.be::<2>().map(u16::from_be_bytes).ok();
+        let u32 = |r: &mut Self| r.be::<4>().map(u32::from_be_bytes).ok();
+        let u64 = |r: &mut Self| r.be::<8>().map(u64::from_be_bytes).ok();
+        // A length of 16 bits, or of 32 if `wide`.
+        let len = |r: &mut Self, wide: bool| -> Option<usize> {
+            Some(if wide {
+                u32(r)? as usize
+            } else {
+                u16(r)? as usize
+            })
+        };
+        match m {
+            mk::BIN8 | mk::BIN16 | mk::BIN32 => {
+                let n = match m {
+                    mk::BIN8 => self.u8_raw().ok()? as usize,
+                    _ => len(self, m == mk::BIN32)?,
+                };
+                v.bin(self.take_raw(n).ok()?)
             }
-            mk::BIN16 => {
-                let n = u16(self)? as usize;
-                Item::Bin(self.take_raw(n)?)
+            mk::STR16 | mk::STR32 => {
+                let n = len(self, m == mk::STR32)?;
+                v.str(self.take_raw(n).ok()?)
             }
-            mk::BIN32 => {
-                let n = u32(self)? as usize;
-                Item::Bin(self.take_raw(n)?)
+            mk::EXT16 | mk::EXT32 => {
+                let n = len(self, m == mk::EXT32)?;
+                self.symbol_of(n, v)
             }
-            mk::EXT16 => {
-                let n = u16(self)? as usize;
-                self.symbol_raw(n)?
-            }
-            mk::EXT32 => {
-                let n = u32(self)? as usize;
-                self.symbol_raw(n)?
-            }
-            mk::FIXEXT1 => self.symbol_raw(1)?,
-            mk::FIXEXT2 => self.symbol_raw(2)?,
-            mk::FIXEXT4 => self.symbol_raw(4)?,
-            mk::FIXEXT8 => self.symbol_raw(8)?,
-            mk::FIXEXT16 => self.symbol_raw(16)?,
-            mk::FLOAT32 => Item::Float(f32::from_bits(u32(self)?) as f64),
-            mk::UINT8 => Item::Int(self.u8_raw()? as i64),
-            mk::UINT16 => Item::Int(u16(self)? as i64),
-            mk::UINT32 => Item::Int(u32(self)? as i64),
+            mk::FIXEXT1 => self.symbol_of(1, v),
+            mk::FIXEXT2 => self.symbol_of(2, v),
+            mk::FIXEXT4 => self.symbol_of(4, v),
+            mk::FIXEXT8 => self.symbol_of(8, v),
+            mk::FIXEXT16 => self.symbol_of(16, v),
+            mk::FLOAT32 => v.float(f32::from_bits(u32(self)?) as f64),
+            mk::UINT8 => v.int(self.u8_raw().ok()? as i64),
+            mk::UINT16 => v.int(u16(self)? as i64),
+            mk::UINT32 => v.int(u32(self)? as i64),
             mk::UINT64 => {
-                let v = u64(self)?;
-                if v > i64::MAX as u64 {
-                    return self.stop(Fault::IntRange(v));
+                let n = u64(self)?;
+                if n > i64::MAX as u64 {
+                    return self.stop(Fault::IntRange(n)).ok();
                 }
-                Item::Int(v as i64)
+                v.int(n as i64)
             }
-            mk::INT8 => Item::Int(self.u8_raw()? as i8 as i64),
-            mk::INT16 => Item::Int(u16(self)? as i16 as i64),
-            mk::INT32 => Item::Int(u32(self)? as i32 as i64),
-            mk::INT64 => Item::Int(u64(self)? as i64),
-            mk::STR16 => {
-                let n = u16(self)? as usize;
-                Item::Str(self.take_raw(n)?)
+            mk::INT8 => v.int(self.u8_raw().ok()? as i8 as i64),
+            mk::INT16 => v.int(u16(self)? as i16 as i64),
+            mk::INT32 => v.int(u32(self)? as i32 as i64),
+            mk::INT64 => v.int(u64(self)? as i64),
+            mk::ARRAY16 | mk::ARRAY32 | mk::MAP16 | mk::MAP32 => {
+                let n = len(self, matches!(m, mk::ARRAY32 | mk::MAP32))?;
+                if matches!(m, mk::ARRAY16 | mk::ARRAY32) {
+                    self.array_of(n, v)
+                } else {
+                    self.map_of(n, v)
+                }
             }
-            mk::STR32 => {
-                let n = u32(self)? as usize;
-                Item::Str(self.take_raw(n)?)
-            }
-            mk::ARRAY16 => {
-                let n = u16(self)? as usize;
-                self.array_raw(n)?
-            }
-            mk::ARRAY32 => {
-                let n = u32(self)? as usize;
-                self.array_raw(n)?
-            }
-            mk::MAP16 => {
-                let n = u16(self)? as usize;
-                self.map_raw(n)?
-            }
-            mk::MAP32 => {
-                let n = u32(self)? as usize;
-                self.map_raw(n)?
-            }
-            // 0xc1, never used (every other marker is decoded above or in `item_raw`).
-            _ => return self.stop(Fault::Marker(m)),
-        })
+            // 0xc1, never used (every other marker is decoded above or in `visit`).
+            _ => self.stop(Fault::Marker(m)).ok(),
+        }
     }
 
     /// A Symbol's name: the extension's type byte (only the Symbol type is known), then
     /// `len` bytes.
     #[inline(always)]
-    fn symbol_raw(&mut self, len: usize) -> Raw<Item<'a>> {
-        let t = self.u8_raw()? as i8;
+    fn symbol_of<V: Visitor<'a>>(&mut self, len: usize, v: &mut V) -> Option<V::Out> {
+        let t = self.u8_raw().ok()? as i8;
         if t != EXT_SYMBOL {
-            return self.stop(Fault::ExtType(t));
+            return self.stop(Fault::ExtType(t)).ok();
         }
-        Ok(Item::Sym(self.take_raw(len)?))
+        v.sym(self.take_raw(len).ok()?)
     }
 
     /// An array of `n` items, if they could fit in what remains (each takes a byte at
     /// least), so a forged length cannot make a reader reserve memory.
     #[inline(always)]
-    fn array_raw(&mut self, n: usize) -> Raw<Item<'a>> {
+    fn array_of<V: Visitor<'a>>(&mut self, n: usize, v: &mut V) -> Option<V::Out> {
         if n > self.remaining() {
-            return self.stop(Fault::Count(n));
+            return self.stop(Fault::Count(n)).ok();
         }
-        Ok(Item::Array(n))
+        v.array(self, n)
     }
 
     /// A map of `n` entries, if they could fit in what remains (each takes two bytes at
     /// least).
     #[inline(always)]
-    fn map_raw(&mut self, n: usize) -> Raw<Item<'a>> {
+    fn map_of<V: Visitor<'a>>(&mut self, n: usize, v: &mut V) -> Option<V::Out> {
         if n.saturating_mul(2) > self.remaining() {
-            return self.stop(Fault::Count(n));
+            return self.stop(Fault::Count(n)).ok();
         }
-        Ok(Item::Map(n))
+        v.map(self, n)
+    }
+
+    /// The next item as an [`Item`].
+    #[inline(always)]
+    fn item_raw(&mut self) -> Raw<Item<'a>> {
+        self.visit(&mut Items).ok_or(Stop)
     }
 
     /// The next item (validating mode: errors described).
@@ -449,7 +511,8 @@ impl<'a> Reader<'a> {
         self.trusted_raw().ok()
     }
 
-    /// Why the last [`Reader::trusted_token`] answered `None`.
+    /// Why the last [`Reader::trusted_token`] or [`Reader::visit`] answered `None`
+    /// (unless the visitor stopped it).
     #[cold]
     pub fn trusted_error(&self) -> DecodeError {
         self.fault_error()

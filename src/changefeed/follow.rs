@@ -1,0 +1,398 @@
+//! The ledger side of the changefeed: the hook the store calls after publishing,
+//! [`ChangesQuery`] with `LedgerStore::changes` (read the log after a cursor), and
+//! [`Follower`] (follow the log from another thread, with a timeout).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use uuid::Uuid;
+
+use super::buffer::ChangefeedBuffer;
+use super::event::{now_secs, ChangeEvent, Cursor};
+use crate::{Error, Fact, LedgerStore, Result};
+
+/// What the store calls after each publication (under its writer lock, so in commit
+/// order): numbers the facts, wakes followers and feeds an attached buffer.
+pub(crate) struct LedgerHook {
+    /// Set once (a buffer is never detached): read with a plain load on every commit.
+    buffer: OnceLock<ChangefeedBuffer>,
+    /// Serializes `attach_changefeed`.
+    attaching: Mutex<()>,
+    /// Sequence of the newest published fact.
+    newest: AtomicU64,
+    identity: OnceLock<Uuid>,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    cond: Condvar,
+    closed: AtomicBool,
+}
+
+impl LedgerHook {
+    /// The hook of a ledger whose log (as loaded) is `log`.
+    pub(crate) fn new(log: &[Fact]) -> Self {
+        let identity = OnceLock::new();
+        if let Some(f) = log.first() {
+            let _ = identity.set(f.id());
+        }
+        LedgerHook {
+            buffer: OnceLock::new(),
+            attaching: Mutex::new(()),
+            newest: AtomicU64::new(log.len() as u64),
+            identity,
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cond: Condvar::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// `facts` were just published at positions `first_seq..`.
+    pub(crate) fn published(&self, first_seq: u64, facts: &[Fact]) {
+        let Some(first) = facts.first() else {
+            return;
+        };
+        if first_seq == 1 {
+            let _ = self.identity.set(first.id());
+        }
+        self.newest
+            .store(first_seq + facts.len() as u64 - 1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock();
+            self.cond.notify_all();
+        }
+        if let Some(b) = self.buffer.get() {
+            b.emit_committed(first_seq, self.identity.get().copied(), facts);
+        }
+    }
+
+    /// The ledger closed: wake followers, close the attached buffer's subscriptions.
+    pub(crate) fn closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        {
+            let _g = self.lock.lock();
+            self.cond.notify_all();
+        }
+        if let Some(b) = self.buffer.get() {
+            b.close_all();
+        }
+    }
+
+    fn identity(&self) -> Option<Uuid> {
+        self.identity.get().copied()
+    }
+
+    fn newest(&self) -> u64 {
+        self.newest.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a fact after `seq` is published, the ledger closes, or `deadline`.
+    fn wait_past(&self, seq: u64, deadline: Option<Instant>) {
+        let mut g = self.lock.lock();
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        while self.newest() <= seq && !self.closed.load(Ordering::SeqCst) {
+            match deadline {
+                Some(d) => {
+                    if self.cond.wait_until(&mut g, d).timed_out() {
+                        break;
+                    }
+                }
+                None => self.cond.wait(&mut g),
+            }
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What to read from a ledger's log: the facts after a cursor, of some stores, at most
+/// `limit`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangesQuery {
+    /// Start after this position (None: at the first fact).
+    pub after: Option<Cursor>,
+    /// Only these stores (empty: all).
+    pub stores: Vec<String>,
+    /// At most this many events (None: all).
+    pub limit: Option<usize>,
+}
+
+impl ChangesQuery {
+    /// Everything, from the first fact.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Start after `cursor`.
+    pub fn after(mut self, cursor: Cursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+
+    /// Only these stores.
+    pub fn stores<S: AsRef<str>>(mut self, stores: impl IntoIterator<Item = S>) -> Self {
+        self.stores = stores.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// At most `n` events.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+}
+
+/// Reads up to `limit` events of `stores` after position `after` from the log. Returns
+/// them, the last position scanned, and whether the scan reached the log's end.
+pub(crate) fn read_after(
+    ledger: &LedgerStore,
+    after: u64,
+    stores: &[String],
+    limit: usize,
+) -> (Vec<ChangeEvent>, u64, bool) {
+    let id = ledger.ledger_id();
+    let at = now_secs();
+    ledger.read_log(|log| {
+        let start = (after as usize).min(log.len());
+        let mut out = Vec::with_capacity(limit.min(log.len() - start).min(4096));
+        let mut pos = start;
+        for f in &log[start..] {
+            if out.len() >= limit {
+                break;
+            }
+            pos += 1;
+            if stores.is_empty() || stores.iter().any(|s| s == f.store()) {
+                out.push(ChangeEvent::new(f.clone(), pos as u64, id, at));
+            }
+        }
+        (out, pos as u64, pos == log.len())
+    })
+}
+
+impl LedgerStore {
+    /// The ledger's identity: the id of its first fact (None while it is empty). Cursors
+    /// from this ledger carry it; see [`changefeed`](crate::changefeed).
+    pub fn ledger_id(&self) -> Option<Uuid> {
+        self.feed_hook().identity()
+    }
+
+    /// The position of the newest published fact (sequence 0 for an empty ledger).
+    pub fn head(&self) -> Cursor {
+        let hook = self.feed_hook();
+        Cursor::in_ledger(hook.newest(), hook.identity())
+    }
+
+    /// The first position still readable: 1 (nothing is ever removed from the log yet;
+    /// retention will move it and `changes` will refuse cursors before it).
+    pub fn first_sequence(&self) -> u64 {
+        1
+    }
+
+    pub(crate) fn check_cursor(&self, c: &Cursor) -> Result<()> {
+        let hook = self.feed_hook();
+        if let Some(theirs) = c.ledger {
+            if hook.identity() != Some(theirs) {
+                return Err(Error::InvalidArgument(format!(
+                    "cursor: {c} is from another ledger (this ledger is {})",
+                    hook.identity()
+                        .map_or_else(|| "empty".to_owned(), |u| u.to_string())
+                )));
+            }
+        }
+        let newest = hook.newest();
+        if c.sequence > newest {
+            return Err(Error::InvalidArgument(format!(
+                "cursor: sequence {} is past the end of this ledger ({} facts)",
+                c.sequence, newest
+            )));
+        }
+        Ok(())
+    }
+
+    /// The committed facts after `q.after` (of `q.stores`, at most `q.limit`) as
+    /// events, read from the log itself: any cursor this ledger gave out, however old,
+    /// resumes with exactly the facts after it. A cursor of another ledger, or past the
+    /// end of this one, is an `InvalidArgument` naming `cursor`.
+    ///
+    /// ```
+    /// use igniter_ledger::changefeed::ChangesQuery;
+    /// use igniter_ledger::{LedgerStore, Value, Write};
+    ///
+    /// let ledger = LedgerStore::memory();
+    /// for k in ["a", "b", "c"] {
+    ///     ledger.write(Write::new("tasks", k, Value::Int(1))).unwrap();
+    /// }
+    /// let page = ledger.changes(&ChangesQuery::new().limit(2)).unwrap();
+    /// assert_eq!(page.iter().map(|e| e.sequence()).collect::<Vec<_>>(), [1, 2]);
+    /// let rest = ledger.changes(&ChangesQuery::new().after(page[1].cursor())).unwrap();
+    /// assert_eq!(rest[0].key(), "c");
+    /// ```
+    pub fn changes(&self, q: &ChangesQuery) -> Result<Vec<ChangeEvent>> {
+        if q.limit == Some(0) {
+            return Err(Error::InvalidArgument(
+                "limit: must be a positive Integer, got 0".into(),
+            ));
+        }
+        let after = match &q.after {
+            Some(c) => {
+                self.check_cursor(c)?;
+                c.sequence
+            }
+            None => 0,
+        };
+        Ok(read_after(self, after, &q.stores, q.limit.unwrap_or(usize::MAX)).0)
+    }
+
+    /// A [`Follower`]: the facts after `q.after`, then each new commit as it is
+    /// published, taken from any thread with a timeout (`q.limit` is ignored).
+    pub fn follow(&self, q: &ChangesQuery) -> Result<Follower> {
+        if let Some(c) = &q.after {
+            self.check_cursor(c)?;
+        }
+        Ok(Follower {
+            ledger: self.clone(),
+            stores: q.stores.clone(),
+            position: q.after.map_or(0, |c| c.sequence),
+            handed: q.after.map_or(0, |c| c.sequence),
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Attaches a changefeed buffer: from now on every commit is emitted to it, after
+    /// publication and in commit order, numbered by its position in the log. One buffer
+    /// per ledger, one ledger per buffer.
+    pub fn attach_changefeed(&self, buffer: &ChangefeedBuffer) -> Result<()> {
+        let hook = self.feed_hook();
+        let _one_at_a_time = hook.attaching.lock();
+        if let Some(b) = hook.buffer.get() {
+            if b.same(buffer) {
+                return Ok(());
+            }
+            return Err(Error::InvalidArgument(
+                "changefeed: this ledger already has a changefeed".into(),
+            ));
+        }
+        buffer.attach(self.downgrade())?;
+        let _ = hook.buffer.set(buffer.clone());
+        Ok(())
+    }
+
+    /// The attached changefeed buffer, if any.
+    pub fn changefeed(&self) -> Option<ChangefeedBuffer> {
+        self.feed_hook().buffer.get().cloned()
+    }
+}
+
+/// Follows a ledger's log: every fact after a cursor, in order, then new commits as they
+/// are published. Never loses or repeats a fact, never slows writers (it reads the log
+/// under its read lock, in chunks). Iterating blocks until the next fact, and ends once
+/// the ledger is closed and everything published was handed out.
+///
+/// ```
+/// use std::time::Duration;
+/// use igniter_ledger::changefeed::ChangesQuery;
+/// use igniter_ledger::{LedgerStore, Value, Write};
+///
+/// let ledger = LedgerStore::memory();
+/// let mut follower = ledger.follow(&ChangesQuery::new().stores(["tasks"])).unwrap();
+/// let writer = {
+///     let ledger = ledger.clone();
+///     std::thread::spawn(move || {
+///         ledger.write(Write::new("notes", "n", Value::Nil)).unwrap();
+///         ledger.write(Write::new("tasks", "t1", Value::Int(1))).unwrap();
+///     })
+/// };
+/// let e = follower.next_timeout(Duration::from_secs(5)).unwrap().unwrap();
+/// assert_eq!((e.key(), e.sequence()), ("t1", 2));
+/// writer.join().unwrap();
+/// assert!(follower.next_timeout(Duration::from_millis(10)).unwrap().is_none());
+/// ```
+pub struct Follower {
+    ledger: LedgerStore,
+    stores: Vec<String>,
+    position: u64,
+    handed: u64,
+    pending: VecDeque<ChangeEvent>,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("stores", &self.stores)
+            .field("position", &self.position)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+const FOLLOW_CHUNK: usize = 4096;
+
+impl Follower {
+    /// The cursor after the last event handed out (persist it to resume later).
+    pub fn cursor(&self) -> Cursor {
+        let consumed = if self.pending.is_empty() {
+            self.position
+        } else {
+            self.handed
+        };
+        Cursor::in_ledger(consumed, self.ledger.ledger_id())
+    }
+
+    fn fill(&mut self) {
+        let (events, scanned, _) =
+            read_after(&self.ledger, self.position, &self.stores, FOLLOW_CHUNK);
+        self.position = scanned;
+        self.pending.extend(events);
+    }
+
+    fn next_until(&mut self, deadline: Option<Instant>) -> Result<Option<ChangeEvent>> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                self.handed = e.sequence();
+                return Ok(Some(e));
+            }
+            self.fill();
+            if !self.pending.is_empty() {
+                continue;
+            }
+            let hook = self.ledger.feed_hook();
+            if hook.newest() > self.position {
+                continue;
+            }
+            if hook.closed.load(Ordering::SeqCst) {
+                return Err(Error::Closed);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            hook.wait_past(self.position, deadline);
+        }
+    }
+
+    /// The next event, waiting up to `timeout` (None when nothing came in time).
+    /// `Error::Closed` once the ledger is closed and drained.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<ChangeEvent>> {
+        self.next_until(Some(Instant::now() + timeout))
+    }
+
+    /// The events already published, without waiting (up to one chunk).
+    pub fn poll(&mut self) -> Vec<ChangeEvent> {
+        if self.pending.is_empty() {
+            self.fill();
+        }
+        if let Some(e) = self.pending.back() {
+            self.handed = e.sequence();
+        }
+        self.pending.drain(..).collect()
+    }
+}
+
+impl Iterator for Follower {
+    type Item = ChangeEvent;
+
+    /// Blocks until the next event; None once the ledger is closed and drained.
+    fn next(&mut self) -> Option<ChangeEvent> {
+        self.next_until(None).ok().flatten()
+    }
+}

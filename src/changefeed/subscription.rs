@@ -1,0 +1,439 @@
+//! One subscriber of a [`ChangefeedBuffer`](super::ChangefeedBuffer): its bounded queue,
+//! policies and counters, and the [`Subscription`] handle its consumer holds.
+//!
+//! The buffer pushes events into the queue (never waiting); the consumer takes them, on
+//! its own thread, with [`Subscription::recv_timeout`] (or [`Subscription::take`] plus
+//! [`Subscription::ack`] / [`Subscription::fail`] when a handler runs in between, as the
+//! Ruby worker does).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::buffer::Shared;
+use super::event::ChangeEvent;
+use super::options::{ClosePolicy, Overflow};
+
+/// What waiting for the next event gave.
+#[derive(Debug)]
+pub enum Recv {
+    /// The next event.
+    Event(ChangeEvent),
+    /// Nothing arrived in time; the subscription is still open.
+    Timeout,
+    /// The subscription is closed (and, under the drain policy, drained) or failed.
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Active,
+    Closing,
+    Closed,
+    Failed,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Closing => "closing",
+            Status::Closed => "closed",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+pub(crate) struct SubState {
+    pub(crate) queue: VecDeque<ChangeEvent>,
+    pub(crate) status: Status,
+    delivered: u64,
+    overflow_dropped: u64,
+    failed: u64,
+    /// The highest sequence queued (or read back from the log) for this subscriber.
+    last_seq: u64,
+    /// Catch-up mode: the queue filled up; missed events are read back from the log.
+    lagging: bool,
+}
+
+/// A subscriber as the buffer holds it.
+pub(crate) struct Subscriber {
+    pub(crate) id: String,
+    pub(crate) stores: Vec<String>,
+    pub(crate) cap: usize,
+    pub(crate) overflow: Overflow,
+    pub(crate) close_policy: ClosePolicy,
+    pub(crate) state: Mutex<SubState>,
+    ready: Condvar,
+    /// Bumped on every push (read without the lock by a consumer about to park).
+    pushed: AtomicU64,
+    feed: Weak<Shared>,
+}
+
+/// How long a consumer that found its queue empty keeps yielding (checking `pushed`)
+/// before it parks. While it is awake, a writer's push costs no wake-up system call, so
+/// a busy feed does not slow its writers by one futex wake per event.
+const LINGER: Duration = Duration::from_micros(50);
+
+/// A point-in-time view of one subscriber.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriberSnapshot {
+    /// 16 hex characters.
+    pub id: String,
+    /// The stores it follows (empty: all).
+    pub stores: Vec<String>,
+    /// Events queued now.
+    pub queue_size: usize,
+    /// Queue capacity.
+    pub queue_max_size: usize,
+    /// Overflow policy.
+    pub overflow: Overflow,
+    /// Close policy.
+    pub close_policy: ClosePolicy,
+    /// `active`, `closing`, `closed` or `failed`.
+    pub status: &'static str,
+    /// Events its consumer took (Rust) or handled without error (Ruby).
+    pub delivered_total: u64,
+    /// Events its full queue dropped.
+    pub overflow_dropped_total: u64,
+    /// 1 once its handler failed.
+    pub failed_total: u64,
+    /// True while it catches up from the log (catch-up policy).
+    pub lagging: bool,
+}
+
+impl Subscriber {
+    pub(crate) fn new(
+        stores: Vec<String>,
+        cap: usize,
+        overflow: Overflow,
+        close_policy: ClosePolicy,
+        feed: Weak<Shared>,
+        last_seq: u64,
+        lagging: bool,
+    ) -> Self {
+        Subscriber {
+            id: format!("{:016x}", fastrand::u64(..)),
+            stores,
+            cap,
+            overflow,
+            close_policy,
+            state: Mutex::new(SubState {
+                queue: VecDeque::new(),
+                status: Status::Active,
+                delivered: 0,
+                overflow_dropped: 0,
+                failed: 0,
+                last_seq,
+                lagging,
+            }),
+            ready: Condvar::new(),
+            pushed: AtomicU64::new(0),
+            feed,
+        }
+    }
+
+    pub(crate) fn follows(&self, store: &str) -> bool {
+        self.stores.is_empty() || self.stores.iter().any(|s| s == store)
+    }
+
+    /// Queues `ev` by the overflow policy. Called by the buffer, in sequence order.
+    pub(crate) fn offer(&self, ev: &ChangeEvent, shared: &Shared) {
+        if !self.follows(ev.store()) {
+            return;
+        }
+        let mut st = self.state.lock();
+        if st.status != Status::Active {
+            return;
+        }
+        if ev.sequence() <= st.last_seq {
+            // Already read back from the log (catching up), or before this subscriber's
+            // starting point.
+            return;
+        }
+        if st.lagging {
+            return;
+        }
+        if st.queue.len() >= self.cap {
+            match self.overflow {
+                Overflow::DropOldest => {
+                    st.queue.pop_front();
+                    st.overflow_dropped += 1;
+                    shared.note_overflow(self);
+                }
+                Overflow::DropNewest => {
+                    st.overflow_dropped += 1;
+                    shared.note_overflow(self);
+                    return;
+                }
+                Overflow::CatchUp => {
+                    st.lagging = true;
+                    shared.note_lagging(self);
+                    return;
+                }
+            }
+        }
+        st.last_seq = ev.sequence();
+        st.queue.push_back(ev.clone());
+        self.pushed.fetch_add(1, Ordering::Release);
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// Stops taking events; under `Discard` drops what is queued. Idempotent.
+    pub(crate) fn close(&self, shared: Option<&Shared>) {
+        let mut st = self.state.lock();
+        if st.status == Status::Active {
+            st.status = Status::Closing;
+            if self.close_policy == ClosePolicy::Discard {
+                st.queue.clear();
+            }
+            st.lagging = false;
+            drop(st);
+            if let Some(shared) = shared {
+                shared.note_closed(self);
+            }
+        } else {
+            drop(st);
+        }
+        self.ready.notify_all();
+    }
+
+    /// Closes it in a forked child, discarding the queue. The parent's consumer thread
+    /// may have held the lock when the process forked (it does not exist here, and
+    /// never releases it): wait briefly, then leave the state as it is (the subscriber
+    /// is out of the registry either way). True when it was closed here.
+    pub(crate) fn close_forked(&self) -> bool {
+        let Some(mut st) = self.state.try_lock_for(Duration::from_millis(20)) else {
+            return false;
+        };
+        st.queue.clear();
+        if st.status == Status::Active {
+            st.status = Status::Closed;
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn snapshot(&self) -> SubscriberSnapshot {
+        let st = self.state.lock();
+        SubscriberSnapshot {
+            id: self.id.clone(),
+            stores: self.stores.clone(),
+            queue_size: st.queue.len(),
+            queue_max_size: self.cap,
+            overflow: self.overflow,
+            close_policy: self.close_policy,
+            status: st.status.name(),
+            delivered_total: st.delivered,
+            overflow_dropped_total: st.overflow_dropped,
+            failed_total: st.failed,
+            lagging: st.lagging,
+        }
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// Catch-up: reads the events after `last_seq` back from the ledger's log, up to the
+    /// queue's capacity; leaves lagging once the log's end is reached. Holds the
+    /// subscriber's lock (emission skips what this reads: its sequences are covered).
+    fn refill(&self, st: &mut SubState) {
+        let ledger = self.feed.upgrade().and_then(|s| s.ledger());
+        let Some(ledger) = ledger else {
+            st.lagging = false;
+            return;
+        };
+        let (events, scanned_to, at_end) =
+            super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
+        st.last_seq = st.last_seq.max(scanned_to);
+        st.queue.extend(events);
+        if at_end {
+            st.lagging = false;
+        }
+    }
+
+    fn take(&self, timeout: Option<Duration>) -> Recv {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.state.lock();
+        loop {
+            match st.status {
+                Status::Closed | Status::Failed => return Recv::Closed,
+                _ => {}
+            }
+            if let Some(ev) = st.queue.pop_front() {
+                return Recv::Event(ev);
+            }
+            if st.status == Status::Closing {
+                st.status = Status::Closed;
+                return Recv::Closed;
+            }
+            if st.lagging {
+                self.refill(&mut st);
+                if !st.queue.is_empty() {
+                    continue;
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Recv::Timeout;
+            }
+            // Linger awake briefly: the next event usually follows soon on a busy feed.
+            let seen = self.pushed.load(Ordering::Acquire);
+            let linger_until = Instant::now() + LINGER;
+            let woke = MutexGuard::unlocked(&mut st, || {
+                while Instant::now() < linger_until {
+                    std::thread::yield_now();
+                    if self.pushed.load(Ordering::Acquire) != seen {
+                        return true;
+                    }
+                }
+                false
+            });
+            if woke || !st.queue.is_empty() || st.status != Status::Active {
+                continue;
+            }
+            match deadline {
+                Some(d) => {
+                    self.ready.wait_until(&mut st, d);
+                }
+                None => self.ready.wait(&mut st),
+            }
+        }
+    }
+}
+
+/// The handle of one subscription. Dropping it closes the subscription.
+///
+/// ```
+/// use std::time::Duration;
+/// use igniter_ledger::changefeed::{BufferOptions, ChangefeedBuffer, Recv};
+/// use igniter_ledger::{Fact, Value, Write};
+///
+/// let feed = ChangefeedBuffer::new(BufferOptions::default()).unwrap();
+/// let sub = feed.subscribe(&["tasks"]);
+/// feed.emit(Fact::build(Write::new("tasks", "t1", Value::Int(1))).unwrap()).unwrap();
+/// match sub.recv_timeout(Duration::from_secs(1)) {
+///     Recv::Event(e) => assert_eq!((e.key(), e.sequence()), ("t1", 1)),
+///     other => panic!("{other:?}"),
+/// }
+/// sub.close();
+/// assert!(matches!(sub.recv_timeout(Duration::ZERO), Recv::Closed));
+/// ```
+pub struct Subscription {
+    pub(crate) sub: Arc<Subscriber>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.sub.id)
+            .field("stores", &self.sub.stores)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// The subscriber id (16 hex characters).
+    pub fn id(&self) -> &str {
+        &self.sub.id
+    }
+
+    /// The stores it follows (empty: all).
+    pub fn stores(&self) -> &[String] {
+        &self.sub.stores
+    }
+
+    /// Waits up to `timeout` for the next event and counts it as delivered.
+    pub fn recv_timeout(&self, timeout: Duration) -> Recv {
+        let r = self.sub.take(Some(timeout));
+        if matches!(r, Recv::Event(_)) {
+            self.ack();
+        }
+        r
+    }
+
+    /// Waits for the next event (None once closed) and counts it as delivered.
+    pub fn recv(&self) -> Option<ChangeEvent> {
+        match self.sub.take(None) {
+            Recv::Event(e) => {
+                self.ack();
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+
+    /// The events as they come, until the subscription is closed (blocking).
+    pub fn iter(&self) -> impl Iterator<Item = ChangeEvent> + '_ {
+        std::iter::from_fn(move || self.recv())
+    }
+
+    /// Waits up to `timeout` (forever with None) for the next event without counting it:
+    /// for a consumer that runs a handler and then calls [`ack`](Self::ack) or
+    /// [`fail`](Self::fail).
+    pub fn take(&self, timeout: Option<Duration>) -> Recv {
+        self.sub.take(timeout)
+    }
+
+    /// Counts one event as delivered.
+    pub fn ack(&self) {
+        let mut st = self.sub.state.lock();
+        if st.status == Status::Failed {
+            return;
+        }
+        st.delivered += 1;
+        drop(st);
+        if let Some(s) = self.sub.feed.upgrade() {
+            s.note_delivered();
+        }
+    }
+
+    /// The handler failed: the subscription is removed, its queue dropped, the failure
+    /// counted and recorded in the diagnostics ring.
+    pub fn fail(&self, error_class: &str, message: &str) {
+        let mut st = self.sub.state.lock();
+        if matches!(st.status, Status::Failed | Status::Closed) {
+            return;
+        }
+        st.status = Status::Failed;
+        st.queue.clear();
+        st.failed += 1;
+        drop(st);
+        self.sub.ready.notify_all();
+        if let Some(s) = self.sub.feed.upgrade() {
+            s.remove(&self.sub);
+            s.note_failed(&self.sub, error_class, message);
+        }
+    }
+
+    /// Closes the subscription (idempotent): no new events are queued; under `Drain` the
+    /// queued ones are still handed out, under `Discard` they are dropped. A consumer
+    /// waiting in `recv`/`take` wakes up.
+    pub fn close(&self) {
+        let shared = self.sub.feed.upgrade();
+        if let Some(s) = &shared {
+            s.remove(&self.sub);
+        }
+        self.sub.close(shared.as_deref());
+    }
+
+    /// True once closed or failed.
+    pub fn is_closed(&self) -> bool {
+        self.sub.state.lock().status != Status::Active
+    }
+
+    /// This subscriber's counters and queue.
+    pub fn snapshot(&self) -> SubscriberSnapshot {
+        self.sub.snapshot()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
