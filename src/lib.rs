@@ -30,6 +30,7 @@
 pub mod changefeed;
 mod derive;
 mod ledger;
+pub mod protocol;
 pub mod retention;
 pub mod typed;
 

@@ -19,6 +19,7 @@ require_relative "ledger/ledger_store"
 require_relative "ledger/schema_graph"
 require_relative "ledger/derive"
 require_relative "ledger/transaction"
+require_relative "ledger/protocol"
 require_relative "ledger/changefeed"
 require_relative "ledger/retention"
 

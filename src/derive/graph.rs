@@ -196,6 +196,18 @@ impl SchemaGraph {
     }
 }
 
+/// `lineage`'s `derived_by` in the reference's shape: `[{target_store:, target_key: (key or
+/// :callable), source_filters:}]`.
+pub fn derived_by_value(list: &[Derivation]) -> Value {
+    Value::array(list.iter().map(|d| {
+        map([
+            ("target_store", sym(&d.target_store)),
+            ("target_key", target_key_value(&d.target_key)),
+            ("source_filters", filters_value(&d.filters)),
+        ])
+    }))
+}
+
 /// A target key as metadata: the key, or `:callable`.
 pub fn target_key_value(k: &TargetKey) -> Value {
     match k {

@@ -27,6 +27,7 @@ mod rules;
 
 pub(crate) use reactor::Reactor;
 
+pub(crate) use graph::derived_by_value;
 pub use graph::SchemaGraph;
 pub use rules::{
     partition_key_text, Derivation, DerivationRule, Fallible, KeyRule, Projection, Relation,

@@ -230,6 +230,22 @@ impl State {
         self.stores.get_key_value(s).map(|(k, _)| k.clone())
     }
 
+    /// The latest fact of every key of a store, in no particular order.
+    pub(crate) fn latest_of_store(&self, store: &str) -> Vec<Fact> {
+        let Some(si) = self.stores.get(store) else {
+            return Vec::new();
+        };
+        si.keys
+            .iter()
+            .filter_map(|e| {
+                e.versions
+                    .as_slice()
+                    .last()
+                    .map(|&p| self.log[p as usize].clone())
+            })
+            .collect()
+    }
+
     pub(crate) fn latest(&self, store: &str, key: &str) -> Option<&Fact> {
         let v = self.stores.get(store)?.keys.get(key)?;
         v.as_slice().last().map(|&p| &self.log[p as usize])

@@ -765,6 +765,14 @@ impl LedgerStore {
         }
     }
 
+    /// The current fact (coerced) of every key of a store, ordered by key: O(keys), from
+    /// the key index.
+    pub fn current(&self, store: &str) -> Result<Vec<ReadFact>> {
+        let mut facts = self.inner.state.read().latest_of_store(store);
+        facts.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+        self.coerce(facts)
+    }
+
     /// The latest raw fact of (store, key), ignoring coercions.
     pub fn latest(&self, store: &str, key: &str) -> Option<Fact> {
         self.inner

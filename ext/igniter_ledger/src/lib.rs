@@ -12,6 +12,7 @@
 //! | `derive` | derivations, scatters, relations, projections, `resolve` |
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
+//! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
@@ -30,8 +31,9 @@ mod derive;
 mod errors;
 mod fact;
 mod gvl;
-mod retention;
 mod identity;
+mod protocol;
+mod retention;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.
@@ -96,6 +98,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 
     fact::define(fact_class)?;
     store::define(store_class)?;
+    protocol::define(ruby, ledger)?;
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
 

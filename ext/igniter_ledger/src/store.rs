@@ -263,7 +263,7 @@ impl StoreObj {
         }
     }
 
-    /// The core ledger.
+    /// The core ledger (shared with the changefeed bindings and the protocol interpreter).
     pub(crate) fn ledger(&self) -> &LedgerStore {
         &self.ledger
     }
