@@ -127,20 +127,33 @@ impl Inner {
     /// The published state, for reading. In a forked child, never waits on a lock held
     /// by a thread of the parent (`Forked` instead).
     fn read_state(&self) -> Result<RwLockReadGuard<'_, State>> {
+        // The uncontended read asks for no process id (getpid is a system call).
         if let Some(g) = self.state.try_read() {
             return Ok(g);
         }
-        let me = std::process::id();
-        if me == self.pid {
-            return Ok(self.state.read());
-        }
-        fork::acquire(
-            me,
+        self.take(
+            std::process::id(),
             &self.state_owner,
             || self.state.try_read(),
             || self.state.read(),
         )
-        .ok_or_else(|| self.forked())
+    }
+
+    /// Takes one of the ledger's locks for process `me`: at once if free; blocking when
+    /// `me` opened the ledger; in a forked child through [`fork::acquire`], which never
+    /// waits on a lock a thread of the parent held (`Forked` instead).
+    fn take<G>(
+        &self,
+        me: u32,
+        owner: &fork::Owner,
+        mut try_lock: impl FnMut() -> Option<G>,
+        lock: impl FnOnce() -> G,
+    ) -> Result<G> {
+        match try_lock() {
+            Some(g) => Ok(g),
+            None if me == self.pid => Ok(lock()),
+            None => fork::acquire(me, owner, try_lock, lock).ok_or_else(|| self.forked()),
+        }
     }
 
     /// [`Inner::read_state`] for the reads whose signature cannot fail. In a forked child
@@ -156,17 +169,12 @@ impl Inner {
 
     /// The published state, for writing, recording this process as its holder (`me`).
     fn write_state_as(&self, me: u32) -> Result<Owned<'_, RwLockWriteGuard<'_, State>>> {
-        let g = match self.state.try_write() {
-            Some(g) => g,
-            None if me == self.pid => self.state.write(),
-            None => fork::acquire(
-                me,
-                &self.state_owner,
-                || self.state.try_write(),
-                || self.state.write(),
-            )
-            .ok_or_else(|| self.forked())?,
-        };
+        let g = self.take(
+            me,
+            &self.state_owner,
+            || self.state.try_write(),
+            || self.state.write(),
+        )?;
         Ok(Owned::new(g, &self.state_owner, me))
     }
 
@@ -176,17 +184,12 @@ impl Inner {
 
     /// The writer, for a commit by process `me`.
     fn lock_writer(&self, me: u32) -> Result<Owned<'_, MutexGuard<'_, Writer>>> {
-        let g = match self.writer.try_lock() {
-            Some(g) => g,
-            None if me == self.pid => self.writer.lock(),
-            None => fork::acquire(
-                me,
-                &self.writer_owner,
-                || self.writer.try_lock(),
-                || self.writer.lock(),
-            )
-            .ok_or_else(|| self.forked())?,
-        };
+        let g = self.take(
+            me,
+            &self.writer_owner,
+            || self.writer.try_lock(),
+            || self.writer.lock(),
+        )?;
         Ok(Owned::new(g, &self.writer_owner, me))
     }
 }
