@@ -204,7 +204,7 @@ RSpec.describe "optimistic concurrency, atomic batches and threads" do
             end
           end
           sleep 0.01 until ticks.size > 10
-          spans = Array.new(20) do |i|
+          spans = Array.new(40) do |i|
             t0 = clock.call
             s.write(store: :t, key: "k", value: i)
             [t0, clock.call]
@@ -212,9 +212,14 @@ RSpec.describe "optimistic concurrency, atomic batches and threads" do
           done = true
           ticker.join
           inside = spans.map { |a, b| ticks.count { |t| t > a && t < b } }
-          expect(inside.count(&:positive?)).to be >= 15,
-                                                 "ticks inside each write: #{inside.inspect}"
-          expect(s.fact_count).to eq(20)
+          # With the GVL held across the fsync the ticker runs only when Ruby switches
+          # threads between calls, and then ticks once before its Thread.pass hands the
+          # GVL back: at most a tick or two per write (measured: 1 in 20 writes). With the
+          # GVL released it ticks for as long as the fsync takes: thousands per slow write.
+          # A fast fsync can still end before the ticker is scheduled, so only a few
+          # writes are required to show it.
+          expect(inside.count { |n| n >= 5 }).to be >= 3, "ticks inside each write: #{inside.inspect}"
+          expect(s.fact_count).to eq(40)
         end
       ensure
         FileUtils.rm_rf(dir)
