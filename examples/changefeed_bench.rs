@@ -149,7 +149,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let replay_n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let dir = tempfile_dir();
+    // Removed with everything in it when `main` returns.
+    let tmp = tempfile::tempdir().expect("create a temporary directory");
+    let dir = tmp.path().to_path_buf();
 
     println!("### Writer throughput with and without a subscriber ({n} single-fact writes, median of 3, interleaved)\n");
     println!("Wall-clock rate, and in brackets the writing thread's own CPU time per write (from");
@@ -271,10 +273,4 @@ fn main() {
         let (p50, p99, p999) = latency(subs, writes, Duration::from_micros(500));
         println!("| {subs} | {writes} | {p50:.1} | {p99:.1} | {p999:.1} |");
     }
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("cf-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
