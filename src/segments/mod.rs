@@ -23,12 +23,14 @@
 
 mod backend;
 mod codec;
+mod ledger;
 mod options;
 
 pub use backend::{
     SegmentOpenReport, SegmentedBackend, JOURNAL_FILE, MANIFEST_SUFFIX, PURGED_SUFFIX,
     QUARANTINE_SUFFIX,
 };
+pub use ledger::SegmentStorage;
 pub use options::{
     FlushPolicy, SegmentCodec, SegmentOptions, TimeBucket, COMPACT_BATCH_SIZE, DEFAULT_MAX_BYTES,
 };
