@@ -301,7 +301,11 @@ impl SegmentedBackend {
     /// Checks a sealed segment against its manifest: byte size, blake3 (when the
     /// manifest has one) and fact count. The time range is not checked: an operator may
     /// edit it to age a segment.
-    fn verify_sealed(&self, path: &Path, m: &Map<String, Json>) -> Result<(), (&'static str, String)> {
+    fn verify_sealed(
+        &self,
+        path: &Path,
+        m: &Map<String, Json>,
+    ) -> Result<(), (&'static str, String)> {
         let bytes = fs::read(path).map_err(|e| ("IOError", format!("reading the segment: {e}")))?;
         let want = m.get("byte_size").and_then(Json::as_u64);
         if want != Some(bytes.len() as u64) {
@@ -454,8 +458,15 @@ impl SegmentedBackend {
             return Ok(Unsealed::Live(live));
         }
         self.report.sealed_at_open += 1;
-        let codec_name = if d.legacy_json { "json_crc32" } else { codec.name() };
-        match self.seal_live(store, live, codec_name).map_err(|(e, _)| e)? {
+        let codec_name = if d.legacy_json {
+            "json_crc32"
+        } else {
+            codec.name()
+        };
+        match self
+            .seal_live(store, live, codec_name)
+            .map_err(|(e, _)| e)?
+        {
             Some(s) => Ok(Unsealed::Sealed(s)),
             None => Ok(Unsealed::Empty),
         }
@@ -543,16 +554,17 @@ impl SegmentedBackend {
         if !d.facts.is_empty() {
             let mut by_store: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
             for f in &d.facts {
-                by_store.entry(f.store().to_owned()).or_default().push(f.clone());
+                by_store
+                    .entry(f.store().to_owned())
+                    .or_default()
+                    .push(f.clone());
             }
             for (store, part) in by_store {
-                let have: HashSet<Uuid> = self
-                    .live_facts(&store)?
-                    .iter()
-                    .map(Fact::id)
+                let have: HashSet<Uuid> = self.live_facts(&store)?.iter().map(Fact::id).collect();
+                let missing: Vec<Fact> = part
+                    .into_iter()
+                    .filter(|f| !have.contains(&f.id()))
                     .collect();
-                let missing: Vec<Fact> =
-                    part.into_iter().filter(|f| !have.contains(&f.id())).collect();
                 if !missing.is_empty() {
                     self.report.journal_facts_restored += missing.len();
                     self.append_store(&store, &missing, true)?;
@@ -740,7 +752,10 @@ impl SegmentedBackend {
         m.insert("max_timestamp".into(), ts_json(live.max_ts));
         m.insert("sealed".into(), json!(true));
         m.insert("sealed_at".into(), json!(now_secs()));
-        m.insert("blake3".into(), json!(live.hasher.finalize().to_hex().as_str()));
+        m.insert(
+            "blake3".into(),
+            json!(live.hasher.finalize().to_hex().as_str()),
+        );
         m.insert("format_version".into(), json!(1));
         let mpath = side(&live.path, MANIFEST_SUFFIX);
         if let Err(e) = self.write_json_atomic(&mpath, &Json::Object(m.clone())) {
@@ -823,7 +838,12 @@ impl SegmentedBackend {
         as_of: Option<f64>,
     ) -> Result<Vec<Fact>> {
         let names: Vec<String> = match store {
-            Some(s) => self.stores.contains_key(s).then(|| s.to_owned()).into_iter().collect(),
+            Some(s) => self
+                .stores
+                .contains_key(s)
+                .then(|| s.to_owned())
+                .into_iter()
+                .collect(),
             None => self.stores.keys().cloned().collect(),
         };
         let mut out = Vec::new();
@@ -1027,7 +1047,11 @@ impl SegmentedBackend {
             .flat_map(|(_, s)| s.quarantined.iter().cloned())
             .collect();
         v.sort_by(|a, b| {
-            let t = |r: &Json| r.get("quarantined_at").and_then(Json::as_f64).unwrap_or(0.0);
+            let t = |r: &Json| {
+                r.get("quarantined_at")
+                    .and_then(Json::as_f64)
+                    .unwrap_or(0.0)
+            };
             t(a).total_cmp(&t(b))
         });
         v

@@ -118,7 +118,10 @@ impl LedgerStore {
                 let facts = SegmentedBackend::segment_facts(path)?;
                 Ok(facts
                     .into_iter()
-                    .filter(|f| me.latest(f.store(), f.key()).is_some_and(|l| l.id() == f.id()))
+                    .filter(|f| {
+                        me.latest(f.store(), f.key())
+                            .is_some_and(|l| l.id() == f.id())
+                    })
                     .collect())
             })
         })

@@ -167,9 +167,9 @@ fn purge_receipts(
     until: Option<f64>,
     limit: Option<usize>,
 ) -> String {
-    json(serde_json::Value::Array(
-        b.with(|b| b.purge_receipts(store.as_deref(), since, until, limit)),
-    ))
+    json(serde_json::Value::Array(b.with(|b| {
+        b.purge_receipts(store.as_deref(), since, until, limit)
+    })))
 }
 
 fn quarantine_receipts(b: &BackendObj, store: Option<String>) -> String {
@@ -208,10 +208,7 @@ fn open_segmented(
     let ledger = gvl::without_gvl(move || LedgerStore::open_segmented_with(root, opts, lopts))
         .map_err(|m| errors::internal(ruby, "open", m))?
         .map_err(err(ruby))?;
-    Ok(ruby.obj_wrap_as(
-        StoreObj::new(ledger, cache_entries, slice_handles),
-        klass,
-    ))
+    Ok(ruby.obj_wrap_as(StoreObj::new(ledger, cache_entries, slice_handles), klass))
 }
 
 /// `_segments_json(kind, store)`: "stats" | "manifest" | "durability"; nil when the

@@ -108,6 +108,15 @@ module Igniter
       end
 
       class << self
+        # Purge receipts as compaction_activity entries.
+        def activity_entries(receipts)
+          receipts.map do |r|
+            { kind: :segment_purge, executor: :segmented_backend, store: r["store"]&.to_sym, status: :ok,
+              reason: r["reason"], fact_count: r["fact_count"], receipt_id: r["segment_id"],
+              occurred_at: r["purged_at"].to_f }
+          end
+        end
+
         def new(root, **opts)
           unknown = opts.keys - Segmented::DEFAULTS.keys
           raise ArgumentError, "unknown keyword#{"s" if unknown.size > 1}: #{unknown.map(&:inspect).join(", ")}" unless unknown.empty?
