@@ -471,6 +471,9 @@ module Igniter
       # cannot rewrite its copy (no #replace_with_snapshot!): pruning only here would
       # leave the pruned facts in the backend. nil when pruning may go ahead.
       def exact_prune_unsupported
+        if segmented?
+          return { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: SegmentedFileBackend.name }
+        end
         return nil if @backend.nil? || @backend.respond_to?(:replace_with_snapshot!)
 
         { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: @backend.class.name }
