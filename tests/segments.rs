@@ -360,3 +360,148 @@ proptest! {
         }
     }
 }
+
+fn frame(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
+}
+
+/// A segment as the 0.5.2 gem's compact_delta_zlib codec wrote it.
+fn legacy_compact_segment() -> Vec<u8> {
+    use rmpv::Value as M;
+    let mut out = Vec::new();
+    let header = M::Map(vec![
+        (M::from("store"), M::from("gps")),
+        (
+            M::from("fields"),
+            M::Array(vec![M::from("lat"), M::from("on")]),
+        ),
+        (M::from("valid_time"), M::Nil),
+        (M::from("schema_version"), M::from(1)),
+    ]);
+    let mut b = Vec::new();
+    rmpv::encode::write_value(&mut b, &header).unwrap();
+    frame(&mut out, &b);
+    for (batch, (km, entries)) in [
+        (
+            vec![(M::from("0"), M::from("t1")), (M::from("1"), M::from("t2"))],
+            vec![
+                M::Array(vec![
+                    M::from(0),
+                    M::from(1_714_200_000_000i64),
+                    M::Array(vec![M::from(34.5), M::from(true)]),
+                ]),
+                M::Array(vec![
+                    M::from(1),
+                    M::from(250),
+                    M::Array(vec![M::from(35.0), M::Nil]),
+                ]),
+            ],
+        ),
+        (
+            vec![],
+            vec![M::Array(vec![
+                M::from(0),
+                M::from(-50),
+                M::Array(vec![M::from(36.0), M::from(false)]),
+            ])],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = M::Map(vec![
+            (M::from("km"), M::Map(km)),
+            (M::from("e"), M::Array(entries)),
+        ]);
+        let mut r = Vec::new();
+        rmpv::encode::write_value(&mut r, &raw).unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &r).unwrap();
+        let mut body = ((2 - batch) as u32).to_be_bytes().to_vec();
+        body.extend(z.finish().unwrap());
+        frame(&mut out, &body);
+    }
+    out
+}
+
+#[test]
+fn segments_written_by_the_0_5_2_gem_open_and_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("wal/store=gps/date=2024-04-27");
+    std::fs::create_dir_all(&d).unwrap();
+    let seg = legacy_compact_segment();
+    std::fs::write(d.join("segment-000001.wal"), &seg).unwrap();
+    let manifest = serde_json::json!({
+        "segment_id": "gps/2024-04-27/000001", "store": "gps", "codec": "compact_delta_zlib",
+        "fact_count": 3, "byte_size": seg.len(), "min_timestamp": 1_714_200_000.0,
+        "max_timestamp": 1_714_200_000.25, "sealed": true, "sealed_at": 1_714_200_001.0,
+    });
+    std::fs::write(
+        d.join(format!("segment-000001.wal{MANIFEST_SUFFIX}")),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    // An unsealed 0.5.2 compact segment (a crash) and a json_crc32 one of another store.
+    std::fs::write(d.join("segment-000002.wal"), &seg).unwrap();
+    let j = dir.path().join("wal/store=crm/date=2024-04-27");
+    std::fs::create_dir_all(&j).unwrap();
+    let mut js = Vec::new();
+    frame(
+        &mut js,
+        br#"{"id":"5f0c1f7e-5b7e-4b39-9a0f-0d5d2c1e7a11","store":"crm","key":"job_1","value":{"status":"scheduled"},"value_hash":"x","causation":null,"transaction_time":1714200000.5,"valid_time":null,"schema_version":1}"#,
+    );
+    std::fs::write(j.join("segment-000001.wal"), &js).unwrap();
+
+    let l = LedgerStore::open_segmented(dir.path(), opts()).unwrap();
+    let gps = l
+        .history(igniter_ledger::HistoryQuery::new("gps").key("t1"))
+        .unwrap();
+    assert_eq!(gps.len(), 4, "two of t1 from each of the two segments");
+    let first = &gps[0].fact;
+    assert_eq!(first.transaction_time().as_micros(), 1_714_200_000_000_000);
+    assert_eq!(
+        first.value(),
+        Value::map([
+            (MapKey::sym("lat"), Value::Float(34.5)),
+            (MapKey::sym("on"), Value::Bool(true))
+        ])
+    );
+    assert_eq!(
+        l.read(Read::new("gps", "t2"))
+            .unwrap()
+            .unwrap()
+            .get_sym("on"),
+        Some(&Value::Nil)
+    );
+    assert_eq!(
+        l.read(Read::new("crm", "job_1"))
+            .unwrap()
+            .unwrap()
+            .get_sym("status"),
+        Some(&Value::from("scheduled"))
+    );
+    let stats = l.storage_stats(None).unwrap();
+    assert_eq!(stats["stores"]["gps"]["quarantine_receipt_count"], 0);
+    assert_eq!(
+        stats["stores"]["gps"]["codecs"],
+        serde_json::json!(["compact_delta_zlib"])
+    );
+    assert_eq!(
+        stats["stores"]["crm"]["codecs"],
+        serde_json::json!(["json_crc32"])
+    );
+    // Ids are stable across opens.
+    let ids: Vec<_> = gps.iter().map(|f| f.fact.id()).collect();
+    l.close().unwrap();
+    let l2 = LedgerStore::open_segmented(dir.path(), opts()).unwrap();
+    let again: Vec<_> = l2
+        .history(igniter_ledger::HistoryQuery::new("gps").key("t1"))
+        .unwrap()
+        .iter()
+        .map(|f| f.fact.id())
+        .collect();
+    assert_eq!(ids, again);
+    l2.close().unwrap();
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
-use super::codec::{decode_segment, encode_compact, encode_frames};
+use super::codec::{decode_any, decode_segment, encode_compact, encode_frames};
 use super::options::{SegmentCodec, SegmentOptions};
 use crate::ledger::error::{Error, Result};
 use crate::ledger::fact::Fact;
@@ -327,7 +327,7 @@ impl SegmentedBackend {
                 ));
             }
         }
-        let d = decode_segment(&bytes);
+        let d = decode_any(&bytes, &path.to_string_lossy());
         if let Some(c) = d.corrupt {
             return Err(("CorruptFrame", c));
         }
@@ -401,7 +401,7 @@ impl SegmentedBackend {
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(io_err(format!("reading {}", path.display())))?;
-        let d = decode_segment(&bytes);
+        let d = decode_any(&bytes, &path.to_string_lossy());
         if let Some(c) = &d.corrupt {
             let r = self.quarantine(store, path, None, "CorruptFrame", c)?;
             return Ok(Unsealed::Quarantined(r));
@@ -454,12 +454,14 @@ impl SegmentedBackend {
             max_ts,
             hasher,
         };
-        if resume && !d.legacy_json {
+        if resume && !d.legacy_json && !d.legacy_compact {
             return Ok(Unsealed::Live(live));
         }
         self.report.sealed_at_open += 1;
         let codec_name = if d.legacy_json {
             "json_crc32"
+        } else if d.legacy_compact {
+            "compact_delta_zlib"
         } else {
             codec.name()
         };
@@ -858,7 +860,7 @@ impl SegmentedBackend {
                     continue;
                 }
                 let bytes = fs::read(&s.path).unwrap_or_default();
-                let d = decode_segment(&bytes);
+                let d = decode_any(&bytes, &s.path.to_string_lossy());
                 if d.corrupt.is_some()
                     || d.torn.is_some()
                     || bytes.len() as u64 != s.u64_field("byte_size")
@@ -1006,7 +1008,7 @@ impl SegmentedBackend {
     /// Facts of one sealed segment (for `purge_keeping`).
     pub(crate) fn segment_facts(path: &Path) -> Result<Vec<Fact>> {
         let bytes = fs::read(path).map_err(io_err(format!("reading {}", path.display())))?;
-        Ok(decode_segment(&bytes).facts)
+        Ok(decode_any(&bytes, &path.to_string_lossy()).facts)
     }
 
     /// Purge receipts, oldest first: of `store` (or all), with `purged_at` in

@@ -81,6 +81,19 @@ pub(crate) struct Decoded {
     pub corrupt: Option<String>,
     /// Whether the first frame was a 0.5.2 JSON body.
     pub legacy_json: bool,
+    /// Whether this is a 0.5.2 `compact_delta_zlib` segment.
+    pub legacy_compact: bool,
+}
+
+/// Reads a segment of any codec: ours, 0.5.2 `json_crc32` or 0.5.2
+/// `compact_delta_zlib` (`seed`, the segment's path, gives the latter's facts stable ids).
+pub(crate) fn decode_any(buf: &[u8], seed: &str) -> Decoded {
+    if super::legacy::is_legacy_compact(buf) {
+        let mut d = super::legacy::decode_legacy_compact(buf, seed);
+        d.legacy_compact = true;
+        return d;
+    }
+    decode_segment(buf)
 }
 
 fn inflate(z: &[u8]) -> Result<Vec<u8>, DecodeError> {

@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `options` | [`SegmentOptions`]: rotation, codecs, flush policy, durability, retention |
 //! | `codec` | frames in and out: `ledger_frames`, `ledger_compact_zlib`, 0.5.2 `json_crc32` |
+//! | `legacy` | reading 0.5.2 `compact_delta_zlib` segments |
 //! | `backend` | [`SegmentedBackend`]: the directory, sealing, quarantine, purge, journal, reports |
 //!
 //! A [`crate::LedgerStore`] opened with [`crate::LedgerStore::open_segmented`] keeps its
@@ -24,6 +25,7 @@
 mod backend;
 mod codec;
 mod ledger;
+mod legacy;
 mod options;
 
 pub use backend::{
