@@ -173,7 +173,7 @@ fn a_torn_live_segment_is_cut_and_its_tail_moved_aside() {
     let l = LedgerStore::memory();
     let f1 = l.write(Write::new("a", "k1", v(1))).unwrap();
     let f2 = l.write(Write::new("a", "k2", v(2))).unwrap();
-    b.append(&[f1.clone()]).unwrap();
+    b.append(std::slice::from_ref(&f1)).unwrap();
     b.append(&[f2]).unwrap();
     b.abandon("a"); // crash: nothing sealed
     let seg = files(dir.path(), ".wal")[0].clone();

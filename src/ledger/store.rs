@@ -301,6 +301,7 @@ impl Default for LedgerStore {
 }
 
 impl LedgerStore {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build(
         state: State,
         wal: Option<WalWriter>,

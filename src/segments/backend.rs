@@ -55,7 +55,8 @@ struct Live {
     buffer: Vec<Fact>,
     min_ts: Option<f64>,
     max_ts: Option<f64>,
-    hasher: blake3::Hasher,
+    /// Boxed: the hasher's state is 2 KiB.
+    hasher: Box<blake3::Hasher>,
 }
 
 /// A sealed segment, as its manifest describes it.
@@ -439,7 +440,7 @@ impl SegmentedBackend {
             .append(true)
             .open(path)
             .map_err(io_err(format!("opening {}", path.display())))?;
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = Box::new(blake3::Hasher::new());
         hasher.update(&bytes);
         let live = Live {
             path: path.to_owned(),
@@ -636,7 +637,7 @@ impl SegmentedBackend {
             buffer: Vec::new(),
             min_ts: None,
             max_ts: None,
-            hasher: blake3::Hasher::new(),
+            hasher: Box::new(blake3::Hasher::new()),
         });
         Ok(())
     }
@@ -718,7 +719,7 @@ impl SegmentedBackend {
             }
             Ok(None) => Ok(()),
             Err((e, live)) => {
-                self.stores.get_mut(store).expect("exists").live = live;
+                self.stores.get_mut(store).expect("exists").live = live.map(|l| *l);
                 Err(e)
             }
         }
@@ -729,7 +730,7 @@ impl SegmentedBackend {
         store: &str,
         live: Live,
         codec: &str,
-    ) -> std::result::Result<Option<Sealed>, (Error, Option<Live>)> {
+    ) -> std::result::Result<Option<Sealed>, (Error, Option<Box<Live>>)> {
         if live.on_disk == 0 {
             drop(live.file);
             let _ = self.fs.remove_file(&live.path);
@@ -738,7 +739,7 @@ impl SegmentedBackend {
         if let Err(e) = live.file.sync_all() {
             return Err((
                 Error::io(format!("syncing {}", live.path.display()), e),
-                Some(live),
+                Some(Box::new(live)),
             ));
         }
         let mut m = Map::new();
@@ -762,7 +763,7 @@ impl SegmentedBackend {
         let mpath = side(&live.path, MANIFEST_SUFFIX);
         if let Err(e) = self.write_json_atomic(&mpath, &Json::Object(m.clone())) {
             // No manifest in place: the segment is still live (and appendable).
-            return Err((e, Some(live)));
+            return Err((e, Some(Box::new(live))));
         }
         Ok(Some(Sealed {
             path: live.path.clone(),
