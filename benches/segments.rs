@@ -19,8 +19,14 @@ use igniter_ledger::{Durability, LedgerStore, MapKey, OpenOptions, Value, Write}
 
 fn gps(i: usize) -> Value {
     Value::map([
-        (MapKey::sym("lat"), Value::Float(34.052 + (i % 97) as f64 * 1e-4)),
-        (MapKey::sym("lng"), Value::Float(-118.243 - (i % 89) as f64 * 1e-4)),
+        (
+            MapKey::sym("lat"),
+            Value::Float(34.052 + (i % 97) as f64 * 1e-4),
+        ),
+        (
+            MapKey::sym("lng"),
+            Value::Float(-118.243 - (i % 89) as f64 * 1e-4),
+        ),
         (MapKey::sym("accuracy_m"), Value::Float(10.0)),
         (MapKey::sym("battery_pct"), Value::Int(85 - (i % 50) as i64)),
     ])
@@ -31,12 +37,16 @@ fn open(kind: &str, path: &Path, d: Durability) -> LedgerStore {
         "wal" => LedgerStore::open_with(path, OpenOptions::new().durability(d)).unwrap(),
         "frames" => LedgerStore::open_segmented(
             path,
-            SegmentOptions::new().durability(d).codec(SegmentCodec::Frames),
+            SegmentOptions::new()
+                .durability(d)
+                .codec(SegmentCodec::Frames),
         )
         .unwrap(),
         _ => LedgerStore::open_segmented(
             path,
-            SegmentOptions::new().durability(d).codec(SegmentCodec::Compact),
+            SegmentOptions::new()
+                .durability(d)
+                .codec(SegmentCodec::Compact),
         )
         .unwrap(),
     }
@@ -78,13 +88,23 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("--rss") {
         child_rss(&args[1], Path::new(&args[2]));
         return;
     }
-    let n: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let dir = PathBuf::from(args.get(1).cloned().unwrap_or("target/segments-bench".into()));
+    let n: usize = args
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = PathBuf::from(
+        args.get(1)
+            .cloned()
+            .unwrap_or("target/segments-bench".into()),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     println!("# segments bench, N = {n}");
@@ -154,11 +174,7 @@ fn main() {
             }
         }
         let (w, s) = (median(rates[0].clone()), median(rates[1].clone()));
-        println!(
-            "| {} | {m} | {w:.0} | {s:.0} | {:.2} |",
-            d.name(),
-            s / w
-        );
+        println!("| {} | {m} | {w:.0} | {s:.0} | {:.2} |", d.name(), s / w);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

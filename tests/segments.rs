@@ -505,3 +505,55 @@ fn segments_written_by_the_0_5_2_gem_open_and_are_read() {
     assert_eq!(ids, again);
     l2.close().unwrap();
 }
+
+#[test]
+fn a_dropped_handle_loses_no_buffered_fact() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts().codec(SegmentCodec::Compact);
+    {
+        let l = LedgerStore::open_segmented(dir.path(), o.clone()).unwrap();
+        for i in 0..5 {
+            l.write(Write::new("r", format!("k{i}"), v(i))).unwrap();
+        }
+        // dropped without close
+    }
+    let l = LedgerStore::open_segmented(dir.path(), o).unwrap();
+    assert_eq!(l.fact_log_all(None, None).len(), 5);
+    l.close().unwrap();
+}
+
+#[test]
+fn a_commit_in_a_new_time_bucket_rotates_into_that_buckets_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts().time_bucket(TimeBucket::Hour);
+    let l = LedgerStore::open_segmented(dir.path(), o.clone()).unwrap();
+    let at = |secs: f64, key: &str| {
+        let mut p = LedgerStore::memory()
+            .write(Write::new("r", key, v(1)))
+            .unwrap()
+            .to_parts();
+        p.transaction_time = igniter_ledger::Timestamp::from_secs_f64(secs);
+        Write::restoring(p)
+    };
+    // 2024-02-29T13:59:59 and 14:00:00 UTC.
+    l.write(at(1_709_215_199.0, "a")).unwrap();
+    l.write(at(1_709_215_200.0, "b")).unwrap();
+    l.close().unwrap();
+    let segs = files(dir.path(), ".wal");
+    let dirs: Vec<String> = segs
+        .iter()
+        .map(|p| {
+            p.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(dirs, ["date=2024-02-29T13", "date=2024-02-29T14"]);
+    assert_eq!(files(dir.path(), MANIFEST_SUFFIX).len(), 2);
+    let l2 = LedgerStore::open_segmented(dir.path(), o).unwrap();
+    assert_eq!(l2.fact_log_all(None, None).len(), 2);
+    l2.close().unwrap();
+}

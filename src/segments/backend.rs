@@ -46,6 +46,9 @@ struct Live {
     path: PathBuf,
     number: u32,
     bucket: String,
+    /// The bucket's time span, once known (a resumed segment learns it from its first
+    /// commit whose time falls in its bucket).
+    span: Option<(f64, f64)>,
     codec: SegmentCodec,
     file: File,
     bytes: u64,
@@ -446,6 +449,7 @@ impl SegmentedBackend {
             path: path.to_owned(),
             number,
             bucket: bucket.to_owned(),
+            span: None,
             codec,
             file,
             bytes: bytes.len() as u64,
@@ -610,7 +614,7 @@ impl SegmentedBackend {
         n + 1
     }
 
-    fn open_live(&mut self, store: &str, bucket: String) -> Result<()> {
+    fn open_live(&mut self, store: &str, bucket: String, span: Option<(f64, f64)>) -> Result<()> {
         let number = self.next_number(store);
         let dir = self.store_dir(store).join(format!("date={bucket}"));
         fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
@@ -630,6 +634,7 @@ impl SegmentedBackend {
             path,
             number,
             bucket,
+            span,
             codec,
             file,
             bytes: 0,
@@ -643,20 +648,24 @@ impl SegmentedBackend {
     }
 
     fn append_store(&mut self, store: &str, facts: &[Fact], force_flush: bool) -> Result<()> {
-        let bucket = self
-            .opts
-            .time_bucket
-            .name_of(facts[0].transaction_time().as_secs_f64());
-        let rotate = match self.stores.get(store).and_then(|s| s.live.as_ref()) {
+        let t = facts[0].transaction_time().as_secs_f64();
+        let tb = self.opts.time_bucket;
+        let rotate = match self.stores.get_mut(store).and_then(|s| s.live.as_mut()) {
             None => None,
-            Some(l) if l.bucket != bucket => Some(true),
-            Some(_) => Some(false),
+            Some(l) => match l.span {
+                Some((a, b)) => Some(!(t >= a && t < b)),
+                None if tb.name_of(t) == l.bucket => {
+                    l.span = Some(tb.span_of(t));
+                    Some(false)
+                }
+                None => Some(true),
+            },
         };
         match rotate {
-            None => self.open_live(store, bucket)?,
+            None => self.open_live(store, tb.name_of(t), Some(tb.span_of(t)))?,
             Some(true) => {
                 self.seal_store(store)?;
-                self.open_live(store, bucket)?;
+                self.open_live(store, tb.name_of(t), Some(tb.span_of(t)))?;
             }
             Some(false) => {}
         }
@@ -784,10 +793,12 @@ impl SegmentedBackend {
             .filter(|(_, s)| s.live.is_some())
             .map(|(n, _)| n.clone())
             .collect();
-        let bucket = self.opts.time_bucket.name_of(now_secs());
+        let now = now_secs();
+        let bucket = self.opts.time_bucket.name_of(now);
+        let span = self.opts.time_bucket.span_of(now);
         for n in names {
             self.seal_store(&n)?;
-            self.open_live(&n, bucket.clone())?;
+            self.open_live(&n, bucket.clone(), Some(span))?;
         }
         Ok(())
     }
@@ -1194,6 +1205,23 @@ impl SegmentedBackend {
     /// segment's manifest and the live segment's entry (`"sealed" => false`).
     pub fn segment_manifest(&self, store: Option<&str>) -> Json {
         self.stats(store, true)
+    }
+}
+
+impl Drop for SegmentedBackend {
+    /// Dropped without `close`: writes out the compact codec's buffers (best effort), so
+    /// a dropped handle loses no acknowledged fact; segments stay unsealed and are
+    /// resumed by the next open.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let mut frame = std::mem::take(&mut self.frame);
+        for s in self.stores.values_mut() {
+            if let Some(l) = s.live.as_mut() {
+                let _ = flush_buffer(l, &mut frame, self.opts.durability);
+            }
+        }
     }
 }
 

@@ -37,6 +37,18 @@ impl TimeBucket {
         }
     }
 
+    /// The span `[start, end)` (seconds) of the bucket holding `secs`: what a live
+    /// segment compares each commit's time against, instead of formatting its name.
+    pub(crate) fn span_of(self, secs: f64) -> (f64, f64) {
+        let len = match self {
+            TimeBucket::Day => 86_400,
+            TimeBucket::Hour => 3600,
+            TimeBucket::None => return (f64::NEG_INFINITY, f64::INFINITY),
+        };
+        let start = (secs.floor() as i64).div_euclid(len) * len;
+        (start as f64, (start + len) as f64)
+    }
+
     /// The bucket name of a transaction time (seconds since the epoch).
     pub fn name_of(self, secs: f64) -> String {
         if self == TimeBucket::None {
@@ -247,6 +259,11 @@ mod tests {
         assert_eq!(TimeBucket::None.name_of(t), "flat");
         assert_eq!(TimeBucket::Day.name_of(0.0), "1970-01-01");
         assert_eq!(TimeBucket::Day.name_of(-1.0), "1969-12-31");
+        let (a, b) = TimeBucket::Hour.span_of(t);
+        assert_eq!(TimeBucket::Hour.name_of(a), "2024-02-29T13");
+        assert_eq!(TimeBucket::Hour.name_of(b - 0.5), "2024-02-29T13");
+        assert_eq!(TimeBucket::Hour.name_of(b), "2024-02-29T14");
+        assert_eq!(TimeBucket::Day.span_of(-1.0), (-86_400.0, 0.0));
     }
 
     #[test]
