@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use igniter_ledger::{
     Fact, FactParts, HistoryQuery, LedgerStore, MapKey, Read, Timestamp, Value, Write,
 };
-use igniter_ledger_server::sync::{
-    PullFilter, Puller, Pusher, StateDir, SyncConfig, SyncHandle,
-};
+use igniter_ledger_server::sync::{PullFilter, Puller, Pusher, StateDir, SyncConfig, SyncHandle};
 use support::pg::{count, query, Cluster};
 
 fn far() -> Instant {
@@ -72,7 +70,10 @@ fn assert_same_fact(a: &Fact, b: &Fact) {
     assert_eq!(a.value_bytes(), b.value_bytes());
     assert_eq!(a.value_hash(), b.value_hash());
     assert_eq!(a.causation(), b.causation());
-    assert_eq!(a.valid_time().map(f64::to_bits), b.valid_time().map(f64::to_bits));
+    assert_eq!(
+        a.valid_time().map(f64::to_bits),
+        b.valid_time().map(f64::to_bits)
+    );
     assert_eq!(a.schema_version(), b.schema_version());
 }
 
@@ -108,7 +109,10 @@ fn two_ledgers_one_hub_converge_exactly_once() {
     assert_eq!((a.fact_count(), b.fact_count()), (240, 240));
     let (fa, fb) = (facts_by_id(&a), facts_by_id(&b));
     assert_eq!(fa.len(), 240);
-    assert_eq!(fa.keys().collect::<HashSet<_>>(), fb.keys().collect::<HashSet<_>>());
+    assert_eq!(
+        fa.keys().collect::<HashSet<_>>(),
+        fb.keys().collect::<HashSet<_>>()
+    );
     for (id, f) in &fa {
         assert_same_fact(f, &fb[id]);
     }
@@ -117,7 +121,10 @@ fn two_ledgers_one_hub_converge_exactly_once() {
         count(&url, "SELECT count(*) FROM igniter_hub.facts") == 240
     });
     assert_eq!(
-        count(&url, "SELECT count(DISTINCT fact_id) FROM igniter_hub.facts"),
+        count(
+            &url,
+            "SELECT count(DISTINCT fact_id) FROM igniter_hub.facts"
+        ),
         240
     );
     let by_origin = query(
@@ -137,7 +144,10 @@ fn two_ledgers_one_hub_converge_exactly_once() {
     // A value holding a NUL character has no JSONB copy, but its bytes round-trip
     // (the facts compared equal above): 12 + 9 + 3 of them.
     assert_eq!(
-        count(&url, "SELECT count(*) FROM igniter_hub.facts WHERE value IS NULL"),
+        count(
+            &url,
+            "SELECT count(*) FROM igniter_hub.facts WHERE value IS NULL"
+        ),
         24
     );
     let stats_a = sa.status();
@@ -180,7 +190,14 @@ fn jsonb_values_without_nul_are_queryable() {
         ]),
     ))
     .unwrap();
-    let mut p = Pusher::new(a.clone(), &url, uuid::Uuid::new_v4(), 10, Default::default()).unwrap();
+    let mut p = Pusher::new(
+        a.clone(),
+        &url,
+        uuid::Uuid::new_v4(),
+        10,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(p.catch_up(far()).unwrap(), 1);
     let rows = query(
         &url,
@@ -202,10 +219,21 @@ fn bootstrap_answers_like_the_source_including_as_of() {
     let src = LedgerStore::memory();
     for i in 0..60 {
         let store = ["orders", "users", "logs"][i % 3];
-        src.write(Write::new(store, format!("k{}", i % 5), Value::Int(i as i64)))
-            .unwrap();
+        src.write(Write::new(
+            store,
+            format!("k{}", i % 5),
+            Value::Int(i as i64),
+        ))
+        .unwrap();
     }
-    let mut p = Pusher::new(src.clone(), &url, uuid::Uuid::new_v4(), 7, Default::default()).unwrap();
+    let mut p = Pusher::new(
+        src.clone(),
+        &url,
+        uuid::Uuid::new_v4(),
+        7,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(p.catch_up(far()).unwrap(), 60);
     // The hub is partitioned by day.
     let parts = count(
@@ -265,8 +293,10 @@ fn bootstrap_answers_like_the_source_including_as_of() {
         assert_eq!(hist(&src), hist(&fresh));
     }
     // Then it follows: a new fact arrives on the next step.
-    src.write(Write::new("orders", "late", Value::Int(1))).unwrap();
-    src.write(Write::new("logs", "late", Value::Int(1))).unwrap();
+    src.write(Write::new("orders", "late", Value::Int(1)))
+        .unwrap();
+    src.write(Write::new("logs", "late", Value::Int(1)))
+        .unwrap();
     p.catch_up(far()).unwrap();
     puller.catch_up(far(), |_| {}).unwrap();
     assert_eq!(fresh.fact_count(), 41);
@@ -299,11 +329,25 @@ fn a_pulled_fact_older_than_the_local_latest_gets_a_local_time() {
     let url = pg.create_db("hub");
     let a = LedgerStore::memory();
     a.write(Write::new("s", "k", Value::Int(1))).unwrap();
-    let mut p = Pusher::new(a.clone(), &url, uuid::Uuid::new_v4(), 10, Default::default()).unwrap();
+    let mut p = Pusher::new(
+        a.clone(),
+        &url,
+        uuid::Uuid::new_v4(),
+        10,
+        Default::default(),
+    )
+    .unwrap();
     p.catch_up(far()).unwrap();
     let b = LedgerStore::memory();
     b.write(Write::new("mine", "k", Value::Int(2))).unwrap(); // later than A's fact
-    let mut q = Puller::new(b.clone(), &url, Arc::new(StateDir::open(None).unwrap()), PullFilter::all(), 10).unwrap();
+    let mut q = Puller::new(
+        b.clone(),
+        &url,
+        Arc::new(StateDir::open(None).unwrap()),
+        PullFilter::all(),
+        10,
+    )
+    .unwrap();
     q.catch_up(far(), |_| {}).unwrap();
     let fa = &a.fact_log_all(None, None)[0];
     let fb = b.fact_by_id(fa.id()).unwrap();
@@ -344,7 +388,14 @@ fn hub_retention_drops_whole_partitions_and_deletes_rows_otherwise() {
         restore("orders", &format!("b{i}"), today - 2 * DAY + 10 * i + 5);
     }
     a.write(Write::new("logs", "now", Value::Int(0))).unwrap();
-    let mut p = Pusher::new(a.clone(), &url, uuid::Uuid::new_v4(), 100, Default::default()).unwrap();
+    let mut p = Pusher::new(
+        a.clone(),
+        &url,
+        uuid::Uuid::new_v4(),
+        100,
+        Default::default(),
+    )
+    .unwrap();
     p.catch_up(far()).unwrap();
     let parts = || {
         query(
@@ -364,8 +415,7 @@ fn hub_retention_drops_whole_partitions_and_deletes_rows_otherwise() {
     let receipt = rt
         .block_on(async {
             let (mut c, _) = igniter_ledger_server::sync::connect(&url).await?;
-            igniter_ledger_server::sync::retain(&mut c, "logs", Timestamp::from_micros(today))
-                .await
+            igniter_ledger_server::sync::retain(&mut c, "logs", Timestamp::from_micros(today)).await
         })
         .unwrap();
     assert_eq!(receipt.dropped_partitions.len(), 1);
@@ -373,11 +423,17 @@ fn hub_retention_drops_whole_partitions_and_deletes_rows_otherwise() {
     assert_eq!(receipt.deleted_rows, 4);
     assert!(!parts().contains(&receipt.dropped_partitions[0]));
     assert_eq!(
-        count(&url, "SELECT count(*) FROM igniter_hub.facts WHERE store = 'logs'"),
+        count(
+            &url,
+            "SELECT count(*) FROM igniter_hub.facts WHERE store = 'logs'"
+        ),
         1
     );
     assert_eq!(
-        count(&url, "SELECT count(*) FROM igniter_hub.facts WHERE store = 'orders'"),
+        count(
+            &url,
+            "SELECT count(*) FROM igniter_hub.facts WHERE store = 'orders'"
+        ),
         4
     );
     let r = query(
@@ -390,7 +446,14 @@ fn hub_retention_drops_whole_partitions_and_deletes_rows_otherwise() {
     assert_eq!((r[0].get::<_, i64>(1), r[0].get::<_, i64>(2)), (5, 4));
     // A removed fact's id stays taken: pushing it again (a new node with the same
     // ledger) adds only what the hub never removed.
-    let mut again = Pusher::new(a.clone(), &url, uuid::Uuid::new_v4(), 100, Default::default()).unwrap();
+    let mut again = Pusher::new(
+        a.clone(),
+        &url,
+        uuid::Uuid::new_v4(),
+        100,
+        Default::default(),
+    )
+    .unwrap();
     again.catch_up(far()).unwrap();
     assert_eq!(again.pushed(), 0);
 }

@@ -72,11 +72,13 @@ RETURNING hub_seq
 "#;
 
 const SAVE_CURSOR: &str = r#"
-INSERT INTO igniter_hub.push_cursors (origin_ledger, ledger_identity, sequence, facts_pushed)
-VALUES ($1, $2, $3, $4)
+INSERT INTO igniter_hub.push_cursors (origin_ledger, ledger_identity, sequence, facts_pushed,
+    facts_skipped)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (origin_ledger) DO UPDATE
 SET ledger_identity = EXCLUDED.ledger_identity, sequence = EXCLUDED.sequence,
     facts_pushed = igniter_hub.push_cursors.facts_pushed + EXCLUDED.facts_pushed,
+    facts_skipped = igniter_hub.push_cursors.facts_skipped + EXCLUDED.facts_skipped,
     updated_at = now()
 "#;
 
@@ -338,7 +340,13 @@ impl Pusher {
             };
             tx.execute(
                 SAVE_CURSOR,
-                &[&node, &identity, &(last as i64), &(seqs.len() as i64)],
+                &[
+                    &node,
+                    &identity,
+                    &(last as i64),
+                    &(seqs.len() as i64),
+                    &((cols.len() - seqs.len()) as i64),
+                ],
             )
             .await?;
             if let Some(max) = seqs.iter().max() {

@@ -8,7 +8,7 @@
 //! | `meta` | one row: the hub's id (a UUID made when the schema was created) and the schema version |
 //! | `facts` | every pushed fact, one row each, partitioned by `transaction_time` (one partition per UTC day, `facts_YYYYMMDD`) |
 //! | `fact_ids` | every fact id the hub ever took (not partitioned): what makes a second push of a fact a no-op |
-//! | `push_cursors` | per origin ledger, the last changefeed sequence whose facts are in `facts` |
+//! | `push_cursors` | per origin ledger, the last changefeed sequence whose facts are in `facts`, facts written, facts skipped (ids already in the hub: facts it pulled) |
 //! | `retention_receipts` | one row per hub retention run: what was dropped or deleted |
 //!
 //! Pushes are serialized by a transaction-scoped advisory lock ([`PUSH_LOCK`]), taken
@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS igniter_hub.push_cursors (
     ledger_identity uuid,
     sequence bigint NOT NULL,
     facts_pushed bigint NOT NULL,
+    facts_skipped bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS igniter_hub.retention_receipts (

@@ -61,7 +61,9 @@ impl Cluster {
                 .map(|s| s.success())
                 .unwrap_or(false);
             if !ok {
-                eprintln!("SKIPPED: running as root and cannot hand a directory to the postgres user");
+                eprintln!(
+                    "SKIPPED: running as root and cannot hand a directory to the postgres user"
+                );
                 return None;
             }
         }
@@ -78,7 +80,16 @@ impl Cluster {
         let data = c.data();
         let out = c
             .cmd("initdb")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .stdout(Stdio::null())
             .output()
@@ -118,8 +129,13 @@ impl Cluster {
             self.dir.path().display()
         );
         let mut c = self.cmd("pg_ctl");
-        c.args(["-D"]).arg(self.data()).args(["-w", "-t", "60", "-m", "immediate", "-o"]).arg(opts);
-        c.arg("-l").arg(self.dir.path().join("server.log")).arg(action);
+        c.args(["-D"])
+            .arg(self.data())
+            .args(["-w", "-t", "60", "-m", "immediate", "-o"])
+            .arg(opts);
+        c.arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .arg(action);
         let out = c.stdout(Stdio::null()).output().expect("pg_ctl runs");
         assert!(
             out.status.success(),
@@ -143,10 +159,22 @@ impl Cluster {
     pub fn create_db(&self, name: &str) -> String {
         let out = self
             .cmd("createdb")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                name,
+            ])
             .output()
             .expect("createdb runs");
-        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.url(name)
     }
 }
