@@ -44,7 +44,7 @@ pub struct SyncArgs {
     /// Pull only facts with an origin transaction time at or before this (Unix seconds).
     #[arg(long)]
     pub until: Option<f64>,
-    /// The sync state directory (node id, pull cursors, provenance). Default: <path>.sync
+    /// The sync state directory (node id, pull cursors, provenance). Default: PATH.sync (beside the ledger file)
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Facts per push transaction and rows per pull batch.
