@@ -457,3 +457,61 @@ fn hub_retention_drops_whole_partitions_and_deletes_rows_otherwise() {
     again.catch_up(far()).unwrap();
     assert_eq!(again.pushed(), 0);
 }
+
+#[test]
+fn local_pruning_renumbers_the_log_and_the_push_resumes_after_its_last_fact() {
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.create_db("hub");
+    let a = LedgerStore::memory();
+    let node = uuid::Uuid::new_v4();
+    let ids: Vec<uuid::Uuid> = (0..10)
+        .map(|i| {
+            a.write(Write::new("s", format!("k{i}"), Value::Int(i)))
+                .unwrap()
+                .id()
+        })
+        .collect();
+    let mut p = Pusher::new(a.clone(), &url, node, 4, Default::default()).unwrap();
+    assert_eq!(p.catch_up(far()).unwrap(), 10);
+    drop(p);
+    let hub = || count(&url, "SELECT count(*) FROM igniter_hub.facts");
+    let skipped = || count(&url, "SELECT facts_skipped FROM igniter_hub.push_cursors");
+    // Three facts in front of the cursor go: every later position moves down by three
+    // (the prune receipt is appended).
+    a.prune_fact_ids(igniter_ledger::retention::Prune::new(
+        ids[..3].iter().map(|u| u.to_string()),
+        Value::sym("test"),
+    ))
+    .unwrap();
+    for i in 0..5 {
+        a.write(Write::new("s", format!("new{i}"), Value::Int(i)))
+            .unwrap();
+    }
+    let mut p = Pusher::new(a.clone(), &url, node, 4, Default::default()).unwrap();
+    p.catch_up(far()).unwrap();
+    assert_eq!(p.realigned(), 1);
+    assert_eq!(hub(), 10 + 1 + 5);
+    assert_eq!(skipped(), 0);
+    drop(p);
+    // The last pushed fact itself goes: everything is offered again, the hub takes only
+    // what it lacks.
+    let last = a.fact_log_all(None, None).last().unwrap().id();
+    a.prune_fact_ids(igniter_ledger::retention::Prune::new(
+        [last.to_string()],
+        Value::sym("test"),
+    ))
+    .unwrap();
+    a.write(Write::new("s", "after", Value::Int(0))).unwrap();
+    let mut p = Pusher::new(a.clone(), &url, node, 4, Default::default()).unwrap();
+    p.catch_up(far()).unwrap();
+    assert_eq!(p.realigned(), 1);
+    assert_eq!(hub(), 16 + 2);
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(DISTINCT fact_id) FROM igniter_hub.facts"
+        ),
+        18
+    );
+    assert_eq!(skipped() as usize, a.fact_count() - 2);
+}

@@ -73,10 +73,11 @@ RETURNING hub_seq
 
 const SAVE_CURSOR: &str = r#"
 INSERT INTO igniter_hub.push_cursors (origin_ledger, ledger_identity, sequence, facts_pushed,
-    facts_skipped)
-VALUES ($1, $2, $3, $4, $5)
+    facts_skipped, last_fact_id)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (origin_ledger) DO UPDATE
 SET ledger_identity = EXCLUDED.ledger_identity, sequence = EXCLUDED.sequence,
+    last_fact_id = EXCLUDED.last_fact_id,
     facts_pushed = igniter_hub.push_cursors.facts_pushed + EXCLUDED.facts_pushed,
     facts_skipped = igniter_hub.push_cursors.facts_skipped + EXCLUDED.facts_skipped,
     updated_at = now()
@@ -93,8 +94,12 @@ pub struct Pusher {
     client: Option<Client>,
     follower: Option<Follower>,
     pending: VecDeque<ChangeEvent>,
-    /// The hub's cursor for this node, once read.
+    /// The position in the ledger's changefeed of the last fact in the hub.
     cursor: u64,
+    /// The `sequence` stored in the hub's cursor row (differs from `cursor` after local
+    /// retention renumbered the log).
+    stored: i64,
+    realigned: u64,
     partitions: HashSet<i64>,
     pushed: u64,
 }
@@ -130,6 +135,8 @@ impl Pusher {
             follower: None,
             pending: VecDeque::new(),
             cursor: 0,
+            stored: 0,
+            realigned: 0,
             partitions: HashSet::new(),
             pushed: 0,
         })
@@ -160,10 +167,11 @@ impl Pusher {
         let (mut client, _notes) = self.rt.block_on(connect(&self.url))?;
         self.rt.block_on(schema::ensure(&mut client))?;
         let row = self.rt.block_on(client.query_opt(
-            "SELECT sequence FROM igniter_hub.push_cursors WHERE origin_ledger = $1",
+            "SELECT sequence, last_fact_id FROM igniter_hub.push_cursors WHERE origin_ledger = $1",
             &[&self.node],
         ))?;
-        let cursor = row.map_or(0, |r| r.get::<_, i64>(0)).max(0) as u64;
+        let (stored, last): (i64, Option<Uuid>) = row.map_or((0, None), |r| (r.get(0), r.get(1)));
+        let cursor = self.realign(stored.max(0) as u64, last)?;
         let head = self.ledger.head().sequence;
         if cursor > head {
             return Err(SyncError::Invalid(format!(
@@ -176,8 +184,39 @@ impl Pusher {
                 .follow(&ChangesQuery::new().after(Cursor::new(cursor)))?,
         );
         self.cursor = cursor;
+        self.stored = stored;
         self.client = Some(client);
         Ok(())
+    }
+
+    /// Times the pusher found the ledger's log renumbered (local retention removed facts
+    /// before its cursor) and resumed after its last pushed fact by id.
+    pub fn realigned(&self) -> u64 {
+        self.realigned
+    }
+
+    /// The changefeed position to resume after: `stored`, when the fact there is the
+    /// last one pushed; else (local compaction or pruning removed facts in front of it)
+    /// the position of that fact now; else (it was removed itself) 0 — everything is
+    /// offered again and the hub skips the ids it holds (counted in `facts_skipped`).
+    fn realign(&mut self, stored: u64, last: Option<Uuid>) -> Result<u64, SyncError> {
+        let Some(last) = last else {
+            return Ok(stored);
+        };
+        if stored > 0 && stored <= self.ledger.head().sequence {
+            let at = self
+                .ledger
+                .changes(&ChangesQuery::new().after(Cursor::new(stored - 1)).limit(1))?;
+            if at.first().map(ChangeEvent::fact_id) == Some(last) {
+                return Ok(stored);
+            }
+        }
+        self.realigned += 1;
+        let all = self.ledger.changes(&ChangesQuery::new())?;
+        Ok(all
+            .iter()
+            .find(|e| e.fact_id() == last)
+            .map_or(0, ChangeEvent::sequence))
     }
 
     /// Takes up to one batch of events, waiting up to `wait` for the first.
@@ -245,9 +284,9 @@ impl Pusher {
                 days.push(day);
             }
         }
-        let first = events.first().map_or(0, |e| e.sequence());
         let last = events.last().map_or(0, |e| e.sequence());
-        let expected = self.cursor;
+        let expected = self.stored;
+        let last_id = events.last().map(ChangeEvent::fact_id);
         let node = self.node;
         let identity = self.ledger.ledger_id();
         let mode = self.mode;
@@ -264,7 +303,7 @@ impl Pusher {
                 )
                 .await?
                 .map_or(0, |r| r.get::<_, i64>(0));
-            if stored as u64 != expected || first <= expected {
+            if stored != expected {
                 return Err(SyncError::Invalid(format!(
                     "push: the hub's cursor for this node is {stored}, expected {expected} \
                      (is another sync pushing this ledger?)"
@@ -346,6 +385,7 @@ impl Pusher {
                     &(last as i64),
                     &(seqs.len() as i64),
                     &((cols.len() - seqs.len()) as i64),
+                    &last_id,
                 ],
             )
             .await?;
@@ -357,6 +397,7 @@ impl Pusher {
             Ok::<u64, SyncError>(seqs.len() as u64)
         })?;
         self.partitions.extend(days);
+        self.stored = last as i64;
         Ok(written)
     }
 }

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS igniter_hub.push_cursors (
     origin_ledger uuid PRIMARY KEY,
     ledger_identity uuid,
     sequence bigint NOT NULL,
+    last_fact_id uuid,
     facts_pushed bigint NOT NULL,
     facts_skipped bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
