@@ -10,7 +10,10 @@
 //! Order of a step: select rows after the durable cursor; append their provenance
 //! (fsynced); commit them to the ledger in one batch; store the cursor (fsynced). A crash
 //! between any two leaves the cursor behind the ledger, and the next step skips the facts
-//! already in by id: nothing is taken twice, nothing is missed.
+//! already in by id: nothing is taken twice, nothing is missed. The cursor is stored
+//! after the commit returns, so it is as durable as the ledger's mode: under
+//! `Durability::None` a crash of the process can lose buffered pulled facts that the
+//! cursor already counts (use `Fsync`, the default, or `Flush`).
 
 use std::time::{Duration, Instant};
 
