@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL cluster for the sync hub tests: initdb into a temporary
 //! directory, started on a free local port (and a unix socket in that directory), fsync
 //! off, stopped and removed on drop. As root (CI), the server runs as `postgres` through
-//! `runuser`. Absent binaries skip the test with a printed reason.
+//! `runuser`. Absent binaries skip the test with a printed reason (or fail it when
+//! `IGNITER_REQUIRE_PG` is set).
 
 #![allow(dead_code)]
 
@@ -18,7 +19,8 @@ pub struct Cluster {
 
 fn bin_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("IGNITER_PG_BIN") {
-        return Some(PathBuf::from(d));
+        let d = PathBuf::from(d);
+        return (d.join("initdb").is_file() && d.join("pg_ctl").is_file()).then_some(d);
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
@@ -26,7 +28,7 @@ fn bin_dir() -> Option<PathBuf> {
         .filter_map(|e| {
             let v: u32 = e.file_name().to_str()?.parse().ok()?;
             let b = e.path().join("bin");
-            b.join("initdb").is_file().then_some((v, b))
+            (b.join("initdb").is_file() && b.join("pg_ctl").is_file()).then_some((v, b))
         })
         .collect();
     versions.sort();
@@ -45,7 +47,10 @@ impl Cluster {
     /// Starts a cluster, or prints why it cannot and returns None.
     pub fn start() -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
-            eprintln!("SKIPPED: no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin or $IGNITER_PG_BIN; install Debian's postgresql package");
+            let why = "no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin or $IGNITER_PG_BIN; install Debian's postgresql package";
+            // CI with PostgreSQL installed sets IGNITER_REQUIRE_PG=1: a missing server fails.
+            assert!(std::env::var_os("IGNITER_REQUIRE_PG").is_none(), "{why}");
+            eprintln!("SKIPPED: {why}");
             return None;
         };
         let as_postgres = is_root();
