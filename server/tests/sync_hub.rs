@@ -190,15 +190,21 @@ fn jsonb_values_without_nul_are_queryable() {
         ]),
     ))
     .unwrap();
-    let mut p = Pusher::new(
-        a.clone(),
-        &url,
-        uuid::Uuid::new_v4(),
-        10,
-        Default::default(),
-    )
-    .unwrap();
+    let node = uuid::Uuid::new_v4();
+    let mut p = Pusher::new(a.clone(), &url, node, 10, Default::default()).unwrap();
     assert_eq!(p.catch_up(far()).unwrap(), 1);
+    // Pulling only from some origins.
+    for (origins, expected) in [(vec![uuid::Uuid::new_v4()], 0), (vec![node], 1)] {
+        let l = LedgerStore::memory();
+        let filter = PullFilter {
+            origins,
+            ..PullFilter::all()
+        };
+        let state = Arc::new(StateDir::open(None).unwrap());
+        let mut q = Puller::new(l.clone(), &url, state, filter, 10).unwrap();
+        q.catch_up(far(), |_| {}).unwrap();
+        assert_eq!(l.fact_count(), expected);
+    }
     let rows = query(
         &url,
         "SELECT value->>'status', (value->>'total')::int, transaction_us, \
