@@ -525,8 +525,15 @@ impl Interpreter {
                 _ => paths.push((path.store_name().to_owned(), Value::Array(vec![entry]))),
             }
         }
-        let mut scatters = reg.scatters();
-        scatters.extend(self.sources.scatters(&self.store));
+        // The engine's scatters include each relation's index scatter; a relation the
+        // engine does not hold (a `Sources` that keeps its own index) adds its own.
+        let mut scatters = self.sources.scatters(&self.store);
+        for s in reg.scatters() {
+            let target = field(&s, "target_store");
+            if !scatters.iter().any(|t| field(t, "target_store") == target) {
+                scatters.push(s);
+            }
+        }
         let mut derivations: Vec<Value> = reg.derivations.iter().map(|(_, d)| d.clone()).collect();
         derivations.extend(self.sources.derivations(&self.store));
         let mut snap = obj([
@@ -542,8 +549,8 @@ impl Interpreter {
                         .collect(),
                 ),
             ),
-            ("relations", reg.relation_metadata()),
-            ("projections", reg.projections.to_value()),
+            ("relations", relations_metadata(&reg, &graph)),
+            ("projections", projections_metadata(&reg, &graph)),
             ("commands", reg.commands.to_value()),
             ("effects", reg.effects.to_value()),
             ("derivations", Value::Array(derivations)),
@@ -559,9 +566,19 @@ impl Interpreter {
     }
 
     /// What an operator watches: fact and store counts, descriptor counts, the ledger's
-    /// file and durability, consumer failures and, when there is one, the changefeed.
+    /// file and durability, consumer failures, the derived-state engine (rule counts and
+    /// failures), retention (policies and activity), storage when segmented, and the
+    /// changefeed (head and, when a buffer is attached, its counters); `alerts` repeats
+    /// the changefeed's alerts.
     pub fn observability_snapshot(&self) -> Value {
         let graph = self.store.schema_graph();
+        let changefeed = self.sources.changefeed(&self.store).unwrap_or_default();
+        let alerts = field(&changefeed, "alerts")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        let activity = self
+            .sources
+            .compaction_activity(&self.store, &ActivityQuery::default());
         obj([
             ("schema_version", Value::Int(1)),
             ("kind", sym("observability_snapshot")),
@@ -596,15 +613,41 @@ impl Interpreter {
             ("descriptors", self.registry.read().counts()),
             ("access_path_count", Value::Int(graph.paths.len() as i64)),
             (
+                "derived",
+                obj([
+                    ("derivations", Value::Int(graph.derivations.len() as i64)),
+                    ("scatters", Value::Int(graph.scatters.len() as i64)),
+                    ("relations", Value::Int(graph.relations.len() as i64)),
+                    ("projections", Value::Int(graph.projections.len() as i64)),
+                    (
+                        "failures",
+                        Value::Int(self.store.derivation_failures() as i64),
+                    ),
+                    (
+                        "last_failure",
+                        opt_str(self.store.last_derivation_failure()),
+                    ),
+                ]),
+            ),
+            (
+                "retention",
+                obj([
+                    ("policies", self.sources.retention(&self.store)),
+                    ("activity_count", Value::Int(activity.len() as i64)),
+                    (
+                        "last_activity",
+                        activity.last().cloned().unwrap_or_default(),
+                    ),
+                ]),
+            ),
+            (
                 "storage",
                 self.sources
                     .storage_stats(&self.store, None)
                     .unwrap_or_default(),
             ),
-            (
-                "changefeed",
-                self.sources.changefeed(&self.store).unwrap_or_default(),
-            ),
+            ("changefeed", changefeed),
+            ("alerts", alerts),
         ])
     }
 
@@ -650,6 +693,37 @@ impl Interpreter {
             ("activity", Value::Array(activity)),
         ]))
     }
+}
+
+/// Relation rules by name: those registered by descriptor, then those registered on the
+/// ledger directly (`LedgerStore::register_relation`).
+fn relations_metadata(reg: &Registry, graph: &crate::SchemaGraph) -> Value {
+    let Value::Map(mut pairs) = reg.relation_metadata() else {
+        return Value::Map(Vec::new());
+    };
+    if let Value::Map(engine) = graph.relation_snapshot() {
+        for (k, v) in engine {
+            if !pairs.iter().any(|(n, _)| *n == k) {
+                pairs.push((k, v));
+            }
+        }
+    }
+    Value::Map(pairs)
+}
+
+/// Projection descriptors by name, then projections registered on the ledger directly.
+fn projections_metadata(reg: &Registry, graph: &crate::SchemaGraph) -> Value {
+    let Value::Map(mut pairs) = reg.projections.to_value() else {
+        return Value::Map(Vec::new());
+    };
+    if let Value::Map(engine) = graph.projection_snapshot() {
+        for (k, v) in engine {
+            if !pairs.iter().any(|(n, _)| *n == k) {
+                pairs.push((k, v));
+            }
+        }
+    }
+    Value::Map(pairs)
 }
 
 /// A fact as a packet: `{schema_version, kind: :fact, id, store, key, value, value_hash,
