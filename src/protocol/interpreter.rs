@@ -11,12 +11,13 @@ use crate::{Append, Fact, HistoryQuery, LedgerStore, MapKey, Read, Timestamp, Va
 use super::descriptor::{self, RelationRule};
 use super::error::ProtocolError;
 use super::packet::{
-    check_bounds, compare, field, limits, name_of, obj, opt_count, opt_map, opt_name, opt_str,
-    opt_sym, opt_time, opt_timestamp, req_key, req_name, set, sym,
+    check_bounds, field, limits, name_of, obj, opt_count, opt_map, opt_name, opt_str, opt_sym,
+    opt_time, opt_timestamp, req_key, req_name, set, sym,
 };
+use super::query::Query;
 use super::receipt::Receipt;
 use super::registry::Registry;
-use super::sources::{latest_items, same, ActivityQuery, CoreSources, Item, Sources};
+use super::sources::{same, ActivityQuery, CoreSources, Item, Sources};
 use super::sync::{SyncMode, SyncProfile};
 
 /// The Ledger Open Protocol interpreter over one ledger.
@@ -258,40 +259,24 @@ impl Interpreter {
     /// `query(store:, where:, order:, limit:, as_of:)`: the latest record of every key
     /// whose value matches `where` (field equality; Symbols and Strings compare by text),
     /// ordered by `order` (a field name, or `{field => :asc|:desc}`) then key, at most
-    /// `limit`.
+    /// `limit`. A `where` field named by an `access_path` descriptor is answered from a
+    /// field index, and `order` with `limit` keeps a bounded top-k (see
+    /// [`super::query`]).
     pub fn query(&self, p: &Value) -> Result<Vec<Item>, ProtocolError> {
         let store = req_name(p, "store")?;
         let filters: Vec<(&MapKey, &Value)> = match opt_map(p, "where")? {
             Some(Value::Map(pairs)) => pairs.iter().map(|(k, v)| (k, v)).collect(),
             _ => Vec::new(),
         };
-        let order = order_of(p)?;
-        let limit = opt_count(p, "limit")?;
-        let mut items = latest_items(&self.store, store, opt_timestamp(p, "as_of")?)?;
-        items.retain(|i| {
-            filters.iter().all(|(k, v)| {
-                let name = match k {
-                    MapKey::Sym(s) | MapKey::Str(s) => s.as_str(),
-                    MapKey::Int(_) => return i.value.get(k).is_some_and(|x| same(x, v)),
-                };
-                field(&i.value, name).is_some_and(|x| same(x, v))
-                    || (v.is_nil() && field(&i.value, name).is_none())
-            })
-        });
-        if let Some((name, desc)) = order {
-            items.sort_by(|a, b| {
-                let o = compare(
-                    field(&a.value, &name).unwrap_or(&Value::Nil),
-                    field(&b.value, &name).unwrap_or(&Value::Nil),
-                );
-                let o = if desc { o.reverse() } else { o };
-                o.then_with(|| a.key.cmp(&b.key))
-            });
-        }
-        if let Some(n) = limit {
-            items.truncate(n);
-        }
-        Ok(items)
+        let q = Query {
+            store,
+            filters,
+            order: order_of(p)?,
+            limit: opt_count(p, "limit")?,
+            as_of: opt_timestamp(p, "as_of")?,
+        };
+        let indexed = self.registry.read().indexed_fields(store);
+        q.run(&self.store, &indexed)
     }
 
     /// `resolve(relation:, from:, as_of:)`: the current records of the relation's source
