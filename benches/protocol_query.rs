@@ -19,7 +19,10 @@ fn value(i: usize) -> Value {
             Value::sym(if i % 2 == 0 { "open" } else { "done" }),
         ),
         (MapKey::sym("priority"), Value::Int((i % 5) as i64)),
-        (MapKey::sym("assignee"), Value::from(format!("user-{}", i % 97))),
+        (
+            MapKey::sym("assignee"),
+            Value::from(format!("user-{}", i % 97)),
+        ),
     ])
 }
 

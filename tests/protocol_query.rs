@@ -143,7 +143,9 @@ fn every_query_path_answers_what_the_oracle_answers() {
         let mut checkpoints = Vec::new();
         for i in 0..600 {
             let key = format!("k{:03}", rng.usize(..150));
-            ledger.write(Write::new("tasks", key, record(&mut rng))).unwrap();
+            ledger
+                .write(Write::new("tasks", key, record(&mut rng)))
+                .unwrap();
             if i % 200 == 199 {
                 checkpoints.push(Timestamp::now());
             }
@@ -154,7 +156,11 @@ fn every_query_path_answers_what_the_oracle_answers() {
                 let o = format!("u{}", rng.u8(..42));
                 filters.push((
                     "owner",
-                    if rng.bool() { Value::Sym(o) } else { Value::Str(o) },
+                    if rng.bool() {
+                        Value::Sym(o)
+                    } else {
+                        Value::Str(o)
+                    },
                 ));
             }
             if rng.u8(..3) == 0 {
@@ -168,7 +174,11 @@ fn every_query_path_answers_what_the_oracle_answers() {
                 1 => Some(("priority", rng.bool())),
                 _ => Some(("owner", rng.bool())),
             };
-            let limit = if rng.bool() { Some(rng.usize(1..30)) } else { None };
+            let limit = if rng.bool() {
+                Some(rng.usize(1..30))
+            } else {
+                None
+            };
             let as_of = if rng.u8(..4) == 0 {
                 Some(checkpoints[rng.usize(..checkpoints.len())])
             } else {
