@@ -16,7 +16,7 @@ fn value(i: usize) -> Value {
         (MapKey::sym("title"), Value::from(format!("Task {i}"))),
         (
             MapKey::sym("status"),
-            Value::sym(if i % 2 == 0 { "open" } else { "done" }),
+            Value::sym(if i.is_multiple_of(2) { "open" } else { "done" }),
         ),
         (MapKey::sym("priority"), Value::Int((i % 5) as i64)),
         (
