@@ -534,8 +534,14 @@ impl Interpreter {
                         .collect(),
                 ),
             ),
-            ("relations", relations_metadata(&reg, &graph)),
-            ("projections", projections_metadata(&reg, &graph)),
+            (
+                "relations",
+                by_name(reg.relation_metadata(), graph.relation_snapshot()),
+            ),
+            (
+                "projections",
+                by_name(reg.projections.to_value(), graph.projection_snapshot()),
+            ),
             ("commands", reg.commands.to_value()),
             ("effects", reg.effects.to_value()),
             ("derivations", Value::Array(derivations)),
@@ -680,28 +686,14 @@ impl Interpreter {
     }
 }
 
-/// Relation rules by name: those registered by descriptor, then those registered on the
-/// ledger directly (`LedgerStore::register_relation`).
-fn relations_metadata(reg: &Registry, graph: &crate::SchemaGraph) -> Value {
-    let Value::Map(mut pairs) = reg.relation_metadata() else {
-        return Value::Map(Vec::new());
+/// `{name => entry}` maps merged: the descriptors' entries, then the engine's entries
+/// whose names no descriptor took (relations and projections registered on the ledger
+/// directly).
+fn by_name(descriptors: Value, engine: Value) -> Value {
+    let Value::Map(mut pairs) = descriptors else {
+        return engine;
     };
-    if let Value::Map(engine) = graph.relation_snapshot() {
-        for (k, v) in engine {
-            if !pairs.iter().any(|(n, _)| *n == k) {
-                pairs.push((k, v));
-            }
-        }
-    }
-    Value::Map(pairs)
-}
-
-/// Projection descriptors by name, then projections registered on the ledger directly.
-fn projections_metadata(reg: &Registry, graph: &crate::SchemaGraph) -> Value {
-    let Value::Map(mut pairs) = reg.projections.to_value() else {
-        return Value::Map(Vec::new());
-    };
-    if let Value::Map(engine) = graph.projection_snapshot() {
+    if let Value::Map(engine) = engine {
         for (k, v) in engine {
             if !pairs.iter().any(|(n, _)| *n == k) {
                 pairs.push((k, v));
