@@ -392,6 +392,14 @@ impl Interpreter {
             Some(f) if field(f, "store").is_some() => {
                 let store = req_name(f, "store")?;
                 let key = field(f, "key").and_then(super::packet::key_text);
+                if let (None, Some(pk)) = (&key, field(f, "partition_key").and_then(name_of)) {
+                    let pv = field(f, "partition_value").cloned().unwrap_or_default();
+                    if let Some(facts) =
+                        super::query::partition_facts(&self.store, store, pk, &pv, from, to)?
+                    {
+                        return Ok(facts.iter().map(fact_packet).collect());
+                    }
+                }
                 let mut facts = self.store.history_raw(
                     HistoryQuery::new(store)
                         .key_opt(key)

@@ -20,11 +20,14 @@
 //! - **Bounded top-k.** With `order` and `limit`, a heap of at most `limit` records is
 //!   kept while scanning: O(matches · log limit) and O(limit) memory instead of sorting
 //!   every match.
+//!
+//! `replay(filter: {store:, partition_key:, partition_value:})` reads the same partition
+//! indexes ([`partition_facts`]): O(slice) instead of O(facts of the store).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 
-use crate::{LedgerStore, MapKey, PartitionQuery, Read, Timestamp, Value};
+use crate::{Fact, LedgerStore, MapKey, PartitionQuery, Read, Timestamp, Value};
 
 use super::error::ProtocolError;
 use super::packet::{compare, field};
@@ -116,28 +119,12 @@ impl Query<'_> {
                 MapKey::Sym(s) | MapKey::Str(s) if indexed.iter().any(|f| f == s) => s,
                 _ => continue,
             };
-            let values: Vec<Value> = match v {
-                Value::Sym(t) | Value::Str(t) => vec![Value::Sym(t.clone()), Value::Str(t.clone())],
-                Value::Int(_) | Value::Bool(_) | Value::Bin(_) => vec![(*v).clone()],
-                _ => continue,
+            let Some(lookups) = spellings(self.store, name, v, None, self.as_of) else {
+                continue;
             };
-            let mut lookups = Vec::with_capacity(4);
             let mut size = 0;
-            for key in [MapKey::sym(name.as_str()), MapKey::str(name.as_str())] {
-                for value in &values {
-                    let q = PartitionQuery::with_key(self.store, key.clone(), value.clone())
-                        .as_of_opt(self.as_of);
-                    let n = match ledger.partition_len(&q) {
-                        Some(n) => n,
-                        None => {
-                            // The first use builds the index of this field spelling.
-                            ledger.history_partition(q.clone())?;
-                            ledger.partition_len(&q).unwrap_or(0)
-                        }
-                    };
-                    size += n;
-                    lookups.push(q);
-                }
+            for q in &lookups {
+                size += slice_len(ledger, q)?;
             }
             if best.as_ref().is_none_or(|(b, _)| size < *b) {
                 best = Some((size, lookups));
@@ -161,6 +148,92 @@ impl Query<'_> {
         keys.sort_unstable();
         Ok(Some(keys))
     }
+}
+
+/// The partition-index look-ups that find `field == value` as the protocol compares
+/// (a Symbol or String field name, a Symbol or String value by text): one per spelling,
+/// or None when the value's equality is not byte equality (floats, containers, nil).
+fn spellings(
+    store: &str,
+    name: &str,
+    value: &Value,
+    since: Option<Timestamp>,
+    as_of: Option<Timestamp>,
+) -> Option<Vec<PartitionQuery>> {
+    let values: Vec<Value> = match value {
+        Value::Sym(t) | Value::Str(t) => vec![Value::Sym(t.clone()), Value::Str(t.clone())],
+        Value::Int(_) | Value::Bool(_) | Value::Bin(_) => vec![value.clone()],
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(4);
+    for key in [MapKey::sym(name), MapKey::str(name)] {
+        for v in &values {
+            out.push(
+                PartitionQuery::with_key(store, key.clone(), v.clone())
+                    .since_opt(since)
+                    .as_of_opt(as_of),
+            );
+        }
+    }
+    Some(out)
+}
+
+/// How many facts a look-up's slice holds (whatever its time bounds); the first look-up
+/// of a field spelling builds its index.
+fn slice_len(ledger: &LedgerStore, q: &PartitionQuery) -> Result<usize, ProtocolError> {
+    Ok(match ledger.partition_len(q) {
+        Some(n) => n,
+        None => {
+            ledger.history_partition(q.clone())?;
+            ledger.partition_len(q).unwrap_or(0)
+        }
+    })
+}
+
+/// The raw facts of `store` whose field `name` equals `value` (as the protocol compares),
+/// in commit order, with `since <= transaction_time <= as_of`, from the partition index
+/// of the field: what `replay(filter: {store:, partition_key:, partition_value:})`
+/// answers, in O(slice) instead of O(facts of the store). None when the index cannot
+/// answer exactly: a value compared otherwise than by bytes, or matches under more than
+/// one spelling (their slices are not merged, as commit order across them is not known
+/// here).
+pub fn partition_facts(
+    ledger: &LedgerStore,
+    store: &str,
+    name: &str,
+    value: &Value,
+    since: Option<Timestamp>,
+    as_of: Option<Timestamp>,
+) -> Result<Option<Vec<Fact>>, ProtocolError> {
+    let Some(lookups) = spellings(store, name, value, since, as_of) else {
+        return Ok(None);
+    };
+    let mut found: Option<Vec<Fact>> = None;
+    for q in lookups {
+        if slice_len(ledger, &q)? == 0 {
+            continue;
+        }
+        // Checked as the scan checks (the first field spelling present decides, an
+        // erased value matches nothing).
+        let facts: Vec<Fact> = ledger
+            .history_partition(q)?
+            .into_iter()
+            .map(|f| f.fact)
+            .filter(|f| field(&f.value(), name).is_some_and(|v| same(v, value)))
+            .collect();
+        match &found {
+            None => found = Some(facts),
+            // The same slice under another spelling (a ledger that symbolizes keys
+            // answers a String field name from the Symbol index).
+            Some(f) if same_facts(f, &facts) => {}
+            Some(_) => return Ok(None),
+        }
+    }
+    Ok(Some(found.unwrap_or_default()))
+}
+
+fn same_facts(a: &[Fact], b: &[Fact]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.id() == y.id())
 }
 
 /// One record ranked by the `order` field (then key).
