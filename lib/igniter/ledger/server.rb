@@ -14,7 +14,10 @@ require_relative "server/store_server"
 require_relative "server/network_backend"
 require_relative "server/tcp_adapter"
 require_relative "server/http_server"
+require_relative "server/prometheus"
+require_relative "server/status_page"
 require_relative "server/http_adapter"
+require_relative "server/remote_mcp_adapter"
 require_relative "server/remote_store"
 
 module Igniter
