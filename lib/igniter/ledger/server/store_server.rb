@@ -99,8 +99,9 @@ module Igniter
 
       # Serves connections on the calling thread until stop/drain.
       def start
-        @accept_thread = Thread.current
         accept_loop
+        # Stopped from another thread (a signal's drain): return once it has finished.
+        @lock.synchronize { @cond.wait(@lock, 1) until @state == :stopped }
         self
       end
 
