@@ -103,6 +103,7 @@ module Igniter
 
           if request.is_a?(Integer)
             write_simple(client, request, JSON.generate({ error: STATUS_TEXT.fetch(request, "error").downcase }))
+            linger(client)
             break
           end
           request["REMOTE_ADDR"] = remote
@@ -236,6 +237,22 @@ module Igniter
         headers.each { |k, v| text << "#{k}: #{v}\r\n" }
         text << "\r\n"
         text.b
+      end
+
+      # Half-closes and reads what the client still sends (briefly), so that closing with
+      # unread input does not reset the connection before the client reads the answer.
+      def linger(client)
+        client.close_write
+        deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 0.5
+        drained = 0
+        while drained < 1024 * 1024 && wait(client, deadline)
+          chunk = client.read_nonblock(16_384, exception: false)
+          break if chunk.nil?
+
+          drained += chunk.bytesize if chunk.is_a?(String)
+        end
+      rescue ::IOError, SystemCallError
+        nil
       end
 
       def write_simple(client, status, body)

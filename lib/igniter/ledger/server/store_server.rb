@@ -69,6 +69,7 @@ module Igniter
         @owns_store = store.nil?
         @store = store || open_store
         @listener = bind
+        @port = @listener.local_address.ip_port if @config.transport == :tcp
         write_pid_file
         @logger.info("Listening on #{bind_address} (#{@config.transport}, backend #{@config.backend})")
         emit_event(:server_start, bind_address: bind_address, transport: @config.transport.to_s,
@@ -83,12 +84,12 @@ module Igniter
       def bind_address
         return @config.bind_address if @config.transport == :unix
 
-        port = @listener && !@listener.closed? ? @listener.local_address.ip_port : @config.port
         "#{@config.host}:#{port}"
       end
 
+      # The TCP port (the bound one when 0 was asked).
       def port
-        @listener.local_address.ip_port
+        @port || @config.port
       end
 
       # The protocol interpreter over this server's store (the store HTTP/TCP adapters of
@@ -462,7 +463,7 @@ module Igniter
         end
 
         op = request[:op].to_s
-        return refuse_unauthenticated(conn, op) unless op == "auth" || authenticate(conn, request)
+        return refuse_unauthenticated(conn, op) unless authenticate(conn, request)
 
         @lock.synchronize { @in_flight += 1 }
         begin
