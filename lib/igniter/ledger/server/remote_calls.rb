@@ -34,7 +34,11 @@ module Igniter
 
       module_function
 
-      # The response Hash for one call request.
+      # Calls that write, and so count as facts written.
+      WRITES = %w[write append transaction].freeze
+
+      # The response Hash for one call request; yields the number of facts a write call
+      # committed.
       def run(store, request)
         name = request[:method].to_s
         call = METHODS[name]
@@ -44,7 +48,9 @@ module Igniter
         raise ArgumentError, "remote #{name}: arguments must be a Hash" unless args.is_a?(Hash)
 
         args = args.transform_keys { |k| k.is_a?(String) ? k.to_sym : k }
-        { ok: true, result: ValueCodec.dump(call.call(store, args)) }
+        result = call.call(store, args)
+        yield(result.is_a?(Array) ? result.size : 1) if block_given? && WRITES.include?(name)
+        { ok: true, result: ValueCodec.dump(result) }
       rescue StandardError => e
         error_response(e)
       end

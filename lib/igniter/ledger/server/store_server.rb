@@ -551,7 +551,7 @@ module Igniter
         when "server_status" then [{ ok: true }.merge(observability_snapshot), true]
         when "subscribe" then [op_subscribe(conn, request), true]
         when "close" then [{ ok: true }, false]
-        when "call" then [RemoteCalls.run(@store, request), true]
+        when "call" then [RemoteCalls.run(@store, request) { |n| @metrics.record_facts_written(count: n) }, true]
         else
           @metrics.record_error(op: op, error_class: "UnknownOp")
           [{ ok: false, error_code: "unknown_op", error: "unknown op: #{op.inspect}" }, true]
