@@ -194,6 +194,36 @@ RSpec.describe "ledger server" do
     end
   end
 
+  describe "ledger.* ops (the Rust client's form, plain JSON)" do
+    it "writes, appends, commits atomically, reads, lists history and counts; a conflict carries its fields" do
+      srv = server
+      s = raw(srv)
+      w = exchange(s, JSON.generate({ op: "ledger.write", store: "tasks", key: "t1", value: { n: 1 } }))
+      expect(w[:ok]).to be true
+      expect(w[:fact]).to include(store: "tasks", key: "t1", value: { n: 1 })
+      expect(srv.store.read(store: :tasks, key: "t1")).to eq(n: 1)
+      c = exchange(s, JSON.generate({ op: "ledger.write", store: "tasks", key: "t1", value: 2, expected: "absent" }))
+      expect(c).to include(ok: false, error_code: "conflict", store: "tasks", key: "t1", actual: w[:fact][:id])
+      ok = exchange(s, JSON.generate({ op: "ledger.write", store: "tasks", key: "t1", value: 2, expected: w[:fact][:id] }))
+      expect(ok[:ok]).to be true
+      a = exchange(s, JSON.generate({ op: "ledger.append", history: "log", event: { e: 1 } }))
+      expect(a[:fact][:store]).to eq("log")
+      bad = exchange(s, JSON.generate({ op: "ledger.commit", ops: [{ op: "write", store: "x", key: "1", value: 1 },
+                                                                   { op: "write", store: "tasks", key: "t1", value: 3, expected: "absent" }] }))
+      expect(bad[:error_code]).to eq("conflict")
+      expect(srv.store.read(store: :x, key: "1")).to be_nil
+      good = exchange(s, JSON.generate({ op: "ledger.commit", ops: [{ op: "write", store: "x", key: "1", value: 1 },
+                                                                    { op: "append", history: "log", event: { e: 2 } }] }))
+      expect(good[:facts].map { |f| f[:store] }).to eq(%w[x log])
+      r = exchange(s, JSON.generate({ op: "ledger.read", store: "tasks", key: "t1" }))
+      expect(r).to include(ok: true, found: true, value: 2)
+      expect(exchange(s, JSON.generate({ op: "ledger.read", store: "tasks", key: "nope" }))).to include(found: false)
+      expect(exchange(s, JSON.generate({ op: "ledger.history", store: "tasks", key: "t1" }))[:facts].map { |f| f[:value] }).to eq([{ n: 1 }, 2])
+      expect(exchange(s, JSON.generate({ op: "ledger.count" }))[:count]).to eq(srv.store.fact_count)
+      s.close
+    end
+  end
+
   describe "limits and hostile input" do
     it "requires the token on every connection when one is set" do
       srv = server(token: "s3cret")

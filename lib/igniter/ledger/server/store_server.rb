@@ -22,7 +22,8 @@ module Igniter
     #   `{ok: false, error_code:, error:}`;
     # - protocol envelopes (`{protocol: "igniter_store", op:, packet:, ...}`), answered by
     #   the store's Protocol::Interpreter;
-    # - `{op: "call", ...}`: the remote store's calls (see Igniter::Ledger.connect).
+    # - `{op: "call", ...}`: the remote store's calls (see Igniter::Ledger.connect);
+    # - the `ledger.*` ops in plain JSON, for the Rust client (see LedgerOps).
     #
     # Writes arriving over the network run in this Ruby process, on the server's store:
     # derivation rules, consumers and the changefeed see them like local writes.
@@ -34,9 +35,6 @@ module Igniter
     # ones.
     class StoreServer
       include WireProtocol
-
-      # Answer and error codes of the legacy ops.
-      LEGACY_OPS = %w[write_fact replay write_snapshot stats server_status ping close subscribe auth call].freeze
 
       attr_reader :config, :logger, :metrics, :changefeed, :store, :recent_events
 
@@ -552,6 +550,7 @@ module Igniter
         when "subscribe" then [op_subscribe(conn, request), true]
         when "close" then [{ ok: true }, false]
         when "call" then [RemoteCalls.run(@store, request) { |n| @metrics.record_facts_written(count: n) }, true]
+        when *LedgerOps::OPS then [LedgerOps.run(@store, op, request) { |n| @metrics.record_facts_written(count: n) }, true]
         else
           @metrics.record_error(op: op, error_class: "UnknownOp")
           [{ ok: false, error_code: "unknown_op", error: "unknown op: #{op.inspect}" }, true]
