@@ -274,6 +274,16 @@ RSpec.describe "ledger server" do
       expect(srv.metrics_snapshot[:rejected_connections_total]).to eq(1)
     end
 
+    it "closes a slow client whose frame does not arrive whole in time" do
+      srv = server(slow_timeout: 0.3)
+      s = raw(srv)
+      s.write(encode_frame('{"op":"ping"}')[0, 6])
+      reply = JSON.parse(read_frame(s), symbolize_names: true)
+      expect(reply).to include(ok: false, error_code: "bad_frame")
+      expect(reply[:error]).to match(/slow client/)
+      expect(closed_by_server?(s)).to be true
+    end
+
     it "survives random bytes, truncated frames and random JSON (a small fuzz run)" do
       srv = server(max_frame_bytes: 64 * 1024)
       rng = Random.new(Integer(ENV.fetch("FUZZ_SEED", RSpec.configuration.seed)))

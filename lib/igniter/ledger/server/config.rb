@@ -22,6 +22,7 @@ module Igniter
         token: nil,
         max_frame_bytes: 16 * 1024 * 1024,
         idle_timeout: nil,
+        slow_timeout: 10,
         changefeed: {}
       }.freeze
 

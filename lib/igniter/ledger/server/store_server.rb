@@ -32,7 +32,7 @@ module Igniter
     # (`{op: "auth", token:}` first, or `token:` in each request); frames over
     # `max_frame_bytes` and malformed frames get an error response and the connection is
     # closed; `max_connections:` refuses extra connections; `idle_timeout:` closes idle
-    # ones.
+    # ones; a frame must arrive whole within `slow_timeout:` seconds of its first byte.
     class StoreServer
       include WireProtocol
 
@@ -43,15 +43,16 @@ module Igniter
       # config: (a ServerConfig; explicit keywords win over it), address: ("host:port",
       # or a socket path for :unix), metrics_thresholds:, slow_op_threshold_ms:,
       # max_recent_events:, changefeed: (merged over config.changefeed); and durability:,
-      # token:, max_frame_bytes:, idle_timeout:.
+      # token:, max_frame_bytes:, idle_timeout:, slow_timeout:.
       def initialize(host: nil, port: nil, transport: nil, backend: nil, path: nil, logger: nil, pid_file: nil,
                      drain_timeout: nil, max_connections: nil, config: nil, address: nil, metrics_thresholds: {},
                      slow_op_threshold_ms: nil, max_recent_events: 100, changefeed: nil, durability: nil, token: nil,
-                     max_frame_bytes: nil, idle_timeout: nil, store: nil)
+                     max_frame_bytes: nil, idle_timeout: nil, slow_timeout: nil, store: nil)
         base = (config || ServerConfig.new).to_h
         explicit = { host: host, port: port, transport: transport, backend: backend, path: path, pid_file: pid_file,
                      drain_timeout: drain_timeout, max_connections: max_connections, durability: durability,
-                     token: token, max_frame_bytes: max_frame_bytes, idle_timeout: idle_timeout }.compact
+                     token: token, max_frame_bytes: max_frame_bytes, idle_timeout: idle_timeout,
+                     slow_timeout: slow_timeout }.compact
         explicit.merge!(parse_address(address, explicit[:transport] || base[:transport])) if address
         explicit[:changefeed] = (base[:changefeed] || {}).merge(changefeed) if changefeed
         @config = ServerConfig.new(**base.merge(explicit))
@@ -419,11 +420,13 @@ module Igniter
 
       def read_request(conn)
         timeout = @config.idle_timeout
-        if timeout && !conn.socket.wait_readable(timeout)
+        # a subscriber only listens: it is never idle
+        if timeout && conn.subscriptions.empty? && !conn.socket.wait_readable(timeout)
           send_error(conn, "idle_timeout", "connection idle for #{timeout}s")
           return nil
         end
-        read_frame(conn.socket, max_bytes: @config.max_frame_bytes)
+        conn.socket.wait_readable
+        read_frame(conn.socket, max_bytes: @config.max_frame_bytes, timeout: @config.slow_timeout)
       end
 
       def close_connection(conn, reason)

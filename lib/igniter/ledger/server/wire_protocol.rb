@@ -22,18 +22,20 @@ module Igniter
       end
 
       # Reads one frame's body from `io`; nil at a clean end of stream (before a frame).
-      # Raises FrameError for a cut, oversize or corrupt frame.
-      def read_frame(io, max_bytes: MAX_FRAME_BYTES)
-        header = read_exact(io, 4)
+      # Raises FrameError for a cut, oversize or corrupt frame, or (timeout: seconds) for
+      # a frame that does not arrive whole in time (a slow client).
+      def read_frame(io, max_bytes: MAX_FRAME_BYTES, timeout: nil)
+        deadline = timeout && Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+        header = read_exact(io, 4, deadline)
         return nil if header.nil?
 
         length = header.unpack1("N")
         raise FrameError, "frame of #{length} bytes exceeds the limit of #{max_bytes}" if length > max_bytes
 
-        body = length.zero? ? +"" : read_exact(io, length)
+        body = length.zero? ? +"" : read_exact(io, length, deadline)
         raise FrameError, "stream ended inside a frame body" if body.nil?
 
-        trailer = read_exact(io, 4)
+        trailer = read_exact(io, 4, deadline)
         raise FrameError, "stream ended before a frame's CRC" if trailer.nil?
         raise FrameError, "frame CRC mismatch" unless trailer.unpack1("N") == Zlib.crc32(body)
 
@@ -42,10 +44,12 @@ module Igniter
 
       # Exactly n bytes, or nil when the stream ends first (raises FrameError when it ends
       # after some bytes of them).
-      def read_exact(io, n)
+      def read_exact(io, n, deadline = nil)
         buf = +""
         while buf.bytesize < n
-          chunk = io.read(n - buf.bytesize)
+          chunk = deadline ? read_before(io, n - buf.bytesize, deadline) : io.read(n - buf.bytesize)
+          next if chunk == :wait_readable
+
           if chunk.nil? || chunk.empty?
             return nil if buf.empty?
 
@@ -54,6 +58,14 @@ module Igniter
           buf << chunk
         end
         buf.b
+      end
+
+      # Up to n bytes, waiting no later than deadline (FrameError after it).
+      def read_before(io, n, deadline)
+        left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        raise FrameError, "frame not received in time (slow client)" if left <= 0 || !io.wait_readable(left)
+
+        io.read_nonblock(n, exception: false)
       end
     end
   end
