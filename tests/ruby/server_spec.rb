@@ -69,6 +69,23 @@ RSpec.describe "ledger server" do
       end
     end
 
+    it "serves a unix socket to the remote store and the NetworkBackend, and removes it on stop" do
+      Dir.mktmpdir do |dir|
+        sock = File.join(dir, "ledger.sock")
+        srv = L::StoreServer.new(transport: :unix, address: sock, logger: quiet).start_async
+        @servers = [srv]
+        expect(srv.bind_address).to eq(sock)
+        remote = L.connect("unix://#{sock}")
+        (@stores ||= []) << remote
+        fact = remote.write(store: :u, key: "k", value: { via: :unix })
+        nb = L::NetworkBackend.new(address: sock, transport: :unix)
+        expect(nb.replay.map(&:id)).to eq([fact.id])
+        nb.close
+        srv.stop
+        expect(File.exist?(sock)).to be false
+      end
+    end
+
     it "drain lets a request in progress finish and refuses new connections" do
       srv = server
       store = srv.store
