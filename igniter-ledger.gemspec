@@ -23,6 +23,8 @@ Gem::Specification.new do |spec|
     "exe/*",
     "ext/**/*.{rb,rs,toml}",
     "src/**/*.rs",
+    "server/Cargo.toml",
+    "server/src/**/*.rs",
     "{benches,examples,tests}/**/*.rs",
     "build.rs",
     "Cargo.toml",

@@ -14,6 +14,7 @@
 //! | `gvl` | running disk-bound work without the GVL |
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
+//! | `server` | `NativeServer`: the Rust ledger server (tokio) inside the Ruby process |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the positional methods defined here. Nothing here panics on user input: every
@@ -34,6 +35,7 @@ mod gvl;
 mod identity;
 mod protocol;
 mod retention;
+mod server;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.
@@ -101,6 +103,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     protocol::define(ruby, ledger)?;
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
+    server::init(ruby, ledger)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -203,9 +203,61 @@ module Igniter
       end
 
       def call(method, args)
+        return PlainCalls.call(self, method, args) if @plain
+
         response = request({ op: "call", method: method, args: ValueCodec.dump(args) })
         ValueCodec.load(response[:result])
+      rescue ConnectionError => e
+        raise unless e.message.include?("(unknown_op)")
+
+        # A server without the `call` op (the Rust server): its plain-JSON ledger.* ops.
+        @plain = true
+        PlainCalls.call(self, method, args)
       end
+
+      # The remote store over the `ledger.*` ops (plain JSON: Symbols in values come
+      # back as Strings, hash keys as Symbols), for servers without the `call` op.
+      module PlainCalls
+        module_function
+
+        def call(remote, method, args)
+          case method
+          when "write"
+            fact(remote.__send__(:request, { op: "ledger.write" }.merge(write_args(args)))[:fact])
+          when "append" then fact(remote.__send__(:request, { op: "ledger.append" }.merge(plain(args)))[:fact])
+          when "transaction"
+            ops = args.fetch(:operations).map do |o|
+              o.key?(:history) ? { op: "append" }.merge(plain(o)) : { op: "write" }.merge(write_args(o))
+            end
+            remote.__send__(:request, { op: "ledger.commit", ops: ops })[:facts].map { |f| fact(f) }
+          when "read" then remote.__send__(:request, { op: "ledger.read" }.merge(plain(args)))[:value]
+          when "read_fact"
+            f = remote.__send__(:request, { op: "ledger.read" }.merge(plain(args)))[:fact]
+            f && fact(f)
+          when "history" then remote.__send__(:request, { op: "ledger.history" }.merge(plain(args)))[:facts].map { |f| fact(f) }
+          when "fact_count" then remote.__send__(:request, { op: "ledger.count" })[:count]
+          else raise ArgumentError, "#{method} is not served by this server (it has no `call` op)"
+          end
+        end
+
+        def plain(args)
+          JSON.parse(JSON.generate(args.compact), symbolize_names: true)
+        end
+
+        def write_args(args)
+          args = args.dup
+          if args.key?(:expected)
+            e = args.delete(:expected)
+            args[:expected] = e.nil? || e == :none ? "absent" : (e.is_a?(Fact) ? e.id : e.to_s)
+          end
+          plain(args)
+        end
+
+        def fact(hash)
+          Fact.from_h(hash)
+        end
+      end
+      private_constant :PlainCalls
 
       def request(body)
         body[:token] = @token if @token
@@ -268,6 +320,12 @@ module Igniter
 
       def remote_error(response)
         message = response[:error].to_s
+        if response[:error_code] == "conflict"
+          error = ConflictError.new(message)
+          { store: response[:store]&.to_sym, key: response[:key], expected: response[:expected],
+            actual: response[:actual] }.each { |k, v| error.instance_variable_set(:"@#{k}", v) }
+          return error
+        end
         name = response[:error_class].to_s
         klass = error_class(name)
         return ConnectionError.new("server refused the request: #{message} (#{response[:error_code]})") if klass.nil? && name.empty?
