@@ -15,7 +15,22 @@ RSpec.describe "the native (Rust) server engine" do
     (@servers << L::StoreServer.new(engine: :native, address: "127.0.0.1:0", logger: L::ServerLogger.new(nil), **opts)).last
   end
 
+  # A hang fails the example instead of the run.
+  around { |example| Timeout.timeout(60) { example.run } }
+
   after { (@servers || []).each(&:stop) }
+
+  # The next item of a Queue, failing (instead of hanging) after `seconds`.
+  def pop_within(queue, seconds = 5)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+    loop do
+      return queue.pop(true)
+    rescue ThreadError
+      raise "nothing arrived within #{seconds}s" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.01
+    end
+  end
 
   it "binds in new, serves the reference's NetworkBackend (write, replay, subscribe), reports health and metrics, stops" do
     Dir.mktmpdir do |dir|
@@ -32,7 +47,7 @@ RSpec.describe "the native (Rust) server engine" do
       nb = L::NetworkBackend.new(address: srv.bind_address)
       fact = L::Fact.build(store: :tasks, key: "t1", value: { n: 1 })
       nb.write_fact(fact)
-      expect(got.pop.id).to eq(fact.id)
+      expect(pop_within(got).id).to eq(fact.id)
       expect(nb.replay.map(&:id)).to eq([fact.id])
       expect(srv.health_snapshot).to include(status: :ready, backend: "memory", transport: "tcp")
       expect(srv.metrics_snapshot[:facts_written]).to eq(1)

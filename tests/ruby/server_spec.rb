@@ -22,6 +22,9 @@ RSpec.describe "ledger server" do
     s.start_async
   end
 
+  # A hang fails the example instead of the run.
+  around { |example| Timeout.timeout(60) { example.run } }
+
   after do
     (@servers || []).each(&:stop)
     (@stores || []).each(&:close)
