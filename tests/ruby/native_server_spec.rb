@@ -92,6 +92,19 @@ RSpec.describe "the native (Rust) server engine" do
     end
   end
 
+  it "hands its changefeed to Ruby: snapshot and subscribers on Ruby threads see writes from clients" do
+    srv = native(changefeed: { max_size: 50 })
+    seen = Queue.new
+    sub = srv.changefeed.subscribe(stores: [:orders]) { |event| seen << [event.key, event.fact.value] }
+    remote = L.connect("tcp://#{srv.bind_address}")
+    remote.write(store: :orders, key: "o1", value: { amount: 5 })
+    expect(pop_within(seen)).to eq(["o1", { amount: 5 }])
+    expect(srv.changefeed.snapshot[:max_size]).to eq(50)
+    expect(srv.observability_snapshot[:changefeed][:emitted_total]).to be >= 1
+    sub.close
+    remote.close
+  end
+
   it "serves HTTP and SSE with http_port:" do
     srv = native(http_port: 0)
     remote = L.connect("tcp://#{srv.bind_address}")

@@ -19,6 +19,7 @@ use igniter_ledger_server::server::{EventSink, Server, ServerEvent, ServerHandle
 use magnus::{prelude::*, Error, RModule, Ruby};
 use serde_json::Value as Json;
 
+use crate::changefeed::BufferObj;
 use crate::{errors, gvl};
 
 /// The most events kept while no Ruby thread drains them (the oldest are dropped).
@@ -286,6 +287,15 @@ impl NativeServer {
         gvl::without_gvl(move || q.take(d)).map_err(|m| errors::internal(ruby, "next_events", m))
     }
 
+    /// The server's changefeed as a `ChangefeedBuffer` (snapshot, subscribe, replay
+    /// from Ruby), or nil.
+    fn changefeed(ruby: &Ruby, rb_self: &Self) -> Option<magnus::typed_data::Obj<BufferObj>> {
+        rb_self
+            .handle
+            .changefeed()
+            .map(|c| ruby.obj_wrap(BufferObj::from_buffer(c.clone())))
+    }
+
     /// Events dropped because the queue was full.
     fn dropped_events(&self) -> u64 {
         self.events.lock().1
@@ -327,5 +337,6 @@ pub fn init(ruby: &Ruby, ledger: RModule) -> Result<(), Error> {
     class.define_method("_stop", method!(NativeServer::stop, 0))?;
     class.define_method("_next_events", method!(NativeServer::next_events, 1))?;
     class.define_method("dropped_events", method!(NativeServer::dropped_events, 0))?;
+    class.define_method("changefeed", method!(NativeServer::changefeed, 0))?;
     Ok(())
 }

@@ -111,6 +111,12 @@ module Igniter
         shutdown { @native._drain(Float(timeout || @config.drain_timeout)) }
       end
 
+      # The server's changefeed (a ChangefeedBuffer over the Rust server's buffer: its
+      # snapshot, and Ruby subscribers on threads of their own).
+      def changefeed
+        @changefeed ||= @native.changefeed
+      end
+
       def active_connections
         @native.active_connections
       end
@@ -142,7 +148,11 @@ module Igniter
       end
 
       def observability_snapshot
-        JSON.parse(@native.status_json, symbolize_names: true)
+        status = JSON.parse(@native.status_json, symbolize_names: true)
+        feed = changefeed&.snapshot
+        return status unless feed
+
+        status.merge(changefeed: feed, alerts: Array(status[:alerts]) + Array(feed[:alerts]))
       end
 
       def recent_events
