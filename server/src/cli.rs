@@ -51,7 +51,7 @@ pub enum Command {
     /// Print the last facts; with --follow, keep printing new ones (from a server).
     Tail(tail::Args),
     /// Serve the ledger over TCP/unix and HTTP (same as `igniter-ledger-server`).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Serve a ledger to an MCP client (an editor or an agent) over stdio. Read-only
     /// unless write tools are allowed by name.
     Mcp(mcp::McpArgs),
@@ -67,7 +67,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Checkpoint(a) => checkpoint::run(a),
         Command::Compact(a) => compact::run(a),
         Command::Tail(a) => tail::run(a),
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Mcp(a) => mcp::run(a),
     }
 }

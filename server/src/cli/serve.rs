@@ -273,9 +273,8 @@ pub(crate) fn plan(a: &ServeArgs) -> Result<Plan, String> {
     if let Some(cf) = changefeed(a, cfg.get("changefeed"))? {
         opts = opts.changefeed(cf);
     }
-    let durability = match a.durability.as_deref().unwrap_or("fsync") {
-        d => Durability::parse(d).map_err(|e| format!("--durability: {e}"))?,
-    };
+    let durability = Durability::parse(a.durability.as_deref().unwrap_or("fsync"))
+        .map_err(|e| format!("--durability: {e}"))?;
     Ok(Plan {
         opts,
         path,
