@@ -35,14 +35,24 @@ fn row(what: &str, conns: usize, ops: usize, took: Duration, lat: &mut [Duration
 
 fn value(i: usize) -> Value {
     Value::Map(vec![
-        (igniter_ledger::MapKey::sym("title"), Value::Str(format!("task number {i}"))),
-        (igniter_ledger::MapKey::sym("status"), Value::Str("open".into())),
+        (
+            igniter_ledger::MapKey::sym("title"),
+            Value::Str(format!("task number {i}")),
+        ),
+        (
+            igniter_ledger::MapKey::sym("status"),
+            Value::Str("open".into()),
+        ),
         (igniter_ledger::MapKey::sym("n"), Value::Int(i as i64)),
     ])
 }
 
 fn embedded(dir: &std::path::Path, n: usize, conns: usize) {
-    let l = LedgerStore::open_with(dir.join(format!("embedded-{conns}.wal")), OpenOptions::new().durability(Durability::Flush)).unwrap();
+    let l = LedgerStore::open_with(
+        dir.join(format!("embedded-{conns}.wal")),
+        OpenOptions::new().durability(Durability::Flush),
+    )
+    .unwrap();
     for (what, writing) in [("embedded write", true), ("embedded read", false)] {
         let barrier = Arc::new(Barrier::new(conns + 1));
         let threads: Vec<_> = (0..conns)
@@ -55,9 +65,12 @@ fn embedded(dir: &std::path::Path, n: usize, conns: usize) {
                     for i in 0..n {
                         let t = Instant::now();
                         if writing {
-                            l.write(Write::new("tasks", format!("c{c}-{i}"), value(i))).unwrap();
+                            l.write(Write::new("tasks", format!("c{c}-{i}"), value(i)))
+                                .unwrap();
                         } else {
-                            l.read(LRead::new("tasks", format!("c{c}-{}", (i * 7919) % n))).unwrap().unwrap();
+                            l.read(LRead::new("tasks", format!("c{c}-{}", (i * 7919) % n)))
+                                .unwrap()
+                                .unwrap();
                         }
                         lat.push(t.elapsed());
                     }
@@ -67,19 +80,32 @@ fn embedded(dir: &std::path::Path, n: usize, conns: usize) {
             .collect();
         barrier.wait();
         let t = Instant::now();
-        let mut lat: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut lat: Vec<Duration> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         row(what, conns, n * conns, t.elapsed(), &mut lat);
     }
     l.close().unwrap();
 }
 
 fn served(dir: &std::path::Path, n: usize, conns: usize) {
-    let l = LedgerStore::open_with(dir.join(format!("served-{conns}.wal")), OpenOptions::new().durability(Durability::Flush)).unwrap();
+    let l = LedgerStore::open_with(
+        dir.join(format!("served-{conns}.wal")),
+        OpenOptions::new().durability(Durability::Flush),
+    )
+    .unwrap();
     let opts = ServerOptions::tcp("127.0.0.1:0");
-    let opts = ServerOptions { worker_threads: 2, ..opts };
+    let opts = ServerOptions {
+        worker_threads: 2,
+        ..opts
+    };
     let h = Server::start(l.clone(), opts, Arc::new(NullSink)).unwrap();
     let url = format!("tcp://{}", h.bind_address());
-    for (what, writing) in [("server write (RemoteStore)", true), ("server read (RemoteStore)", false)] {
+    for (what, writing) in [
+        ("server write (RemoteStore)", true),
+        ("server read (RemoteStore)", false),
+    ] {
         let barrier = Arc::new(Barrier::new(conns + 1));
         let threads: Vec<_> = (0..conns)
             .map(|c| {
@@ -94,7 +120,9 @@ fn served(dir: &std::path::Path, n: usize, conns: usize) {
                         if writing {
                             s.write("tasks", &format!("c{c}-{i}"), value(i)).unwrap();
                         } else {
-                            s.read("tasks", &format!("c{c}-{}", (i * 7919) % n)).unwrap().unwrap();
+                            s.read("tasks", &format!("c{c}-{}", (i * 7919) % n))
+                                .unwrap()
+                                .unwrap();
                         }
                         lat.push(t.elapsed());
                     }
@@ -104,7 +132,10 @@ fn served(dir: &std::path::Path, n: usize, conns: usize) {
             .collect();
         barrier.wait();
         let t = Instant::now();
-        let mut lat: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut lat: Vec<Duration> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         row(what, conns, n * conns, t.elapsed(), &mut lat);
     }
     h.stop();
@@ -112,8 +143,17 @@ fn served(dir: &std::path::Path, n: usize, conns: usize) {
 }
 
 fn sse_fanout(dir: &std::path::Path, subscribers: usize, facts: usize) {
-    let l = LedgerStore::open_with(dir.join("sse.wal"), OpenOptions::new().durability(Durability::Flush)).unwrap();
-    let h = Server::start(l.clone(), ServerOptions::tcp("127.0.0.1:0").http("127.0.0.1:0"), Arc::new(NullSink)).unwrap();
+    let l = LedgerStore::open_with(
+        dir.join("sse.wal"),
+        OpenOptions::new().durability(Durability::Flush),
+    )
+    .unwrap();
+    let h = Server::start(
+        l.clone(),
+        ServerOptions::tcp("127.0.0.1:0").http("127.0.0.1:0"),
+        Arc::new(NullSink),
+    )
+    .unwrap();
     let web = h.http_addr().unwrap();
     let ready = Arc::new(Barrier::new(subscribers + 1));
     let readers: Vec<_> = (0..subscribers)
@@ -121,26 +161,35 @@ fn sse_fanout(dir: &std::path::Path, subscribers: usize, facts: usize) {
             let ready = ready.clone();
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(web).unwrap();
-                s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+                s.write_all(
+                    b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+                )
+                .unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut seen = 0usize;
-                let mut got_headers = false;
                 let mut tail = Vec::new();
-                while !got_headers {
+                let body_at = loop {
                     let k = s.read(&mut buf).unwrap();
                     tail.extend_from_slice(&buf[..k]);
-                    got_headers = tail.windows(4).any(|w| w == b"\r\n\r\n");
-                }
+                    if let Some(p) = tail.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                };
+                tail.drain(..body_at);
                 ready.wait();
-                seen += count(&tail, b"event: fact_committed");
-                let mut carry = Vec::new();
-                while seen < facts {
+                // Count events; keep at most a partial marker between reads.
+                let mut carry = tail;
+                loop {
+                    let (n, end) = count(&carry, b"event: fact_committed");
+                    seen += n;
+                    let keep = end.max(carry.len().saturating_sub(20));
+                    carry.drain(..keep);
+                    if seen >= facts {
+                        break;
+                    }
                     let k = s.read(&mut buf).unwrap();
                     carry.extend_from_slice(&buf[..k]);
-                    let cut = carry.len().saturating_sub(32);
-                    seen += count(&carry[..cut], b"event: fact_committed");
-                    carry.drain(..cut);
                 }
                 Instant::now()
             })
@@ -149,10 +198,15 @@ fn sse_fanout(dir: &std::path::Path, subscribers: usize, facts: usize) {
     ready.wait();
     let t = Instant::now();
     for i in 0..facts {
-        l.write(Write::new("tasks", format!("k{i}"), value(i))).unwrap();
+        l.write(Write::new("tasks", format!("k{i}"), value(i)))
+            .unwrap();
     }
     let wrote = t.elapsed();
-    let last = readers.into_iter().map(|r| r.join().unwrap()).max().unwrap();
+    let last = readers
+        .into_iter()
+        .map(|r| r.join().unwrap())
+        .max()
+        .unwrap();
     let all = last - t;
     println!(
         "| SSE fan-out                  | {subscribers:>5} | {facts:>7} | {:>10.0} | write {:.1} ms | all delivered {:.1} ms |",
@@ -164,15 +218,36 @@ fn sse_fanout(dir: &std::path::Path, subscribers: usize, facts: usize) {
     l.close().unwrap();
 }
 
-fn count(hay: &[u8], needle: &[u8]) -> usize {
-    hay.windows(needle.len()).filter(|w| *w == needle).count()
+/// Occurrences of `needle` in `hay`, and where the last one ends (0: none).
+fn count(hay: &[u8], needle: &[u8]) -> (usize, usize) {
+    let mut n = 0;
+    let mut end = 0;
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        if &hay[i..i + needle.len()] == needle {
+            n += 1;
+            i += needle.len();
+            end = i;
+        } else {
+            i += 1;
+        }
+    }
+    (n, end)
 }
 
 fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5000);
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5000);
     let dir = tempfile::tempdir().unwrap();
-    println!("loopback, file ledgers with flush durability, {n} ops per connection; {} cores", std::thread::available_parallelism().map_or(0, |p| p.get()));
-    println!("| what                         | conns |     ops |      ops/s |  p50 µs  |  p99 µs  |");
+    println!(
+        "loopback, file ledgers with flush durability, {n} ops per connection; {} cores",
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
+    println!(
+        "| what                         | conns |     ops |      ops/s |  p50 µs  |  p99 µs  |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     for conns in [1, 8] {
         embedded(dir.path(), n, conns);

@@ -67,7 +67,8 @@ pub struct ServeArgs {
     /// Largest HTTP body in bytes [default: 16 MiB].
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
-    /// Close connections idle this many seconds (0: never) [default: 300].
+    /// Close connections idle this many seconds (0: never) [default: never; the
+    /// reference's NetworkBackend does not reconnect].
     #[arg(long)]
     pub idle_timeout: Option<f64>,
     /// A shared secret clients must present.
