@@ -55,6 +55,8 @@ pub enum Command {
     /// Serve a ledger to an MCP client (an editor or an agent) over stdio. Read-only
     /// unless write tools are allowed by name.
     Mcp(mcp::McpArgs),
+    /// Sync with a PostgreSQL hub: push this ledger's facts, pull or bootstrap others'.
+    Sync(crate::sync::cli::SyncArgs),
 }
 
 /// Runs a parsed command line; the error is the message for stderr.
@@ -69,6 +71,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Tail(a) => tail::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Mcp(a) => mcp::run(a),
+        Command::Sync(args) => crate::sync::cli::run(args),
     }
 }
 
