@@ -18,5 +18,5 @@
 pub mod cli;
 pub mod client;
 pub mod mcp;
-pub mod sync;
 pub mod server;
+pub mod sync;

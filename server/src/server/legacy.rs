@@ -22,7 +22,7 @@
 //! | `ledger.commit` | `{ops: [{op: "write"\|"append", ...}]}` | `{ok, facts}` (atomic) |
 //! | `ledger.read` | `{store, key, as_of?, valid_at?}` | `{ok, found, value, fact?}` |
 //! | `ledger.history` | `{store, key?, since?, as_of?}` | `{ok, facts}` |
-//! | `ledger.count` | | `{ok, count}` |
+//! | `ledger.count` | | `{ok, count, head}` (head: the newest sequence) |
 //! | `ledger.changes` | `{after?, stores?, limit?}` | `{ok, events, cursor}` |
 //!
 //! `expected` is `null` (no check), `"absent"`, or a fact id. A conflict answers
@@ -341,7 +341,9 @@ pub(crate) fn handle(shared: &Shared, req: &Json) -> Json {
                     f
                 }).collect::<Vec<_>>()})
             }
-            "ledger.count" => json!({"ok": true, "count": ledger.fact_count()}),
+            "ledger.count" => {
+                json!({"ok": true, "count": ledger.fact_count(), "head": ledger.head().sequence})
+            }
             "ledger.changes" => {
                 let mut q = ChangesQuery::new();
                 if let Some(after) = o.get("after").and_then(Json::as_u64) {

@@ -81,7 +81,9 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Deepest JSON nesting accepted in a request.
     pub max_nesting: usize,
-    /// A connection that sends nothing for this long is closed (None: never).
+    /// A connection that sends nothing for this long is closed (None, the default:
+    /// never — the reference's `NetworkBackend` keeps one connection for its lifetime
+    /// and does not reconnect). Push subscriptions are never idle-closed.
     pub idle_timeout: Option<Duration>,
     /// Time allowed to finish sending a started frame, or to take a response.
     pub slow_timeout: Duration,
@@ -135,7 +137,7 @@ impl ServerOptions {
             max_frame_bytes: 16 * 1024 * 1024,
             max_body_bytes: 16 * 1024 * 1024,
             max_nesting: 64,
-            idle_timeout: Some(Duration::from_secs(300)),
+            idle_timeout: None,
             slow_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
             changefeed: None,
@@ -413,17 +415,6 @@ impl Server {
                 "max_frame_bytes, max_body_bytes and max_nesting must be positive".into(),
             ));
         }
-        let changefeed = match &opts.changefeed {
-            Some(o) => {
-                let buf =
-                    ChangefeedBuffer::new(*o).map_err(|e| ServerError::Invalid(e.to_string()))?;
-                ledger
-                    .attach_changefeed(&buf)
-                    .map_err(|e| ServerError::Invalid(e.to_string()))?;
-                Some(buf)
-            }
-            None => None,
-        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(opts.worker_threads.max(1))
             .thread_name("igniter-ledger-server")
@@ -443,6 +434,17 @@ impl Server {
         };
         let http_addr = match &http_listener {
             Some(l) => Some(l.local_addr().map_err(ServerError::Io)?),
+            None => None,
+        };
+        let changefeed = match &opts.changefeed {
+            Some(o) => {
+                let buf =
+                    ChangefeedBuffer::new(*o).map_err(|e| ServerError::Invalid(e.to_string()))?;
+                ledger
+                    .attach_changefeed(&buf)
+                    .map_err(|e| ServerError::Invalid(e.to_string()))?;
+                Some(buf)
+            }
             None => None,
         };
         if let Some(p) = &opts.pid_file {

@@ -1,6 +1,7 @@
 //! The status page served at `GET /`: stores, fact counts, durability, and a live tail
 //! of committed facts over SSE (`/v1/events`). Plain HTML and JavaScript, no assets.
-//! With a token, open it as `/?token=...`; the page passes the token on.
+//! With a token, open it as `/?token=...`; the page passes the token on. `?max_live=N`
+//! stops the live tail after N facts (headless browsers wait for the network to idle).
 
 /// The page.
 pub(crate) const HTML: &str = r##"<!doctype html>
@@ -26,7 +27,10 @@ td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: left; }
 <p id="live" class="muted">connecting…</p>
 <ol id="tail"></ol>
 <script>
-const token = new URLSearchParams(location.search).get("token");
+const params = new URLSearchParams(location.search);
+const token = params.get("token");
+const maxLive = Number(params.get("max_live") || 0);
+let live = 0;
 const q = (path, extra) => {
   const p = new URLSearchParams(extra || {});
   if (token) p.set("token", token);
@@ -72,6 +76,11 @@ function follow(head) {
     renderStores();
     const n = document.getElementById("fact-count");
     if (n) n.textContent = Number(n.textContent) + 1;
+    live += 1;
+    if (maxLive && live >= maxLive) {
+      es.close();
+      document.getElementById("live").textContent = "stopped after " + live + " live fact(s)";
+    }
   });
   es.onerror = () => { document.getElementById("live").textContent = "disconnected; retrying…"; };
 }
