@@ -11,12 +11,18 @@
 //! | [`cli`] | the `igniter-ledger` operator command line |
 //! | [`sync`] | the PostgreSQL sync hub: push, pull, bootstrap, hub retention |
 //!
+//! `cli`, `mcp` and `sync` need the default `tools` feature (clap, rmcp, tokio-postgres,
+//! indicatif); without it the crate is the server and the client only.
+//!
 //! Every front door answers through the core's one protocol interpreter
 //! ([`igniter_ledger::protocol::Interpreter`]), so the MCP server, the Ruby gem's
 //! `MCPAdapter` and the servers answer alike.
 
+#[cfg(feature = "tools")]
 pub mod cli;
 pub mod client;
+#[cfg(feature = "tools")]
 pub mod mcp;
 pub mod server;
+#[cfg(feature = "tools")]
 pub mod sync;
