@@ -1554,6 +1554,16 @@ impl LedgerStore {
             .unwrap_or_default()
     }
 
+    /// The WAL file and the bytes written to it (whole frames), taken together under the
+    /// writer lock: for reading the WAL through the ledger's own descriptor (see
+    /// `verify`). None for an in-memory or closed ledger.
+    pub(crate) fn wal_for_reading(&self) -> Result<Option<(Arc<dyn LogFile>, u64)>> {
+        let inner = &*self.inner;
+        inner.check_not_forked()?;
+        let w = inner.lock_writer(inner.pid)?;
+        Ok(w.wal.as_ref().map(|wal| (wal.file.clone(), wal.written)))
+    }
+
     /// The retention policies (see `crate::retention`).
     pub(crate) fn retention_policies_lock(&self) -> &Mutex<crate::retention::Policies> {
         &self.inner.retention
