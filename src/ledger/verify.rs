@@ -868,7 +868,7 @@ impl super::store::LedgerStore {
         self.verify_with(&mut |_| {})
     }
 
-    /// [`LedgerStore::verify`], calling `progress` every 8 MiB and once at the end.
+    /// [`crate::LedgerStore::verify`], calling `progress` every 8 MiB and once at the end.
     pub fn verify_with(&self, progress: &mut dyn FnMut(&VerifyProgress)) -> Result<VerifyReport> {
         match (self.path(), self.wal_for_reading()?) {
             (Some(path), Some((file, len))) => verify_open(path, &LogSource(file), len, progress),

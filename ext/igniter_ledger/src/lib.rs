@@ -14,6 +14,7 @@
 //! | `gvl` | running disk-bound work without the GVL |
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
+//! | `verify` | `LedgerStore#verify`, `LedgerStore.verify_file` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the positional methods defined here. Nothing here panics on user input: every
@@ -35,6 +36,7 @@ mod identity;
 mod protocol;
 mod retention;
 mod store;
+mod verify;
 
 /// The classes the extension wraps data in, defined at load.
 pub(crate) struct Classes {
@@ -101,6 +103,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     protocol::define(ruby, ledger)?;
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
+    verify::define(store_class)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;
