@@ -385,7 +385,7 @@ pub(crate) fn load(
         let _ = fs.remove_file(&tmp);
     }
     // A storage rewrite interrupted before its rename leaves its new generation aside.
-    crate::retention::remove_stale_rewrite(path);
+    crate::retention::remove_stale_rewrite(fs, path);
     let snap_path = snapshot::snapshot_path(path);
     let snapshot_bytes = snap_path.exists().then(|| {
         std::fs::read(&snap_path).map_err(|e| format!("cannot read {}: {e}", snap_path.display()))

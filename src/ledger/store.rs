@@ -1564,6 +1564,11 @@ impl LedgerStore {
         Ok(w.wal.as_ref().map(|wal| (wal.file.clone(), wal.written)))
     }
 
+    /// The ledger's file layer (snapshots, side files, storage rewrites).
+    pub(crate) fn file_system(&self) -> Arc<dyn FileSystem> {
+        self.inner.fs.clone()
+    }
+
     /// The retention policies (see `crate::retention`).
     pub(crate) fn retention_policies_lock(&self) -> &Mutex<crate::retention::Policies> {
         &self.inner.retention

@@ -20,7 +20,8 @@ use super::receipt::{
     self, ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport,
     COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
-use super::rewrite::{self, Committed, OsRewriteIo, RewriteIo};
+use super::rewrite::{self, Committed};
+use crate::ledger::fs::FileSystem;
 
 /// An exact prune: remove these facts (by id) from every read path and from disk.
 ///
@@ -260,15 +261,16 @@ impl LedgerStore {
     /// the receipts reach the disk in one atomic rename (see `retention::rewrite`).
     /// Returns one report per store with a non-permanent policy.
     pub fn compact(&self, store: Option<&str>) -> Result<Vec<CompactionReport>> {
-        self.compact_with_io(store, &OsRewriteIo)
+        self.compact_with_io(store, &*self.file_system())
     }
 
-    /// [`LedgerStore::compact`] through a custom file layer (fault-injection tests).
+    /// [`LedgerStore::compact`] through another file layer than the ledger's own
+    /// (fault-injection tests that fail only the rewrite's operations).
     #[doc(hidden)]
     pub fn compact_with_io(
         &self,
         store: Option<&str>,
-        io: &dyn RewriteIo,
+        io: &dyn FileSystem,
     ) -> Result<Vec<CompactionReport>> {
         if self.is_closed() {
             return Err(Error::Closed);
@@ -358,12 +360,12 @@ impl LedgerStore {
     /// Removes exactly these facts from every read path and from disk, with a receipt
     /// (written in the same atomic step). Ids naming no fact are reported as missing.
     pub fn prune_fact_ids(&self, req: Prune) -> Result<PruneReport> {
-        self.prune_fact_ids_with_io(req, &OsRewriteIo)
+        self.prune_fact_ids_with_io(req, &*self.file_system())
     }
 
     /// [`LedgerStore::prune_fact_ids`] through a custom file layer.
     #[doc(hidden)]
-    pub fn prune_fact_ids_with_io(&self, req: Prune, io: &dyn RewriteIo) -> Result<PruneReport> {
+    pub fn prune_fact_ids_with_io(&self, req: Prune, io: &dyn FileSystem) -> Result<PruneReport> {
         check_store_name(&req.receipt_store)?;
         if self.is_closed() {
             return Err(Error::Closed);
@@ -424,12 +426,12 @@ impl LedgerStore {
     /// key answers None; `read_fact`, `history`, `fact_by_id` and `lineage` show the
     /// tombstones. Erasing a key with no facts is an `InvalidArgument` error naming `key`.
     pub fn erase(&self, req: Erase) -> Result<ErasureReport> {
-        self.erase_with_io(req, &OsRewriteIo)
+        self.erase_with_io(req, &*self.file_system())
     }
 
     /// [`LedgerStore::erase`] through a custom file layer.
     #[doc(hidden)]
-    pub fn erase_with_io(&self, req: Erase, io: &dyn RewriteIo) -> Result<ErasureReport> {
+    pub fn erase_with_io(&self, req: Erase, io: &dyn FileSystem) -> Result<ErasureReport> {
         check_store_name(&req.receipt_store)?;
         if let Target::Key { store, .. } = &req.target {
             check_store_name(store)?;
@@ -600,7 +602,7 @@ impl LedgerStore {
     /// fsynced and renamed into place, and the new state is published.
     fn rewrite(
         &self,
-        io: &dyn RewriteIo,
+        io: &dyn FileSystem,
         plan: impl FnOnce(&State) -> Result<Change>,
     ) -> Result<Done> {
         let _one_at_a_time = self.rewrite_lock();
@@ -614,14 +616,10 @@ impl LedgerStore {
             self.exclusive(|ex| {
                 let held = ex.hold_state();
                 let all = held.log.clone();
-                let regs = Registrations::of(&held);
-                let w = rewrite::write_generation(io, p, all.iter())?;
-                let (len, crc) = (w.len, w.tail_crc);
-                let (file, late) = commit(io, p, w)?;
-                let mut s = rebuild(&regs, all);
-                s.wal_end = len;
-                s.wal_tail_crc = crc;
-                let old = ex.install(held, s, Some((file, len)));
+                let mut s = rebuild(&Registrations::of(&held), Vec::new());
+                let g = rewrite::Generation::create(io, p)?;
+                let (wal, late) = swap_in(io, p, g, all, &mut s)?;
+                let old = ex.install(held, s, Some(wal));
                 late.map_or(Ok(old), Err)
             })
             .map(drop)?;
@@ -721,19 +719,17 @@ impl LedgerStore {
                 latest.insert((store, key), id);
             }
             let receipt_ids: Vec<Uuid> = sealed.iter().map(|f| f.id()).collect();
+            let added = tail.into_iter().chain(sealed).collect();
             let (wal, late) = match (generation.take(), path.as_deref()) {
-                (Some(mut g), Some(p)) => {
-                    g.append(tail.iter().chain(sealed.iter()))?;
-                    let w = g.finish()?;
-                    let (len, crc) = (w.len, w.tail_crc);
-                    let (file, late) = commit(io, p, w)?;
-                    new_state.wal_end = len;
-                    new_state.wal_tail_crc = crc;
-                    (Some((file, len)), late)
+                (Some(g), Some(p)) => {
+                    let (wal, late) = swap_in(io, p, g, added, &mut new_state)?;
+                    (Some(wal), late)
                 }
-                _ => (None, None),
+                _ => {
+                    extend(&mut new_state, added);
+                    (None, None)
+                }
             };
-            extend(&mut new_state, tail.into_iter().chain(sealed));
             let durable = wal.is_some();
             let old = ex.install(held, std::mem::take(&mut new_state), wal);
             let late = late.or_else(|| match path.as_deref() {
@@ -757,15 +753,27 @@ impl LedgerStore {
     }
 }
 
-/// Renames a finished generation into place: the file to append to, and the error of a
-/// directory fsync that failed after the rename (the new generation is in effect).
-fn commit(
-    io: &dyn RewriteIo,
+/// Appends `facts` to a generation written aside and to `state`, fsyncs the generation
+/// and renames it over the WAL at `path` (the one step both rewrites end with: the 0.5.2
+/// snapshot fold and every compaction, prune and erasure). Returns the file to append to
+/// with its length, and the error of a directory fsync that failed after the rename (the
+/// new generation is in effect).
+fn swap_in(
+    io: &dyn FileSystem,
     path: &std::path::Path,
-    w: rewrite::Written,
-) -> Result<(crate::ledger::lock::LockedFile, Option<Error>)> {
-    Ok(match rewrite::commit_generation(io, path, w)? {
+    mut g: rewrite::Generation<'_>,
+    facts: Vec<Fact>,
+    state: &mut State,
+) -> Result<((crate::ledger::lock::LockedFile, u64), Option<Error>)> {
+    g.append(facts.iter())?;
+    let w = g.finish()?;
+    let (len, crc) = (w.len, w.tail_crc);
+    let (file, late) = match rewrite::commit_generation(io, path, w)? {
         Committed::Durable(f) => (f, None),
         Committed::RenamedUnsynced(f, e) => (f, Some(e)),
-    })
+    };
+    extend(state, facts);
+    state.wal_end = len;
+    state.wal_tail_crc = crc;
+    Ok(((file, len), late))
 }

@@ -7,7 +7,7 @@
 //! | [`receipt`] | receipt values, reports, the activity view |
 //! | `ledger` | the [`crate::LedgerStore`] methods |
 //! | `rebuild` | the in-memory views over a rewritten log |
-//! | [`rewrite`] | the new WAL generation: written aside, fsynced, renamed |
+//! | [`rewrite`] | the new WAL generation: written aside, fsynced, renamed (through the ledger's [`crate::FileSystem`]) |
 //!
 //! What each operation keeps and proves:
 //! - **compaction** (`compact`) drops, per store with a non-permanent policy, every fact
@@ -39,6 +39,5 @@ pub use receipt::{
     ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport, COMPACTION_RECEIPTS,
     ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
-pub use rewrite::{OsRewriteIo, RewriteFile, RewriteIo};
 
 pub(crate) use rewrite::remove_stale_rewrite;
