@@ -142,6 +142,9 @@ impl Erase {
 
 type ReceiptValue = Box<dyn FnOnce(Timestamp) -> Value>;
 
+/// Facts copied out of the published log per read lock (see `rewrite`).
+const COPY_CHUNK: usize = 16 * 1024;
+
 /// A planned rewrite: positions to drop, positions to erase, receipts to add.
 struct Change {
     drop: Vec<bool>,
@@ -171,6 +174,19 @@ struct Done {
     deferred: Vec<(String, String, Value)>,
     /// The longest window in which commits waited.
     pause: std::time::Duration,
+    /// How the time went (zero for an in-memory ledger's I/O).
+    timing: RewriteTiming,
+}
+
+/// Where a rewrite's time went.
+#[derive(Clone, Copy, Debug, Default)]
+struct RewriteTiming {
+    /// Bytes of the new generation.
+    bytes: u64,
+    /// Encoding, writing and fsyncing the kept facts (phase 1, beside the rebuild).
+    write: std::time::Duration,
+    /// Rebuilding the in-memory views over the kept facts (phase 1).
+    rebuild: std::time::Duration,
 }
 
 impl LedgerStore {
@@ -345,6 +361,9 @@ impl LedgerStore {
         for r in reports.iter_mut() {
             r.durable = done.durable;
             r.commit_pause = done.pause;
+            r.bytes_written = done.timing.bytes;
+            r.write_time = done.timing.write;
+            r.rebuild_time = done.timing.rebuild;
             if r.dropped_count > 0 {
                 r.receipt_id = ids.next();
             }
@@ -587,6 +606,9 @@ fn report(store: &str, p: &RetentionPolicy, dropped: usize, kept: usize) -> Comp
         receipt_id: None,
         durable: false,
         commit_pause: std::time::Duration::ZERO,
+        bytes_written: 0,
+        write_time: std::time::Duration::ZERO,
+        rebuild_time: std::time::Duration::ZERO,
     }
 }
 
@@ -626,10 +648,18 @@ impl LedgerStore {
             rewrite::remove_snapshot(io, p)?;
         }
 
-        // Phase 1.
-        let read_window = std::time::Instant::now();
-        let state = self.published();
-        let change = plan(&state)?;
+        // Phase 1. The plan is made under one read lock (commits wait to publish); the
+        // kept facts are then copied out in chunks, each under its own read lock, so a
+        // commit waits at most one chunk. The prefix of the log that the plan covers
+        // does not change meanwhile: commits only append, and this lock excludes other
+        // rewrites and checkpoints.
+        let t = std::time::Instant::now();
+        let (change, cut, regs) = {
+            let state = self.published();
+            let change = plan(&state)?;
+            (change, state.log.len(), Registrations::of(&state))
+        };
+        let mut read_window = t.elapsed();
         let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
         if !removes {
             let now = Timestamp::now();
@@ -638,6 +668,7 @@ impl LedgerStore {
                 durable: false,
                 late_error: None,
                 pause: std::time::Duration::ZERO,
+                timing: RewriteTiming::default(),
                 deferred: change
                     .receipts
                     .into_iter()
@@ -645,21 +676,29 @@ impl LedgerStore {
                     .collect(),
             });
         }
-        let cut = state.log.len();
-        let mut kept: Vec<Fact> = Vec::with_capacity(cut);
-        for (i, f) in state.log.iter().enumerate() {
-            if change.drop[i] {
-                continue;
+        let dropped = change.drop.iter().filter(|&&d| d).count();
+        let mut kept: Vec<Fact> = Vec::with_capacity(cut - dropped);
+        let mut from = 0;
+        while from < cut {
+            let to = (from + COPY_CHUNK).min(cut);
+            let t = std::time::Instant::now();
+            let state = self.published();
+            for (i, f) in state.log[from..to].iter().enumerate() {
+                let i = from + i;
+                if change.drop[i] {
+                    continue;
+                }
+                if change.erase.get(i).copied().unwrap_or(false) {
+                    kept.push(f.tombstone());
+                } else {
+                    kept.push(f.clone());
+                }
             }
-            if change.erase.get(i).copied().unwrap_or(false) {
-                kept.push(f.tombstone());
-            } else {
-                kept.push(f.clone());
-            }
+            drop(state);
+            read_window = read_window.max(t.elapsed());
+            from = to;
         }
-        let regs = Registrations::of(&state);
-        drop(state);
-        let read_window = read_window.elapsed();
+        let mut timing = RewriteTiming::default();
         let mut generation = None;
         let mut new_state = match path.as_deref() {
             None => rebuild(&regs, kept.clone()),
@@ -667,11 +706,18 @@ impl LedgerStore {
                 rewrite::remove_snapshot(io, p)?;
                 let mut g = rewrite::Generation::create(io, p)?;
                 let (written, s) = std::thread::scope(|sc| {
-                    let w = sc.spawn(|| g.append(kept.iter()).and_then(|()| g.sync()));
+                    let w = sc.spawn(|| {
+                        let t = std::time::Instant::now();
+                        g.append(kept.iter())
+                            .and_then(|()| g.sync())
+                            .map(|()| t.elapsed())
+                    });
+                    let t = std::time::Instant::now();
                     let s = rebuild(&regs, kept.clone());
+                    timing.rebuild = t.elapsed();
                     (w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), s)
                 });
-                written?;
+                timing.write = written?;
                 generation = Some(g);
                 s
             }
@@ -723,6 +769,7 @@ impl LedgerStore {
             let (wal, late) = match (generation.take(), path.as_deref()) {
                 (Some(g), Some(p)) => {
                     let (wal, late) = swap_in(io, p, g, added, &mut new_state)?;
+                    timing.bytes = wal.1;
                     (Some(wal), late)
                 }
                 _ => {
@@ -742,11 +789,21 @@ impl LedgerStore {
                 late_error: late,
                 deferred: Vec::new(),
                 pause: read_window.max(ex.held_for()),
+                timing,
             };
             Ok((done, old))
         })
-        .map(|(done, old)| {
-            // Freed with no lock held: the dropped facts go with it.
+        .map(|(done, mut old)| {
+            // Freed with no lock held. The old log (every fact handle, the dropped facts'
+            // only ones) is freed on a thread of its own, so the caller does not wait for
+            // it: facts are plain data. The rest (indexes, registrations, which may hold
+            // callbacks into a host language) is freed here.
+            let log = std::mem::take(&mut old.log);
+            // If no thread can be had, the failed spawn drops its closure, and the log
+            // with it, here.
+            let _ = std::thread::Builder::new()
+                .name("igniter-ledger-free".into())
+                .spawn(move || drop(log));
             drop(old);
             done
         })
