@@ -644,7 +644,7 @@ impl LedgerStore {
                 let old = ex.install(held, s, Some(wal));
                 late.map_or(Ok(old), Err)
             })
-            .map(drop)?;
+            .map(free_aside)?;
             rewrite::remove_snapshot(io, p)?;
         }
 
@@ -793,21 +793,33 @@ impl LedgerStore {
             };
             Ok((done, old))
         })
-        .map(|(done, mut old)| {
-            // Freed with no lock held. The old log (every fact handle, the dropped facts'
-            // only ones) is freed on a thread of its own, so the caller does not wait for
-            // it: facts are plain data. The rest (indexes, registrations, which may hold
-            // callbacks into a host language) is freed here.
-            let log = std::mem::take(&mut old.log);
-            // If no thread can be had, the failed spawn drops its closure, and the log
-            // with it, here.
-            let _ = std::thread::Builder::new()
-                .name("igniter-ledger-free".into())
-                .spawn(move || drop(log));
-            drop(old);
+        .map(|(done, old)| {
+            free_aside(old);
             done
         })
     }
+}
+
+/// Frees a replaced state with no lock held, mostly on a thread of its own so that the
+/// caller does not wait for it (freeing a million facts and their indexes takes a
+/// while). What may hold callbacks into a host language (coercions, access paths and
+/// their consumers, scopes) is taken out first and freed on the calling thread; the rest
+/// (fact handles, the dropped facts' only ones, and the position indexes) is plain data.
+fn free_aside(mut old: State) {
+    let mut callbacks = Vec::new();
+    for si in old.stores.values_mut() {
+        callbacks.push((
+            si.coercion.take(),
+            std::mem::take(&mut si.point_paths),
+            std::mem::take(&mut si.scopes),
+        ));
+    }
+    // If no thread can be had, the failed spawn drops its closure, and the state with
+    // it, here.
+    let _ = std::thread::Builder::new()
+        .name("igniter-ledger-free".into())
+        .spawn(move || drop(old));
+    drop(callbacks);
 }
 
 /// Appends `facts` to a generation written aside and to `state`, fsyncs the generation
