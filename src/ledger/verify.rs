@@ -27,7 +27,8 @@
 //! (opening ignores it), causations to facts removed by compaction or prune.
 //!
 //! A ledger being written by another process while it is verified shows at most a torn
-//! tail where a write was in progress; its other findings hold.
+//! tail where a write was in progress; its other findings hold. After damage, the rest of
+//! the file is read whole to look for the next valid frame (as opening does).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;

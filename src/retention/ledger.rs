@@ -617,8 +617,9 @@ impl LedgerStore {
     /// a new WAL generation. With nothing to remove, the receipts are handed back to be
     /// committed as one ordinary batch (no rewrite).
     ///
-    /// Two phases, so that commits pause only briefly. Phase 1 (commits go on): the kept
-    /// facts are written to the new generation on a second thread while the views over
+    /// Two phases, so that commits pause only briefly. Phase 1 (commits go on): the plan
+    /// is made under one read lock, the kept facts are copied out in chunks (one read lock
+    /// each), then written to the new generation on a second thread while the views over
     /// them are rebuilt. Phase 2 (commits wait, see [`LedgerStore::exclusive`]): the
     /// facts committed meanwhile and the receipts are appended to both, the generation is
     /// fsynced and renamed into place, and the new state is published.
