@@ -220,3 +220,48 @@ fn a_missing_file_is_an_io_error() {
         Err(igniter_ledger::Error::Io { .. })
     ));
 }
+
+#[test]
+fn a_file_larger_than_the_read_window_is_verified_frame_by_frame_across_windows() {
+    // ~24 MB in frames of ~1 KB and some of ~300 KB, so frames straddle the 8 MiB
+    // windows; then damage past the first window.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.wal");
+    let l = LedgerStore::open_with(
+        &path,
+        igniter_ledger::OpenOptions::new().durability(igniter_ledger::Durability::Flush),
+    )
+    .unwrap();
+    let small = "s".repeat(1000);
+    let large = "L".repeat(300_000);
+    let mut n = 0u64;
+    for i in 0..20_000u64 {
+        let v = if i % 500 == 7 { &large } else { &small };
+        l.write(Write::new(
+            "big",
+            format!("k{}", i % 1000),
+            Value::from(v.as_str()),
+        ))
+        .unwrap();
+        n += 1;
+    }
+    l.close().unwrap();
+    drop(l);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 3 * 8 * 1024 * 1024 - 4_000_000, "{len}");
+    let mut calls = 0;
+    let r = verify_file_with(&path, &mut |_| calls += 1).unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems());
+    assert_eq!((r.frames_checked, r.facts_checked), (n, n));
+    assert!(calls >= 3, "progress every 8 MiB: {calls}");
+
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = (len as usize * 3) / 4;
+    bytes[at] ^= 0x77;
+    std::fs::write(&path, &bytes).unwrap();
+    let r = verify_file(&path).unwrap();
+    assert_eq!(r.corrupt.len(), 1, "{:?}", r.corrupt);
+    assert_eq!(r.frames_checked, n - 1);
+    let c = &r.corrupt[0];
+    assert!(c.offset <= at as u64 && (at as u64) < c.offset + c.bytes);
+}
