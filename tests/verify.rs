@@ -265,3 +265,20 @@ fn a_file_larger_than_the_read_window_is_verified_frame_by_frame_across_windows(
     let c = &r.corrupt[0];
     assert!(c.offset <= at as u64 && (at as u64) < c.offset + c.bytes);
 }
+
+#[test]
+fn a_segmented_ledger_verifies_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = LedgerStore::open_segmented(
+        dir.path().join("seg"),
+        igniter_ledger::segments::SegmentOptions::new(),
+    )
+    .unwrap();
+    for i in 0..5 {
+        l.write(Write::new("things", "k", Value::Int(i))).unwrap();
+    }
+    let r = l.verify().unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems());
+    assert_eq!((r.facts_checked, r.frames_checked), (5, 0));
+    l.close().unwrap();
+}

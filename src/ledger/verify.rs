@@ -853,8 +853,9 @@ impl ReadAt for LogSource {
 impl super::store::LedgerStore {
     /// Verifies this ledger (the checks of [`verify_file`]): for a file-backed
     /// ledger, the WAL as written so far (read through the ledger's own descriptor, while
-    /// commits go on) and the snapshot beside it; for an in-memory one, its log (ids,
-    /// order, causation links, receipts). Changes nothing.
+    /// commits go on) and the snapshot beside it; for an in-memory or a segmented one,
+    /// its log as held in memory (ids, order, causation links, receipts: segment files
+    /// are not read). Changes nothing.
     ///
     /// ```
     /// use igniter_ledger::{LedgerStore, Value, Write};
@@ -871,6 +872,10 @@ impl super::store::LedgerStore {
 
     /// [`crate::LedgerStore::verify`], calling `progress` every 8 MiB and once at the end.
     pub fn verify_with(&self, progress: &mut dyn FnMut(&VerifyProgress)) -> Result<VerifyReport> {
+        if self.segment_storage().is_some() {
+            // A segmented ledger has no single WAL: its log, as loaded from its segments.
+            return Ok(self.read_log(|log| verify_log(log, progress)));
+        }
         match (self.path(), self.wal_for_reading()?) {
             (Some(path), Some((file, len))) => verify_open(path, &LogSource(file), len, progress),
             (Some(_), None) => Err(Error::Closed),

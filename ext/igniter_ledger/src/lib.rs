@@ -13,6 +13,7 @@
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
+//! | `segments` | `SegmentedFileBackend` and the segmented store's methods |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //! | `verify` | `LedgerStore#verify`, `LedgerStore.verify_file` |
 //!
@@ -35,6 +36,7 @@ mod gvl;
 mod identity;
 mod protocol;
 mod retention;
+mod segments;
 mod store;
 mod verify;
 
@@ -103,6 +105,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     protocol::define(ruby, ledger)?;
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
+    segments::init(ruby, ledger, store_class)?;
     verify::define(store_class)?;
 
     let native = ledger.define_module("Native")?;
