@@ -54,6 +54,10 @@ pub use ledger::snapshot::CheckpointReport;
 pub use ledger::store::{ChainEntry, Committed, FactRef, LedgerStore, Lineage};
 pub use ledger::time::Timestamp;
 pub use ledger::value::{MapKey, Value};
+pub use ledger::verify::{
+    verify_file, verify_file_with, BrokenCausation, CorruptRegion, HashMismatch, MismatchKind,
+    SnapshotCheck, TornTailFound, VerifyProgress, VerifyReport,
+};
 pub use ledger::wal::{Durability, LogFile};
 pub use typed::{
     from_slice, from_value, from_value_ref, to_value, to_value_with, KeyStyle, TypedError,

@@ -141,3 +141,60 @@ fn opens_a_052_snapshot_merged_with_its_wal() {
         .collect();
     assert_eq!(ids, vec![ID1, ID2, ID3]);
 }
+
+/// A 0.5.2 snapshot may hold a fact its WAL lacks: compaction first folds both into one
+/// WAL generation (renamed), removes the snapshot, then rewrites for real — and the fact
+/// only the snapshot held survives.
+#[test]
+fn compacting_a_ledger_with_a_052_snapshot_keeps_the_facts_only_the_snapshot_held() {
+    use igniter_ledger::retention::RetentionPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.wal");
+    // The WAL lacks ID1 (0.5.2 could truncate it after a snapshot); the snapshot has it.
+    let mut wal = Vec::new();
+    frame(
+        &mut wal,
+        &fact_json(ID2, "t1", "done", 1_700_000_001.0, Some(ID1)),
+    );
+    frame(
+        &mut wal,
+        &fact_json(ID3, "t3", "open", 1_700_000_002.0, None),
+    );
+    write_file(&path, &wal);
+    let mut snap = Vec::new();
+    frame(
+        &mut snap,
+        r#"{"type":"snapshot_header","fact_count":1,"written_at":1700000001.5}"#,
+    );
+    frame(
+        &mut snap,
+        &fact_json(ID1, "t1", "open", 1_700_000_000.0, None),
+    );
+    let mut sp = path.as_os_str().to_owned();
+    sp.push(".snap");
+    write_file(Path::new(&sp), &snap);
+
+    let l = LedgerStore::open(&path).unwrap();
+    assert_eq!(l.fact_count(), 3);
+    // A store without a policy: nothing of tasks is dropped, but the other store's
+    // compaction rewrites the whole WAL.
+    for i in 0..3 {
+        l.write(Write::new("scratch", "k", Value::Int(i))).unwrap();
+    }
+    l.set_retention("scratch", RetentionPolicy::ephemeral())
+        .unwrap();
+    let r = l.compact(None).unwrap();
+    assert_eq!(r[0].dropped_count, 2);
+    assert!(!Path::new(&sp).exists(), "the 0.5.2 snapshot is gone");
+    l.close().unwrap();
+    drop(l);
+    let l = LedgerStore::open(&path).unwrap();
+    let ids: Vec<String> = l
+        .history(HistoryQuery::new("tasks"))
+        .unwrap()
+        .iter()
+        .map(|f| f.id().to_string())
+        .collect();
+    assert_eq!(ids, vec![ID1, ID2, ID3], "the snapshot-only fact survived");
+    assert!(l.verify().unwrap().is_ok());
+}

@@ -477,11 +477,8 @@ struct MidRewrite {
     fired: std::sync::atomic::AtomicBool,
 }
 
-impl igniter_ledger::retention::RewriteIo for MidRewrite {
-    fn create(
-        &self,
-        path: &Path,
-    ) -> std::io::Result<Box<dyn igniter_ledger::retention::RewriteFile>> {
+impl igniter_ledger::FileSystem for MidRewrite {
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn igniter_ledger::WrittenFile>> {
         if !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
             self.ledger
                 .write(Write::new(
@@ -496,16 +493,16 @@ impl igniter_ledger::retention::RewriteIo for MidRewrite {
                 )
                 .unwrap();
         }
-        igniter_ledger::retention::OsRewriteIo.create(path)
+        igniter_ledger::OsFileSystem.create(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        igniter_ledger::retention::OsRewriteIo.rename(from, to)
+        igniter_ledger::OsFileSystem.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        igniter_ledger::retention::OsRewriteIo.remove_file(path)
+        igniter_ledger::OsFileSystem.remove_file(path)
     }
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        igniter_ledger::retention::OsRewriteIo.sync_dir(dir)
+        igniter_ledger::OsFileSystem.sync_dir(dir)
     }
 }
 

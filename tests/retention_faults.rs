@@ -9,10 +9,9 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use igniter_ledger::retention::{
-    Erase, OsRewriteIo, Prune, RetentionPolicy, RewriteFile, RewriteIo,
-};
+use igniter_ledger::retention::{Erase, Prune, RetentionPolicy};
 use igniter_ledger::{Durability, LedgerStore, MapKey, OpenOptions, Read, Value, Write};
+use igniter_ledger::{FileSystem, OsFileSystem, WrittenFile};
 use uuid::Uuid;
 
 /// Fails the `fail_at`-th file operation (counting from 0), passing the rest through.
@@ -48,10 +47,10 @@ const EIO: i32 = 5;
 
 struct FaultyFile<'a> {
     io: &'a FaultyIo,
-    inner: Box<dyn RewriteFile>,
+    inner: Box<dyn WrittenFile>,
 }
 
-impl RewriteFile for FaultyFile<'static> {
+impl WrittenFile for FaultyFile<'static> {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.io.step("write", ENOSPC)?;
         self.inner.write_all(buf)
@@ -60,30 +59,30 @@ impl RewriteFile for FaultyFile<'static> {
         self.io.step("fsync", EIO)?;
         self.inner.sync_all()
     }
-    fn into_file(self: Box<Self>) -> std::fs::File {
+    fn into_file(self: Box<Self>) -> io::Result<std::fs::File> {
         self.inner.into_file()
     }
 }
 
-impl RewriteIo for &'static FaultyIo {
-    fn create(&self, path: &Path) -> io::Result<Box<dyn RewriteFile>> {
+impl FileSystem for &'static FaultyIo {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WrittenFile>> {
         self.step("create", ENOSPC)?;
         Ok(Box::new(FaultyFile {
             io: self,
-            inner: OsRewriteIo.create(path)?,
+            inner: OsFileSystem.create(path)?,
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.step("rename", EIO)?;
-        OsRewriteIo.rename(from, to)
+        OsFileSystem.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.step("remove", EIO)?;
-        OsRewriteIo.remove_file(path)
+        OsFileSystem.remove_file(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.step("sync_dir", EIO)?;
-        OsRewriteIo.sync_dir(dir)
+        OsFileSystem.sync_dir(dir)
     }
 }
 
@@ -230,4 +229,67 @@ fn prune_faults_leave_the_state_before_or_after() {
 #[test]
 fn erasure_faults_leave_the_state_before_or_after() {
     every_failure_point(Op::Erase);
+}
+
+mod common;
+
+/// One file seam: a ledger opened with a file layer compacts through that same layer
+/// (the layer recovery and checkpoints use), and its faults leave the state before.
+#[test]
+fn the_ledgers_own_file_layer_carries_its_rewrites() {
+    use common::{FaultFs, FsPlan};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.wal");
+    let fs = FaultFs::new();
+    let l = LedgerStore::open_with_layers(
+        &path,
+        OpenOptions::new().durability(Durability::Flush),
+        None,
+        fs.clone(),
+    )
+    .unwrap();
+    l.set_retention("s", RetentionPolicy::ephemeral()).unwrap();
+    for i in 0..50i64 {
+        l.write(Write::new("s", format!("k{}", i % 5), Value::Int(i)))
+            .unwrap();
+    }
+    let before = ids(&l);
+    for plan in [
+        FsPlan {
+            fail_rename: true,
+            ..FsPlan::default()
+        },
+        FsPlan {
+            capacity: Some(100),
+            ..FsPlan::default()
+        },
+        FsPlan {
+            fail_file_sync: true,
+            ..FsPlan::default()
+        },
+    ] {
+        fs.set_plan(plan.clone());
+        let e = l.compact(None).unwrap_err();
+        assert_eq!(ids(&l), before, "{plan:?}: {e}");
+        assert_eq!(
+            files(dir.path()),
+            ["f.wal"],
+            "{plan:?}: nothing left behind"
+        );
+    }
+    fs.set_plan(FsPlan::default());
+    let r = l.compact(None).unwrap();
+    assert_eq!(r[0].dropped_count, 45);
+    let ops = fs.ops();
+    let tmp = format!("create {}", path.display());
+    assert!(
+        ops.iter()
+            .any(|o| o.starts_with(&tmp) && o.ends_with(".rewrite.tmp")),
+        "{ops:?}"
+    );
+    assert!(ops.iter().any(|o| o.starts_with("rename ")), "{ops:?}");
+    l.close().unwrap();
+    drop(l);
+    let l = LedgerStore::open(&path).unwrap();
+    assert_eq!(l.fact_count(), 6, "5 latest + 1 receipt");
 }

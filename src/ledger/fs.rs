@@ -2,25 +2,40 @@
 //! and writing snapshot and side files, renames, removals, and directory fsyncs.
 //!
 //! They go through [`FileSystem`] so that tests can substitute a layer that fails on
-//! demand (a full disk while a snapshot is written, a failing rename or directory fsync,
-//! a side file that cannot be written during recovery) and prove each error path leaves
-//! the ledger usable and no byte destroyed. The real layer is [`OsFileSystem`].
+//! demand (a full disk while a snapshot or a new WAL generation is written, a failing
+//! rename or directory fsync, a side file that cannot be written during recovery) and
+//! prove each error path leaves the ledger usable and no byte destroyed. The real layer is
+//! [`OsFileSystem`]. It is the one file seam of the ledger besides the WAL's own
+//! [`crate::LogFile`]: recovery, checkpoints and the storage rewrites of
+//! `crate::retention` (compaction, prune, erasure) all use it.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
-/// A file being written by the ledger (a snapshot's temporary file, a side file).
+/// A file being written by the ledger (a snapshot's temporary file, a side file, a new
+/// WAL generation).
 pub trait WrittenFile: Send {
     /// Writes all of `buf` at the current end.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// fsync (data and metadata).
     fn sync_all(&mut self) -> io::Result<()>;
+    /// The open file itself, readable and writable: a new WAL generation becomes the WAL
+    /// after its rename and is appended to through it. The default answers
+    /// `Unsupported` (a storage rewrite through such a layer then fails cleanly, its
+    /// temporary file removed).
+    fn into_file(self: Box<Self>) -> io::Result<File> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this file layer cannot hand over its file",
+        ))
+    }
 }
 
 /// The file-system operations besides WAL appends. See the module documentation.
 pub trait FileSystem: Send + Sync {
-    /// Creates (truncating) a file for writing.
+    /// Creates (truncating) a file for writing, also open for reading (not in append
+    /// mode).
     fn create(&self, path: &Path) -> io::Result<Box<dyn WrittenFile>>;
     /// Renames `from` over `to` (atomic on POSIX file systems).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -41,11 +56,22 @@ impl WrittenFile for File {
     fn sync_all(&mut self) -> io::Result<()> {
         File::sync_all(self)
     }
+    fn into_file(self: Box<Self>) -> io::Result<File> {
+        Ok(*self)
+    }
 }
 
 impl FileSystem for OsFileSystem {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WrittenFile>> {
-        Ok(Box::new(File::create(path)?))
+        // Not O_APPEND: once a new generation is the WAL, frames are written at the
+        // log's end, which may lie before preallocated zeros.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(f))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)

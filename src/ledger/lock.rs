@@ -127,6 +127,21 @@ fn try_lock(file: &File) -> io::Result<bool> {
     }
 }
 
+/// Whether a ledger handle of this process holds the file at `path` (whose lock closing
+/// another descriptor of it would release).
+pub(crate) fn held_by_this_process(path: &Path) -> bool {
+    let me = std::process::id();
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let (dev, ino) = file_id(&meta);
+    match registry(me) {
+        Ok(held) => held.iter().any(|&(d, i, _)| d == dev && i == ino),
+        // Cannot tell: say held, so that no descriptor is opened and closed.
+        Err(_) => true,
+    }
+}
+
 /// Opens (creating if needed) the WAL file for reading and appending and takes its lock;
 /// `Locked` if another handle of this process or another process holds it. A new file's
 /// directory entry is fsynced through `fs`.

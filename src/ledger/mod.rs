@@ -12,6 +12,7 @@
 //! | [`wal`] | frames, durability modes, the appending writer |
 //! | [`snapshot`] | checkpoint files |
 //! | [`recovery`] | opening: snapshot + replay, torn tails, corruption |
+//! | [`verify`] | checking a ledger's files without changing them |
 //! | `import` | reading the 0.5.2 Ruby gem's JSON frames |
 //! | [`store`] | [`LedgerStore`](store::LedgerStore), the API over all of the above |
 
@@ -34,4 +35,5 @@ pub mod snapshot;
 pub mod store;
 pub mod time;
 pub mod value;
+pub mod verify;
 pub mod wal;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::codec::{DecodeError, Reader};
 use super::error::{Error, Result};
-use super::fact::{decode_record, Fact};
+use super::fact::{decode_record, Fact, Interner};
 use super::fs::{parent_dir, write_new_file, FileSystem};
 use super::import::{self, decode_json, JsonBody};
 use super::index::{State, StateInterner};
@@ -145,14 +145,30 @@ pub(crate) fn decode_body(
     state: &mut State,
     report: &mut OpenReport,
 ) -> Result<Vec<Fact>, DecodeError> {
+    decode_body_with(
+        body,
+        &mut StateInterner(state),
+        &mut report.legacy_frames,
+        &mut report.dropped_causations,
+    )
+}
+
+/// Decodes a WAL frame body into facts, interning names through `intern`; counts 0.5.2
+/// JSON frames and the imported causations dropped.
+pub(crate) fn decode_body_with(
+    body: &[u8],
+    intern: &mut dyn Interner,
+    legacy_frames: &mut u64,
+    dropped_causations: &mut u64,
+) -> Result<Vec<Fact>, DecodeError> {
     if body.first() == Some(&b'{') {
-        report.legacy_frames += 1;
-        return match decode_json(body, &mut StateInterner(state))? {
+        *legacy_frames += 1;
+        return match decode_json(body, intern)? {
             JsonBody::Fact {
                 fact,
                 dropped_causation,
             } => {
-                report.dropped_causations += dropped_causation as u64;
+                *dropped_causations += dropped_causation as u64;
                 Ok(vec![fact])
             }
             JsonBody::SnapshotHeader { .. } => {
@@ -167,12 +183,13 @@ pub(crate) fn decode_body(
         ));
     }
     let facts = match r.read_int()? {
-        TAG_FACT => vec![decode_record(&mut r, &mut StateInterner(state))?],
+        TAG_FACT => vec![decode_record(&mut r, intern)?],
         TAG_BATCH => {
             let n = r.read_array_len()?;
-            let mut v = Vec::with_capacity(n);
+            // The count is untrusted: a record takes well over 16 bytes.
+            let mut v = Vec::with_capacity(n.min(body.len() / 16));
             for _ in 0..n {
-                v.push(decode_record(&mut r, &mut StateInterner(state))?);
+                v.push(decode_record(&mut r, intern)?);
             }
             v
         }
@@ -368,7 +385,7 @@ pub(crate) fn load(
         let _ = fs.remove_file(&tmp);
     }
     // A storage rewrite interrupted before its rename leaves its new generation aside.
-    crate::retention::remove_stale_rewrite(path);
+    crate::retention::remove_stale_rewrite(fs, path);
     let snap_path = snapshot::snapshot_path(path);
     let snapshot_bytes = snap_path.exists().then(|| {
         std::fs::read(&snap_path).map_err(|e| format!("cannot read {}: {e}", snap_path.display()))

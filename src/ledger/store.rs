@@ -1592,6 +1592,21 @@ impl LedgerStore {
             .unwrap_or_default()
     }
 
+    /// The WAL file and the bytes written to it (whole frames), taken together under the
+    /// writer lock: for reading the WAL through the ledger's own descriptor (see
+    /// `verify`). None for an in-memory or closed ledger.
+    pub(crate) fn wal_for_reading(&self) -> Result<Option<(Arc<dyn LogFile>, u64)>> {
+        let inner = &*self.inner;
+        inner.check_not_forked()?;
+        let w = inner.lock_writer(inner.pid)?;
+        Ok(w.wal.as_ref().map(|wal| (wal.file.clone(), wal.written)))
+    }
+
+    /// The ledger's file layer (snapshots, side files, storage rewrites).
+    pub(crate) fn file_system(&self) -> Arc<dyn FileSystem> {
+        self.inner.fs.clone()
+    }
+
     /// The segment directory of a segmented ledger.
     pub(crate) fn segment_storage(&self) -> Option<&Arc<crate::segments::SegmentStorage>> {
         self.inner.segments.as_ref()

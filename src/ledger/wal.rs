@@ -153,7 +153,8 @@ pub(crate) fn scan(buf: &[u8], base: u64) -> (Vec<FrameRef>, ScanEnd) {
     (frames, ScanEnd::Clean)
 }
 
-fn describe_damage(buf: &[u8], pos: usize) -> String {
+/// Why the frame at `pos` is not valid, in words.
+pub(crate) fn describe_damage(buf: &[u8], pos: usize) -> String {
     let rest = buf.len() - pos;
     if rest < FRAME_OVERHEAD {
         return format!("only {rest} bytes remain");
@@ -188,7 +189,8 @@ pub(crate) fn looks_like_a_body(body: &[u8]) -> bool {
     }
 }
 
-enum Search {
+/// What the search past damage found.
+pub(crate) enum Search {
     /// A valid frame starts here.
     Found(usize),
     /// No valid frame follows.
@@ -203,7 +205,7 @@ enum Search {
 /// cut in linear time and crafted input cannot make opening run for hours: past the
 /// budget the damage is reported as corruption, which fails loudly (or is moved aside
 /// with `recover`) rather than dropping anything silently.
-fn next_valid_frame(buf: &[u8], from: usize) -> Search {
+pub(crate) fn next_valid_frame(buf: &[u8], from: usize) -> Search {
     let mut budget = (SEARCH_BUDGET_BASE as u64).saturating_add(
         SEARCH_BUDGET_PER_BYTE.saturating_mul(buf.len().saturating_sub(from) as u64),
     );
@@ -285,6 +287,15 @@ pub trait LogFile: Send + Sync {
     fn finish(&self) -> io::Result<()> {
         Ok(())
     }
+    /// Reads into `buf` from `offset` without moving a shared cursor (used to verify an
+    /// open ledger through its own descriptor). The default answers `Unsupported`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let _ = (buf, offset);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this file layer cannot be read back",
+        ))
+    }
 }
 
 /// Zero-filled space added past the log's end at a time (fsync mode).
@@ -339,6 +350,9 @@ impl LogFile for LockedFile {
         }
         Ok(())
     }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        super::verify::read_file_at(&self.file, buf, offset)
+    }
 }
 
 /// Writes zeros over `[from, to)` of `file`.
@@ -374,6 +388,9 @@ impl LogFile for File {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        super::verify::read_file_at(self, buf, offset)
     }
 }
 

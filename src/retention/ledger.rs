@@ -20,7 +20,8 @@ use super::receipt::{
     self, ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport,
     COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
-use super::rewrite::{self, Committed, OsRewriteIo, RewriteIo};
+use super::rewrite::{self, Committed};
+use crate::ledger::fs::FileSystem;
 
 /// An exact prune: remove these facts (by id) from every read path and from disk.
 ///
@@ -141,6 +142,9 @@ impl Erase {
 
 type ReceiptValue = Box<dyn FnOnce(Timestamp) -> Value>;
 
+/// Facts copied out of the published log per read lock (see `rewrite`).
+const COPY_CHUNK: usize = 16 * 1024;
+
 /// A planned rewrite: positions to drop, positions to erase, receipts to add.
 struct Change {
     drop: Vec<bool>,
@@ -170,6 +174,19 @@ struct Done {
     deferred: Vec<(String, String, Value)>,
     /// The longest window in which commits waited.
     pause: std::time::Duration,
+    /// How the time went (zero for an in-memory ledger's I/O).
+    timing: RewriteTiming,
+}
+
+/// Where a rewrite's time went.
+#[derive(Clone, Copy, Debug, Default)]
+struct RewriteTiming {
+    /// Bytes of the new generation.
+    bytes: u64,
+    /// Encoding, writing and fsyncing the kept facts (phase 1, beside the rebuild).
+    write: std::time::Duration,
+    /// Rebuilding the in-memory views over the kept facts (phase 1).
+    rebuild: std::time::Duration,
 }
 
 impl LedgerStore {
@@ -260,15 +277,16 @@ impl LedgerStore {
     /// the receipts reach the disk in one atomic rename (see `retention::rewrite`).
     /// Returns one report per store with a non-permanent policy.
     pub fn compact(&self, store: Option<&str>) -> Result<Vec<CompactionReport>> {
-        self.compact_with_io(store, &OsRewriteIo)
+        self.compact_with_io(store, &*self.file_system())
     }
 
-    /// [`LedgerStore::compact`] through a custom file layer (fault-injection tests).
+    /// [`LedgerStore::compact`] through another file layer than the ledger's own
+    /// (fault-injection tests that fail only the rewrite's operations).
     #[doc(hidden)]
     pub fn compact_with_io(
         &self,
         store: Option<&str>,
-        io: &dyn RewriteIo,
+        io: &dyn FileSystem,
     ) -> Result<Vec<CompactionReport>> {
         if self.is_closed() {
             return Err(Error::Closed);
@@ -343,6 +361,9 @@ impl LedgerStore {
         for r in reports.iter_mut() {
             r.durable = done.durable;
             r.commit_pause = done.pause;
+            r.bytes_written = done.timing.bytes;
+            r.write_time = done.timing.write;
+            r.rebuild_time = done.timing.rebuild;
             if r.dropped_count > 0 {
                 r.receipt_id = ids.next();
             }
@@ -358,12 +379,12 @@ impl LedgerStore {
     /// Removes exactly these facts from every read path and from disk, with a receipt
     /// (written in the same atomic step). Ids naming no fact are reported as missing.
     pub fn prune_fact_ids(&self, req: Prune) -> Result<PruneReport> {
-        self.prune_fact_ids_with_io(req, &OsRewriteIo)
+        self.prune_fact_ids_with_io(req, &*self.file_system())
     }
 
     /// [`LedgerStore::prune_fact_ids`] through a custom file layer.
     #[doc(hidden)]
-    pub fn prune_fact_ids_with_io(&self, req: Prune, io: &dyn RewriteIo) -> Result<PruneReport> {
+    pub fn prune_fact_ids_with_io(&self, req: Prune, io: &dyn FileSystem) -> Result<PruneReport> {
         check_store_name(&req.receipt_store)?;
         if self.is_closed() {
             return Err(Error::Closed);
@@ -424,12 +445,12 @@ impl LedgerStore {
     /// key answers None; `read_fact`, `history`, `fact_by_id` and `lineage` show the
     /// tombstones. Erasing a key with no facts is an `InvalidArgument` error naming `key`.
     pub fn erase(&self, req: Erase) -> Result<ErasureReport> {
-        self.erase_with_io(req, &OsRewriteIo)
+        self.erase_with_io(req, &*self.file_system())
     }
 
     /// [`LedgerStore::erase`] through a custom file layer.
     #[doc(hidden)]
-    pub fn erase_with_io(&self, req: Erase, io: &dyn RewriteIo) -> Result<ErasureReport> {
+    pub fn erase_with_io(&self, req: Erase, io: &dyn FileSystem) -> Result<ErasureReport> {
         check_store_name(&req.receipt_store)?;
         if let Target::Key { store, .. } = &req.target {
             check_store_name(store)?;
@@ -603,6 +624,9 @@ fn report(store: &str, p: &RetentionPolicy, dropped: usize, kept: usize) -> Comp
         receipt_id: None,
         durable: false,
         commit_pause: std::time::Duration::ZERO,
+        bytes_written: 0,
+        write_time: std::time::Duration::ZERO,
+        rebuild_time: std::time::Duration::ZERO,
     }
 }
 
@@ -611,14 +635,15 @@ impl LedgerStore {
     /// a new WAL generation. With nothing to remove, the receipts are handed back to be
     /// committed as one ordinary batch (no rewrite).
     ///
-    /// Two phases, so that commits pause only briefly. Phase 1 (commits go on): the kept
-    /// facts are written to the new generation on a second thread while the views over
+    /// Two phases, so that commits pause only briefly. Phase 1 (commits go on): the plan
+    /// is made under one read lock, the kept facts are copied out in chunks (one read lock
+    /// each), then written to the new generation on a second thread while the views over
     /// them are rebuilt. Phase 2 (commits wait, see [`LedgerStore::exclusive`]): the
     /// facts committed meanwhile and the receipts are appended to both, the generation is
     /// fsynced and renamed into place, and the new state is published.
     fn rewrite(
         &self,
-        io: &dyn RewriteIo,
+        io: &dyn FileSystem,
         plan: impl FnOnce(&State) -> Result<Change>,
     ) -> Result<Done> {
         let _one_at_a_time = self.rewrite_lock();
@@ -632,24 +657,28 @@ impl LedgerStore {
             self.exclusive(|ex| {
                 let held = ex.hold_state();
                 let all = held.log.clone();
-                let regs = Registrations::of(&held);
-                let w = rewrite::write_generation(io, p, all.iter())?;
-                let (len, crc) = (w.len, w.tail_crc);
-                let (file, late) = commit(io, p, w)?;
-                let mut s = rebuild(&regs, all);
-                s.wal_end = len;
-                s.wal_tail_crc = crc;
-                let old = ex.install(held, s, Some((file, len)));
+                let mut s = rebuild(&Registrations::of(&held), Vec::new());
+                let g = rewrite::Generation::create(io, p)?;
+                let (wal, late) = swap_in(io, p, g, all, &mut s)?;
+                let old = ex.install(held, s, Some(wal));
                 late.map_or(Ok(old), Err)
             })
-            .map(drop)?;
+            .map(free_aside)?;
             rewrite::remove_snapshot(io, p)?;
         }
 
-        // Phase 1.
-        let read_window = std::time::Instant::now();
-        let state = self.published();
-        let change = plan(&state)?;
+        // Phase 1. The plan is made under one read lock (commits wait to publish); the
+        // kept facts are then copied out in chunks, each under its own read lock, so a
+        // commit waits at most one chunk. The prefix of the log that the plan covers
+        // does not change meanwhile: commits only append, and this lock excludes other
+        // rewrites and checkpoints.
+        let t = std::time::Instant::now();
+        let (change, cut, regs) = {
+            let state = self.published();
+            let change = plan(&state)?;
+            (change, state.log.len(), Registrations::of(&state))
+        };
+        let mut read_window = t.elapsed();
         let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
         if !removes {
             let now = Timestamp::now();
@@ -658,6 +687,7 @@ impl LedgerStore {
                 durable: false,
                 late_error: None,
                 pause: std::time::Duration::ZERO,
+                timing: RewriteTiming::default(),
                 deferred: change
                     .receipts
                     .into_iter()
@@ -665,21 +695,29 @@ impl LedgerStore {
                     .collect(),
             });
         }
-        let cut = state.log.len();
-        let mut kept: Vec<Fact> = Vec::with_capacity(cut);
-        for (i, f) in state.log.iter().enumerate() {
-            if change.drop[i] {
-                continue;
+        let dropped = change.drop.iter().filter(|&&d| d).count();
+        let mut kept: Vec<Fact> = Vec::with_capacity(cut - dropped);
+        let mut from = 0;
+        while from < cut {
+            let to = (from + COPY_CHUNK).min(cut);
+            let t = std::time::Instant::now();
+            let state = self.published();
+            for (i, f) in state.log[from..to].iter().enumerate() {
+                let i = from + i;
+                if change.drop[i] {
+                    continue;
+                }
+                if change.erase.get(i).copied().unwrap_or(false) {
+                    kept.push(f.tombstone());
+                } else {
+                    kept.push(f.clone());
+                }
             }
-            if change.erase.get(i).copied().unwrap_or(false) {
-                kept.push(f.tombstone());
-            } else {
-                kept.push(f.clone());
-            }
+            drop(state);
+            read_window = read_window.max(t.elapsed());
+            from = to;
         }
-        let regs = Registrations::of(&state);
-        drop(state);
-        let read_window = read_window.elapsed();
+        let mut timing = RewriteTiming::default();
         let mut generation = None;
         let mut new_state = match path.as_deref() {
             None => rebuild(&regs, kept.clone()),
@@ -687,11 +725,18 @@ impl LedgerStore {
                 rewrite::remove_snapshot(io, p)?;
                 let mut g = rewrite::Generation::create(io, p)?;
                 let (written, s) = std::thread::scope(|sc| {
-                    let w = sc.spawn(|| g.append(kept.iter()).and_then(|()| g.sync()));
+                    let w = sc.spawn(|| {
+                        let t = std::time::Instant::now();
+                        g.append(kept.iter())
+                            .and_then(|()| g.sync())
+                            .map(|()| t.elapsed())
+                    });
+                    let t = std::time::Instant::now();
                     let s = rebuild(&regs, kept.clone());
+                    timing.rebuild = t.elapsed();
                     (w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), s)
                 });
-                written?;
+                timing.write = written?;
                 generation = Some(g);
                 s
             }
@@ -739,19 +784,18 @@ impl LedgerStore {
                 latest.insert((store, key), id);
             }
             let receipt_ids: Vec<Uuid> = sealed.iter().map(|f| f.id()).collect();
+            let added = tail.into_iter().chain(sealed).collect();
             let (wal, late) = match (generation.take(), path.as_deref()) {
-                (Some(mut g), Some(p)) => {
-                    g.append(tail.iter().chain(sealed.iter()))?;
-                    let w = g.finish()?;
-                    let (len, crc) = (w.len, w.tail_crc);
-                    let (file, late) = commit(io, p, w)?;
-                    new_state.wal_end = len;
-                    new_state.wal_tail_crc = crc;
-                    (Some((file, len)), late)
+                (Some(g), Some(p)) => {
+                    let (wal, late) = swap_in(io, p, g, added, &mut new_state)?;
+                    timing.bytes = wal.1;
+                    (Some(wal), late)
                 }
-                _ => (None, None),
+                _ => {
+                    extend(&mut new_state, added);
+                    (None, None)
+                }
             };
-            extend(&mut new_state, tail.into_iter().chain(sealed));
             let durable = wal.is_some();
             let old = ex.install(held, std::mem::take(&mut new_state), wal);
             let late = late.or_else(|| match path.as_deref() {
@@ -764,26 +808,60 @@ impl LedgerStore {
                 late_error: late,
                 deferred: Vec::new(),
                 pause: read_window.max(ex.held_for()),
+                timing,
             };
             Ok((done, old))
         })
         .map(|(done, old)| {
-            // Freed with no lock held: the dropped facts go with it.
-            drop(old);
+            free_aside(old);
             done
         })
     }
 }
 
-/// Renames a finished generation into place: the file to append to, and the error of a
-/// directory fsync that failed after the rename (the new generation is in effect).
-fn commit(
-    io: &dyn RewriteIo,
+/// Frees a replaced state with no lock held, mostly on a thread of its own so that the
+/// caller does not wait for it (freeing a million facts and their indexes takes a
+/// while). What may hold callbacks into a host language (coercions, access paths and
+/// their consumers, scopes) is taken out first and freed on the calling thread; the rest
+/// (fact handles, the dropped facts' only ones, and the position indexes) is plain data.
+fn free_aside(mut old: State) {
+    let mut callbacks = Vec::new();
+    for si in old.stores.values_mut() {
+        callbacks.push((
+            si.coercion.take(),
+            std::mem::take(&mut si.point_paths),
+            std::mem::take(&mut si.scopes),
+        ));
+    }
+    // If no thread can be had, the failed spawn drops its closure, and the state with
+    // it, here.
+    let _ = std::thread::Builder::new()
+        .name("igniter-ledger-free".into())
+        .spawn(move || drop(old));
+    drop(callbacks);
+}
+
+/// Appends `facts` to a generation written aside and to `state`, fsyncs the generation
+/// and renames it over the WAL at `path` (the one step both rewrites end with: the 0.5.2
+/// snapshot fold and every compaction, prune and erasure). Returns the file to append to
+/// with its length, and the error of a directory fsync that failed after the rename (the
+/// new generation is in effect).
+fn swap_in(
+    io: &dyn FileSystem,
     path: &std::path::Path,
-    w: rewrite::Written,
-) -> Result<(crate::ledger::lock::LockedFile, Option<Error>)> {
-    Ok(match rewrite::commit_generation(io, path, w)? {
+    mut g: rewrite::Generation<'_>,
+    facts: Vec<Fact>,
+    state: &mut State,
+) -> Result<((crate::ledger::lock::LockedFile, u64), Option<Error>)> {
+    g.append(facts.iter())?;
+    let w = g.finish()?;
+    let (len, crc) = (w.len, w.tail_crc);
+    let (file, late) = match rewrite::commit_generation(io, path, w)? {
         Committed::Durable(f) => (f, None),
         Committed::RenamedUnsynced(f, e) => (f, Some(e)),
-    })
+    };
+    extend(state, facts);
+    state.wal_end = len;
+    state.wal_tail_crc = crc;
+    Ok(((file, len), late))
 }

@@ -7,7 +7,7 @@
 //! | [`receipt`] | receipt values, reports, the activity view |
 //! | `ledger` | the [`crate::LedgerStore`] methods |
 //! | `rebuild` | the in-memory views over a rewritten log |
-//! | [`rewrite`] | the new WAL generation: written aside, fsynced, renamed |
+//! | [`rewrite`] | the new WAL generation: written aside, fsynced, renamed (through the ledger's [`crate::FileSystem`]) |
 //!
 //! What each operation keeps and proves:
 //! - **compaction** (`compact`) drops, per store with a non-permanent policy, every fact
@@ -23,8 +23,11 @@
 //!
 //! On a file-backed ledger all three rewrite the WAL as a new generation holding the kept
 //! facts and the receipts, renamed into place in one atomic step ([`rewrite`]); a reopen
-//! after a crash at any point shows the state before or after. Commits wait while a
-//! rewrite runs; reads do not.
+//! after a crash at any point shows the state before or after. Reads never wait; commits
+//! go on while the kept facts are copied, written and re-indexed, and wait only while
+//! the plan is made, for one chunk of the copy, and for the final swap (measured in each
+//! report's `commit_pause`). `crate::verify_file` and `LedgerStore::verify` check the
+//! result (tombstones accepted, causations to removed facts accounted for by receipts).
 
 pub mod policy;
 pub mod receipt;
@@ -39,6 +42,5 @@ pub use receipt::{
     ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport, COMPACTION_RECEIPTS,
     ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
-pub use rewrite::{OsRewriteIo, RewriteFile, RewriteIo};
 
 pub(crate) use rewrite::remove_stale_rewrite;

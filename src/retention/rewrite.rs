@@ -18,13 +18,15 @@
 //! its snapshot removed (a crash in between reopens the same facts: snapshot and WAL
 //! are merged by id); then it is rewritten for real.
 //!
-//! Every file operation goes through [`RewriteIo`], so tests can fail any of them (a
-//! full disk, a failing fsync or rename) and check that the old state stays intact with
-//! no file left behind.
+//! Every file operation goes through the ledger's [`FileSystem`] (the same seam as
+//! recovery and checkpoints), so tests can fail any of them (a full disk, a failing fsync
+//! or rename) and check that the old state stays intact with no file left behind.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::ledger::fs::{parent_dir as dir_of, FileSystem, WrittenFile};
 
 use crate::ledger::codec;
 use crate::ledger::error::{Error, Result};
@@ -38,75 +40,6 @@ const CHUNK: usize = 1024;
 /// Bytes buffered before a write(2).
 const WRITE_BUFFER: usize = 1 << 20;
 
-/// A file being written by a rewrite.
-pub trait RewriteFile: Send {
-    /// Writes all of `buf` at the end.
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// fsync.
-    fn sync_all(&mut self) -> io::Result<()>;
-    /// The open file, for appending after the rename.
-    fn into_file(self: Box<Self>) -> File;
-}
-
-/// The file-system operations of a rewrite. The real one is [`OsRewriteIo`]; tests
-/// substitute one that fails on demand.
-pub trait RewriteIo: Send + Sync {
-    /// Creates `path` (replacing a leftover), open for reading and writing (not in
-    /// append mode).
-    fn create(&self, path: &Path) -> io::Result<Box<dyn RewriteFile>>;
-    /// Renames `from` over `to`.
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    /// Removes a file.
-    fn remove_file(&self, path: &Path) -> io::Result<()>;
-    /// fsyncs a directory.
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-}
-
-/// The operating system's files.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct OsRewriteIo;
-
-struct OsFile(File);
-
-impl RewriteFile for OsFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        io::Write::write_all(&mut self.0, buf)
-    }
-    fn sync_all(&mut self) -> io::Result<()> {
-        self.0.sync_all()
-    }
-    fn into_file(self: Box<Self>) -> File {
-        self.0
-    }
-}
-
-impl RewriteIo for OsRewriteIo {
-    fn create(&self, path: &Path) -> io::Result<Box<dyn RewriteFile>> {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        // Not O_APPEND: once it is the WAL, frames are written at the log's end, which
-        // may lie before preallocated zeros.
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        Ok(Box::new(OsFile(f)))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
-    }
-}
-
 /// Where a new generation is written before its rename.
 pub fn rewrite_tmp_path(wal: &Path) -> PathBuf {
     let mut s = wal.as_os_str().to_owned();
@@ -114,25 +47,18 @@ pub fn rewrite_tmp_path(wal: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn dir_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
-
 /// Removes a generation left aside by a rewrite that did not reach its rename (called
 /// on open, before anything is read).
-pub(crate) fn remove_stale_rewrite(wal: &Path) {
+pub(crate) fn remove_stale_rewrite(fs: &dyn FileSystem, wal: &Path) {
     let tmp = rewrite_tmp_path(wal);
-    if tmp.exists() && std::fs::remove_file(&tmp).is_ok() {
-        let _ = OsRewriteIo.sync_dir(dir_of(wal));
+    if tmp.exists() && fs.remove_file(&tmp).is_ok() {
+        let _ = fs.sync_dir(dir_of(wal));
     }
 }
 
 /// A generation written aside and durable, not yet renamed into place.
 pub(crate) struct Written {
-    file: Box<dyn RewriteFile>,
+    file: Box<dyn WrittenFile>,
     tmp: PathBuf,
     /// Its length.
     pub(crate) len: u64,
@@ -144,8 +70,8 @@ pub(crate) struct Written {
 /// [`CHUNK`] records, written out every [`WRITE_BUFFER`] bytes. Dropped unfinished (an
 /// error anywhere), its file is removed.
 pub(crate) struct Generation<'a> {
-    io: &'a dyn RewriteIo,
-    file: Option<Box<dyn RewriteFile>>,
+    io: &'a dyn FileSystem,
+    file: Option<Box<dyn WrittenFile>>,
     tmp: PathBuf,
     buf: Vec<u8>,
     len: u64,
@@ -154,7 +80,7 @@ pub(crate) struct Generation<'a> {
 
 impl<'a> Generation<'a> {
     /// Creates `<wal>.rewrite.tmp`.
-    pub(crate) fn create(io: &'a dyn RewriteIo, wal: &Path) -> Result<Self> {
+    pub(crate) fn create(io: &'a dyn FileSystem, wal: &Path) -> Result<Self> {
         let tmp = rewrite_tmp_path(wal);
         let file = io
             .create(&tmp)
@@ -238,18 +164,6 @@ impl Drop for Generation<'_> {
     }
 }
 
-/// Writes `facts` as a whole new generation beside `wal` and fsyncs it. On any error the
-/// partial file is removed and nothing else has changed.
-pub(crate) fn write_generation<'f>(
-    io: &dyn RewriteIo,
-    wal: &Path,
-    facts: impl Iterator<Item = &'f Fact>,
-) -> Result<Written> {
-    let mut g = Generation::create(io, wal)?;
-    g.append(facts)?;
-    g.finish()
-}
-
 /// Whether the snapshot beside `wal` is in the 0.5.2 Ruby format (which may hold facts
 /// the WAL does not).
 pub(crate) fn snapshot_is_legacy(wal: &Path) -> bool {
@@ -272,7 +186,7 @@ pub(crate) enum Committed {
 
 /// Removes the snapshot beside `wal` (if any) and fsyncs the directory: step 1 of the
 /// module documentation.
-pub(crate) fn remove_snapshot(io: &dyn RewriteIo, wal: &Path) -> Result<()> {
+pub(crate) fn remove_snapshot(io: &dyn FileSystem, wal: &Path) -> Result<()> {
     let snap = snapshot::snapshot_path(wal);
     if !snap.exists() {
         return Ok(());
@@ -286,12 +200,17 @@ pub(crate) fn remove_snapshot(io: &dyn RewriteIo, wal: &Path) -> Result<()> {
 /// Renames a finished generation over the WAL and fsyncs the directory: step 3 of the
 /// module documentation. On an error before the rename, the new generation is removed
 /// and the old WAL is in place.
-pub(crate) fn commit_generation(io: &dyn RewriteIo, wal: &Path, w: Written) -> Result<Committed> {
+pub(crate) fn commit_generation(io: &dyn FileSystem, wal: &Path, w: Written) -> Result<Committed> {
     let dir = dir_of(wal);
     // Locked (and registered) before the rename, so no other handle can take the new
     // WAL between the rename and the switch.
     let tmp = w.tmp.clone();
-    let file = match lock::adopt(w.file.into_file(), &tmp) {
+    let adopted = w
+        .file
+        .into_file()
+        .map_err(|e| Error::io(format!("handing over {}", tmp.display()), e))
+        .and_then(|f| lock::adopt(f, &tmp));
+    let file = match adopted {
         Ok(f) => f,
         Err(e) => {
             let _ = io.remove_file(&tmp);
@@ -343,7 +262,7 @@ pub(crate) fn side_files(wal: &Path) -> Vec<PathBuf> {
 }
 
 /// Removes `files` and fsyncs the directory.
-pub(crate) fn remove_files(io: &dyn RewriteIo, wal: &Path, files: &[PathBuf]) -> Result<()> {
+pub(crate) fn remove_files(io: &dyn FileSystem, wal: &Path, files: &[PathBuf]) -> Result<()> {
     for f in files {
         io.remove_file(f)
             .map_err(|e| Error::io(format!("removing {}", f.display()), e))?;

@@ -219,6 +219,9 @@ impl igniter_ledger::WrittenFile for FaultWritten {
         }
         self.file.sync_all()
     }
+    fn into_file(self: Box<Self>) -> io::Result<File> {
+        Ok(self.file)
+    }
 }
 
 impl igniter_ledger::FileSystem for FaultFs {
@@ -232,7 +235,12 @@ impl igniter_ledger::FileSystem for FaultFs {
             return Err(eio("create"));
         }
         Ok(Box::new(FaultWritten {
-            file: File::create(path)?,
+            file: std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)?,
             path: path.display().to_string(),
             capacity: plan.capacity,
             fail_sync: plan.fail_file_sync,

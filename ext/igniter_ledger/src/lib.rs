@@ -16,6 +16,7 @@
 //! | `segments` | `SegmentedFileBackend` and the segmented store's methods |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //! | `server` | `NativeServer`: the Rust ledger server (tokio) inside the Ruby process |
+//! | `verify` | `LedgerStore#verify`, `LedgerStore.verify_file` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the positional methods defined here. Nothing here panics on user input: every
@@ -39,6 +40,7 @@ mod retention;
 mod segments;
 mod server;
 mod store;
+mod verify;
 
 /// The classes the extension wraps data in, defined at load.
 pub(crate) struct Classes {
@@ -107,6 +109,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     retention::define(store_class, fact_class)?;
     segments::init(ruby, ledger, store_class)?;
     server::init(ruby, ledger)?;
+    verify::define(store_class)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;
