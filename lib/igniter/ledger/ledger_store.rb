@@ -7,10 +7,13 @@ module Igniter
     # The ledger. In memory (`LedgerStore.new`) or file-backed (`LedgerStore.open(path)`).
     # Safe to share between Ruby threads.
     #
-    # Every method here is a thin keyword-argument wrapper over a native method; the
-    # semantics live in the Rust core.
+    # Every method here is a thin keyword-argument wrapper over a native method, which
+    # converts all its arguments at once (ext/igniter_ledger/src/); the semantics live in
+    # the Rust core. A write to a closed handle raises ClosedError, and every fact
+    # committed is handed to the `backend:` object, if any, natively.
     class LedgerStore
-      # The "not given" default of `expected:` (nil means "must not exist yet").
+      # The "not given" default of `expected:` (nil means "must not exist yet"): the
+      # native call then gets no `expected` argument.
       UNSET = Object.new.freeze
 
       # How many values #read keeps ready (deep-frozen Ruby objects, by fact id) unless
@@ -198,9 +201,8 @@ module Igniter
         return _close if handles.nil?
 
         last = handles[:lock].synchronize do
-          next false if @handle_closed
+          next false unless _close_handle
 
-          @handle_closed = true
           (handles[:open] -= 1).zero?
         end
         last ? _close : nil
@@ -208,7 +210,7 @@ module Igniter
 
       # True once this handle (or the ledger) is closed.
       def closed?
-        @handle_closed || _closed?
+        _handle_closed? || _closed?
       end
 
       # Writes `value` to (store, key); returns the new Fact. Its causation defaults to the
@@ -217,10 +219,11 @@ module Igniter
       # written, when the latest fact of the key is another one.
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: UNSET)
-        handle_open!
-        committed(_write(store, key, value, schema_version, causation,
-                         term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
-                         derivation, UNSET.equal?(expected) ? false : expected))
+        if UNSET.equal?(expected)
+          _write(store, key, value, schema_version, causation, valid_time, term, producer, derivation)
+        else
+          _write(store, key, value, schema_version, causation, valid_time, term, producer, derivation, expected)
+        end
       end
 
       # Appends `event` to a history under a fresh UUID key; returns the Fact.
@@ -228,25 +231,12 @@ module Igniter
       # history_partition answers correctly either way).
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
-        handle_open!
-        committed(_append(history, event, partition_key, schema_version, causation,
-                          term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
-                          derivation))
+        _append(history, event, partition_key, schema_version, causation, valid_time, term, producer, derivation)
       end
 
-      # Commits the writes and appends queued in the block atomically; returns their
-      # facts in order. If the block raises, nothing is written.
-      def transaction
-        raise ArgumentError, "transaction needs a block" unless block_given?
-
-        handle_open!
-
-        tx = Transaction.new
-        yield tx
-        return [] if tx.empty?
-
-        _commit(tx.operations).each { |f| committed(f) }
-      end
+      # transaction { |tx| ... } (native) commits the writes and appends queued in the
+      # block (see Transaction) atomically; returns their facts in order. If the block
+      # raises, nothing is written.
 
       # Commits several operations atomically: each a Hash with the keywords of #write
       # (store:, key:, value:, ...) or of #append (history:, event:, ...). Returns the facts.
@@ -437,12 +427,12 @@ module Igniter
       end
 
       def handle_open!
-        raise ClosedError, "this handle of #{path} was closed (the ledger stays open for its other handles)" if @handle_closed
+        raise ClosedError, "this handle of #{path} was closed (the ledger stays open for its other handles)" if _handle_closed?
       end
 
       def setup(lru_cap, backend)
         @cache ||= ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
-        @backend = backend
+        _set_backend(backend)
         @warm_scopes ||= {}
         @scope_ttls ||= {}
         self
@@ -472,15 +462,10 @@ module Igniter
       # cannot rewrite its copy (no #replace_with_snapshot!): pruning only here would
       # leave the pruned facts in the backend. nil when pruning may go ahead.
       def exact_prune_unsupported
-        return nil if @backend.nil? || @backend.respond_to?(:replace_with_snapshot!)
+        backend = _backend
+        return nil if backend.nil? || backend.respond_to?(:replace_with_snapshot!)
 
-        { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: @backend.class.name }
-      end
-
-      # Hands a fact this store just committed to the `backend:` object, if any.
-      def committed(fact)
-        @backend&.write_fact(fact)
-        fact
+        { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: backend.class.name }
       end
 
       public
