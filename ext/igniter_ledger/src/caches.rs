@@ -1,6 +1,7 @@
-//! The two caches a `LedgerStore` handle keeps of Ruby objects it handed out: deep-frozen
-//! values of read facts (`ReadCache`, an LRU by fact id) and the `Fact` handles of whole
-//! `history_partition` slices (`PartitionCache`). Both hold `Opaque` handles only; the
+//! The caches a `LedgerStore` handle keeps of Ruby objects it handed out: deep-frozen
+//! values of read facts (`ReadCache`, an LRU by fact id), time-travel answers
+//! (`TimeTravelCache`, an LRU by store, key and `as_of`) and the `Fact` handles of whole
+//! `history_partition` slices (`PartitionCache`). They hold `Opaque` handles only; the
 //! store marks them for the GC.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -9,25 +10,43 @@ use magnus::{value::Opaque, RArray, Value as RValue};
 
 use crate::convert;
 
-/// Ruby values of recently read facts, by fact id (facts never change, so an entry never
-/// goes stale). A least-recently-used cache bounded by `cap` entries: a hit makes its
-/// entry the most recently used; the least recently used goes first.
+/// A least-recently-used map bounded by `cap` entries: a hit makes its entry the most
+/// recently used; the least recently used goes first.
 ///
 /// Recency is kept with use stamps: each entry holds the stamp of its last use, and
-/// `order` lists (id, stamp) pairs in use order. A hit pushes a new pair instead of
+/// `order` lists (key, stamp) pairs in use order. A hit pushes a new pair instead of
 /// moving the old one (O(1)); pairs whose stamp is no longer the entry's are skipped
 /// when evicting, and `order` is compacted once it holds more than twice `cap` pairs, so
 /// every operation is amortized O(1).
-pub(crate) struct ReadCache {
+pub(crate) struct Lru<K, V> {
     pub(crate) cap: usize,
-    pub(crate) map: HashMap<uuid::Uuid, (Opaque<RValue>, u64), convert::QuickState>,
-    pub(crate) order: VecDeque<(uuid::Uuid, u64)>,
+    pub(crate) map: HashMap<K, (V, u64), convert::QuickState>,
+    pub(crate) order: VecDeque<(K, u64)>,
     pub(crate) clock: u64,
 }
 
-impl ReadCache {
+/// Ruby values of recently read facts, by fact id (facts never change, so an entry never
+/// goes stale).
+pub(crate) type ReadCache = Lru<uuid::Uuid, Opaque<RValue>>;
+
+/// What a time-travel read (`as_of:` without `valid_at:`) is filed under: store, key and
+/// the `as_of` seconds' bits (the core reads `as_of` as those seconds, so equal seconds
+/// answer equally).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TimeTravelKey {
+    pub(crate) store: String,
+    pub(crate) key: String,
+    pub(crate) as_of: u64,
+}
+
+/// Time-travel answers, each with the ledger's fact count when it was read: an answer is
+/// reused only while the count is the same (the 0.5.x store's `ReadCache` entries with
+/// their token), so it never outlives a write. Bounded by the store's `lru_cap:`.
+pub(crate) type TimeTravelCache = Lru<TimeTravelKey, (Opaque<RValue>, usize)>;
+
+impl<K: std::hash::Hash + Eq + Clone, V: Copy> Lru<K, V> {
     pub(crate) fn new(cap: usize) -> Self {
-        ReadCache {
+        Lru {
             cap,
             map: HashMap::default(),
             order: VecDeque::new(),
@@ -35,10 +54,27 @@ impl ReadCache {
         }
     }
 
-    /// Forgets every value.
+    /// Forgets every entry.
     pub(crate) fn clear(&mut self) {
         self.map.clear();
         self.order.clear();
+    }
+
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// A new bound; the least recently used entries beyond it go.
+    pub(crate) fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
+        self.evict();
+    }
+
+    /// Drops the entries `keep` answers false for.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        self.map.retain(|k, _| keep(k));
+        self.compact();
     }
 
     pub(crate) fn tick(&mut self) -> u64 {
@@ -47,24 +83,29 @@ impl ReadCache {
     }
 
     /// The cached value, made the most recently used.
-    pub(crate) fn get(&mut self, id: &uuid::Uuid) -> Option<Opaque<RValue>> {
+    pub(crate) fn get(&mut self, id: &K) -> Option<V> {
         let stamp = self.clock + 1;
         let (v, used) = self.map.get_mut(id)?;
         *used = stamp;
         let v = *v;
         self.clock = stamp;
-        self.order.push_back((*id, stamp));
+        self.order.push_back((id.clone(), stamp));
         self.compact();
         Some(v)
     }
 
-    pub(crate) fn put(&mut self, id: uuid::Uuid, v: Opaque<RValue>) {
+    pub(crate) fn put(&mut self, id: K, v: V) {
         if self.cap == 0 {
             return;
         }
         let stamp = self.tick();
-        self.map.insert(id, (v, stamp));
+        self.map.insert(id.clone(), (v, stamp));
         self.order.push_back((id, stamp));
+        self.evict();
+        self.compact();
+    }
+
+    fn evict(&mut self) {
         while self.map.len() > self.cap {
             let Some((old, s)) = self.order.pop_front() else {
                 break;
@@ -73,7 +114,6 @@ impl ReadCache {
                 self.map.remove(&old);
             }
         }
-        self.compact();
     }
 
     /// Drops the stale pairs of `order` once it holds more than twice `cap`.
@@ -85,7 +125,7 @@ impl ReadCache {
         }
     }
 
-    pub(crate) fn values(&self) -> impl Iterator<Item = &Opaque<RValue>> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.map.values().map(|(v, _)| v)
     }
 }
@@ -255,6 +295,20 @@ mod read_cache_tests {
         c.put(id(99), v(99));
         assert_eq!(c.map.len(), 4);
         assert!(c.get(&id(0)).is_none(), "0 was the least recently used");
+    }
+
+    #[test]
+    fn a_lower_bound_evicts_and_retain_drops() {
+        let mut c = ReadCache::new(4);
+        for n in 0..4 {
+            c.put(id(n), v(n as i64));
+        }
+        c.set_cap(2);
+        assert_eq!(c.len(), 2);
+        assert!(c.get(&id(0)).is_none() && c.get(&id(3)).is_some());
+        c.retain(|k| *k != id(3));
+        assert_eq!(c.len(), 1);
+        assert!(c.get(&id(2)).is_some());
     }
 
     #[test]

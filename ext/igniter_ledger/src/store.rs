@@ -17,7 +17,7 @@ use magnus::{
     DataTypeFunctions, Error, RClass, Ruby, TypedData, Value as RValue,
 };
 
-use crate::caches::{PartitionCache, ReadCache};
+use crate::caches::{PartitionCache, ReadCache, TimeTravelCache};
 use crate::errors::ledger_err;
 use crate::{errors, gvl, render, Classes};
 
@@ -37,6 +37,8 @@ pub struct StoreObj {
     pub(crate) cache: Arc<Mutex<ReadCache>>,
     /// Fact handles handed out by `history_partition`, marked for the GC.
     pub(crate) slices: Arc<Mutex<PartitionCache>>,
+    /// Time-travel answers (`read` with `as_of:`), marked for the GC.
+    pub(crate) time_travel: Arc<Mutex<TimeTravelCache>>,
     /// Set once any coercion is registered: plain current reads then take the general
     /// path (through the core's coercion step).
     pub(crate) any_coercion: Arc<AtomicBool>,
@@ -76,6 +78,7 @@ impl StoreObj {
             cache_cap: cache_entries,
             rewrites: Arc::new(AtomicU64::new(0)),
             slices: Arc::new(Mutex::new(PartitionCache::new(slice_handles))),
+            time_travel: Arc::new(Mutex::new(TimeTravelCache::new(0))),
             handle_closed: AtomicBool::new(false),
             backend: OnceLock::new(),
         }
@@ -92,6 +95,7 @@ impl StoreObj {
             recent: self.recent.clone(),
             rewrites: self.rewrites.clone(),
             slices: self.slices.clone(),
+            time_travel: self.time_travel.clone(),
             any_coercion: self.any_coercion.clone(),
             cache_cap: self.cache_cap,
             handle_closed: AtomicBool::new(false),
@@ -129,6 +133,7 @@ impl StoreObj {
     fn forget_cached(&self) {
         lock(&self.cache).clear();
         lock(&self.slices).clear();
+        lock(&self.time_travel).clear();
         lock(&self.recent).clear();
     }
 
@@ -186,6 +191,9 @@ impl DataTypeFunctions for StoreObj {
         }
         for slice in lock(&self.slices).map.values() {
             marker.mark(slice.facts);
+        }
+        for (v, _) in lock(&self.time_travel).values() {
+            marker.mark(*v);
         }
         if let Some(b) = self.backend.get() {
             marker.mark(*b);
@@ -347,6 +355,34 @@ fn backend(ruby: &Ruby, s: &StoreObj) -> RValue {
         .map_or_else(|| render::nil(ruby), |b| ruby.get_inner(*b))
 }
 
+/// `_time_travel_cap(n)`: the bound of the time-travel answers kept (the `lru_cap:`).
+fn time_travel_cap(s: &StoreObj, cap: usize) {
+    lock(&s.time_travel).set_cap(cap);
+}
+
+/// `_time_travel_size`: the time-travel answers kept.
+fn time_travel_size(s: &StoreObj) -> usize {
+    lock(&s.time_travel).len()
+}
+
+/// `_time_travel_forget(store, key)`: forgets the time-travel answers of `store` (every
+/// store for nil) and `key` (every key for nil); names that are not Symbols or Strings
+/// match nothing.
+fn time_travel_forget(s: &StoreObj, store: RValue, key: RValue) {
+    let name =
+        |v: RValue| crate::convert::sym_name(v).or_else(|_| String::try_convert(v).map_err(|_| ()));
+    let store = (!store.is_nil()).then(|| name(store));
+    let key = (!key.is_nil()).then(|| name(key));
+    lock(&s.time_travel).retain(|k| {
+        let hit = |want: &Option<Result<String, ()>>, have: &str| match want {
+            None => true,
+            Some(Ok(w)) => w == have,
+            Some(Err(())) => false,
+        };
+        !(hit(&store, &k.store) && hit(&key, &k.key))
+    });
+}
+
 /// Defines the lifecycle methods and accessors of `LedgerStore`.
 pub fn define(class: RClass) -> Result<(), Error> {
     use magnus::{function, method};
@@ -361,6 +397,9 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_private_method("_handle_closed?", method!(is_handle_closed, 0))?;
     class.define_private_method("_set_backend", method!(set_backend, 1))?;
     class.define_private_method("_backend", method!(backend, 0))?;
+    class.define_private_method("_time_travel_cap", method!(time_travel_cap, 1))?;
+    class.define_private_method("_time_travel_size", method!(time_travel_size, 0))?;
+    class.define_private_method("_time_travel_forget", method!(time_travel_forget, 2))?;
     class.define_method("memory?", method!(is_memory, 0))?;
     class.define_method("hash_keys", method!(hash_keys, 0))?;
     class.define_private_method("_share", method!(share, 1))?;

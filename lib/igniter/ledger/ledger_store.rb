@@ -151,6 +151,36 @@ module Igniter
       end
       private_class_method :_memory, :_open
 
+      # The store's ReadCache: scope entries (cache_ttl queries) are kept here, time-travel
+      # reads natively (ext/igniter_ledger/src/reads.rs), bounded by the same lru_cap: and
+      # counted, cleared and invalidated through this object.
+      class StoreCache < ReadCache
+        def initialize(store, lru_cap: DEFAULT_LRU_CAP)
+          super(lru_cap: lru_cap)
+          @store = store
+          store.__send__(:_time_travel_cap, lru_cap)
+        end
+
+        def lru_size
+          super + @store.__send__(:_time_travel_size)
+        end
+
+        def size
+          super + @store.__send__(:_time_travel_size)
+        end
+
+        def invalidate(store:, key: nil)
+          @store.__send__(:_time_travel_forget, store, key)
+          super
+        end
+
+        def clear
+          @store.__send__(:_time_travel_forget, nil, nil)
+          super
+        end
+      end
+      private_constant :StoreCache
+
       # The file-backed stores this process has open, by file identity (device, inode),
       # so that a second open of the same file can share the first handle's ledger. A
       # forked child inherits the table but not the ledgers: entries are only answered in
@@ -255,21 +285,14 @@ module Igniter
       # valid_at: bitemporal — the fact with the greatest valid_time <= valid_at (facts
       # without a valid time count from their transaction time).
       #
-      # Time-travel reads (as_of:) go through the store's ReadCache: the same read again,
-      # with nothing written in between, answers the same (frozen) object.
+      # Time-travel reads (as_of:) go through the store's ReadCache (their entries kept
+      # natively, bounded by lru_cap:): the same read again, with nothing written in
+      # between, answers the same (frozen) object.
       #
       # ttl: (the reference's "a cached answer no older than ttl seconds") is accepted and
       # always met: a current read here never answers from a stale cache.
       def read(store:, key:, as_of: nil, valid_at: nil, ttl: nil) # rubocop:disable Lint/UnusedMethodArgument
-        return _read(store, key, as_of, valid_at) if as_of.nil? || !valid_at.nil?
-
-        token = fact_count
-        hit = read_cache.get(store: store, key: key, as_of: as_of, token: token)
-        return hit unless hit.nil?
-
-        value = _read(store, key, as_of, nil)
-        read_cache.put(store: store, key: key, fact: value, as_of: as_of, token: token) unless value.nil?
-        value
+        _read(store, key, as_of, valid_at)
       end
 
       # Like #read, but answers the Fact (or CoercedFact), or nil.
@@ -431,7 +454,7 @@ module Igniter
       end
 
       def setup(lru_cap, backend)
-        @cache ||= ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
+        @cache ||= StoreCache.new(self, lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
         _set_backend(backend)
         @warm_scopes ||= {}
         @scope_ttls ||= {}
@@ -440,7 +463,7 @@ module Igniter
 
       # The ReadCache (time-travel reads, cache_ttl scope queries).
       def read_cache
-        @cache ||= ReadCache.new
+        @cache ||= StoreCache.new(self)
       end
 
       # A store or scope name as the Symbol registration uses (anything else as given:
