@@ -21,6 +21,7 @@
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
+//! | `segments` | `SegmentedFileBackend` and the segmented store's methods |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
@@ -49,6 +50,7 @@ mod registration;
 mod render;
 mod reports;
 mod retention;
+mod segments;
 mod store;
 mod transaction;
 mod writes;
@@ -125,6 +127,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     protocol::define(ruby, ledger)?;
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
+    segments::init(ruby, ledger, store_class)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;
