@@ -23,6 +23,7 @@
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
 //! | `segments` | `SegmentedFileBackend` and the segmented store's methods |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
+//! | `server` | `NativeServer`: the Rust ledger server (tokio) inside the Ruby process |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the private methods defined here (named with a leading underscore), which convert
@@ -51,6 +52,7 @@ mod render;
 mod reports;
 mod retention;
 mod segments;
+mod server;
 mod store;
 mod transaction;
 mod writes;
@@ -128,6 +130,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
     segments::init(ruby, ledger, store_class)?;
+    server::init(ruby, ledger)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;
