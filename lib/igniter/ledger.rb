@@ -59,16 +59,6 @@ module Igniter
       def access_path(**options)
         AccessPath.new(**options)
       end
-
-      private
-
-      # `term:` is the 0.5.x name of `valid_time:`.
-      def merge_valid_time(valid_time, term)
-        return term if valid_time.nil?
-        return valid_time if term.nil? || term == valid_time
-
-        raise ArgumentError, "valid_time: #{valid_time.inspect} and term: #{term.inspect} disagree (term is an alias)"
-      end
     end
   end
 end

@@ -1,6 +1,6 @@
-//! Arguments other than values: store names, keys, times, fact ids, schema versions.
+//! Arguments: values, store names, keys, times, fact ids, schema versions, `expected:`.
 
-use igniter_ledger::{Expected, Timestamp};
+use igniter_ledger::{Expected, Timestamp, Value};
 use magnus::{prelude::*, Error, Integer, RString, Ruby, Symbol, TryConvert, Value as RValue};
 use uuid::Uuid;
 
@@ -8,10 +8,7 @@ use crate::convert;
 use crate::fact::FactObj;
 use magnus::rb_sys::AsRawValue;
 
-pub fn class_name(v: RValue) -> String {
-    // SAFETY: the borrowed class name is copied before any other Ruby call.
-    unsafe { v.classname() }.into_owned()
-}
+use convert::class_name;
 
 fn type_error(ruby: &Ruby, msg: String) -> Error {
     Error::new(ruby.exception_type_error(), msg)
@@ -19,6 +16,20 @@ fn type_error(ruby: &Ruby, msg: String) -> Error {
 
 fn arg_error(ruby: &Ruby, msg: String) -> Error {
     Error::new(ruby.exception_arg_error(), msg)
+}
+
+/// A value (`what` names it in errors: `value`, `event`, `producer` ...).
+pub fn value(ruby: &Ruby, v: RValue, what: &str) -> Result<Value, Error> {
+    convert::to_value(v, what).map_err(|e| e.into_error(ruby))
+}
+
+/// An optional value (nil → None).
+pub fn opt_value(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<Value>, Error> {
+    if v.is_nil() {
+        Ok(None)
+    } else {
+        value(ruby, v, what).map(Some)
+    }
 }
 
 /// A name given as a Symbol or a String.
@@ -156,14 +167,11 @@ pub fn lookup_id(v: RValue) -> Option<Uuid> {
     Uuid::try_parse(s.trim()).ok()
 }
 
-/// `expected:` of a write: `false` (the Ruby layer's "not given") → no check; nil or
-/// `:none` → the key must not exist; a fact id or Fact → that must be the latest fact.
+/// A given `expected:` of a write: nil or `:none` → the key must not exist; a fact id or
+/// Fact → that must be the latest fact. (Not given: no check.)
 pub fn expected(ruby: &Ruby, v: RValue) -> Result<Expected, Error> {
     if v.is_nil() {
         return Ok(Expected::Absent);
-    }
-    if magnus::value::Qfalse::from_value(v).is_some() {
-        return Ok(Expected::Any);
     }
     if let Some(s) = Symbol::from_value(v) {
         if s.name().map(|n| n == "none").unwrap_or(false) {

@@ -19,7 +19,9 @@ use magnus::{
     RClass, RHash, RModule, Ruby, TryConvert, TypedData, Value as RValue,
 };
 
+use crate::errors::ledger_err;
 use crate::fact::FactObj;
+use crate::render::{self, hash_of, nil, sym};
 use crate::store::StoreObj;
 use crate::{args, convert, errors, gvl};
 
@@ -52,30 +54,6 @@ static EVENT_CLASS: OnceLock<Opaque<RClass>> = OnceLock::new();
 
 fn arg_error(ruby: &Ruby, msg: String) -> Error {
     Error::new(ruby.exception_arg_error(), msg)
-}
-
-fn ledger_err(ruby: &Ruby) -> impl Fn(igniter_ledger::Error) -> Error + '_ {
-    move |e| errors::ledger_error(ruby, e)
-}
-
-fn sym(ruby: &Ruby, name: &str) -> RValue {
-    convert::symbol(ruby, name)
-}
-
-fn hash_of(ruby: &Ruby, pairs: &[(&str, RValue)]) -> Result<RHash, Error> {
-    let h = ruby.hash_new();
-    for (k, v) in pairs {
-        h.aset(sym(ruby, k), *v)?;
-    }
-    Ok(h)
-}
-
-fn nil(ruby: &Ruby) -> RValue {
-    ruby.qnil().as_value()
-}
-
-fn opt_u64(ruby: &Ruby, v: Option<u64>) -> RValue {
-    v.map_or_else(|| nil(ruby), |n| n.into_value_with(ruby))
 }
 
 fn str_list(ruby: &Ruby, items: &[String]) -> RValue {
@@ -347,8 +325,8 @@ fn buffer_snapshot(ruby: &Ruby, b: &BufferObj) -> Result<RHash, Error> {
             ("buffered", s.buffered.into_value_with(ruby)),
             ("max_size", s.max_size.into_value_with(ruby)),
             ("subscriber_count", s.subscriber_count.into_value_with(ruby)),
-            ("oldest_sequence", opt_u64(ruby, s.oldest_sequence)),
-            ("newest_sequence", opt_u64(ruby, s.newest_sequence)),
+            ("oldest_sequence", render::opt(ruby, s.oldest_sequence)),
+            ("newest_sequence", render::opt(ruby, s.newest_sequence)),
             ("close_policy", sym(ruby, s.close_policy.name())),
             ("overflow", sym(ruby, s.overflow.name())),
             (

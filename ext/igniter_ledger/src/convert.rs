@@ -67,7 +67,8 @@ impl ConvError {
 const SUPPORTED: &str =
     "a ledger value may hold nil, true, false, Integer, Float, String, Symbol, Array and Hash";
 
-fn class_name(v: RValue) -> String {
+/// The name of `v`'s class.
+pub(crate) fn class_name(v: RValue) -> String {
     // SAFETY: the borrowed class name is copied before any other Ruby call.
     unsafe { v.classname() }.into_owned()
 }

@@ -19,8 +19,10 @@ use igniter_ledger::{
 use magnus::{prelude::*, value::Opaque, Error, IntoValue, RArray, RHash, Ruby, Value as RValue};
 
 use crate::callbacks;
+use crate::errors::ledger_err;
 use crate::fact::FactObj;
-use crate::store::{hash_of, ledger_err, StoreObj};
+use crate::render::hash_of;
+use crate::store::StoreObj;
 use crate::{args, convert};
 
 /// Calls a Ruby rule; a raised exception becomes a `BoxError` (warned about for a
@@ -194,7 +196,10 @@ fn rule_arg(ruby: &Ruby, v: RValue, what: &str) -> Result<RValue, Error> {
     } else {
         Err(Error::new(
             ruby.exception_arg_error(),
-            format!("{what} must respond to #call, got {}", args::class_name(v)),
+            format!(
+                "{what} must respond to #call, got {}",
+                convert::class_name(v)
+            ),
         ))
     }
 }
@@ -429,4 +434,20 @@ pub fn derived_by(ruby: &Ruby, list: &[Derivation]) -> Result<RArray, Error> {
         )?)?;
     }
     Ok(ary)
+}
+
+/// Defines the derivation methods of `LedgerStore`.
+pub fn define(class: magnus::RClass) -> Result<(), Error> {
+    use magnus::method;
+    class.define_private_method("_register_derivation", method!(register_derivation, 5))?;
+    class.define_private_method("_register_scatter", method!(register_scatter, 4))?;
+    class.define_private_method("_register_relation", method!(register_relation, 4))?;
+    class.define_private_method("_register_projection", method!(register_projection, 5))?;
+    class.define_private_method("_resolve", method!(resolve, 3))?;
+    class.define_method("derivation_failures", method!(derivation_failures, 0))?;
+    class.define_method(
+        "last_derivation_failure",
+        method!(last_derivation_failure, 0),
+    )?;
+    Ok(())
 }

@@ -75,6 +75,16 @@ pub fn base(ruby: &Ruby) -> ExceptionClass {
     ruby.get_inner(classes().error)
 }
 
+/// `Igniter::Ledger::ClosedError`.
+pub fn closed(ruby: &Ruby) -> ExceptionClass {
+    ruby.get_inner(classes().closed)
+}
+
+/// Maps core errors to Ruby exceptions (for `map_err`).
+pub fn ledger_err(ruby: &Ruby) -> impl Fn(LedgerError) -> Error + '_ {
+    move |e| ledger_error(ruby, e)
+}
+
 /// An exception of `class` with `message` and instance variables set (readable through
 /// the `attr_reader`s the Ruby layer defines).
 fn with_ivars(
@@ -96,13 +106,6 @@ fn with_ivars(
             Error::from(exc)
         }
         Err(e) => e,
-    }
-}
-
-fn opt_id(ruby: &Ruby, id: Option<uuid::Uuid>) -> Value {
-    match id {
-        Some(id) => ruby.str_new(&id.hyphenated().to_string()).as_value(),
-        None => ruby.qnil().as_value(),
     }
 }
 
@@ -145,8 +148,8 @@ pub fn ledger_error(ruby: &Ruby, e: LedgerError) -> Error {
             &[
                 ("@store", ruby.to_symbol(&store).as_value()),
                 ("@key", ruby.str_new(&key).as_value()),
-                ("@expected", opt_id(ruby, expected)),
-                ("@actual", opt_id(ruby, actual)),
+                ("@expected", crate::render::opt_id(ruby, expected)),
+                ("@actual", crate::render::opt_id(ruby, actual)),
             ],
         ),
         LedgerError::Locked { path } => with_ivars(

@@ -13,7 +13,7 @@ use magnus::{
     DataTypeFunctions, Error, RClass, Ruby, TypedData, Value as RValue,
 };
 
-use crate::{convert, errors, Classes};
+use crate::{convert, render, Classes};
 use magnus::rb_sys::AsRawValue;
 
 /// The data behind a `Fact` / `CoercedFact` object.
@@ -90,22 +90,8 @@ unsafe impl TypedData for FactObj {
     }
 }
 
-fn opt_id(ruby: &Ruby, id: Option<uuid::Uuid>) -> RValue {
-    match id {
-        Some(id) => convert::string(ruby, &id.hyphenated().to_string(), true),
-        None => ruby.qnil().as_value(),
-    }
-}
-
-fn opt_value(ruby: &Ruby, v: Option<Value>) -> RValue {
-    match v {
-        Some(v) => convert::to_ruby(ruby, &v, true),
-        None => ruby.qnil().as_value(),
-    }
-}
-
 fn id(ruby: &Ruby, f: &FactObj) -> RValue {
-    opt_id(ruby, Some(f.fact.id()))
+    render::id(ruby, f.fact.id())
 }
 
 fn store(ruby: &Ruby, f: &FactObj) -> RValue {
@@ -154,7 +140,7 @@ fn value_hash(ruby: &Ruby, f: &FactObj) -> RValue {
 }
 
 fn causation(ruby: &Ruby, f: &FactObj) -> RValue {
-    opt_id(ruby, f.fact.causation())
+    render::opt_id(ruby, f.fact.causation())
 }
 
 fn transaction_time(f: &FactObj) -> f64 {
@@ -170,11 +156,11 @@ fn schema_version(f: &FactObj) -> u32 {
 }
 
 fn producer(ruby: &Ruby, f: &FactObj) -> RValue {
-    opt_value(ruby, f.fact.producer())
+    render::opt_value(ruby, f.fact.producer().as_ref())
 }
 
 fn derivation(ruby: &Ruby, f: &FactObj) -> RValue {
-    opt_value(ruby, f.fact.derivation())
+    render::opt_value(ruby, f.fact.derivation().as_ref())
 }
 
 fn is_coerced(f: &FactObj) -> bool {
@@ -206,95 +192,9 @@ fn hash(f: &FactObj) -> i64 {
     i64::from_ne_bytes(h) >> 2
 }
 
-/// `Fact._build(store, key, value, schema_version, causation, valid_time, producer,
-/// derivation)`: a standalone fact.
-#[allow(clippy::too_many_arguments)]
-fn build(
-    ruby: &Ruby,
-    store: RValue,
-    key: RValue,
-    value: RValue,
-    schema_version: RValue,
-    causation: RValue,
-    valid_time: RValue,
-    producer: RValue,
-    derivation: RValue,
-) -> Result<Obj<FactObj>, Error> {
-    let w = crate::store::build_write(
-        ruby,
-        store,
-        key,
-        value,
-        schema_version,
-        causation,
-        valid_time,
-        producer,
-        derivation,
-        ruby.qfalse().as_value(),
-    )?;
-    let fact: Result<Fact, _> = Fact::build(w);
-    let fact = fact.map_err(|e| errors::ledger_error(ruby, e))?;
-    Ok(FactObj::wrap_raw(ruby, fact))
-}
-
-/// An id recorded elsewhere: a Fact, a UUID String, or any other String (mapped to a
-/// name-based UUID by the core, so equal strings give equal ids).
-fn restored_id(ruby: &Ruby, v: RValue, what: &str) -> Result<Option<uuid::Uuid>, Error> {
-    if v.is_nil() {
-        return Ok(None);
-    }
-    if let Ok(f) = <&FactObj>::try_convert(v) {
-        return Ok(Some(f.fact.id()));
-    }
-    match magnus::RString::from_value(v) {
-        Some(s) => Ok(Some(Fact::id_from_str(&s.to_string()?))),
-        None => Err(Error::new(
-            ruby.exception_type_error(),
-            format!("{what} must be a String, got {}", unsafe { v.classname() }),
-        )),
-    }
-}
-
-/// `Fact._restore(id, store, key, value, causation, transaction_time, valid_time,
-/// schema_version, producer, derivation)`: a standalone fact keeping the given id and
-/// times (`Fact.from_h`). A nil id or time gets a fresh one.
-fn restore(ruby: &Ruby, argv: &[RValue]) -> Result<Obj<FactObj>, Error> {
-    let [id, store, key, value, causation, tx, valid, schema, producer, derivation] = argv else {
-        return Err(Error::new(
-            ruby.exception_arg_error(),
-            "Fact._restore takes 10 arguments",
-        ));
-    };
-    let w = crate::store::build_write(
-        ruby,
-        *store,
-        *key,
-        *value,
-        *schema,
-        ruby.qnil().as_value(),
-        *valid,
-        *producer,
-        *derivation,
-        ruby.qfalse().as_value(),
-    )?;
-    let tx = crate::args::opt_time(ruby, *tx, "transaction_time")?;
-    let tx = tx.unwrap_or_else(igniter_ledger::Timestamp::now);
-    let id = match restored_id(ruby, *id, "id")? {
-        Some(id) => id,
-        // No id recorded: a fresh one, as a new fact gets.
-        None => Fact::build(w.clone())
-            .map_err(|e| errors::ledger_error(ruby, e))?
-            .id(),
-    };
-    let causation = restored_id(ruby, *causation, "causation")?;
-    let fact = Fact::restore(w.into_parts(id, tx, causation));
-    let fact = fact.map_err(|e| errors::ledger_error(ruby, e))?;
-    Ok(FactObj::wrap_raw(ruby, fact))
-}
-
 /// Defines the methods of `Fact` (CoercedFact inherits them).
 pub fn define(class: RClass) -> Result<(), Error> {
-    use magnus::{function, method};
+    use magnus::method;
     class.define_method("id", method!(id, 0))?;
     class.define_method("store", method!(store, 0))?;
     class.define_method("key", method!(key, 0))?;
@@ -312,7 +212,5 @@ pub fn define(class: RClass) -> Result<(), Error> {
     class.define_method("==", method!(eq, 1))?;
     class.define_method("eql?", method!(eq, 1))?;
     class.define_method("hash", method!(hash, 0))?;
-    class.define_singleton_method("_build", function!(build, 8))?;
-    class.define_singleton_method("_restore", function!(restore, -1))?;
     Ok(())
 }

@@ -4,9 +4,17 @@
 //! | module | holds |
 //! |---|---|
 //! | `convert` | Ruby objects ⇄ core values, type-faithful, with error paths |
-//! | `args` | store names, keys, times, fact ids |
+//! | `args` | values, store names, keys, times, fact ids |
+//! | `render` | Symbols, Symbol-keyed Hashes, ids: the shapes answers are rendered in |
 //! | `fact` | the `Fact` handle class |
-//! | `store` | `LedgerStore`'s native methods |
+//! | `operations` | core `Write`/`Append` from arguments; `Fact._build`, `Fact._restore` |
+//! | `transaction` | `Transaction`: a core `Batch` filled by a `transaction` block |
+//! | `store` | `LedgerStore`'s data, lifecycle and accessors |
+//! | `caches` | the read cache and the partition-slice cache of Ruby objects |
+//! | `writes` | `write`, `append`, `transaction`, `_replay` |
+//! | `reads` | `read`, `read_fact`, history, partitions, queries, fact look-ups |
+//! | `registration` | access paths (consumers) and coercions |
+//! | `reports` | provenance, schema graph, open report, checkpoint, as Hashes |
 //! | `retention` | retention policies, compaction, exact prune, erasure, activity |
 //! | `callbacks` | coercion blocks and consumers held by the core |
 //! | `derive` | derivations, scatters, relations, projections, `resolve` |
@@ -19,7 +27,8 @@
 //! | `verify` | `LedgerStore#verify`, `LedgerStore.verify_file` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
-//! of the positional methods defined here. Nothing here panics on user input: every
+//! of the private methods defined here (named with a leading underscore), which convert
+//! all their arguments at once; `transaction` is native. Nothing here panics on user input: every
 //! failure is returned as a Ruby exception.
 
 use std::sync::OnceLock;
@@ -27,6 +36,7 @@ use std::sync::OnceLock;
 use magnus::{prelude::*, value::Opaque, Error, RClass, RModule, Ruby, Value as RValue};
 
 mod args;
+mod caches;
 mod callbacks;
 mod changefeed;
 mod convert;
@@ -35,12 +45,19 @@ mod errors;
 mod fact;
 mod gvl;
 mod identity;
+mod operations;
 mod protocol;
+mod reads;
+mod registration;
+mod render;
+mod reports;
 mod retention;
 mod segments;
 mod server;
 mod store;
+mod transaction;
 mod verify;
+mod writes;
 
 /// The classes the extension wraps data in, defined at load.
 pub(crate) struct Classes {
@@ -103,7 +120,14 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     });
 
     fact::define(fact_class)?;
+    operations::define(fact_class)?;
+    transaction::define(ruby, ledger)?;
     store::define(store_class)?;
+    writes::define(store_class)?;
+    reads::define(store_class)?;
+    registration::define(store_class)?;
+    reports::define(store_class)?;
+    derive::define(store_class)?;
     protocol::define(ruby, ledger)?;
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;

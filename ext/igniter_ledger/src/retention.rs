@@ -5,43 +5,14 @@
 use igniter_ledger::retention::{
     ActivityEntry, CompactionReport, Erase, Prune, RetentionPolicy, Strategy,
 };
-use igniter_ledger::{FactRef, Value};
+use igniter_ledger::FactRef;
 use magnus::{method, prelude::*, Error, IntoValue, RArray, RClass, RHash, Ruby, Value as RValue};
 
+use crate::errors::ledger_err;
 use crate::fact::FactObj;
+use crate::render::{self, hash_of, opt_id, sym};
 use crate::store::StoreObj;
 use crate::{args, convert, errors, gvl};
-
-fn sym(ruby: &Ruby, name: &str) -> RValue {
-    convert::symbol(ruby, name)
-}
-
-fn hash_of(ruby: &Ruby, pairs: &[(&str, RValue)]) -> Result<RHash, Error> {
-    let h = ruby.hash_new();
-    for (k, v) in pairs {
-        h.aset(sym(ruby, k), *v)?;
-    }
-    Ok(h)
-}
-
-fn id_str(ruby: &Ruby, id: uuid::Uuid) -> RValue {
-    convert::string(ruby, &id.hyphenated().to_string(), true)
-}
-
-fn opt_id(ruby: &Ruby, id: Option<uuid::Uuid>) -> RValue {
-    match id {
-        Some(id) => id_str(ruby, id),
-        None => ruby.qnil().as_value(),
-    }
-}
-
-fn value_arg(ruby: &Ruby, v: RValue, what: &str) -> Result<Value, Error> {
-    convert::to_value(v, what).map_err(|e| e.into_error(ruby))
-}
-
-fn ledger_err(ruby: &Ruby) -> impl Fn(igniter_ledger::Error) -> Error + '_ {
-    move |e| errors::ledger_error(ruby, e)
-}
 
 fn strategy_arg(ruby: &Ruby, v: RValue) -> Result<Strategy, Error> {
     let name = convert::sym_name(v)
@@ -144,27 +115,10 @@ fn compact(ruby: &Ruby, s: &StoreObj, store: RValue) -> Result<RArray, Error> {
     Ok(out)
 }
 
-fn ref_hash(ruby: &Ruby, r: &FactRef) -> Result<RHash, Error> {
-    hash_of(
-        ruby,
-        &[
-            ("id", id_str(ruby, r.id)),
-            ("store", sym(ruby, &r.store)),
-            ("key", convert::string(ruby, &r.key, true)),
-            (
-                "transaction_time",
-                r.transaction_time.as_secs_f64().into_value_with(ruby),
-            ),
-            ("valid_time", r.valid_time.into_value_with(ruby)),
-            ("value_hash", convert::string(ruby, &r.value_hash, true)),
-        ],
-    )
-}
-
 fn refs_array(ruby: &Ruby, refs: &[FactRef]) -> Result<RArray, Error> {
     let out = ruby.ary_new_capa(refs.len());
     for r in refs {
-        out.push(ref_hash(ruby, r)?)?;
+        out.push(render::fact_ref(ruby, r)?)?;
     }
     Ok(out)
 }
@@ -207,15 +161,15 @@ fn prune_fact_ids(
     receipt_store: RValue,
 ) -> Result<RHash, Error> {
     let ids = id_strings(ruby, ids, "fact_ids")?;
-    let req = Prune::new(ids, value_arg(ruby, reason, "reason")?)
-        .metadata(value_arg(ruby, metadata, "metadata")?)
+    let req = Prune::new(ids, args::value(ruby, reason, "reason")?)
+        .metadata(args::value(ruby, metadata, "metadata")?)
         .receipt_store(args::name(ruby, receipt_store, "receipt_store")?);
     let r = rewrite(ruby, s, "prune_fact_ids", move |l| l.prune_fact_ids(req))?;
     hash_of(
         ruby,
         &[
             ("status", sym(ruby, "ok")),
-            ("receipt_id", id_str(ruby, r.receipt_id)),
+            ("receipt_id", render::id(ruby, r.receipt_id)),
             ("pruned_count", r.pruned_count.into_value_with(ruby)),
             ("missing_count", r.missing_ids.len().into_value_with(ruby)),
             (
@@ -240,7 +194,7 @@ fn erase(
     metadata: RValue,
     receipt_store: RValue,
 ) -> Result<RHash, Error> {
-    let reason = value_arg(ruby, reason, "reason")?;
+    let reason = args::value(ruby, reason, "reason")?;
     let req = if ids.is_nil() {
         Erase::key(
             args::name(ruby, store, "store")?,
@@ -251,15 +205,15 @@ fn erase(
         Erase::fact_ids(id_strings(ruby, ids, "fact_ids")?, reason)
     };
     let req = req
-        .actor(value_arg(ruby, actor, "actor")?)
-        .metadata(value_arg(ruby, metadata, "metadata")?)
+        .actor(args::value(ruby, actor, "actor")?)
+        .metadata(args::value(ruby, metadata, "metadata")?)
         .receipt_store(args::name(ruby, receipt_store, "receipt_store")?);
     let r = rewrite(ruby, s, "erase", move |l| l.erase(req))?;
     hash_of(
         ruby,
         &[
             ("status", sym(ruby, "ok")),
-            ("receipt_id", id_str(ruby, r.receipt_id)),
+            ("receipt_id", render::id(ruby, r.receipt_id)),
             ("erased_count", r.erased_count.into_value_with(ruby)),
             (
                 "erased_fact_refs",
@@ -300,7 +254,7 @@ fn entry_hash(ruby: &Ruby, e: &ActivityEntry) -> Result<RHash, Error> {
             ("status", sym(ruby, e.status)),
             ("reason", convert::to_ruby(ruby, &e.reason, false)),
             ("fact_count", e.fact_count.into_value_with(ruby)),
-            ("receipt_id", id_str(ruby, e.receipt_id)),
+            ("receipt_id", render::id(ruby, e.receipt_id)),
             (
                 "occurred_at",
                 e.occurred_at.as_secs_f64().into_value_with(ruby),

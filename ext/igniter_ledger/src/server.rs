@@ -171,7 +171,7 @@ fn start(ruby: &Ruby, options: String) -> Result<NativeServer, Error> {
     let backend = s("backend").unwrap_or_else(|| "memory".to_owned());
     opts = opts.backend_name(backend.clone());
     let durability = match s("durability") {
-        Some(d) => Durability::parse(&d).map_err(crate::store::ledger_err(ruby))?,
+        Some(d) => Durability::parse(&d).map_err(crate::errors::ledger_err(ruby))?,
         None => Durability::Fsync,
     };
     let path = s("path");
@@ -264,7 +264,7 @@ impl NativeServer {
             h.ledger().close()
         })
         .map_err(|m| errors::internal(ruby, "drain", m))?
-        .map_err(crate::store::ledger_err(ruby))
+        .map_err(crate::errors::ledger_err(ruby))
     }
 
     /// Stops (draining for the configured drain timeout) and closes the ledger. GVL
@@ -276,7 +276,7 @@ impl NativeServer {
             h.ledger().close()
         })
         .map_err(|m| errors::internal(ruby, "stop", m))?
-        .map_err(crate::store::ledger_err(ruby))
+        .map_err(crate::errors::ledger_err(ruby))
     }
 
     /// The events since the last call, waiting up to `timeout` seconds for one (GVL

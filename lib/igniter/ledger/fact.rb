@@ -15,8 +15,7 @@ module Igniter
       # Builds a standalone fact (stored nowhere) with a fresh id and the current time.
       def self.build(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil,
                      term: nil, producer: nil, derivation: nil)
-        _build(store, key, value, schema_version, causation,
-               term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation)
+        _build(store, key, value, schema_version, causation, valid_time, term, producer, derivation)
       end
 
       # Rebuilds a fact from its #to_h (String or Symbol keys; the 0.5.x names

@@ -7,10 +7,13 @@ module Igniter
     # The ledger. In memory (`LedgerStore.new`) or file-backed (`LedgerStore.open(path)`).
     # Safe to share between Ruby threads.
     #
-    # Every method here is a thin keyword-argument wrapper over a native method; the
-    # semantics live in the Rust core.
+    # Every method here is a thin keyword-argument wrapper over a native method, which
+    # converts all its arguments at once (ext/igniter_ledger/src/); the semantics live in
+    # the Rust core. A write to a closed handle raises ClosedError, and every fact
+    # committed is handed to the `backend:` object, if any, natively.
     class LedgerStore
-      # The "not given" default of `expected:` (nil means "must not exist yet").
+      # The "not given" default of `expected:` (nil means "must not exist yet"): the
+      # native call then gets no `expected` argument.
       UNSET = Object.new.freeze
 
       # How many values #read keeps ready (deep-frozen Ruby objects, by fact id) unless
@@ -148,6 +151,36 @@ module Igniter
       end
       private_class_method :_memory, :_open
 
+      # The store's ReadCache: scope entries (cache_ttl queries) are kept here, time-travel
+      # reads natively (ext/igniter_ledger/src/reads.rs), bounded by the same lru_cap: and
+      # counted, cleared and invalidated through this object.
+      class StoreCache < ReadCache
+        def initialize(store, lru_cap: DEFAULT_LRU_CAP)
+          super(lru_cap: lru_cap)
+          @store = store
+          store.__send__(:_time_travel_cap, lru_cap)
+        end
+
+        def lru_size
+          super + @store.__send__(:_time_travel_size)
+        end
+
+        def size
+          super + @store.__send__(:_time_travel_size)
+        end
+
+        def invalidate(store:, key: nil)
+          @store.__send__(:_time_travel_forget, store, key)
+          super
+        end
+
+        def clear
+          @store.__send__(:_time_travel_forget, nil, nil)
+          super
+        end
+      end
+      private_constant :StoreCache
+
       # The file-backed stores this process has open, by file identity (device, inode),
       # so that a second open of the same file can share the first handle's ledger. A
       # forked child inherits the table but not the ledgers: entries are only answered in
@@ -198,9 +231,8 @@ module Igniter
         return _close if handles.nil?
 
         last = handles[:lock].synchronize do
-          next false if @handle_closed
+          next false unless _close_handle
 
-          @handle_closed = true
           (handles[:open] -= 1).zero?
         end
         last ? _close : nil
@@ -208,7 +240,7 @@ module Igniter
 
       # True once this handle (or the ledger) is closed.
       def closed?
-        @handle_closed || _closed?
+        _handle_closed? || _closed?
       end
 
       # Writes `value` to (store, key); returns the new Fact. Its causation defaults to the
@@ -217,10 +249,11 @@ module Igniter
       # written, when the latest fact of the key is another one.
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: UNSET)
-        handle_open!
-        committed(_write(store, key, value, schema_version, causation,
-                         term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
-                         derivation, UNSET.equal?(expected) ? false : expected))
+        if UNSET.equal?(expected)
+          _write(store, key, value, schema_version, causation, valid_time, term, producer, derivation)
+        else
+          _write(store, key, value, schema_version, causation, valid_time, term, producer, derivation, expected)
+        end
       end
 
       # Appends `event` to a history under a fresh UUID key; returns the Fact.
@@ -228,25 +261,12 @@ module Igniter
       # history_partition answers correctly either way).
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
-        handle_open!
-        committed(_append(history, event, partition_key, schema_version, causation,
-                          term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer,
-                          derivation))
+        _append(history, event, partition_key, schema_version, causation, valid_time, term, producer, derivation)
       end
 
-      # Commits the writes and appends queued in the block atomically; returns their
-      # facts in order. If the block raises, nothing is written.
-      def transaction
-        raise ArgumentError, "transaction needs a block" unless block_given?
-
-        handle_open!
-
-        tx = Transaction.new
-        yield tx
-        return [] if tx.empty?
-
-        _commit(tx.operations).each { |f| committed(f) }
-      end
+      # transaction { |tx| ... } (native) commits the writes and appends queued in the
+      # block (see Transaction) atomically; returns their facts in order. If the block
+      # raises, nothing is written.
 
       # Commits several operations atomically: each a Hash with the keywords of #write
       # (store:, key:, value:, ...) or of #append (history:, event:, ...). Returns the facts.
@@ -265,21 +285,14 @@ module Igniter
       # valid_at: bitemporal — the fact with the greatest valid_time <= valid_at (facts
       # without a valid time count from their transaction time).
       #
-      # Time-travel reads (as_of:) go through the store's ReadCache: the same read again,
-      # with nothing written in between, answers the same (frozen) object.
+      # Time-travel reads (as_of:) go through the store's ReadCache (their entries kept
+      # natively, bounded by lru_cap:): the same read again, with nothing written in
+      # between, answers the same (frozen) object.
       #
       # ttl: (the reference's "a cached answer no older than ttl seconds") is accepted and
       # always met: a current read here never answers from a stale cache.
       def read(store:, key:, as_of: nil, valid_at: nil, ttl: nil) # rubocop:disable Lint/UnusedMethodArgument
-        return _read(store, key, as_of, valid_at) if as_of.nil? || !valid_at.nil?
-
-        token = fact_count
-        hit = read_cache.get(store: store, key: key, as_of: as_of, token: token)
-        return hit unless hit.nil?
-
-        value = _read(store, key, as_of, nil)
-        read_cache.put(store: store, key: key, fact: value, as_of: as_of, token: token) unless value.nil?
-        value
+        _read(store, key, as_of, valid_at)
       end
 
       # Like #read, but answers the Fact (or CoercedFact), or nil.
@@ -436,12 +449,12 @@ module Igniter
       end
 
       def handle_open!
-        raise ClosedError, "this handle of #{path} was closed (the ledger stays open for its other handles)" if @handle_closed
+        raise ClosedError, "this handle of #{path} was closed (the ledger stays open for its other handles)" if _handle_closed?
       end
 
       def setup(lru_cap, backend)
-        @cache ||= ReadCache.new(lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
-        @backend = backend
+        @cache ||= StoreCache.new(self, lru_cap: lru_cap.nil? ? ReadCache::DEFAULT_LRU_CAP : lru_cap)
+        _set_backend(backend)
         @warm_scopes ||= {}
         @scope_ttls ||= {}
         self
@@ -449,7 +462,7 @@ module Igniter
 
       # The ReadCache (time-travel reads, cache_ttl scope queries).
       def read_cache
-        @cache ||= ReadCache.new
+        @cache ||= StoreCache.new(self)
       end
 
       # A store or scope name as the Symbol registration uses (anything else as given:
@@ -474,15 +487,10 @@ module Igniter
         if segmented?
           return { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: SegmentedFileBackend.name }
         end
-        return nil if @backend.nil? || @backend.respond_to?(:replace_with_snapshot!)
+        backend = _backend
+        return nil if backend.nil? || backend.respond_to?(:replace_with_snapshot!)
 
-        { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: @backend.class.name }
-      end
-
-      # Hands a fact this store just committed to the `backend:` object, if any.
-      def committed(fact)
-        @backend&.write_fact(fact)
-        fact
+        { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: backend.class.name }
       end
 
       public

@@ -114,9 +114,10 @@ module Igniter
       # :segment_purge); a segmented store's own purges come from the core.
       def compaction_activity(store: nil)
         out = _compaction_activity(store)
-        return out unless @backend.respond_to?(:purge_receipts)
+        backend = _backend
+        return out unless backend.respond_to?(:purge_receipts)
 
-        out.concat(SegmentedFileBackend.activity_entries(@backend.purge_receipts(store: store&.to_s)))
+        out.concat(SegmentedFileBackend.activity_entries(backend.purge_receipts(store: store&.to_s)))
         out.sort_by! { |e| e[:occurred_at] }
       end
     end

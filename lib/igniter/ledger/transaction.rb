@@ -6,39 +6,27 @@ module Igniter
     # Nothing is written until the block returns; then all operations become visible at
     # once, and after a crash either all or none are present. `expected:` checks see the
     # earlier operations of the same transaction.
+    #
+    # A native object holding the core's batch: each call converts its arguments at once,
+    # so a refused argument raises here, at the caller's line ("batch operation N: ...").
+    # #size and #empty? are native too.
     class Transaction
-      def initialize
-        @ops = []
-      end
-
-      # Queues a write; returns its position in the transaction's result array.
+      # Queues a write (the keywords of LedgerStore#write); returns its position in the
+      # transaction's result array.
       def write(store:, key:, value:, schema_version: 1, causation: nil, valid_time: nil, term: nil,
                 producer: nil, derivation: nil, expected: LedgerStore::UNSET)
-        @ops << [:write, store, key, value, schema_version, causation,
-                 term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation,
-                 LedgerStore::UNSET.equal?(expected) ? false : expected]
-        @ops.size - 1
+        if LedgerStore::UNSET.equal?(expected)
+          _write(store, key, value, schema_version, causation, valid_time, term, producer, derivation)
+        else
+          _write(store, key, value, schema_version, causation, valid_time, term, producer, derivation, expected)
+        end
       end
 
-      # Queues an append; returns its position in the transaction's result array.
+      # Queues an append (the keywords of LedgerStore#append); returns its position in the
+      # transaction's result array.
       def append(history:, event:, partition_key: nil, schema_version: 1, causation: nil,
                  valid_time: nil, term: nil, producer: nil, derivation: nil)
-        @ops << [:append, history, event, partition_key, schema_version, causation,
-                 term.nil? ? valid_time : Ledger.__send__(:merge_valid_time, valid_time, term), producer, derivation]
-        @ops.size - 1
-      end
-
-      def size
-        @ops.size
-      end
-
-      def empty?
-        @ops.empty?
-      end
-
-      # The queued operations (internal form).
-      def operations
-        @ops
+        _append(history, event, partition_key, schema_version, causation, valid_time, term, producer, derivation)
       end
     end
   end
