@@ -38,7 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the number of facts (a plain integer).
     Stats(stats::Args),
-    /// Check every frame (length, CRC32), every value hash and every causation link.
+    /// Check every frame (length, CRC32) and record, ids, time order, causation links,
+    /// retention receipts and the snapshot, without opening the ledger.
     Verify(verify::Args),
     /// Print the facts as JSON Lines (one fact hash per line, commit order).
     Dump(dump::Args),

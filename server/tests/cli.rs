@@ -86,7 +86,9 @@ fn verify_finds_damage() {
     let (code, out, err) = cli(&["verify", p.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("CRC32 mismatch"), "{err}");
+    assert!(err.contains("CRC mismatch"), "{err}");
+    assert!(out.contains("problem: corrupt:"), "{out}");
+    assert!(!out.contains("ok:"), "{out}");
 }
 
 #[test]

@@ -182,6 +182,8 @@ pub struct VerifyReport {
     pub hash_mismatches: Vec<HashMismatch>,
     /// How many value-hash disagreements there are.
     pub hash_mismatch_count: u64,
+    /// Facts with a causation link (broken or not).
+    pub causation_links: u64,
     /// Broken causation links (at most 1,000 listed; see `broken_causation_count`).
     pub broken_causations: Vec<BrokenCausation>,
     /// How many causation links are broken.
@@ -648,6 +650,7 @@ impl SnapshotCompare {
 pub(crate) struct Checker {
     facts: u64,
     tombstones: u64,
+    causation_links: u64,
     seen: HashSet<Uuid>,
     /// Causations not resolved when their fact was read: (fact, store, causation).
     unresolved: Vec<(Uuid, Arc<str>, Uuid)>,
@@ -687,6 +690,7 @@ impl Checker {
         }
         self.last_tx = Some(tx);
         if let Some(c) = f.causation() {
+            self.causation_links += 1;
             if c == id || !self.seen.contains(&c) {
                 self.unresolved.push((id, f.store_arc().clone(), c));
             }
@@ -803,6 +807,7 @@ impl Checker {
         }
         report.facts_checked = self.facts;
         report.tombstones = self.tombstones;
+        report.causation_links = self.causation_links;
         report.broken_causations = broken;
         report.broken_causation_count = broken_count;
         report.causations_to_removed = removed;
@@ -991,6 +996,7 @@ mod tests {
         let r = verify_log(&log, &mut |_| {});
         assert_eq!(r.duplicate_ids, [Uuid::from_u128(2)]);
         assert_eq!(r.out_of_order, 1);
+        assert_eq!(r.causation_links, 2);
         let reasons: Vec<&str> = r
             .broken_causations
             .iter()
