@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
+use super::error::ChangefeedError;
 use super::event::{now_secs, ChangeEvent, Cursor};
 use super::follow::ChangesQuery;
 use super::observe::{self, DiagRing, Diagnostic, Snapshot};
@@ -21,8 +22,9 @@ use crate::{Error, Fact, LedgerStore, Result};
 pub enum ReplayStatus {
     /// The events after the cursor are all there.
     Ok,
-    /// History after the cursor is gone (a standalone buffer's ring moved on);
-    /// `oldest_cursor` names the horizon.
+    /// History after the cursor is gone (a standalone buffer's ring moved on, or
+    /// retention removed the ledger's facts after it); `oldest_cursor` names the
+    /// oldest event still there.
     CursorTooOld,
 }
 
@@ -250,10 +252,13 @@ impl ChangefeedBuffer {
 
     pub(crate) fn attach(&self, ledger: WeakLedger) -> Result<()> {
         self.shared.ledger.set(ledger).map_err(|_| {
-            Error::InvalidArgument(
-                "changefeed: this ChangefeedBuffer already follows a ledger (use one buffer per ledger)"
-                    .into(),
-            )
+            ChangefeedError::Misuse {
+                argument: "changefeed",
+                reason:
+                    "this ChangefeedBuffer already follows a ledger (use one buffer per ledger)"
+                        .into(),
+            }
+            .into()
         })
     }
 
@@ -263,10 +268,13 @@ impl ChangefeedBuffer {
     /// commits.
     pub fn emit(&self, fact: Fact) -> Result<ChangeEvent> {
         if self.is_attached() {
-            return Err(Error::InvalidArgument(
-                "emit: this ChangefeedBuffer follows a ledger; its events are the ledger's commits"
-                    .into(),
-            ));
+            return Err(ChangefeedError::Misuse {
+                argument: "emit",
+                reason:
+                    "this ChangefeedBuffer follows a ledger; its events are the ledger's commits"
+                        .into(),
+            }
+            .into());
         }
         let mut ring = self.shared.ring.lock();
         ring.next += 1;
@@ -317,11 +325,21 @@ impl ChangefeedBuffer {
         stores: &[S],
     ) -> Result<Subscription> {
         let Some(ledger) = self.ledger() else {
-            return Err(Error::InvalidArgument(
-                "cursor: subscribing from a cursor needs a changefeed attached to a ledger".into(),
-            ));
+            return Err(ChangefeedError::Misuse {
+                argument: "cursor",
+                reason: "subscribing from a cursor needs a changefeed attached to a ledger".into(),
+            }
+            .into());
         };
         ledger.check_cursor(&cursor)?;
+        let horizon = ledger.first_sequence() - 1;
+        if cursor.sequence < horizon {
+            return Err(ChangefeedError::CursorTooOld {
+                cursor,
+                horizon: Cursor::in_ledger(horizon, ledger.ledger_id()),
+            }
+            .into());
+        }
         Ok(self.register(stores, Some(cursor.sequence)))
     }
 
@@ -449,9 +467,11 @@ impl ChangefeedBuffer {
         limit: Option<usize>,
     ) -> Result<Replay> {
         if limit == Some(0) {
-            return Err(Error::InvalidArgument(
-                "limit: must be a positive Integer, got 0".into(),
-            ));
+            return Err(ChangefeedError::NotPositive {
+                argument: "limit",
+                value: 0,
+            }
+            .into());
         }
         let dropped_total = self.shared.dropped.load(Ordering::Relaxed);
         if self.is_attached() {
@@ -465,24 +485,30 @@ impl ChangefeedBuffer {
             if let Some(l) = limit {
                 q = q.limit(l);
             }
-            let events = ledger.changes(&q)?;
+            let (status, events) = match ledger.changes(&q) {
+                Ok(events) => (ReplayStatus::Ok, events),
+                Err(Error::Changefeed(ChangefeedError::CursorTooOld { .. })) => {
+                    (ReplayStatus::CursorTooOld, Vec::new())
+                }
+                Err(e) => return Err(e),
+            };
             let head = ledger.head();
             let id = ledger.ledger_id();
+            let first = ledger.first_sequence();
             let cursor = events.last().map(|e| e.cursor()).or(cursor);
+            let any = head.sequence >= first;
             return Ok(Replay {
-                status: ReplayStatus::Ok,
+                status,
                 events,
                 cursor,
-                oldest_cursor: (head.sequence > 0).then(|| Cursor::in_ledger(1, id)),
-                newest_cursor: (head.sequence > 0).then_some(head),
+                oldest_cursor: any.then(|| Cursor::in_ledger(first, id)),
+                newest_cursor: any.then_some(head),
                 dropped_total,
             });
         }
         if let Some(c) = &cursor {
             if c.ledger.is_some() {
-                return Err(Error::InvalidArgument(format!(
-                    "cursor: {c} names a ledger, but this ChangefeedBuffer is standalone (its cursors are {{sequence: N}})"
-                )));
+                return Err(ChangefeedError::LedgerCursorOnStandalone { cursor: *c }.into());
             }
         }
         let ring = self.shared.ring.lock();

@@ -34,16 +34,19 @@
 //! subscriber, never waiting for a consumer), so a stuck subscriber never blocks a writer.
 
 pub mod buffer;
+pub mod error;
 pub mod event;
 pub mod follow;
 pub mod observe;
 pub mod options;
+pub(crate) mod sequence;
 pub mod subscription;
 
 /// The store filter that matches every store: `feed.subscribe(ALL_STORES)`.
 pub const ALL_STORES: &[&str] = &[];
 
 pub use buffer::{ChangefeedBuffer, Replay, ReplayStatus};
+pub use error::ChangefeedError;
 pub use event::{ChangeEvent, Cursor};
 pub(crate) use follow::LedgerHook;
 pub use follow::{ChangesQuery, Follower};

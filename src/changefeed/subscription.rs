@@ -248,11 +248,10 @@ impl Subscriber {
             st.lagging = false;
             return;
         };
-        let (events, scanned_to, at_end) =
-            super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
-        st.last_seq = st.last_seq.max(scanned_to);
-        st.queue.extend(events);
-        if at_end {
+        let page = super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
+        st.last_seq = st.last_seq.max(page.scanned_to);
+        st.queue.extend(page.events);
+        if page.at_end {
             st.lagging = false;
         }
     }

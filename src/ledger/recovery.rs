@@ -168,6 +168,17 @@ pub(crate) fn decode_body(
     }
     let facts = match r.read_int()? {
         TAG_FACT => vec![decode_record(&mut r, &mut StateInterner(state))?],
+        wal::TAG_SEQUENCES => {
+            // The sequence table of a rewritten generation: it describes the log from
+            // its start, so it is only valid as the generation's first frame.
+            if !state.log.is_empty() {
+                return Err(DecodeError(
+                    "a sequence table after the first fact of the log".into(),
+                ));
+            }
+            state.seqs = crate::changefeed::sequence::Sequences::decode(&mut r)?;
+            Vec::new()
+        }
         TAG_BATCH => {
             let n = r.read_array_len()?;
             let mut v = Vec::with_capacity(n);
@@ -222,7 +233,11 @@ pub(crate) fn replay(
     if let Some(bytes) = snapshot_bytes {
         let outcome = bytes.and_then(|b| snapshot::read(&b, &mut StateInterner(&mut state)));
         report.snapshot = match outcome {
-            Ok(Loaded::Native { header, facts }) => {
+            Ok(Loaded::Native {
+                header,
+                facts,
+                sequences,
+            }) => {
                 let tail_ok = header.wal_offset == 0
                     || (header.wal_offset as usize <= buf.len()
                         && header.wal_offset >= 8
@@ -232,6 +247,7 @@ pub(crate) fn replay(
                     for f in facts {
                         push(&mut state, f, report);
                     }
+                    state.seqs = sequences;
                     start = header.wal_offset;
                     state.wal_end = header.wal_offset;
                     state.wal_tail_crc = header.wal_tail_crc;

@@ -21,6 +21,7 @@ use super::receipt::{
     COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
 use super::rewrite::{self, Committed, OsRewriteIo, RewriteIo};
+use crate::changefeed::sequence::Sequences;
 
 /// An exact prune: remove these facts (by id) from every read path and from disk.
 ///
@@ -660,6 +661,13 @@ impl LedgerStore {
             }
         }
         let regs = Registrations::of(&state);
+        // Changefeed: the kept facts keep their sequences (and the ledger its identity).
+        let seqs = Sequences::rewritten(
+            &state.seqs,
+            state.ledger_identity(),
+            (0..cut).filter(|&i| !change.drop[i]),
+            cut,
+        );
         drop(state);
         let read_window = read_window.elapsed();
         let mut generation = None;
@@ -669,7 +677,11 @@ impl LedgerStore {
                 rewrite::remove_snapshot(io, p)?;
                 let mut g = rewrite::Generation::create(io, p)?;
                 let (written, s) = std::thread::scope(|sc| {
-                    let w = sc.spawn(|| g.append(kept.iter()).and_then(|()| g.sync()));
+                    let w = sc.spawn(|| {
+                        g.append_sequences(&seqs)
+                            .and_then(|()| g.append(kept.iter()))
+                            .and_then(|()| g.sync())
+                    });
                     let s = rebuild(&regs, kept.clone());
                     (w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), s)
                 });
@@ -733,9 +745,15 @@ impl LedgerStore {
                 }
                 _ => (None, None),
             };
+            let receipts_published = sealed.clone();
+            new_state.seqs = seqs;
             extend(&mut new_state, tail.into_iter().chain(sealed));
+            let receipts_seq = new_state.next_sequence() - receipts_published.len() as u64;
             let durable = wal.is_some();
             let old = ex.install(held, std::mem::take(&mut new_state), wal);
+            // The receipts are commits too: the changefeed numbers and delivers them.
+            self.feed_hook()
+                .published(receipts_seq, &receipts_published);
             let late = late.or_else(|| match path.as_deref() {
                 Some(p) => rewrite::remove_files(io, p, &side_files).err(),
                 None => None,
