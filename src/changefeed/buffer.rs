@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
 use super::error::ChangefeedError;
 use super::event::{now_secs, ChangeEvent, Cursor};
 use super::follow::ChangesQuery;
+use super::forksafe;
 use super::observe::{self, DiagRing, Diagnostic, Snapshot};
 use super::options::{BufferOptions, Overflow};
 use super::subscription::{Subscriber, SubscriberSnapshot, Subscription};
@@ -67,7 +68,14 @@ pub(crate) struct Shared {
     failed: AtomicU64,
     diag: Mutex<DiagRing>,
     ledger: OnceLock<WeakLedger>,
+    /// The process the registry was last checked in (see `check_fork`).
     pid: AtomicU32,
+    /// The process that made the buffer: its locks block as usual only there (see
+    /// [`super::forksafe`]).
+    pub(crate) origin: u32,
+    /// The process in which one of its locks was found orphaned (0: none): the buffer
+    /// is inert there from then on, so later calls do not wait for the lock again.
+    dead_in: AtomicU32,
 }
 
 impl Shared {
@@ -75,8 +83,41 @@ impl Shared {
         self.ledger.get().and_then(|w| w.upgrade())
     }
 
+    /// Takes one of its locks (see [`super::forksafe`]); None when it is orphaned, or
+    /// the buffer is inert in this process because one was.
+    fn take<G>(&self, try_lock: impl FnMut() -> Option<G>, lock: impl FnOnce() -> G) -> Option<G> {
+        let dead = self.dead_in.load(Ordering::Relaxed);
+        if dead != 0 && dead == std::process::id() {
+            return None;
+        }
+        let g = forksafe::lock(self.origin, try_lock, lock);
+        if g.is_none() {
+            self.dead_in.store(std::process::id(), Ordering::Relaxed);
+        }
+        g
+    }
+
+    /// The ring (None: orphaned by a fork).
+    fn ring(&self) -> Option<MutexGuard<'_, Ring>> {
+        self.take(|| self.ring.try_lock(), || self.ring.lock())
+    }
+
+    fn subs_read(&self) -> Option<RwLockReadGuard<'_, Vec<Arc<Subscriber>>>> {
+        self.take(|| self.subs.try_read(), || self.subs.read())
+    }
+
+    fn subs_write(&self) -> Option<RwLockWriteGuard<'_, Vec<Arc<Subscriber>>>> {
+        self.take(|| self.subs.try_write(), || self.subs.write())
+    }
+
+    fn diag(&self) -> Option<MutexGuard<'_, DiagRing>> {
+        self.take(|| self.diag.try_lock(), || self.diag.lock())
+    }
+
     fn record(&self, d: Diagnostic) {
-        self.diag.lock().push(d, self.opts.diagnostic_ring_size);
+        if let Some(mut g) = self.diag() {
+            g.push(d, self.opts.diagnostic_ring_size);
+        }
     }
 
     fn entry(&self, kind: &'static str, s: &Subscriber) -> Diagnostic {
@@ -121,7 +162,9 @@ impl Shared {
     }
 
     pub(crate) fn remove(&self, s: &Arc<Subscriber>) {
-        self.subs.write().retain(|x| !Arc::ptr_eq(x, s));
+        if let Some(mut subs) = self.subs_write() {
+            subs.retain(|x| !Arc::ptr_eq(x, s));
+        }
     }
 
     /// The policy new subscribers get: the configured one, else `CatchUp` attached and
@@ -142,7 +185,10 @@ impl Shared {
         let me = std::process::id();
         if self.pid.load(Ordering::Relaxed) != me {
             self.pid.store(me, Ordering::Relaxed);
-            let subs = std::mem::take(&mut *self.subs.write());
+            let Some(mut subs) = self.subs_write() else {
+                return;
+            };
+            let subs = std::mem::take(&mut *subs);
             for s in subs {
                 if s.close_forked() {
                     self.note_closed(&s);
@@ -163,8 +209,15 @@ impl Shared {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         ring.events.push_back(ev.clone());
-        for s in self.subs.read().iter() {
-            s.offer(ev, self);
+        let mut orphaned = false;
+        if let Some(subs) = self.subs_read() {
+            for s in subs.iter() {
+                orphaned |= !s.offer(ev, self);
+            }
+        }
+        if orphaned {
+            // Only in a forked child: drop the parent's subscribers.
+            self.check_fork();
         }
     }
 }
@@ -226,6 +279,8 @@ impl ChangefeedBuffer {
                 diag: Mutex::new(DiagRing::default()),
                 ledger: OnceLock::new(),
                 pid: AtomicU32::new(std::process::id()),
+                origin: std::process::id(),
+                dead_in: AtomicU32::new(0),
             }),
         })
     }
@@ -276,7 +331,13 @@ impl ChangefeedBuffer {
             }
             .into());
         }
-        let mut ring = self.shared.ring.lock();
+        let Some(mut ring) = self.shared.ring() else {
+            return Err(ChangefeedError::Misuse {
+                argument: "emit",
+                reason: "a thread of the parent process held this ChangefeedBuffer when this process forked; make a new one here".into(),
+            }
+            .into());
+        };
         ring.next += 1;
         let ev = ChangeEvent::now(fact, ring.next, None);
         self.shared.fan_out(&mut ring, &ev);
@@ -288,7 +349,9 @@ impl ChangefeedBuffer {
     pub(crate) fn emit_committed(&self, first_seq: u64, ledger: Option<Uuid>, facts: &[Fact]) {
         let sh = &self.shared;
         let n = facts.len();
-        let mut ring = sh.ring.lock();
+        let Some(mut ring) = sh.ring() else {
+            return; // orphaned by a fork: the buffer does not emit in this process
+        };
         ring.next = first_seq + n as u64 - 1;
         sh.emitted.fetch_add(n as u64, Ordering::Relaxed);
         let added = n.min(sh.opts.max_size - ring.window);
@@ -296,16 +359,24 @@ impl ChangefeedBuffer {
         if n > added {
             sh.dropped.fetch_add((n - added) as u64, Ordering::Relaxed);
         }
-        let subs = sh.subs.read();
+        let Some(subs) = sh.subs_read() else {
+            return;
+        };
         if subs.is_empty() {
             return;
         }
         let at = now_secs();
+        let mut orphaned = false;
         for (i, f) in facts.iter().enumerate() {
             let ev = ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at);
             for s in subs.iter() {
-                s.offer(&ev, sh);
+                orphaned |= !s.offer(&ev, sh);
             }
+        }
+        drop(subs);
+        if orphaned {
+            // Only in a forked child: drop the parent's subscribers.
+            sh.check_fork();
         }
     }
 
@@ -350,7 +421,7 @@ impl ChangefeedBuffer {
         let ledger = self.ledger();
         // Registered under the ring lock (which serializes emission): it sees exactly the
         // events after its starting point.
-        let ring = shared.ring.lock();
+        let ring = shared.ring();
         let head = ledger.as_ref().map_or(0, |l| l.head().sequence);
         let sub = Arc::new(Subscriber::new(
             stores,
@@ -361,7 +432,11 @@ impl ChangefeedBuffer {
             after.unwrap_or(head),
             after.is_some_and(|a| a < head),
         ));
-        shared.subs.write().push(sub.clone());
+        match (&ring, shared.subs_write()) {
+            (Some(_), Some(mut subs)) => subs.push(sub.clone()),
+            // Orphaned by a fork: the subscription is born closed.
+            _ => sub.close(None),
+        }
         drop(ring);
         shared.record(shared.entry("subscriber_subscribed", &sub));
         Subscription { sub }
@@ -371,7 +446,10 @@ impl ChangefeedBuffer {
     /// Also call it in a forked child that will not subscribe, count or snapshot (those
     /// notice the fork themselves).
     pub fn close_all(&self) {
-        let subs = std::mem::take(&mut *self.shared.subs.write());
+        let Some(mut subs) = self.shared.subs_write() else {
+            return;
+        };
+        let subs = std::mem::take(&mut *subs);
         for s in subs {
             s.close(Some(&self.shared));
         }
@@ -381,7 +459,9 @@ impl ChangefeedBuffer {
     /// all active subscribers.
     pub fn subscriber_count(&self, store: Option<&str>) -> usize {
         self.shared.check_fork();
-        let subs = self.shared.subs.read();
+        let Some(subs) = self.shared.subs_read() else {
+            return 0;
+        };
         match store {
             None => subs.len(),
             Some(st) => subs.iter().filter(|s| s.follows(st)).count(),
@@ -391,7 +471,8 @@ impl ChangefeedBuffer {
     /// One entry per active subscriber.
     pub fn subscriber_snapshot(&self) -> Vec<SubscriberSnapshot> {
         self.shared.check_fork();
-        let subs: Vec<Arc<Subscriber>> = self.shared.subs.read().clone();
+        let subs: Vec<Arc<Subscriber>> =
+            self.shared.subs_read().map_or_else(Vec::new, |s| s.clone());
         subs.iter().map(|s| s.snapshot()).collect()
     }
 
@@ -399,20 +480,19 @@ impl ChangefeedBuffer {
     pub fn snapshot(&self) -> Snapshot {
         let sh = &self.shared;
         sh.check_fork();
-        let (buffered, oldest, newest) = {
-            let r = sh.ring.lock();
-            if r.window > 0 {
+        let (buffered, oldest, newest) = match sh.ring() {
+            None => (0, None, None),
+            Some(r) if r.window > 0 => {
                 // Attached: the window of the last `window` sequences.
                 (r.window, Some(r.next + 1 - r.window as u64), Some(r.next))
-            } else {
-                (
-                    r.events.len(),
-                    r.events.front().map(|e| e.sequence()),
-                    r.events.back().map(|e| e.sequence()),
-                )
             }
+            Some(r) => (
+                r.events.len(),
+                r.events.front().map(|e| e.sequence()),
+                r.events.back().map(|e| e.sequence()),
+            ),
         };
-        let subs: Vec<Arc<Subscriber>> = sh.subs.read().clone();
+        let subs: Vec<Arc<Subscriber>> = sh.subs_read().map_or_else(Vec::new, |s| s.clone());
         let queued: Vec<usize> = subs.iter().map(|s| s.queued()).collect();
         let total_queued: usize = queued.iter().sum();
         let failed = sh.failed.load(Ordering::Relaxed);
@@ -429,7 +509,9 @@ impl ChangefeedBuffer {
             total_queued,
             &pressure,
         );
-        let diagnostics = sh.diag.lock().view();
+        let diagnostics = sh
+            .diag()
+            .map_or_else(|| DiagRing::default().view(), |d| d.view());
         let ledger = self.ledger();
         Snapshot {
             emitted_total: sh.emitted.load(Ordering::Relaxed),
@@ -511,7 +593,13 @@ impl ChangefeedBuffer {
                 return Err(ChangefeedError::LedgerCursorOnStandalone { cursor: *c }.into());
             }
         }
-        let ring = self.shared.ring.lock();
+        let Some(ring) = self.shared.ring() else {
+            return Err(ChangefeedError::Misuse {
+                argument: "replay",
+                reason: "a thread of the parent process held this ChangefeedBuffer when this process forked; make a new one here".into(),
+            }
+            .into());
+        };
         let oldest = ring.events.front().map(|e| e.cursor());
         let newest = ring.events.back().map(|e| e.cursor());
         let after = cursor.map_or(0, |c| c.sequence);

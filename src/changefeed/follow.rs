@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::buffer::ChangefeedBuffer;
 use super::error::ChangefeedError;
 use super::event::{now_secs, ChangeEvent, Cursor};
+use super::forksafe;
 use crate::ledger::index::State;
 use crate::{Error, Fact, LedgerStore, Result};
 
@@ -30,6 +31,8 @@ pub(crate) struct LedgerHook {
     lock: Mutex<()>,
     cond: Condvar,
     closed: AtomicBool,
+    /// The process that made the ledger (see [`super::forksafe`]).
+    origin: u32,
 }
 
 impl LedgerHook {
@@ -48,6 +51,7 @@ impl LedgerHook {
             lock: Mutex::new(()),
             cond: Condvar::new(),
             closed: AtomicBool::new(false),
+            origin: std::process::id(),
         }
     }
 
@@ -62,7 +66,7 @@ impl LedgerHook {
         self.newest
             .store(first_seq + facts.len() as u64 - 1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _g = self.lock.lock();
+            let _g = self.lock_waiters();
             self.cond.notify_all();
         }
         if let Some(b) = self.buffer.get() {
@@ -74,12 +78,17 @@ impl LedgerHook {
     pub(crate) fn closed(&self) {
         self.closed.store(true, Ordering::SeqCst);
         {
-            let _g = self.lock.lock();
+            let _g = self.lock_waiters();
             self.cond.notify_all();
         }
         if let Some(b) = self.buffer.get() {
             b.close_all();
         }
+    }
+
+    /// The followers' lock (None: orphaned by a fork; see [`super::forksafe`]).
+    fn lock_waiters(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        forksafe::lock(self.origin, || self.lock.try_lock(), || self.lock.lock())
     }
 
     fn identity(&self) -> Option<Uuid> {
@@ -92,7 +101,11 @@ impl LedgerHook {
 
     /// Waits until a fact after `seq` is published, the ledger closes, or `deadline`.
     fn wait_past(&self, seq: u64, deadline: Option<Instant>) {
-        let mut g = self.lock.lock();
+        let Some(mut g) = self.lock_waiters() else {
+            // Orphaned by a fork: poll instead of waiting to be woken.
+            std::thread::sleep(Duration::from_millis(1));
+            return;
+        };
         self.waiters.fetch_add(1, Ordering::SeqCst);
         while self.newest() <= seq && !self.closed.load(Ordering::SeqCst) {
             match deadline {
@@ -332,7 +345,17 @@ impl LedgerStore {
     /// per ledger, one ledger per buffer.
     pub fn attach_changefeed(&self, buffer: &ChangefeedBuffer) -> Result<()> {
         let hook = self.feed_hook();
-        let _one_at_a_time = hook.attaching.lock();
+        let Some(_one_at_a_time) = forksafe::lock(
+            hook.origin,
+            || hook.attaching.try_lock(),
+            || hook.attaching.lock(),
+        ) else {
+            return Err(ChangefeedError::Misuse {
+                argument: "changefeed",
+                reason: "a thread of the parent process was attaching a changefeed when this process forked".into(),
+            }
+            .into());
+        };
         if let Some(b) = hook.buffer.get() {
             if b.same(buffer) {
                 return Ok(());

@@ -37,6 +37,7 @@ pub mod buffer;
 pub mod error;
 pub mod event;
 pub mod follow;
+mod forksafe;
 pub mod observe;
 pub mod options;
 pub(crate) mod sequence;

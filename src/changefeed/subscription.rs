@@ -15,6 +15,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::buffer::Shared;
 use super::event::ChangeEvent;
+use super::forksafe;
 use super::options::{ClosePolicy, Overflow};
 
 /// What waiting for the next event gave.
@@ -71,6 +72,8 @@ pub(crate) struct Subscriber {
     /// Bumped on every push (read without the lock by a consumer about to park).
     pushed: AtomicU64,
     feed: Weak<Shared>,
+    /// The process that made it (see [`super::forksafe`]).
+    origin: u32,
 }
 
 /// How long a consumer that found its queue empty keeps yielding (checking `pushed`)
@@ -133,6 +136,7 @@ impl Subscriber {
             ready: Condvar::new(),
             pushed: AtomicU64::new(0),
             feed,
+            origin: std::process::id(),
         }
     }
 
@@ -141,21 +145,24 @@ impl Subscriber {
     }
 
     /// Queues `ev` by the overflow policy. Called by the buffer, in sequence order.
-    pub(crate) fn offer(&self, ev: &ChangeEvent, shared: &Shared) {
+    /// False when its lock is orphaned (a forked child; see [`super::forksafe`]).
+    pub(crate) fn offer(&self, ev: &ChangeEvent, shared: &Shared) -> bool {
         if !self.follows(ev.store()) {
-            return;
+            return true;
         }
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_state() else {
+            return false;
+        };
         if st.status != Status::Active {
-            return;
+            return true;
         }
         if ev.sequence() <= st.last_seq {
             // Already read back from the log (catching up), or before this subscriber's
             // starting point.
-            return;
+            return true;
         }
         if st.lagging {
-            return;
+            return true;
         }
         if st.queue.len() >= self.cap {
             match self.overflow {
@@ -167,12 +174,12 @@ impl Subscriber {
                 Overflow::DropNewest => {
                     st.overflow_dropped += 1;
                     shared.note_overflow(self);
-                    return;
+                    return true;
                 }
                 Overflow::CatchUp => {
                     st.lagging = true;
                     shared.note_lagging(self);
-                    return;
+                    return true;
                 }
             }
         }
@@ -181,11 +188,19 @@ impl Subscriber {
         self.pushed.fetch_add(1, Ordering::Release);
         drop(st);
         self.ready.notify_one();
+        true
+    }
+
+    /// Its state (None: orphaned by a fork, see [`super::forksafe`]).
+    pub(crate) fn lock_state(&self) -> Option<MutexGuard<'_, SubState>> {
+        forksafe::lock(self.origin, || self.state.try_lock(), || self.state.lock())
     }
 
     /// Stops taking events; under `Discard` drops what is queued. Idempotent.
     pub(crate) fn close(&self, shared: Option<&Shared>) {
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_state() else {
+            return;
+        };
         if st.status == Status::Active {
             st.status = Status::Closing;
             if self.close_policy == ClosePolicy::Discard {
@@ -219,7 +234,21 @@ impl Subscriber {
     }
 
     pub(crate) fn snapshot(&self) -> SubscriberSnapshot {
-        let st = self.state.lock();
+        let Some(st) = self.lock_state() else {
+            return SubscriberSnapshot {
+                id: self.id.clone(),
+                stores: self.stores.clone(),
+                queue_size: 0,
+                queue_max_size: self.cap,
+                overflow: self.overflow,
+                close_policy: self.close_policy,
+                status: Status::Closed.name(),
+                delivered_total: 0,
+                overflow_dropped_total: 0,
+                failed_total: 0,
+                lagging: false,
+            };
+        };
         SubscriberSnapshot {
             id: self.id.clone(),
             stores: self.stores.clone(),
@@ -236,7 +265,7 @@ impl Subscriber {
     }
 
     pub(crate) fn queued(&self) -> usize {
-        self.state.lock().queue.len()
+        self.lock_state().map_or(0, |st| st.queue.len())
     }
 
     /// Catch-up: reads the events after `last_seq` back from the ledger's log, up to the
@@ -258,7 +287,9 @@ impl Subscriber {
 
     fn take(&self, timeout: Option<Duration>) -> Recv {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_state() else {
+            return Recv::Closed;
+        };
         loop {
             match st.status {
                 Status::Closed | Status::Failed => return Recv::Closed,
@@ -380,7 +411,9 @@ impl Subscription {
 
     /// Counts one event as delivered.
     pub fn ack(&self) {
-        let mut st = self.sub.state.lock();
+        let Some(mut st) = self.sub.lock_state() else {
+            return;
+        };
         if st.status == Status::Failed {
             return;
         }
@@ -394,7 +427,9 @@ impl Subscription {
     /// The handler failed: the subscription is removed, its queue dropped, the failure
     /// counted and recorded in the diagnostics ring.
     pub fn fail(&self, error_class: &str, message: &str) {
-        let mut st = self.sub.state.lock();
+        let Some(mut st) = self.sub.lock_state() else {
+            return;
+        };
         if matches!(st.status, Status::Failed | Status::Closed) {
             return;
         }
@@ -422,7 +457,9 @@ impl Subscription {
 
     /// True once closed or failed.
     pub fn is_closed(&self) -> bool {
-        self.sub.state.lock().status != Status::Active
+        self.sub
+            .lock_state()
+            .is_none_or(|st| st.status != Status::Active)
     }
 
     /// This subscriber's counters and queue.

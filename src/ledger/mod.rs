@@ -19,7 +19,7 @@ pub mod access;
 pub mod codec;
 pub mod error;
 pub mod fact;
-mod fork;
+pub(crate) mod fork;
 pub mod fs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
