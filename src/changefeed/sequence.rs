@@ -94,10 +94,8 @@ impl Sequences {
             identity,
             runs: Vec::new(),
         };
-        let mut at = 0u64;
-        for old in kept.chain(std::iter::once(cut)) {
-            out.push_run(at, old_seqs.seq_at(old));
-            at += 1;
+        for (at, old) in kept.chain(std::iter::once(cut)).enumerate() {
+            out.push_run(at as u64, old_seqs.seq_at(old));
         }
         out
     }
