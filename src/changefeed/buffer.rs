@@ -54,6 +54,8 @@ struct Ring {
     next: u64,
     /// Events in the window of an attached buffer (≤ max_size).
     window: usize,
+    /// Reused to build a commit's events (emission holds the ring).
+    scratch: Vec<ChangeEvent>,
 }
 
 pub(crate) struct Shared {
@@ -269,6 +271,7 @@ impl ChangefeedBuffer {
                     events: VecDeque::new(),
                     next: 0,
                     window: 0,
+                    scratch: Vec::new(),
                 }),
                 subs: RwLock::new(Vec::new()),
                 emitted: AtomicU64::new(0),
@@ -365,14 +368,23 @@ impl ChangefeedBuffer {
         if subs.is_empty() {
             return;
         }
+        // The commit's events, built once into a scratch vector the ring keeps (no
+        // allocation per commit once it has grown), then handed to each subscriber under
+        // one lock with one wake-up.
         let at = now_secs();
+        let mut evs = std::mem::take(&mut ring.scratch);
+        evs.extend(
+            facts
+                .iter()
+                .enumerate()
+                .map(|(i, f)| ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at)),
+        );
         let mut orphaned = false;
-        for (i, f) in facts.iter().enumerate() {
-            let ev = ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at);
-            for s in subs.iter() {
-                orphaned |= !s.offer(&ev, sh);
-            }
+        for s in subs.iter() {
+            orphaned |= !s.offer_all(&evs, sh);
         }
+        evs.clear();
+        ring.scratch = evs;
         drop(subs);
         if orphaned {
             // Only in a forked child: drop the parent's subscribers.

@@ -147,7 +147,14 @@ impl Subscriber {
     /// Queues `ev` by the overflow policy. Called by the buffer, in sequence order.
     /// False when its lock is orphaned (a forked child; see [`super::forksafe`]).
     pub(crate) fn offer(&self, ev: &ChangeEvent, shared: &Shared) -> bool {
-        if !self.follows(ev.store()) {
+        self.offer_all(std::slice::from_ref(ev), shared)
+    }
+
+    /// Queues the events of one commit (in sequence order) by the overflow policy: one
+    /// lock and at most one wake-up for the whole commit. False when its lock is
+    /// orphaned (a forked child; see [`super::forksafe`]).
+    pub(crate) fn offer_all(&self, evs: &[ChangeEvent], shared: &Shared) -> bool {
+        if !evs.iter().any(|ev| self.follows(ev.store())) {
             return true;
         }
         let Some(mut st) = self.lock_state() else {
@@ -156,38 +163,44 @@ impl Subscriber {
         if st.status != Status::Active {
             return true;
         }
-        if ev.sequence() <= st.last_seq {
-            // Already read back from the log (catching up), or before this subscriber's
-            // starting point.
-            return true;
-        }
-        if st.lagging {
-            return true;
-        }
-        if st.queue.len() >= self.cap {
-            match self.overflow {
-                Overflow::DropOldest => {
-                    st.queue.pop_front();
-                    st.overflow_dropped += 1;
-                    shared.note_overflow(self);
-                }
-                Overflow::DropNewest => {
-                    st.overflow_dropped += 1;
-                    shared.note_overflow(self);
-                    return true;
-                }
-                Overflow::CatchUp => {
-                    st.lagging = true;
-                    shared.note_lagging(self);
-                    return true;
+        let mut queued = 0u64;
+        for ev in evs {
+            if !self.follows(ev.store()) || ev.sequence() <= st.last_seq {
+                // Not followed; or already read back from the log (catching up), or
+                // before this subscriber's starting point.
+                continue;
+            }
+            if st.lagging {
+                break;
+            }
+            if st.queue.len() >= self.cap {
+                match self.overflow {
+                    Overflow::DropOldest => {
+                        st.queue.pop_front();
+                        st.overflow_dropped += 1;
+                        shared.note_overflow(self);
+                    }
+                    Overflow::DropNewest => {
+                        st.overflow_dropped += 1;
+                        shared.note_overflow(self);
+                        continue;
+                    }
+                    Overflow::CatchUp => {
+                        st.lagging = true;
+                        shared.note_lagging(self);
+                        break;
+                    }
                 }
             }
+            st.last_seq = ev.sequence();
+            st.queue.push_back(ev.clone());
+            queued += 1;
         }
-        st.last_seq = ev.sequence();
-        st.queue.push_back(ev.clone());
-        self.pushed.fetch_add(1, Ordering::Release);
         drop(st);
-        self.ready.notify_one();
+        if queued > 0 {
+            self.pushed.fetch_add(queued, Ordering::Release);
+            self.ready.notify_one();
+        }
         true
     }
 
