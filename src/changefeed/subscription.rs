@@ -298,7 +298,9 @@ impl Subscriber {
         }
     }
 
-    fn take(&self, timeout: Option<Duration>) -> Recv {
+    /// The next event (waiting up to `timeout`); `count`: count it as delivered in the
+    /// same critical section (one lock per event for `recv`, instead of two).
+    fn take(&self, timeout: Option<Duration>, count: bool) -> Recv {
         let deadline = timeout.map(|t| Instant::now() + t);
         let Some(mut st) = self.lock_state() else {
             return Recv::Closed;
@@ -309,6 +311,13 @@ impl Subscriber {
                 _ => {}
             }
             if let Some(ev) = st.queue.pop_front() {
+                if count {
+                    st.delivered += 1;
+                    drop(st);
+                    if let Some(s) = self.feed.upgrade() {
+                        s.note_delivered();
+                    }
+                }
                 return Recv::Event(ev);
             }
             if st.status == Status::Closing {
@@ -392,20 +401,13 @@ impl Subscription {
 
     /// Waits up to `timeout` for the next event and counts it as delivered.
     pub fn recv_timeout(&self, timeout: Duration) -> Recv {
-        let r = self.sub.take(Some(timeout));
-        if matches!(r, Recv::Event(_)) {
-            self.ack();
-        }
-        r
+        self.sub.take(Some(timeout), true)
     }
 
     /// Waits for the next event (None once closed) and counts it as delivered.
     pub fn recv(&self) -> Option<ChangeEvent> {
-        match self.sub.take(None) {
-            Recv::Event(e) => {
-                self.ack();
-                Some(e)
-            }
+        match self.sub.take(None, true) {
+            Recv::Event(e) => Some(e),
             _ => None,
         }
     }
@@ -419,7 +421,7 @@ impl Subscription {
     /// for a consumer that runs a handler and then calls [`ack`](Self::ack) or
     /// [`fail`](Self::fail).
     pub fn take(&self, timeout: Option<Duration>) -> Recv {
-        self.sub.take(timeout)
+        self.sub.take(timeout, false)
     }
 
     /// Counts one event as delivered.
