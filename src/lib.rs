@@ -32,6 +32,7 @@ mod derive;
 mod ledger;
 pub mod protocol;
 pub mod retention;
+pub mod segments;
 pub mod typed;
 
 pub use changefeed::{ChangeEvent, ChangefeedBuffer, ChangesQuery, Cursor, Follower};

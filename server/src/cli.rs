@@ -25,6 +25,8 @@ pub enum Command {
     /// Serve a ledger to an MCP client (an editor or an agent) over stdio. Read-only
     /// unless write tools are allowed by name.
     Mcp(McpArgs),
+    /// Sync with a PostgreSQL hub: push this ledger's facts, pull or bootstrap others'.
+    Sync(crate::sync::cli::SyncArgs),
 }
 
 /// Arguments of `igniter-ledger mcp`.
@@ -46,6 +48,7 @@ pub struct McpArgs {
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Mcp(args) => mcp(args),
+        Command::Sync(args) => crate::sync::cli::run(args),
     }
 }
 

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`mcp`] | the MCP server: the core's MCP tool catalogue served over stdio with `rmcp` |
 //! | [`cli`] | the `igniter-ledger` operator command line |
+//! | [`sync`] | the PostgreSQL sync hub: push, pull, bootstrap, hub retention |
 //!
 //! Every front door answers through the core's one protocol interpreter
 //! ([`igniter_ledger::protocol::Interpreter`]), so the MCP server, the Ruby gem's
@@ -14,3 +15,4 @@
 
 pub mod cli;
 pub mod mcp;
+pub mod sync;

@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod codec;
+pub(crate) mod commit;
 pub mod error;
 pub mod fact;
 pub(crate) mod fork;

@@ -196,7 +196,7 @@ pub(crate) fn decode_body(
 }
 
 /// Appends a replayed fact, keeping transaction times strictly increasing.
-fn push(state: &mut State, f: Fact, report: &mut OpenReport) {
+pub(crate) fn push(state: &mut State, f: Fact, report: &mut OpenReport) {
     let f = match state.last_tx() {
         Some(last) if f.transaction_time() <= last => {
             report.retimed_facts += 1;

@@ -106,6 +106,8 @@ struct Inner {
     retention: Mutex<crate::retention::Policies>,
     /// Derivations, scatters and relations: react to published commits.
     reactor: crate::derive::Reactor,
+    /// The segment directory of a segmented ledger (also the writer's sink).
+    segments: Option<Arc<crate::segments::SegmentStorage>>,
 }
 
 impl Inner {
@@ -213,6 +215,8 @@ struct Writer {
     poisoned: Option<String>,
     next_seq: u64,
     frame: Vec<u8>,
+    /// Where commits go when there is no WAL (see `super::commit`).
+    sink: Option<Arc<dyn super::commit::CommitSink>>,
 }
 
 /// Group-commit state, under `Inner::sync`.
@@ -297,7 +301,8 @@ impl Default for LedgerStore {
 }
 
 impl LedgerStore {
-    fn build(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build(
         state: State,
         wal: Option<WalWriter>,
         path: Option<PathBuf>,
@@ -305,7 +310,11 @@ impl LedgerStore {
         report: Option<OpenReport>,
         fs: Arc<dyn FileSystem>,
         hash_keys: HashKeys,
+        segments: Option<Arc<crate::segments::SegmentStorage>>,
     ) -> Self {
+        let sink = segments
+            .clone()
+            .map(|s| s as Arc<dyn super::commit::CommitSink>);
         let clock = Clock::new(recovery::clock_floor(&state));
         let written = wal.as_ref().map_or(0, |w| w.len);
         let feed = LedgerHook::new(&state);
@@ -322,6 +331,7 @@ impl LedgerStore {
                     poisoned: None,
                     next_seq: 0,
                     frame: Vec::with_capacity(4096),
+                    sink,
                 }),
                 sync: Mutex::new(SyncState {
                     synced: written,
@@ -345,6 +355,7 @@ impl LedgerStore {
                 in_flight: AtomicUsize::new(0),
                 retention: Mutex::new(crate::retention::Policies::default()),
                 reactor: crate::derive::Reactor::default(),
+                segments,
             }),
         }
     }
@@ -364,6 +375,7 @@ impl LedgerStore {
             None,
             Arc::new(OsFileSystem),
             opts.hash_keys,
+            None,
         )
     }
 
@@ -433,6 +445,7 @@ impl LedgerStore {
             Some(report),
             fs,
             opts.hash_keys,
+            None,
         ))
     }
 
@@ -534,7 +547,11 @@ impl LedgerStore {
         let seq = w.next_seq;
         w.next_seq += 1;
         let Some(wal) = w.wal.as_mut() else {
-            // In memory: publish at once.
+            // In memory, or into the sink: publish at once (after the sink has it).
+            if let Some(sink) = &w.sink {
+                let committed: Vec<Fact> = facts.iter().map(|(f, _, _)| f.clone()).collect();
+                sink.append(&committed)?;
+            }
             let mut out = Vec::new();
             let mut state = inner.write_state_as(me)?;
             let first_seq = state.next_sequence();
@@ -1088,6 +1105,10 @@ impl LedgerStore {
         }
         self.inner.feed.closed();
         let mut w = self.inner.writer.lock();
+        if let Some(sink) = w.sink.take() {
+            drop(w);
+            return sink.close();
+        }
         let Some(mut wal) = w.wal.take() else {
             return Ok(());
         };
@@ -1485,6 +1506,13 @@ impl LedgerStore {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        if inner.segments.is_some() {
+            return Err(Error::InvalidArgument(
+                "compaction, prune and erasure rewrite a single WAL; a segmented ledger \
+                 drops whole sealed segments instead (purge_segments)"
+                    .into(),
+            ));
+        }
         // Lock order as checkpoint's: checkpointing (the caller), then (group-commit
         // leadership), then writer. Becoming the leader keeps anyone else from syncing
         // or cutting the file.
@@ -1553,6 +1581,11 @@ impl LedgerStore {
             .as_deref()
             .map(|p| p.display().to_string())
             .unwrap_or_default()
+    }
+
+    /// The segment directory of a segmented ledger.
+    pub(crate) fn segment_storage(&self) -> Option<&Arc<crate::segments::SegmentStorage>> {
+        self.inner.segments.as_ref()
     }
 
     /// The retention policies (see `crate::retention`).

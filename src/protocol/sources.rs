@@ -83,15 +83,14 @@ pub trait Sources: Send + Sync {
     }
 
     /// Segment storage statistics (string-keyed, as the reference), or None when the
-    /// ledger is not segmented. Default: None — a WAL or memory ledger has no segments.
-    fn storage_stats(&self, _store: &LedgerStore, _name: Option<&str>) -> Option<Value> {
-        None
+    /// ledger is not segmented (a WAL or memory ledger has no segments).
+    fn storage_stats(&self, store: &LedgerStore, name: Option<&str>) -> Option<Value> {
+        store.storage_stats(name).as_ref().map(string_keyed)
     }
 
     /// The segment manifest (string-keyed), or None when the ledger is not segmented.
-    /// Default: None.
-    fn segment_manifest(&self, _store: &LedgerStore, _name: Option<&str>) -> Option<Value> {
-        None
+    fn segment_manifest(&self, store: &LedgerStore, name: Option<&str>) -> Option<Value> {
+        store.segment_manifest(name).as_ref().map(string_keyed)
     }
 
     /// Compaction, prune and purge activity entries, oldest first. Default: none — a
@@ -153,4 +152,19 @@ pub fn latest_items(
             value: facts[i].value(),
         })
         .collect())
+}
+
+/// JSON as a value with String map keys (the segment reports' keys are Strings in the
+/// reference).
+fn string_keyed(j: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Array(items) => Value::Array(items.iter().map(string_keyed).collect()),
+        J::Object(map) => Value::Map(
+            map.iter()
+                .map(|(k, v)| (crate::MapKey::str(k.as_str()), string_keyed(v)))
+                .collect(),
+        ),
+        other => super::json::from_json(other),
+    }
 }

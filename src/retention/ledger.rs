@@ -562,6 +562,24 @@ impl LedgerStore {
                 }
             }
         }
+        // Segment purges of a segmented ledger, from their receipts on disk.
+        let purges = self
+            .with_segments(|b| b.purge_receipts(store, None, None, None))
+            .unwrap_or_default();
+        for r in purges {
+            let text = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            out.push(ActivityEntry {
+                kind: ActivityKind::SegmentPurge,
+                store: Some(text("store")),
+                status: "ok",
+                reason: Value::from(text("reason")),
+                fact_count: r.get("fact_count").and_then(|v| v.as_u64()).unwrap_or(0) as usize,
+                receipt_id: Fact::id_from_str(&text("segment_id")),
+                occurred_at: crate::Timestamp::from_secs_f64(
+                    r.get("purged_at").and_then(|v| v.as_f64()).unwrap_or(0.0),
+                ),
+            });
+        }
         out.sort_by_key(|e| e.occurred_at);
         out
     }

@@ -81,23 +81,27 @@ pub enum ActivityKind {
     ExactPrune,
     /// An erasure (`erase`).
     Erasure,
+    /// A sealed segment purged by its store's segment retention (segmented ledgers).
+    SegmentPurge,
 }
 
 impl ActivityKind {
-    /// `retention_compaction`, `exact_prune` or `erasure`.
+    /// `retention_compaction`, `exact_prune`, `erasure` or `segment_purge`.
     pub fn name(self) -> &'static str {
         match self {
             ActivityKind::RetentionCompaction => "retention_compaction",
             ActivityKind::ExactPrune => "exact_prune",
             ActivityKind::Erasure => "erasure",
+            ActivityKind::SegmentPurge => "segment_purge",
         }
     }
-    /// Who performed it: `store_compact`, `fact_prune` or `store_erase`.
+    /// Who performed it: `store_compact`, `fact_prune`, `store_erase` or `segmented_backend`.
     pub fn executor(self) -> &'static str {
         match self {
             ActivityKind::RetentionCompaction => "store_compact",
             ActivityKind::ExactPrune => "fact_prune",
             ActivityKind::Erasure => "store_erase",
+            ActivityKind::SegmentPurge => "segmented_backend",
         }
     }
 }
@@ -291,6 +295,8 @@ pub(crate) fn activity_entry(kind: ActivityKind, f: &Fact) -> Option<ActivityEnt
             v.get_sym("reason").cloned().unwrap_or_default(),
             int_field(&v, "erased_count"),
         ),
+        // Segment purges leave receipt files, not receipt facts.
+        ActivityKind::SegmentPurge => return None,
     };
     Some(ActivityEntry {
         kind,

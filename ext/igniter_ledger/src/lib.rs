@@ -13,6 +13,7 @@
 //! | `errors` | exception classes and the core-error mapping |
 //! | `gvl` | running disk-bound work without the GVL |
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
+//! | `segments` | `SegmentedFileBackend` and the segmented store's methods |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
@@ -34,6 +35,7 @@ mod gvl;
 mod identity;
 mod protocol;
 mod retention;
+mod segments;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.
@@ -101,6 +103,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     protocol::define(ruby, ledger)?;
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
+    segments::init(ruby, ledger, store_class)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -225,7 +225,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl StoreObj {
-    fn new(ledger: LedgerStore, cache_entries: usize, slice_handles: usize) -> Self {
+    pub(crate) fn new(ledger: LedgerStore, cache_entries: usize, slice_handles: usize) -> Self {
         let release_gvl = ledger.path().is_some() && ledger.durability() == Durability::Fsync;
         StoreObj {
             ledger,
@@ -350,7 +350,7 @@ pub(crate) fn ledger_err(ruby: &Ruby) -> impl Fn(igniter_ledger::Error) -> Error
     move |e| errors::ledger_error(ruby, e)
 }
 
-fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
+pub(crate) fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
     let base: RClass = ruby.get_inner(Classes::get().store);
     if klass.is_inherited(base) {
         Ok(())
@@ -366,7 +366,7 @@ fn check_class(ruby: &Ruby, klass: RClass) -> Result<(), Error> {
 
 /// `:keep` / `:symbolize` (the Ruby layer checks the value; anything else is an
 /// ArgumentError here too).
-fn hash_keys_arg(ruby: &Ruby, v: String) -> Result<HashKeys, Error> {
+pub(crate) fn hash_keys_arg(ruby: &Ruby, v: String) -> Result<HashKeys, Error> {
     HashKeys::parse(&v).ok_or_else(|| {
         Error::new(
             ruby.exception_arg_error(),

@@ -374,16 +374,15 @@ module Igniter
         _lineage(store, key)
       end
 
-      # Storage statistics of a segmented backend; nil here, as in the 0.5.x gem for every
-      # other backend.
-      def storage_stats(store: nil) # rubocop:disable Lint/UnusedMethodArgument
-        nil
+      # Storage statistics of a segmented store (String keys, see SegmentedFileBackend);
+      # nil for every other store, as in the 0.5.x gem.
+      def storage_stats(store: nil)
+        Segmented.parse(_segments_json("stats", store&.to_s))
       end
 
-      # The segment manifest of a segmented backend; nil here, as in the 0.5.x gem for
-      # every other backend.
-      def segment_manifest(store: nil) # rubocop:disable Lint/UnusedMethodArgument
-        nil
+      # The segment manifest of a segmented store; nil for every other store.
+      def segment_manifest(store: nil)
+        Segmented.parse(_segments_json("manifest", store&.to_s))
       end
 
       # Every fact in commit order (raw, not coerced); since: >=, as_of: <=.
@@ -472,6 +471,9 @@ module Igniter
       # cannot rewrite its copy (no #replace_with_snapshot!): pruning only here would
       # leave the pruned facts in the backend. nil when pruning may go ahead.
       def exact_prune_unsupported
+        if segmented?
+          return { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: SegmentedFileBackend.name }
+        end
         return nil if @backend.nil? || @backend.respond_to?(:replace_with_snapshot!)
 
         { status: :unsupported, reason: :backend_does_not_support_exact_prune, backend: @backend.class.name }

@@ -110,8 +110,14 @@ module Igniter
 
       # Compactions, exact prunes and erasures, oldest first: a plain Array of
       # {kind:, executor:, store:, status:, reason:, fact_count:, receipt_id:, occurred_at:}.
+      # A SegmentedFileBackend given as backend: adds its segment purges (kind:
+      # :segment_purge); a segmented store's own purges come from the core.
       def compaction_activity(store: nil)
-        _compaction_activity(store)
+        out = _compaction_activity(store)
+        return out unless @backend.respond_to?(:purge_receipts)
+
+        out.concat(SegmentedFileBackend.activity_entries(@backend.purge_receipts(store: store&.to_s)))
+        out.sort_by! { |e| e[:occurred_at] }
       end
     end
   end

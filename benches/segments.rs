@@ -1,0 +1,180 @@
+//! Segmented storage against the single-WAL store, side by side in one run:
+//!
+//! 1. disk bytes per fact on a GPS-like workload (4-field values, 1,000 keys): the WAL,
+//!    the `ledger_frames` and the `ledger_compact_zlib` segment codecs;
+//! 2. write cost: one fact per commit, single writer, in each durability mode, the two
+//!    stores alternated round by round (median of the rounds);
+//! 3. open time of a cleanly closed store of N facts;
+//! 4. RSS growth of a fresh process that opens the store, per fact (the child process is
+//!    this binary re-executed with `--rss <kind> <path>`).
+//!
+//! `cargo bench --bench segments -- [N] [dir]` (N defaults to 1000000; dir to
+//! `target/segments-bench`, removed at the end).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use igniter_ledger::segments::{SegmentCodec, SegmentOptions};
+use igniter_ledger::{Durability, LedgerStore, MapKey, OpenOptions, Value, Write};
+
+fn gps(i: usize) -> Value {
+    Value::map([
+        (
+            MapKey::sym("lat"),
+            Value::Float(34.052 + (i % 97) as f64 * 1e-4),
+        ),
+        (
+            MapKey::sym("lng"),
+            Value::Float(-118.243 - (i % 89) as f64 * 1e-4),
+        ),
+        (MapKey::sym("accuracy_m"), Value::Float(10.0)),
+        (MapKey::sym("battery_pct"), Value::Int(85 - (i % 50) as i64)),
+    ])
+}
+
+fn open(kind: &str, path: &Path, d: Durability) -> LedgerStore {
+    match kind {
+        "wal" => LedgerStore::open_with(path, OpenOptions::new().durability(d)).unwrap(),
+        "frames" => LedgerStore::open_segmented(
+            path,
+            SegmentOptions::new()
+                .durability(d)
+                .codec(SegmentCodec::Frames),
+        )
+        .unwrap(),
+        _ => LedgerStore::open_segmented(
+            path,
+            SegmentOptions::new()
+                .durability(d)
+                .codec(SegmentCodec::Compact),
+        )
+        .unwrap(),
+    }
+}
+
+fn disk_bytes(p: &Path) -> u64 {
+    if p.is_file() {
+        return std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    }
+    let mut n = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        n += disk_bytes(&e.path());
+    }
+    n
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn child_rss(kind: &str, path: &Path) {
+    let before = rss_kb();
+    let t = Instant::now();
+    let l = open(kind, path, Durability::Flush);
+    let secs = t.elapsed().as_secs_f64();
+    let after = rss_kb();
+    println!("{} {} {secs}", l.fact_count(), (after - before) * 1024);
+    l.close().unwrap();
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--rss") {
+        child_rss(&args[1], Path::new(&args[2]));
+        return;
+    }
+    let n: usize = args
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = PathBuf::from(
+        args.get(1)
+            .cloned()
+            .unwrap_or("target/segments-bench".into()),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("# segments bench, N = {n}");
+
+    // 1 + 3 + 4: build each store with N facts, then open it in a fresh process.
+    println!("\n| store | disk B/fact | write N (flush mode) | open (fresh process) | RSS growth B/fact |");
+    println!("|---|---|---|---|---|");
+    for kind in ["wal", "frames", "compact"] {
+        let path = dir.join(kind);
+        let l = open(kind, &path, Durability::Flush);
+        let t = Instant::now();
+        for i in 0..n {
+            l.write(Write::new("gps", format!("tech_{}", i % 1000), gps(i)))
+                .unwrap();
+        }
+        let write_s = t.elapsed().as_secs_f64();
+        l.close().unwrap();
+        drop(l);
+        let bytes = disk_bytes(&path);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--rss", kind, &path.to_string_lossy()])
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout);
+        let mut it = s.split_whitespace();
+        let facts: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
+        let rss: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
+        let open_s: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
+        println!(
+            "| {kind} | {:.1} | {:.2} s ({:.0} facts/s) | {:.0} ms | {:.0} |",
+            bytes as f64 / n as f64,
+            write_s,
+            n as f64 / write_s,
+            open_s * 1e3,
+            rss / facts
+        );
+        std::fs::remove_dir_all(&path)
+            .or_else(|_| std::fs::remove_file(&path))
+            .ok();
+    }
+
+    // 2: write cost per durability mode, alternating WAL and segmented round by round.
+    println!("\n| durability | facts/round | WAL commits/s | segmented (frames) commits/s | segmented / WAL |");
+    println!("|---|---|---|---|---|");
+    for (d, m) in [
+        (Durability::None, 100_000),
+        (Durability::Flush, 50_000),
+        (Durability::Fsync, 1_000),
+    ] {
+        let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..5 {
+            for (j, kind) in ["wal", "frames"].into_iter().enumerate() {
+                let path = dir.join(format!("cost-{kind}-{round}"));
+                let l = open(kind, &path, d);
+                let t = Instant::now();
+                for i in 0..m {
+                    l.write(Write::new("gps", format!("tech_{}", i % 1000), gps(i)))
+                        .unwrap();
+                }
+                let secs = t.elapsed().as_secs_f64();
+                l.close().unwrap();
+                rates[j].push(m as f64 / secs);
+                std::fs::remove_dir_all(&path)
+                    .or_else(|_| std::fs::remove_file(&path))
+                    .ok();
+                let _ = std::fs::remove_file(format!("{}.snap", path.display()));
+            }
+        }
+        let (w, s) = (median(rates[0].clone()), median(rates[1].clone()));
+        println!("| {} | {m} | {w:.0} | {s:.0} | {:.2} |", d.name(), s / w);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,260 @@
+//! [`SyncHandle`]: the push and pull loops on their own threads, reconnecting with backoff
+//! after hub errors, stopped cleanly by [`SyncHandle::stop`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use igniter_ledger::LedgerStore;
+
+use super::pull::{PullFilter, Puller};
+use super::push::{InsertMode, Pusher};
+use super::state::StateDir;
+use super::SyncError;
+
+/// What a sync does.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// The hub: a PostgreSQL connection string (`postgres://user@host:port/db`).
+    pub hub: String,
+    /// Push this ledger's facts.
+    pub push: bool,
+    /// Pull this subscription (None: do not pull).
+    pub pull: Option<PullFilter>,
+    /// Where the node id, pull cursors and provenance live (None: in memory, for a
+    /// ledger in memory; a file ledger should use `<file>.sync`).
+    pub state_dir: Option<PathBuf>,
+    /// Facts per push transaction and rows per pull batch. Default 1000.
+    pub batch_size: usize,
+    /// The longest wait between two looks at the ledger or the hub when idle (a NOTIFY
+    /// or a commit wakes earlier). Default 1 s.
+    pub poll_interval: Duration,
+    /// The longest wait before reconnecting after a hub error. Default 5 s.
+    pub max_backoff: Duration,
+    /// How rows are inserted (batched by default).
+    pub insert_mode: InsertMode,
+    /// Print hub errors and reconnects to stderr.
+    pub verbose: bool,
+}
+
+impl SyncConfig {
+    /// Neither push nor pull yet, with the defaults.
+    pub fn new(hub: impl Into<String>) -> Self {
+        SyncConfig {
+            hub: hub.into(),
+            push: false,
+            pull: None,
+            state_dir: None,
+            batch_size: 1000,
+            poll_interval: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(5),
+            insert_mode: InsertMode::Batched,
+            verbose: false,
+        }
+    }
+}
+
+/// Counters of a running sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// Facts written into the hub.
+    pub pushed: u64,
+    /// The last ledger sequence known to be in the hub.
+    pub push_cursor: u64,
+    /// Facts taken in from the hub.
+    pub pulled: u64,
+    /// The last hub sequence taken in.
+    pub pull_cursor: i64,
+    /// Hub errors survived (each followed by a reconnect).
+    pub reconnects: u64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    pushed: AtomicU64,
+    push_cursor: AtomicU64,
+    pulled: AtomicU64,
+    pull_cursor: AtomicI64,
+    reconnects: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A running sync of one ledger: a push thread and/or a pull thread.
+pub struct SyncHandle {
+    shared: Arc<Shared>,
+    state: Arc<StateDir>,
+    threads: Vec<(&'static str, JoinHandle<Result<(), SyncError>>)>,
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncHandle")
+            .field("node", &self.state.node())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl SyncHandle {
+    /// Starts syncing `ledger` as `config` says. Returns at once; the threads connect
+    /// (and create the hub schema if the database is empty) on their own and retry
+    /// until the hub answers.
+    pub fn start(ledger: LedgerStore, config: SyncConfig) -> Result<SyncHandle, SyncError> {
+        if !config.push && config.pull.is_none() {
+            return Err(SyncError::Invalid(
+                "sync: nothing to do (neither push nor pull)".into(),
+            ));
+        }
+        let state = Arc::new(StateDir::open(config.state_dir.clone())?);
+        let shared = Arc::new(Shared::default());
+        let mut threads = Vec::new();
+        if config.push {
+            let mut pusher = Pusher::new(
+                ledger.clone(),
+                &config.hub,
+                state.node(),
+                config.batch_size,
+                config.insert_mode,
+            )?;
+            let sh = shared.clone();
+            let cfg = config.clone();
+            threads.push((
+                "push",
+                spawn("igniter-sync-push", move || {
+                    run_loop("push", &sh, &cfg, |wait| {
+                        let r = pusher.step(wait);
+                        sh.pushed.store(pusher.pushed(), Ordering::SeqCst);
+                        sh.push_cursor.store(pusher.cursor(), Ordering::SeqCst);
+                        if r.is_err() {
+                            pusher.disconnect();
+                        }
+                        r
+                    })
+                })?,
+            ));
+        }
+        if let Some(filter) = config.pull.clone() {
+            let mut puller = Puller::new(
+                ledger,
+                &config.hub,
+                state.clone(),
+                filter,
+                config.batch_size,
+            )?;
+            let sh = shared.clone();
+            let cfg = config.clone();
+            threads.push((
+                "pull",
+                spawn("igniter-sync-pull", move || {
+                    run_loop("pull", &sh, &cfg, |wait| {
+                        let r = puller.step(wait);
+                        sh.pulled.store(puller.pulled(), Ordering::SeqCst);
+                        sh.pull_cursor.store(puller.cursor(), Ordering::SeqCst);
+                        if r.is_err() {
+                            puller.disconnect();
+                        }
+                        r
+                    })
+                })?,
+            ));
+        }
+        Ok(SyncHandle {
+            shared,
+            state,
+            threads,
+        })
+    }
+
+    /// This node's id (the `origin_ledger` of its rows in the hub).
+    pub fn node(&self) -> uuid::Uuid {
+        self.state.node()
+    }
+
+    /// The counters so far.
+    pub fn status(&self) -> SyncStatus {
+        let s = &self.shared;
+        SyncStatus {
+            pushed: s.pushed.load(Ordering::SeqCst),
+            push_cursor: s.push_cursor.load(Ordering::SeqCst),
+            pulled: s.pulled.load(Ordering::SeqCst),
+            pull_cursor: s.pull_cursor.load(Ordering::SeqCst),
+            reconnects: s.reconnects.load(Ordering::SeqCst),
+            last_error: s
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+
+    /// True once a thread has ended on its own (a fatal error, or the ledger closed).
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().any(|(_, t)| t.is_finished())
+    }
+
+    /// Stops both loops after their current step (a transaction in flight either commits
+    /// or rolls back whole) and waits for them. The first fatal error, if any.
+    pub fn stop(self) -> Result<(), SyncError> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let mut first = Ok(());
+        for (name, t) in self.threads {
+            let r = t.join().unwrap_or_else(|_| {
+                Err(SyncError::Invalid(format!(
+                    "sync: the {name} thread panicked"
+                )))
+            });
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() -> Result<(), SyncError> + Send + 'static,
+) -> Result<JoinHandle<Result<(), SyncError>>, SyncError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map_err(|e| SyncError::Invalid(format!("cannot start a sync thread: {e}")))
+}
+
+fn run_loop(
+    what: &str,
+    sh: &Shared,
+    cfg: &SyncConfig,
+    mut step: impl FnMut(Duration) -> Result<usize, SyncError>,
+) -> Result<(), SyncError> {
+    let wait = cfg.poll_interval.min(Duration::from_millis(250));
+    let mut backoff = Duration::from_millis(50);
+    while !sh.stop.load(Ordering::SeqCst) {
+        match step(wait) {
+            Ok(_) => backoff = Duration::from_millis(50),
+            Err(SyncError::Stopped) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                sh.reconnects.fetch_add(1, Ordering::SeqCst);
+                if cfg.verbose {
+                    eprintln!("igniter-ledger sync: {what}: {e}; retrying in {backoff:?}");
+                }
+                *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                let until = std::time::Instant::now() + backoff;
+                while std::time::Instant::now() < until && !sh.stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                backoff = (backoff * 2).min(cfg.max_backoff);
+            }
+            Err(e) => {
+                *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

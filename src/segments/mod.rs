@@ -1,0 +1,38 @@
+//! Segmented storage: a ledger kept as sealed, self-describing segment files per store
+//! and time bucket instead of one growing WAL.
+//!
+//! Layout under the root:
+//!
+//! ```text
+//! root/commit.journal                                  multi-store batches in flight (empty after a clean close: removed)
+//! root/wal/store=<s>/date=<bucket>/segment-NNNNNN.wal  frames of one store (bucket: YYYY-MM-DD, YYYY-MM-DDTHH or flat)
+//!                                  segment-NNNNNN.wal.manifest.json    written when sealed
+//!                                  segment-NNNNNN.wal.purged.json      receipt of a purged segment
+//!                                  segment-NNNNNN.wal.quarantine.json  receipt of a damaged segment
+//! ```
+//!
+//! | module | holds |
+//! |---|---|
+//! | `options` | [`SegmentOptions`]: rotation, codecs, flush policy, durability, retention |
+//! | `codec` | frames in and out: `ledger_frames`, `ledger_compact_zlib`, 0.5.2 `json_crc32` |
+//! | `legacy` | reading 0.5.2 `compact_delta_zlib` segments |
+//! | `backend` | [`SegmentedBackend`]: the directory, sealing, quarantine, purge, journal, reports |
+//!
+//! A [`crate::LedgerStore`] opened with [`crate::LedgerStore::open_segmented`] keeps its
+//! indexes in memory as usual and hands every commit to a [`SegmentedBackend`] through the
+//! commit engine's sink seam (`crate::ledger::commit`).
+
+mod backend;
+mod codec;
+mod ledger;
+mod legacy;
+mod options;
+
+pub use backend::{
+    SegmentOpenReport, SegmentedBackend, JOURNAL_FILE, MANIFEST_SUFFIX, PURGED_SUFFIX,
+    QUARANTINE_SUFFIX,
+};
+pub use ledger::SegmentStorage;
+pub use options::{
+    FlushPolicy, SegmentCodec, SegmentOptions, TimeBucket, COMPACT_BATCH_SIZE, DEFAULT_MAX_BYTES,
+};
