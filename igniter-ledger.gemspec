@@ -20,8 +20,11 @@ Gem::Specification.new do |spec|
   # cargo at install time; Cargo.lock pins the dependency versions.
   spec.files = Dir[
     "lib/**/*.rb",
+    "exe/*",
     "ext/**/*.{rb,rs,toml}",
     "src/**/*.rs",
+    "server/Cargo.toml",
+    "server/src/**/*.rs",
     "{benches,examples,tests}/**/*.rs",
     "build.rs",
     "Cargo.toml",
@@ -30,6 +33,8 @@ Gem::Specification.new do |spec|
     "LICENSE*",
     "igniter-ledger.gemspec"
   ].select { |f| File.file?(f) }
+  spec.bindir = "exe"
+  spec.executables = %w[igniter-ledger-server igniter-store-server]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/igniter_ledger/extconf.rb"]
 end

@@ -6,8 +6,10 @@
 #   rake compile
 #   ruby -Ilib benches/ruby_protocol_bench.rb [N] [--markdown BENCHMARKS-ruby.md]
 #
-# N writes over N/10 keys; 5N reads; N/100 queries over the written store
-# (where: {status: :open}, limit: 50; a query scans the store's latest facts).
+# N writes over N/10 keys; 5N reads; three query shapes, N/100 of each, over the
+# written store: where status (half the keys match) + limit 50; where assignee (a field
+# an access_path descriptor names, ~1% of keys match) + limit 50; order priority desc +
+# limit 10 over every key.
 # Prints a Markdown table; with --markdown FILE it rewrites the block between the
 # protocol markers of FILE. The reference's interpreter is not in this repository, so
 # there is no side-by-side with it: only our absolute figures.
@@ -72,7 +74,28 @@ w = measure(queries) do
 end
 qtext = JSON.generate(env(:query, { store: "tasks", where: { status: "open" }, limit: 50 }, "q"))
 j = measure(queries) { queries.times { json_wire.dispatch_json(qtext) } }
-rows << ["query, #{keys} keys / #{n} facts, where + limit 50 (ops/s)", d, w, j]
+rows << ["query, #{keys} keys / #{n} facts, where status (half the keys) + limit 50 (ops/s)", d, w, j]
+
+# A selective field named by an access_path descriptor (about 1 key in 97 matches).
+path = { schema_version: 1, kind: :access_path, name: :tasks_by_assignee, store: :tasks, fields: [:assignee] }
+wired.protocol.register(path)
+json_store.protocol.register(path)
+direct.register_path(Igniter::Ledger.access_path(store: :tasks, scope: :user5, filters: { assignee: "user-5" }))
+d = measure(queries) { queries.times { direct.query(store: :tasks, scope: :user5).first(50) } }
+w = measure(queries) do
+  queries.times { wire.dispatch(env(:query, { store: :tasks, where: { assignee: "user-5" }, limit: 50 }, "q")) }
+end
+qtext = JSON.generate(env(:query, { store: "tasks", where: { assignee: "user-5" }, limit: 50 }, "q"))
+j = measure(queries) { queries.times { json_wire.dispatch_json(qtext) } }
+rows << ["query, where assignee (access_path descriptor, ~1% of keys) + limit 50 (ops/s)", d, w, j]
+
+# order + limit over every key (no store method does this: direct is n/a).
+w = measure(queries) do
+  queries.times { wire.dispatch(env(:query, { store: :tasks, order: { priority: :desc }, limit: 10 }, "q")) }
+end
+qtext = JSON.generate(env(:query, { store: "tasks", order: { priority: "desc" }, limit: 10 }, "q"))
+j = measure(queries) { queries.times { json_wire.dispatch_json(qtext) } }
+rows << ["query, order priority desc + limit 10 over every key (ops/s)", nil, w, j]
 load_after = File.read("/proc/loadavg").split.first(3).join(" ")
 
 fmt = ->(x) { x.round.to_s.reverse.scan(/\d{1,3}/).join(",").reverse }
@@ -82,7 +105,11 @@ out << "Size: N = #{n} writes over #{keys} keys, #{reads} reads, #{queries} quer
 out << "| operation | store method | wire.dispatch (Ruby Hash envelope) | dispatch ÷ direct | dispatch_json (JSON text) | CPU-time rates: direct / dispatch / json |\n"
 out << "|---|---:|---:|---:|---:|---:|\n"
 rows.each do |name, dd, ww, jj|
-  out << "| #{name} | #{fmt[dd[0]]} | #{fmt[ww[0]]} | #{format("%.2f", ww[0] / dd[0])}× | #{fmt[jj[0]]} | #{fmt[dd[1]]} / #{fmt[ww[1]]} / #{fmt[jj[1]]} |\n"
+  if dd
+    out << "| #{name} | #{fmt[dd[0]]} | #{fmt[ww[0]]} | #{format("%.2f", ww[0] / dd[0])}× | #{fmt[jj[0]]} | #{fmt[dd[1]]} / #{fmt[ww[1]]} / #{fmt[jj[1]]} |\n"
+  else
+    out << "| #{name} | n/a | #{fmt[ww[0]]} | n/a | #{fmt[jj[0]]} | n/a / #{fmt[ww[1]]} / #{fmt[jj[1]]} |\n"
+  end
 end
 puts out
 

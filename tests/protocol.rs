@@ -411,7 +411,10 @@ fn write_fact_append_replay_resolve_and_sync() {
 
     let full = p.sync_hub_profile(&obj([])).unwrap();
     assert!(full.is_full());
-    assert_eq!(full.facts.len(), 2);
+    // The two facts written, and the relation's index fact (the relation is registered
+    // with the derived-state engine, which indexed the task already there).
+    assert_eq!(full.facts.len(), 3);
+    assert_eq!(get(&full.facts[2], &["store"]), &s("__rel_project_tasks"));
     let cursor = full.next_cursor.unwrap();
     let inc = p
         .sync_hub_profile(&obj([(

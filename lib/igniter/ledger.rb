@@ -23,6 +23,7 @@ require_relative "ledger/protocol"
 require_relative "ledger/changefeed"
 require_relative "ledger/retention"
 require_relative "ledger/segmented"
+require_relative "ledger/server"
 
 module Igniter
   # An embedded, append-only, bitemporal fact ledger. See LedgerStore. (The module's real

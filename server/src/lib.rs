@@ -5,14 +5,18 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`server`] | the ledger server: framed TCP/unix (legacy ops and wire envelopes), HTTP, SSE |
+//! | [`client`] | [`client::RemoteStore`]: a ledger store served by a server |
 //! | [`mcp`] | the MCP server: the core's MCP tool catalogue served over stdio with `rmcp` |
 //! | [`cli`] | the `igniter-ledger` operator command line |
 //! | [`sync`] | the PostgreSQL sync hub: push, pull, bootstrap, hub retention |
 //!
 //! Every front door answers through the core's one protocol interpreter
 //! ([`igniter_ledger::protocol::Interpreter`]), so the MCP server, the Ruby gem's
-//! `MCPAdapter` and the servers to come answer alike.
+//! `MCPAdapter` and the servers answer alike.
 
 pub mod cli;
+pub mod client;
 pub mod mcp;
+pub mod server;
 pub mod sync;

@@ -1,13 +1,10 @@
 //! The `igniter-ledger` binary.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    match igniter_ledger_server::cli::run(igniter_ledger_server::cli::Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("igniter-ledger: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let code = igniter_ledger_server::cli::main_with(
+        std::env::args_os(),
+        "igniter-ledger",
+        igniter_ledger_server::cli::run,
+    );
+    std::process::ExitCode::from(code as u8)
 }

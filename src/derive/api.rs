@@ -63,6 +63,32 @@ impl LedgerStore {
         from: &Value,
         as_of: Option<Timestamp>,
     ) -> Result<Vec<Value>> {
+        Ok(self
+            .resolve_items(name, from, as_of)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// [`LedgerStore::resolve`] with each value's source key: `(key, value)` pairs, in
+    /// the same order.
+    ///
+    /// ```
+    /// use igniter_ledger::{LedgerStore, MapKey, Relation, Value, Write};
+    /// let ledger = LedgerStore::memory();
+    /// ledger.register_relation(Relation::new("article_comments", "comments",
+    ///     MapKey::sym("article_id"), "articles")).unwrap();
+    /// let c = Value::map([(MapKey::sym("article_id"), Value::from("a1"))]);
+    /// ledger.write(Write::new("comments", "c1", c.clone())).unwrap();
+    /// let found = ledger.resolve_items("article_comments", &Value::from("a1"), None).unwrap();
+    /// assert_eq!(found, vec![("c1".to_owned(), c)]);
+    /// ```
+    pub fn resolve_items(
+        &self,
+        name: &str,
+        from: &Value,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<(String, Value)>> {
         let Some(rel) = self.reactor().relation(name) else {
             return Err(crate::Error::InvalidArgument(format!(
                 "No relation registered as :{name} (register_relation first)"
@@ -101,8 +127,10 @@ impl LedgerStore {
                     continue;
                 }
             }
-            if let Some(v) = self.read(Read::new(rel.source.clone(), key).as_of_opt(as_of))? {
-                out.push(v);
+            if let Some(v) =
+                self.read(Read::new(rel.source.clone(), key.clone()).as_of_opt(as_of))?
+            {
+                out.push((key, v));
             }
         }
         Ok(out)

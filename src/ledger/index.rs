@@ -108,6 +108,11 @@ impl KeyMap {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &KeyEntry> {
         self.table.iter()
     }
+
+    /// How many keys.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
 }
 
 pub(crate) struct ScopeIndex {
@@ -667,6 +672,18 @@ impl State {
             .collect();
         out.sort();
         out
+    }
+
+    /// How many keys `store` holds.
+    pub(crate) fn key_count(&self, store: &str) -> usize {
+        self.stores.get(store).map_or(0, |si| si.keys.len())
+    }
+
+    /// True when `store` has a read coercion.
+    pub(crate) fn has_coercion(&self, store: &str) -> bool {
+        self.stores
+            .get(store)
+            .is_some_and(|si| si.coercion.is_some())
     }
 
     pub(crate) fn coerced_stores(&self) -> Vec<Arc<str>> {

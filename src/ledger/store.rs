@@ -884,6 +884,16 @@ impl LedgerStore {
         )
     }
 
+    /// How many keys `store` holds, in O(1) (0 for an unknown store).
+    pub fn key_count(&self, store: &str) -> usize {
+        self.inner.read_state_infallible().key_count(store)
+    }
+
+    /// True when `store` has a read coercion (its readers see coerced values).
+    pub fn has_coercion(&self, store: &str) -> bool {
+        self.inner.read_state_infallible().has_coercion(store)
+    }
+
     /// Latest fact per key whose value matches the scope's filters (coerced), ordered by
     /// key. Current state (`as_of` None) is read from the materialized scope index,
     /// O(members); `as_of` reads the keys that had entered the scope by then (the first

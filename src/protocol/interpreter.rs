@@ -11,12 +11,13 @@ use crate::{Append, Fact, HistoryQuery, LedgerStore, MapKey, Read, Timestamp, Va
 use super::descriptor::{self, RelationRule};
 use super::error::ProtocolError;
 use super::packet::{
-    check_bounds, compare, field, limits, name_of, obj, opt_count, opt_map, opt_name, opt_str,
-    opt_sym, opt_time, opt_timestamp, req_key, req_name, set, sym,
+    check_bounds, field, limits, name_of, obj, opt_count, opt_map, opt_name, opt_str, opt_sym,
+    opt_time, opt_timestamp, req_key, req_name, set, sym,
 };
+use super::query::Query;
 use super::receipt::Receipt;
 use super::registry::Registry;
-use super::sources::{latest_items, same, ActivityQuery, CoreSources, Item, Sources};
+use super::sources::{same, ActivityQuery, CoreSources, Item, Sources};
 use super::sync::{SyncMode, SyncProfile};
 
 /// The Ledger Open Protocol interpreter over one ledger.
@@ -258,40 +259,24 @@ impl Interpreter {
     /// `query(store:, where:, order:, limit:, as_of:)`: the latest record of every key
     /// whose value matches `where` (field equality; Symbols and Strings compare by text),
     /// ordered by `order` (a field name, or `{field => :asc|:desc}`) then key, at most
-    /// `limit`.
+    /// `limit`. A `where` field named by an `access_path` descriptor is answered from a
+    /// field index, and `order` with `limit` keeps a bounded top-k (see
+    /// [`super::query`]).
     pub fn query(&self, p: &Value) -> Result<Vec<Item>, ProtocolError> {
         let store = req_name(p, "store")?;
         let filters: Vec<(&MapKey, &Value)> = match opt_map(p, "where")? {
             Some(Value::Map(pairs)) => pairs.iter().map(|(k, v)| (k, v)).collect(),
             _ => Vec::new(),
         };
-        let order = order_of(p)?;
-        let limit = opt_count(p, "limit")?;
-        let mut items = latest_items(&self.store, store, opt_timestamp(p, "as_of")?)?;
-        items.retain(|i| {
-            filters.iter().all(|(k, v)| {
-                let name = match k {
-                    MapKey::Sym(s) | MapKey::Str(s) => s.as_str(),
-                    MapKey::Int(_) => return i.value.get(k).is_some_and(|x| same(x, v)),
-                };
-                field(&i.value, name).is_some_and(|x| same(x, v))
-                    || (v.is_nil() && field(&i.value, name).is_none())
-            })
-        });
-        if let Some((name, desc)) = order {
-            items.sort_by(|a, b| {
-                let o = compare(
-                    field(&a.value, &name).unwrap_or(&Value::Nil),
-                    field(&b.value, &name).unwrap_or(&Value::Nil),
-                );
-                let o = if desc { o.reverse() } else { o };
-                o.then_with(|| a.key.cmp(&b.key))
-            });
-        }
-        if let Some(n) = limit {
-            items.truncate(n);
-        }
-        Ok(items)
+        let q = Query {
+            store,
+            filters,
+            order: order_of(p)?,
+            limit: opt_count(p, "limit")?,
+            as_of: opt_timestamp(p, "as_of")?,
+        };
+        let indexed = self.registry.read().indexed_fields(store);
+        q.run(&self.store, &indexed)
     }
 
     /// `resolve(relation:, from:, as_of:)`: the current records of the relation's source
@@ -407,6 +392,14 @@ impl Interpreter {
             Some(f) if field(f, "store").is_some() => {
                 let store = req_name(f, "store")?;
                 let key = field(f, "key").and_then(super::packet::key_text);
+                if let (None, Some(pk)) = (&key, field(f, "partition_key").and_then(name_of)) {
+                    let pv = field(f, "partition_value").cloned().unwrap_or_default();
+                    if let Some(facts) =
+                        super::query::partition_facts(&self.store, store, pk, &pv, from, to)?
+                    {
+                        return Ok(facts.iter().map(fact_packet).collect());
+                    }
+                }
                 let mut facts = self.store.history_raw(
                     HistoryQuery::new(store)
                         .key_opt(key)
@@ -525,8 +518,15 @@ impl Interpreter {
                 _ => paths.push((path.store_name().to_owned(), Value::Array(vec![entry]))),
             }
         }
-        let mut scatters = reg.scatters();
-        scatters.extend(self.sources.scatters(&self.store));
+        // The engine's scatters include each relation's index scatter; a relation the
+        // engine does not hold (a `Sources` that keeps its own index) adds its own.
+        let mut scatters = self.sources.scatters(&self.store);
+        for s in reg.scatters() {
+            let target = field(&s, "target_store");
+            if !scatters.iter().any(|t| field(t, "target_store") == target) {
+                scatters.push(s);
+            }
+        }
         let mut derivations: Vec<Value> = reg.derivations.iter().map(|(_, d)| d.clone()).collect();
         derivations.extend(self.sources.derivations(&self.store));
         let mut snap = obj([
@@ -542,8 +542,14 @@ impl Interpreter {
                         .collect(),
                 ),
             ),
-            ("relations", reg.relation_metadata()),
-            ("projections", reg.projections.to_value()),
+            (
+                "relations",
+                by_name(reg.relation_metadata(), graph.relation_snapshot()),
+            ),
+            (
+                "projections",
+                by_name(reg.projections.to_value(), graph.projection_snapshot()),
+            ),
             ("commands", reg.commands.to_value()),
             ("effects", reg.effects.to_value()),
             ("derivations", Value::Array(derivations)),
@@ -559,9 +565,19 @@ impl Interpreter {
     }
 
     /// What an operator watches: fact and store counts, descriptor counts, the ledger's
-    /// file and durability, consumer failures and, when there is one, the changefeed.
+    /// file and durability, consumer failures, the derived-state engine (rule counts and
+    /// failures), retention (policies and activity), storage when segmented, and the
+    /// changefeed (head and, when a buffer is attached, its counters); `alerts` repeats
+    /// the changefeed's alerts.
     pub fn observability_snapshot(&self) -> Value {
         let graph = self.store.schema_graph();
+        let changefeed = self.sources.changefeed(&self.store).unwrap_or_default();
+        let alerts = field(&changefeed, "alerts")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        let activity = self
+            .sources
+            .compaction_activity(&self.store, &ActivityQuery::default());
         obj([
             ("schema_version", Value::Int(1)),
             ("kind", sym("observability_snapshot")),
@@ -596,15 +612,41 @@ impl Interpreter {
             ("descriptors", self.registry.read().counts()),
             ("access_path_count", Value::Int(graph.paths.len() as i64)),
             (
+                "derived",
+                obj([
+                    ("derivations", Value::Int(graph.derivations.len() as i64)),
+                    ("scatters", Value::Int(graph.scatters.len() as i64)),
+                    ("relations", Value::Int(graph.relations.len() as i64)),
+                    ("projections", Value::Int(graph.projections.len() as i64)),
+                    (
+                        "failures",
+                        Value::Int(self.store.derivation_failures() as i64),
+                    ),
+                    (
+                        "last_failure",
+                        opt_str(self.store.last_derivation_failure()),
+                    ),
+                ]),
+            ),
+            (
+                "retention",
+                obj([
+                    ("policies", self.sources.retention(&self.store)),
+                    ("activity_count", Value::Int(activity.len() as i64)),
+                    (
+                        "last_activity",
+                        activity.last().cloned().unwrap_or_default(),
+                    ),
+                ]),
+            ),
+            (
                 "storage",
                 self.sources
                     .storage_stats(&self.store, None)
                     .unwrap_or_default(),
             ),
-            (
-                "changefeed",
-                self.sources.changefeed(&self.store).unwrap_or_default(),
-            ),
+            ("changefeed", changefeed),
+            ("alerts", alerts),
         ])
     }
 
@@ -650,6 +692,23 @@ impl Interpreter {
             ("activity", Value::Array(activity)),
         ]))
     }
+}
+
+/// `{name => entry}` maps merged: the descriptors' entries, then the engine's entries
+/// whose names no descriptor took (relations and projections registered on the ledger
+/// directly).
+fn by_name(descriptors: Value, engine: Value) -> Value {
+    let Value::Map(mut pairs) = descriptors else {
+        return engine;
+    };
+    if let Value::Map(engine) = engine {
+        for (k, v) in engine {
+            if !pairs.iter().any(|(n, _)| *n == k) {
+                pairs.push((k, v));
+            }
+        }
+    }
+    Value::Map(pairs)
 }
 
 /// A fact as a packet: `{schema_version, kind: :fact, id, store, key, value, value_hash,

@@ -8,6 +8,7 @@
 //! | [`registry`] | what descriptors registered, and the descriptor snapshot |
 //! | [`receipt`] | receipts: accepted, rejected, deduplicated |
 //! | [`interpreter`] | [`Interpreter`]: every operation over a [`crate::LedgerStore`] |
+//! | [`query`] | how `query` finds records: field indexes, early exit, bounded top-k |
 //! | [`sources`] | [`Sources`]: the seam other modules fill (relations, retention, storage, changefeed) |
 //! | [`sync`] | [`SyncProfile`] |
 //! | [`envelope`] | [`WireEnvelope`] and its 18 operations |
@@ -44,6 +45,7 @@ pub mod interpreter;
 pub mod json;
 pub mod mcp;
 pub mod packet;
+pub mod query;
 pub mod receipt;
 pub mod registry;
 pub mod sink;

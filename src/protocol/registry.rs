@@ -209,6 +209,34 @@ impl Registry {
             .collect()
     }
 
+    /// The fields `access_path` descriptors of `store` name (what `query` may look up
+    /// in a field index).
+    pub fn indexed_fields(&self, store: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, d) in self.access_paths.iter() {
+            let of_store = super::packet::field(d, "store").and_then(super::packet::name_of);
+            if of_store != Some(store) {
+                continue;
+            }
+            if let Some(Value::Array(fields)) = super::packet::field(d, "fields") {
+                for f in fields {
+                    let name = match f {
+                        Value::Map(_) => {
+                            super::packet::field(f, "name").and_then(super::packet::name_of)
+                        }
+                        other => super::packet::name_of(other),
+                    };
+                    if let Some(n) = name {
+                        if !out.iter().any(|o| o == n) {
+                            out.push(n.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Access path descriptors grouped by store, as routing metadata
     /// (`{store => [{scope:, store:, fields:, unique:, source: :descriptor}]}`).
     pub fn access_paths_by_store(&self) -> Vec<(String, Value)> {

@@ -40,6 +40,35 @@ fn int_from<T: TryInto<i64> + std::fmt::Display + Copy>(v: T) -> R<i64> {
     })
 }
 
+/// The integer methods of a serializer whose output `$ok` wraps an `i64` with `$int`
+/// (every integer type but `u8`, which each serializer writes itself): widths that fit
+/// convert, wider ones are checked ([`int_from`]).
+macro_rules! int_arms {
+    ($ok:ty, $int:path) => {
+        int_arms!(@fit $ok, $int, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+            serialize_i64: i64, serialize_u16: u16, serialize_u32: u32);
+        int_arms!(@checked $ok, $int, serialize_i128: i128, serialize_u64: u64,
+            serialize_u128: u128);
+    };
+    (@fit $ok:ty, $int:path, $($name:ident: $t:ty),*) => {
+        $(fn $name(self, v: $t) -> R<$ok> {
+            Ok($int(i64::from(v)))
+        })*
+    };
+    (@checked $ok:ty, $int:path, $($name:ident: $t:ty),*) => {
+        $(fn $name(self, v: $t) -> R<$ok> {
+            int_from(v).map($int)
+        })*
+    };
+}
+
+/// `value` serialized in the key style `keys`, an error in it located under `key`.
+fn entry<T: ?Sized + Serialize>(keys: KeyStyle, key: &MapKey, value: &T) -> R<Value> {
+    value
+        .serialize(Ser::new(keys))
+        .map_err(|e| e.within(|| key_segment(key)))
+}
+
 impl<'a> ser::Serializer for Ser<'a> {
     type Ok = Value;
     type Error = TypedError;
@@ -54,38 +83,12 @@ impl<'a> ser::Serializer for Ser<'a> {
     fn serialize_bool(self, v: bool) -> R<Value> {
         Ok(Value::Bool(v))
     }
-    fn serialize_i8(self, v: i8) -> R<Value> {
-        Ok(Value::Int(v.into()))
-    }
-    fn serialize_i16(self, v: i16) -> R<Value> {
-        Ok(Value::Int(v.into()))
-    }
-    fn serialize_i32(self, v: i32) -> R<Value> {
-        Ok(Value::Int(v.into()))
-    }
-    fn serialize_i64(self, v: i64) -> R<Value> {
-        Ok(Value::Int(v))
-    }
-    fn serialize_i128(self, v: i128) -> R<Value> {
-        int_from(v).map(Value::Int)
-    }
+    int_arms!(Value, Value::Int);
     fn serialize_u8(self, v: u8) -> R<Value> {
         if let Some(flag) = self.saw_u8 {
             flag.set(true);
         }
         Ok(Value::Int(v.into()))
-    }
-    fn serialize_u16(self, v: u16) -> R<Value> {
-        Ok(Value::Int(v.into()))
-    }
-    fn serialize_u32(self, v: u32) -> R<Value> {
-        Ok(Value::Int(v.into()))
-    }
-    fn serialize_u64(self, v: u64) -> R<Value> {
-        int_from(v).map(Value::Int)
-    }
-    fn serialize_u128(self, v: u128) -> R<Value> {
-        int_from(v).map(Value::Int)
     }
     fn serialize_f32(self, v: f32) -> R<Value> {
         Ok(Value::Float(v.into()))
@@ -148,9 +151,7 @@ impl<'a> ser::Serializer for Ser<'a> {
         value: &T,
     ) -> R<Value> {
         let key = name_key(self.keys, variant);
-        let v = value
-            .serialize(Ser::new(self.keys))
-            .map_err(|e| e.within(|| key_segment(&key)))?;
+        let v = entry(self.keys, &key, value)?;
         Ok(Value::Map(vec![(key, v)]))
     }
     fn serialize_seq(self, len: Option<usize>) -> R<SeqOut> {
@@ -250,38 +251,27 @@ impl SeqOut {
     }
 }
 
-impl ser::SerializeSeq for SeqOut {
-    type Ok = Value;
-    type Error = TypedError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> R<()> {
-        self.push(value)
-    }
-    fn end(self) -> R<Value> {
-        Ok(self.finish())
-    }
+/// Sequences, tuples and tuple structs all collect their items into a [`SeqOut`].
+macro_rules! seq_impl {
+    ($($trait:ident :: $method:ident),*) => {
+        $(impl ser::$trait for SeqOut {
+            type Ok = Value;
+            type Error = TypedError;
+            fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> R<()> {
+                self.push(value)
+            }
+            fn end(self) -> R<Value> {
+                Ok(self.finish())
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for SeqOut {
-    type Ok = Value;
-    type Error = TypedError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> R<()> {
-        self.push(value)
-    }
-    fn end(self) -> R<Value> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqOut {
-    type Ok = Value;
-    type Error = TypedError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> R<()> {
-        self.push(value)
-    }
-    fn end(self) -> R<Value> {
-        Ok(self.finish())
-    }
-}
+seq_impl!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field
+);
 
 /// Collects the entries of a map.
 pub(crate) struct MapOut {
@@ -301,9 +291,7 @@ impl ser::SerializeMap for MapOut {
         let Some(key) = self.pending.take() else {
             return Err(TypedError::msg("a map value was given without its key"));
         };
-        let v = value
-            .serialize(Ser::new(self.keys))
-            .map_err(|e| e.within(|| key_segment(&key)))?;
+        let v = entry(self.keys, &key, value)?;
         self.pairs.push((key, v));
         Ok(())
     }
@@ -323,9 +311,7 @@ impl ser::SerializeStruct for StructOut {
     type Error = TypedError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) -> R<()> {
         let key = name_key(self.keys, name);
-        let v = value
-            .serialize(Ser::new(self.keys))
-            .map_err(|e| e.within(|| key_segment(&key)))?;
+        let v = entry(self.keys, &key, value)?;
         self.pairs.push((key, v));
         Ok(())
     }
@@ -392,35 +378,9 @@ impl ser::Serializer for KeySer {
     fn serialize_bool(self, _v: bool) -> R<MapKey> {
         bad_key("a boolean")
     }
-    fn serialize_i8(self, v: i8) -> R<MapKey> {
-        Ok(MapKey::Int(v.into()))
-    }
-    fn serialize_i16(self, v: i16) -> R<MapKey> {
-        Ok(MapKey::Int(v.into()))
-    }
-    fn serialize_i32(self, v: i32) -> R<MapKey> {
-        Ok(MapKey::Int(v.into()))
-    }
-    fn serialize_i64(self, v: i64) -> R<MapKey> {
-        Ok(MapKey::Int(v))
-    }
-    fn serialize_i128(self, v: i128) -> R<MapKey> {
-        int_from(v).map(MapKey::Int)
-    }
+    int_arms!(MapKey, MapKey::Int);
     fn serialize_u8(self, v: u8) -> R<MapKey> {
         Ok(MapKey::Int(v.into()))
-    }
-    fn serialize_u16(self, v: u16) -> R<MapKey> {
-        Ok(MapKey::Int(v.into()))
-    }
-    fn serialize_u32(self, v: u32) -> R<MapKey> {
-        Ok(MapKey::Int(v.into()))
-    }
-    fn serialize_u64(self, v: u64) -> R<MapKey> {
-        int_from(v).map(MapKey::Int)
-    }
-    fn serialize_u128(self, v: u128) -> R<MapKey> {
-        int_from(v).map(MapKey::Int)
     }
     fn serialize_f32(self, _v: f32) -> R<MapKey> {
         bad_key("a float")
@@ -462,25 +422,23 @@ impl ser::Serializer for KeySer {
         name: &'static str,
         value: &T,
     ) -> R<MapKey> {
+        let symbols = KeySer {
+            keys: KeyStyle::Symbols,
+        };
+        let strings = KeySer {
+            keys: KeyStyle::Strings,
+        };
         match name {
-            SYMBOL_TOKEN => match value.serialize(KeySer {
-                keys: KeyStyle::Symbols,
-            })? {
+            SYMBOL_TOKEN => match value.serialize(symbols)? {
                 MapKey::Sym(s) => Ok(MapKey::Sym(s)),
                 _ => bad_key("a Symbol that is not a string"),
             },
-            STRING_KEY_TOKEN => match value.serialize(KeySer {
-                keys: KeyStyle::Strings,
-            })? {
+            STRING_KEY_TOKEN => match value.serialize(strings)? {
                 MapKey::Str(s) => Ok(MapKey::Str(s)),
                 _ => bad_key("a String key that is not a string"),
             },
-            STRING_KEYS_TOKEN => value.serialize(KeySer {
-                keys: KeyStyle::Strings,
-            }),
-            SYMBOL_KEYS_TOKEN => value.serialize(KeySer {
-                keys: KeyStyle::Symbols,
-            }),
+            STRING_KEYS_TOKEN => value.serialize(strings),
+            SYMBOL_KEYS_TOKEN => value.serialize(symbols),
             _ => value.serialize(self),
         }
     }

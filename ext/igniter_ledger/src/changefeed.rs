@@ -33,6 +33,13 @@ pub struct BufferObj {
 
 impl DataTypeFunctions for BufferObj {}
 
+impl BufferObj {
+    /// Wraps a buffer made elsewhere (the native server's, see `server.rs`).
+    pub(crate) fn from_buffer(buf: ChangefeedBuffer) -> Self {
+        BufferObj { buf }
+    }
+}
+
 /// The data behind a `Subscription` object.
 #[derive(TypedData)]
 #[magnus(class = "Igniter::Ledger::Subscription", free_immediately, size)]

@@ -15,6 +15,7 @@
 //! | `protocol` | `Protocol::Interpreter`'s native methods over the core interpreter |
 //! | `segments` | `SegmentedFileBackend` and the segmented store's methods |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
+//! | `server` | `NativeServer`: the Rust ledger server (tokio) inside the Ruby process |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
 //! of the positional methods defined here. Nothing here panics on user input: every
@@ -36,6 +37,7 @@ mod identity;
 mod protocol;
 mod retention;
 mod segments;
+mod server;
 mod store;
 
 /// The classes the extension wraps data in, defined at load.
@@ -104,6 +106,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     changefeed::define(ruby, ledger, store_class)?;
     retention::define(store_class, fact_class)?;
     segments::init(ruby, ledger, store_class)?;
+    server::init(ruby, ledger)?;
 
     let native = ledger.define_module("Native")?;
     native.const_set("VERSION", env!("CARGO_PKG_VERSION"))?;

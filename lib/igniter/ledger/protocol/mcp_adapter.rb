@@ -20,9 +20,9 @@ module Igniter
       MAX_LIMIT = 1000
 
       class << self
-        # The reference's remote mode (HTTP /v1/dispatch) arrives with the servers issue.
-        def remote(_url)
-          raise NotImplementedError, "MCPAdapter.remote needs the HTTP front door, which is not built yet"
+        # The same tools over a remote server's `POST /v1/dispatch` (see RemoteMCPAdapter).
+        def remote(url, **options)
+          RemoteMCPAdapter.new(url, **options)
         end
       end
 

@@ -1,0 +1,230 @@
+# frozen_string_literal: true
+
+require "json"
+
+module Igniter
+  module Ledger
+    # The Rust ledger server (the `server/` crate, on tokio) running inside this Ruby
+    # process, with StoreServer's constructor and lifecycle:
+    #
+    #   server = Igniter::Ledger::StoreServer.new(engine: :native, address: "127.0.0.1:7400",
+    #                                             backend: :file, path: "app.wal", http_port: 7300)
+    #   server.start_async
+    #   ...
+    #   server.stop
+    #
+    # It serves the same framed protocol (legacy ops, envelopes, `ledger.*` ops), HTTP
+    # (with `http_port:`) and SSE as the Rust binary. Its ledger is opened in Rust and
+    # reachable only through clients (`#store` is nil): Ruby derivation rules, consumers
+    # and coercions cannot run there (they need a Ruby thread; use the Ruby engine,
+    # the default, for a ledger that has them). Server events reach the ServerLogger
+    # through a queue a Ruby thread drains; the GVL is released while the server starts,
+    # drains, stops, and while that thread waits.
+    class NativeStoreServer
+      attr_reader :config, :logger
+
+      def initialize(host: nil, port: nil, transport: nil, backend: nil, path: nil, logger: nil, pid_file: nil,
+                     drain_timeout: nil, max_connections: nil, config: nil, address: nil, changefeed: nil,
+                     durability: nil, token: nil, max_frame_bytes: nil, idle_timeout: nil, slow_timeout: nil,
+                     http_port: nil, http_host: nil, max_body_bytes: nil)
+        base = (config || ServerConfig.new).to_h
+        explicit = { host: host, port: port, transport: transport, backend: backend, path: path, pid_file: pid_file,
+                     drain_timeout: drain_timeout, max_connections: max_connections, durability: durability,
+                     token: token, max_frame_bytes: max_frame_bytes, idle_timeout: idle_timeout,
+                     slow_timeout: slow_timeout }.compact
+        if address
+          t = (explicit[:transport] || base[:transport]).to_s
+          explicit.merge!(t == "unix" ? { host: address.to_s } : split_address(address))
+        end
+        explicit[:changefeed] = (base[:changefeed] || {}).merge(changefeed) if changefeed
+        @config = ServerConfig.new(**base.merge(explicit))
+        ChangefeedBuffer.new(**@config.changefeed) # validates the options as the Ruby engine does
+        @logger = logger || ServerLogger.new(@config.log_io, @config.log_level)
+        @native = NativeServer._start(JSON.generate(native_options(http_port, http_host, max_body_bytes)))
+        @stopped = false
+        @lock = Mutex.new
+        @events = Thread.new do
+          Thread.current.name = "igniter-ledger server events"
+          Thread.current.report_on_exception = false
+          pump_events until @stopped
+          pump_events(0)
+        end
+        @logger.info("Listening on #{bind_address} (#{@config.transport}, backend #{@config.backend}, native)")
+      end
+
+      def bind_address
+        @native.bind_address
+      end
+
+      def port
+        @native.port
+      end
+
+      # The HTTP listener's port (nil without http_port:).
+      def http_port
+        @native.http_port
+      end
+
+      # nil: the native server's ledger lives in Rust (see the class comment).
+      def store
+        nil
+      end
+
+      def start_async
+        self
+      end
+
+      # Serves on the calling thread until stop/drain (from another thread or a signal).
+      def start
+        sleep 0.1 until @stopped
+        self
+      end
+
+      def start_foreground
+        %w[TERM INT].each { |sig| Signal.trap(sig) { Thread.new { drain } } }
+        start
+      end
+
+      def wait_until_ready(timeout: 5)
+        deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+        until ready?
+          raise Timeout::Error, "server not ready after #{timeout}s" if @stopped || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+          sleep 0.01
+        end
+        self
+      end
+
+      def ready?
+        !@stopped && @native.ready?
+      end
+
+      def draining?
+        @native.draining?
+      end
+
+      def stop(timeout: nil)
+        shutdown { timeout ? @native._drain(Float(timeout)) : @native._stop }
+      end
+
+      def drain(timeout: nil)
+        shutdown { @native._drain(Float(timeout || @config.drain_timeout)) }
+      end
+
+      # The server's changefeed (a ChangefeedBuffer over the Rust server's buffer: its
+      # snapshot, and Ruby subscribers on threads of their own).
+      def changefeed
+        @changefeed ||= @native.changefeed
+      end
+
+      def active_connections
+        @native.active_connections
+      end
+
+      def subscription_count(store = nil)
+        store.nil? ? metrics_snapshot[:subscription_count] : @native.subscription_count(store.to_s)
+      end
+
+      def fact_count
+        @native.fact_count
+      end
+
+      def health_snapshot
+        h = JSON.parse(@native.health_json, symbolize_names: true)
+        h.merge(status: h[:status].to_sym)
+      end
+
+      def metrics_snapshot
+        JSON.parse(@native.metrics_json, symbolize_names: true).tap do |m|
+          m[:requests_total] = m[:requests_total].transform_keys(&:to_s)
+          m[:errors_total] = m[:errors_total].transform_keys(&:to_s)
+          m[:subscriptions_by_store] = m[:subscriptions_by_store].transform_keys(&:to_s)
+        end
+      end
+
+      # The metrics in the Prometheus text format.
+      def metrics_prometheus
+        @native.metrics_prometheus
+      end
+
+      def observability_snapshot
+        status = JSON.parse(@native.status_json, symbolize_names: true)
+        feed = changefeed&.snapshot
+        return status unless feed
+
+        status.merge(changefeed: feed, alerts: Array(status[:alerts]) + Array(feed[:alerts]))
+      end
+
+      def recent_events
+        JSON.parse(@native.recent_events_json, symbolize_names: true)
+      end
+
+      def inspect
+        "#<#{self.class.name} #{bind_address} #{@stopped ? "stopped" : "ready"} native>"
+      end
+      alias to_s inspect
+
+      private
+
+      def split_address(address)
+        host, _, port = address.to_s.rpartition(":")
+        raise ArgumentError, "address: must be \"host:port\", got #{address.inspect}" if host.empty? || port !~ /\A\d+\z/
+
+        { host: host, port: Integer(port, 10) }
+      end
+
+      def native_options(http_port, http_host, max_body_bytes)
+        c = @config
+        {
+          transport: c.transport.to_s, address: c.bind_address,
+          http: http_port && "#{http_host || c.host}:#{http_port}",
+          token: c.token, max_connections: c.max_connections, max_frame_bytes: c.max_frame_bytes,
+          max_body_bytes: max_body_bytes, idle_timeout: c.idle_timeout, slow_timeout: c.slow_timeout,
+          drain_timeout: c.drain_timeout, pid_file: c.pid_file, backend: c.backend.to_s,
+          path: c.path, durability: c.durability.to_s,
+          changefeed: c.changefeed.transform_values { |v| v.is_a?(Symbol) ? v.to_s : v }
+        }.compact
+      end
+
+      def shutdown
+        @lock.synchronize do
+          return self if @stopped
+
+          yield
+          @stopped = true
+        end
+        @events.join(5)
+        @logger.info("Stopped #{bind_address}")
+        self
+      end
+
+      # Hands queued server events to the logger (waiting up to `wait` seconds).
+      def pump_events(wait = 0.2)
+        @native._next_events(wait).each do |line|
+          e = JSON.parse(line, symbolize_names: true)
+          name = e.delete(:event) || "event"
+          level = (e.delete(:level) || "info").to_s.to_sym
+          e.delete(:ts)
+          e.delete(:type)
+          @logger.event(name, level: ServerLogger::LEVELS.key?(level) ? level : :info, **e)
+        end
+      rescue JSON::ParserError
+        nil
+      end
+    end
+
+    class StoreServer
+      class << self
+        # StoreServer.new(engine: :native, ...) runs the Rust server (NativeStoreServer);
+        # the default engine is this class (:ruby), or $IGNITER_LEDGER_SERVER_ENGINE.
+        def new(*args, engine: ENV.fetch("IGNITER_LEDGER_SERVER_ENGINE", "ruby"), **options, &block)
+          case engine.to_sym
+          when :ruby then super(*args, **options, &block)
+          when :native then NativeStoreServer.new(**options)
+          else raise ArgumentError, "engine: must be :ruby or :native, got #{engine.inspect}"
+          end
+        end
+      end
+    end
+  end
+end
