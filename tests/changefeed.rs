@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use igniter_ledger::changefeed::{
-    AlertThresholds, AlertValue, BufferOptions, ChangefeedBuffer, ChangesQuery, ClosePolicy,
-    Cursor, Overflow, Recv, ReplayStatus, ALL_STORES,
+    AlertThresholds, AlertValue, BufferOptions, ChangefeedBuffer, ChangefeedError, ChangesQuery,
+    ClosePolicy, Cursor, Overflow, Recv, ReplayStatus, ALL_STORES,
 };
 use igniter_ledger::{
     Append, Batch, Durability, Error, Fact, LedgerStore, OpenOptions, Value, Write,
@@ -223,9 +223,26 @@ fn bad_options_and_inputs_are_refused_by_name() {
     ] {
         assert!(matches!(
             ChangefeedBuffer::new(bad),
-            Err(Error::InvalidArgument(_))
+            Err(Error::Changefeed(ChangefeedError::NotPositive {
+                value: 0,
+                ..
+            }))
         ));
     }
+    assert!(matches!(
+        Overflow::parse("nope"),
+        Err(Error::Changefeed(ChangefeedError::UnknownPolicy {
+            argument: "overflow",
+            ..
+        }))
+    ));
+    assert!(matches!(
+        ClosePolicy::parse("nope"),
+        Err(Error::Changefeed(ChangefeedError::UnknownPolicy {
+            argument: "close_policy",
+            ..
+        }))
+    ));
     let e = ChangefeedBuffer::new(BufferOptions {
         subscriber_queue_size: 0,
         ..BufferOptions::default()
@@ -238,6 +255,10 @@ fn bad_options_and_inputs_are_refused_by_name() {
     let e = feed
         .replay(Some(other.head()), ALL_STORES, None)
         .unwrap_err();
+    assert!(matches!(
+        &e,
+        Error::Changefeed(ChangefeedError::LedgerCursorOnStandalone { .. })
+    ));
     assert!(msg(e).starts_with("cursor:"));
     assert!(msg(feed.replay(None, ALL_STORES, Some(0)).unwrap_err()).starts_with("limit:"));
 }
@@ -287,10 +308,21 @@ fn cursors_from_another_ledger_or_past_the_end_are_refused() {
     b.write(Write::new("s", "k", Value::Nil)).unwrap();
     let e = b.changes(&ChangesQuery::new().after(a.head())).unwrap_err();
     assert!(e.to_string().contains("from another ledger"), "{e}");
+    assert!(matches!(
+        e,
+        Error::Changefeed(ChangefeedError::ForeignCursor {
+            ledger: Some(_),
+            ..
+        })
+    ));
     let e = a
         .changes(&ChangesQuery::new().after(Cursor::new(9)))
         .unwrap_err();
     assert!(e.to_string().contains("past the end"), "{e}");
+    assert!(matches!(
+        e,
+        Error::Changefeed(ChangefeedError::CursorPastEnd { head: 1, .. })
+    ));
     assert!(a.follow(&ChangesQuery::new().after(b.head())).is_err());
     let e = a.changes(&ChangesQuery::new().limit(0)).unwrap_err();
     assert!(e.to_string().starts_with("limit:"));

@@ -5,11 +5,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
+use super::error::ChangefeedError;
 use super::event::{now_secs, ChangeEvent, Cursor};
 use super::follow::ChangesQuery;
+use super::forksafe;
 use super::observe::{self, DiagRing, Diagnostic, Snapshot};
 use super::options::{BufferOptions, Overflow};
 use super::subscription::{Subscriber, SubscriberSnapshot, Subscription};
@@ -21,8 +23,9 @@ use crate::{Error, Fact, LedgerStore, Result};
 pub enum ReplayStatus {
     /// The events after the cursor are all there.
     Ok,
-    /// History after the cursor is gone (a standalone buffer's ring moved on);
-    /// `oldest_cursor` names the horizon.
+    /// History after the cursor is gone (a standalone buffer's ring moved on, or
+    /// retention removed the ledger's facts after it); `oldest_cursor` names the
+    /// oldest event still there.
     CursorTooOld,
 }
 
@@ -51,7 +54,13 @@ struct Ring {
     next: u64,
     /// Events in the window of an attached buffer (≤ max_size).
     window: usize,
+    /// Reused to build a commit's events (emission holds the ring).
+    scratch: Vec<ChangeEvent>,
 }
+
+/// An atomic alone on its cache line(s).
+#[repr(align(128))]
+struct Padded(AtomicU64);
 
 pub(crate) struct Shared {
     opts: BufferOptions,
@@ -59,13 +68,22 @@ pub(crate) struct Shared {
     ring: Mutex<Ring>,
     subs: RwLock<Vec<Arc<Subscriber>>>,
     emitted: AtomicU64,
-    delivered: AtomicU64,
+    /// Bumped by consumer threads: on a cache line of its own, away from the counters
+    /// and the ring lock the writer touches on every commit.
+    delivered: Padded,
     dropped: AtomicU64,
     overflow_dropped: AtomicU64,
     failed: AtomicU64,
     diag: Mutex<DiagRing>,
     ledger: OnceLock<WeakLedger>,
+    /// The process the registry was last checked in (see `check_fork`).
     pid: AtomicU32,
+    /// The process that made the buffer: its locks block as usual only there (see
+    /// [`super::forksafe`]).
+    pub(crate) origin: u32,
+    /// The process in which one of its locks was found orphaned (0: none): the buffer
+    /// is inert there from then on, so later calls do not wait for the lock again.
+    dead_in: AtomicU32,
 }
 
 impl Shared {
@@ -73,8 +91,41 @@ impl Shared {
         self.ledger.get().and_then(|w| w.upgrade())
     }
 
+    /// Takes one of its locks (see [`super::forksafe`]); None when it is orphaned, or
+    /// the buffer is inert in this process because one was.
+    fn take<G>(&self, try_lock: impl FnMut() -> Option<G>, lock: impl FnOnce() -> G) -> Option<G> {
+        let dead = self.dead_in.load(Ordering::Relaxed);
+        if dead != 0 && dead == std::process::id() {
+            return None;
+        }
+        let g = forksafe::lock(self.origin, try_lock, lock);
+        if g.is_none() {
+            self.dead_in.store(std::process::id(), Ordering::Relaxed);
+        }
+        g
+    }
+
+    /// The ring (None: orphaned by a fork).
+    fn ring(&self) -> Option<MutexGuard<'_, Ring>> {
+        self.take(|| self.ring.try_lock(), || self.ring.lock())
+    }
+
+    fn subs_read(&self) -> Option<RwLockReadGuard<'_, Vec<Arc<Subscriber>>>> {
+        self.take(|| self.subs.try_read(), || self.subs.read())
+    }
+
+    fn subs_write(&self) -> Option<RwLockWriteGuard<'_, Vec<Arc<Subscriber>>>> {
+        self.take(|| self.subs.try_write(), || self.subs.write())
+    }
+
+    fn diag(&self) -> Option<MutexGuard<'_, DiagRing>> {
+        self.take(|| self.diag.try_lock(), || self.diag.lock())
+    }
+
     fn record(&self, d: Diagnostic) {
-        self.diag.lock().push(d, self.opts.diagnostic_ring_size);
+        if let Some(mut g) = self.diag() {
+            g.push(d, self.opts.diagnostic_ring_size);
+        }
     }
 
     fn entry(&self, kind: &'static str, s: &Subscriber) -> Diagnostic {
@@ -107,7 +158,7 @@ impl Shared {
     }
 
     pub(crate) fn note_delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.delivered.0.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn note_failed(&self, s: &Subscriber, error_class: &str, message: &str) {
@@ -119,7 +170,9 @@ impl Shared {
     }
 
     pub(crate) fn remove(&self, s: &Arc<Subscriber>) {
-        self.subs.write().retain(|x| !Arc::ptr_eq(x, s));
+        if let Some(mut subs) = self.subs_write() {
+            subs.retain(|x| !Arc::ptr_eq(x, s));
+        }
     }
 
     /// The policy new subscribers get: the configured one, else `CatchUp` attached and
@@ -140,7 +193,10 @@ impl Shared {
         let me = std::process::id();
         if self.pid.load(Ordering::Relaxed) != me {
             self.pid.store(me, Ordering::Relaxed);
-            let subs = std::mem::take(&mut *self.subs.write());
+            let Some(mut subs) = self.subs_write() else {
+                return;
+            };
+            let subs = std::mem::take(&mut *subs);
             for s in subs {
                 if s.close_forked() {
                     self.note_closed(&s);
@@ -161,8 +217,15 @@ impl Shared {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         ring.events.push_back(ev.clone());
-        for s in self.subs.read().iter() {
-            s.offer(ev, self);
+        let mut orphaned = false;
+        if let Some(subs) = self.subs_read() {
+            for s in subs.iter() {
+                orphaned |= !s.offer(ev, self);
+            }
+        }
+        if orphaned {
+            // Only in a forked child: drop the parent's subscribers.
+            self.check_fork();
         }
     }
 }
@@ -214,16 +277,19 @@ impl ChangefeedBuffer {
                     events: VecDeque::new(),
                     next: 0,
                     window: 0,
+                    scratch: Vec::new(),
                 }),
                 subs: RwLock::new(Vec::new()),
                 emitted: AtomicU64::new(0),
-                delivered: AtomicU64::new(0),
+                delivered: Padded(AtomicU64::new(0)),
                 dropped: AtomicU64::new(0),
                 overflow_dropped: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 diag: Mutex::new(DiagRing::default()),
                 ledger: OnceLock::new(),
                 pid: AtomicU32::new(std::process::id()),
+                origin: std::process::id(),
+                dead_in: AtomicU32::new(0),
             }),
         })
     }
@@ -250,10 +316,13 @@ impl ChangefeedBuffer {
 
     pub(crate) fn attach(&self, ledger: WeakLedger) -> Result<()> {
         self.shared.ledger.set(ledger).map_err(|_| {
-            Error::InvalidArgument(
-                "changefeed: this ChangefeedBuffer already follows a ledger (use one buffer per ledger)"
-                    .into(),
-            )
+            ChangefeedError::Misuse {
+                argument: "changefeed",
+                reason:
+                    "this ChangefeedBuffer already follows a ledger (use one buffer per ledger)"
+                        .into(),
+            }
+            .into()
         })
     }
 
@@ -263,12 +332,21 @@ impl ChangefeedBuffer {
     /// commits.
     pub fn emit(&self, fact: Fact) -> Result<ChangeEvent> {
         if self.is_attached() {
-            return Err(Error::InvalidArgument(
-                "emit: this ChangefeedBuffer follows a ledger; its events are the ledger's commits"
-                    .into(),
-            ));
+            return Err(ChangefeedError::Misuse {
+                argument: "emit",
+                reason:
+                    "this ChangefeedBuffer follows a ledger; its events are the ledger's commits"
+                        .into(),
+            }
+            .into());
         }
-        let mut ring = self.shared.ring.lock();
+        let Some(mut ring) = self.shared.ring() else {
+            return Err(ChangefeedError::Misuse {
+                argument: "emit",
+                reason: "a thread of the parent process held this ChangefeedBuffer when this process forked; make a new one here".into(),
+            }
+            .into());
+        };
         ring.next += 1;
         let ev = ChangeEvent::now(fact, ring.next, None);
         self.shared.fan_out(&mut ring, &ev);
@@ -280,7 +358,9 @@ impl ChangefeedBuffer {
     pub(crate) fn emit_committed(&self, first_seq: u64, ledger: Option<Uuid>, facts: &[Fact]) {
         let sh = &self.shared;
         let n = facts.len();
-        let mut ring = sh.ring.lock();
+        let Some(mut ring) = sh.ring() else {
+            return; // orphaned by a fork: the buffer does not emit in this process
+        };
         ring.next = first_seq + n as u64 - 1;
         sh.emitted.fetch_add(n as u64, Ordering::Relaxed);
         let added = n.min(sh.opts.max_size - ring.window);
@@ -288,16 +368,33 @@ impl ChangefeedBuffer {
         if n > added {
             sh.dropped.fetch_add((n - added) as u64, Ordering::Relaxed);
         }
-        let subs = sh.subs.read();
+        let Some(subs) = sh.subs_read() else {
+            return;
+        };
         if subs.is_empty() {
             return;
         }
+        // The commit's events, built once into a scratch vector the ring keeps (no
+        // allocation per commit once it has grown), then handed to each subscriber under
+        // one lock with one wake-up.
         let at = now_secs();
-        for (i, f) in facts.iter().enumerate() {
-            let ev = ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at);
-            for s in subs.iter() {
-                s.offer(&ev, sh);
-            }
+        let mut evs = std::mem::take(&mut ring.scratch);
+        evs.extend(
+            facts
+                .iter()
+                .enumerate()
+                .map(|(i, f)| ChangeEvent::new(f.clone(), first_seq + i as u64, ledger, at)),
+        );
+        let mut orphaned = false;
+        for s in subs.iter() {
+            orphaned |= !s.offer_all(&evs, sh);
+        }
+        evs.clear();
+        ring.scratch = evs;
+        drop(subs);
+        if orphaned {
+            // Only in a forked child: drop the parent's subscribers.
+            sh.check_fork();
         }
     }
 
@@ -317,11 +414,21 @@ impl ChangefeedBuffer {
         stores: &[S],
     ) -> Result<Subscription> {
         let Some(ledger) = self.ledger() else {
-            return Err(Error::InvalidArgument(
-                "cursor: subscribing from a cursor needs a changefeed attached to a ledger".into(),
-            ));
+            return Err(ChangefeedError::Misuse {
+                argument: "cursor",
+                reason: "subscribing from a cursor needs a changefeed attached to a ledger".into(),
+            }
+            .into());
         };
         ledger.check_cursor(&cursor)?;
+        let horizon = ledger.first_sequence() - 1;
+        if cursor.sequence < horizon {
+            return Err(ChangefeedError::CursorTooOld {
+                cursor,
+                horizon: Cursor::in_ledger(horizon, ledger.ledger_id()),
+            }
+            .into());
+        }
         Ok(self.register(stores, Some(cursor.sequence)))
     }
 
@@ -332,7 +439,7 @@ impl ChangefeedBuffer {
         let ledger = self.ledger();
         // Registered under the ring lock (which serializes emission): it sees exactly the
         // events after its starting point.
-        let ring = shared.ring.lock();
+        let ring = shared.ring();
         let head = ledger.as_ref().map_or(0, |l| l.head().sequence);
         let sub = Arc::new(Subscriber::new(
             stores,
@@ -343,7 +450,11 @@ impl ChangefeedBuffer {
             after.unwrap_or(head),
             after.is_some_and(|a| a < head),
         ));
-        shared.subs.write().push(sub.clone());
+        match (&ring, shared.subs_write()) {
+            (Some(_), Some(mut subs)) => subs.push(sub.clone()),
+            // Orphaned by a fork: the subscription is born closed.
+            _ => sub.close(None),
+        }
         drop(ring);
         shared.record(shared.entry("subscriber_subscribed", &sub));
         Subscription { sub }
@@ -353,7 +464,10 @@ impl ChangefeedBuffer {
     /// Also call it in a forked child that will not subscribe, count or snapshot (those
     /// notice the fork themselves).
     pub fn close_all(&self) {
-        let subs = std::mem::take(&mut *self.shared.subs.write());
+        let Some(mut subs) = self.shared.subs_write() else {
+            return;
+        };
+        let subs = std::mem::take(&mut *subs);
         for s in subs {
             s.close(Some(&self.shared));
         }
@@ -363,7 +477,9 @@ impl ChangefeedBuffer {
     /// all active subscribers.
     pub fn subscriber_count(&self, store: Option<&str>) -> usize {
         self.shared.check_fork();
-        let subs = self.shared.subs.read();
+        let Some(subs) = self.shared.subs_read() else {
+            return 0;
+        };
         match store {
             None => subs.len(),
             Some(st) => subs.iter().filter(|s| s.follows(st)).count(),
@@ -373,7 +489,8 @@ impl ChangefeedBuffer {
     /// One entry per active subscriber.
     pub fn subscriber_snapshot(&self) -> Vec<SubscriberSnapshot> {
         self.shared.check_fork();
-        let subs: Vec<Arc<Subscriber>> = self.shared.subs.read().clone();
+        let subs: Vec<Arc<Subscriber>> =
+            self.shared.subs_read().map_or_else(Vec::new, |s| s.clone());
         subs.iter().map(|s| s.snapshot()).collect()
     }
 
@@ -381,20 +498,19 @@ impl ChangefeedBuffer {
     pub fn snapshot(&self) -> Snapshot {
         let sh = &self.shared;
         sh.check_fork();
-        let (buffered, oldest, newest) = {
-            let r = sh.ring.lock();
-            if r.window > 0 {
+        let (buffered, oldest, newest) = match sh.ring() {
+            None => (0, None, None),
+            Some(r) if r.window > 0 => {
                 // Attached: the window of the last `window` sequences.
                 (r.window, Some(r.next + 1 - r.window as u64), Some(r.next))
-            } else {
-                (
-                    r.events.len(),
-                    r.events.front().map(|e| e.sequence()),
-                    r.events.back().map(|e| e.sequence()),
-                )
             }
+            Some(r) => (
+                r.events.len(),
+                r.events.front().map(|e| e.sequence()),
+                r.events.back().map(|e| e.sequence()),
+            ),
         };
-        let subs: Vec<Arc<Subscriber>> = sh.subs.read().clone();
+        let subs: Vec<Arc<Subscriber>> = sh.subs_read().map_or_else(Vec::new, |s| s.clone());
         let queued: Vec<usize> = subs.iter().map(|s| s.queued()).collect();
         let total_queued: usize = queued.iter().sum();
         let failed = sh.failed.load(Ordering::Relaxed);
@@ -411,11 +527,13 @@ impl ChangefeedBuffer {
             total_queued,
             &pressure,
         );
-        let diagnostics = sh.diag.lock().view();
+        let diagnostics = sh
+            .diag()
+            .map_or_else(|| DiagRing::default().view(), |d| d.view());
         let ledger = self.ledger();
         Snapshot {
             emitted_total: sh.emitted.load(Ordering::Relaxed),
-            delivered_total: sh.delivered.load(Ordering::Relaxed),
+            delivered_total: sh.delivered.0.load(Ordering::Relaxed),
             dropped_total: sh.dropped.load(Ordering::Relaxed),
             overflow_dropped_total: overflow_dropped,
             failed_total: failed,
@@ -449,9 +567,11 @@ impl ChangefeedBuffer {
         limit: Option<usize>,
     ) -> Result<Replay> {
         if limit == Some(0) {
-            return Err(Error::InvalidArgument(
-                "limit: must be a positive Integer, got 0".into(),
-            ));
+            return Err(ChangefeedError::NotPositive {
+                argument: "limit",
+                value: 0,
+            }
+            .into());
         }
         let dropped_total = self.shared.dropped.load(Ordering::Relaxed);
         if self.is_attached() {
@@ -465,27 +585,39 @@ impl ChangefeedBuffer {
             if let Some(l) = limit {
                 q = q.limit(l);
             }
-            let events = ledger.changes(&q)?;
+            let (status, events) = match ledger.changes(&q) {
+                Ok(events) => (ReplayStatus::Ok, events),
+                Err(Error::Changefeed(ChangefeedError::CursorTooOld { .. })) => {
+                    (ReplayStatus::CursorTooOld, Vec::new())
+                }
+                Err(e) => return Err(e),
+            };
             let head = ledger.head();
             let id = ledger.ledger_id();
+            let first = ledger.first_sequence();
             let cursor = events.last().map(|e| e.cursor()).or(cursor);
+            let any = head.sequence >= first;
             return Ok(Replay {
-                status: ReplayStatus::Ok,
+                status,
                 events,
                 cursor,
-                oldest_cursor: (head.sequence > 0).then(|| Cursor::in_ledger(1, id)),
-                newest_cursor: (head.sequence > 0).then_some(head),
+                oldest_cursor: any.then(|| Cursor::in_ledger(first, id)),
+                newest_cursor: any.then_some(head),
                 dropped_total,
             });
         }
         if let Some(c) = &cursor {
             if c.ledger.is_some() {
-                return Err(Error::InvalidArgument(format!(
-                    "cursor: {c} names a ledger, but this ChangefeedBuffer is standalone (its cursors are {{sequence: N}})"
-                )));
+                return Err(ChangefeedError::LedgerCursorOnStandalone { cursor: *c }.into());
             }
         }
-        let ring = self.shared.ring.lock();
+        let Some(ring) = self.shared.ring() else {
+            return Err(ChangefeedError::Misuse {
+                argument: "replay",
+                reason: "a thread of the parent process held this ChangefeedBuffer when this process forked; make a new one here".into(),
+            }
+            .into());
+        };
         let oldest = ring.events.front().map(|e| e.cursor());
         let newest = ring.events.back().map(|e| e.cursor());
         let after = cursor.map_or(0, |c| c.sequence);

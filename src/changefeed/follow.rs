@@ -11,7 +11,10 @@ use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
 
 use super::buffer::ChangefeedBuffer;
+use super::error::ChangefeedError;
 use super::event::{now_secs, ChangeEvent, Cursor};
+use super::forksafe;
+use crate::ledger::index::State;
 use crate::{Error, Fact, LedgerStore, Result};
 
 /// What the store calls after each publication (under its writer lock, so in commit
@@ -28,24 +31,27 @@ pub(crate) struct LedgerHook {
     lock: Mutex<()>,
     cond: Condvar,
     closed: AtomicBool,
+    /// The process that made the ledger (see [`super::forksafe`]).
+    origin: u32,
 }
 
 impl LedgerHook {
-    /// The hook of a ledger whose log (as loaded) is `log`.
-    pub(crate) fn new(log: &[Fact]) -> Self {
+    /// The hook of a ledger whose state (as loaded) is `state`.
+    pub(crate) fn new(state: &State) -> Self {
         let identity = OnceLock::new();
-        if let Some(f) = log.first() {
-            let _ = identity.set(f.id());
+        if let Some(id) = state.ledger_identity() {
+            let _ = identity.set(id);
         }
         LedgerHook {
             buffer: OnceLock::new(),
             attaching: Mutex::new(()),
-            newest: AtomicU64::new(log.len() as u64),
+            newest: AtomicU64::new(state.next_sequence() - 1),
             identity,
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
             cond: Condvar::new(),
             closed: AtomicBool::new(false),
+            origin: std::process::id(),
         }
     }
 
@@ -60,7 +66,7 @@ impl LedgerHook {
         self.newest
             .store(first_seq + facts.len() as u64 - 1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _g = self.lock.lock();
+            let _g = self.lock_waiters();
             self.cond.notify_all();
         }
         if let Some(b) = self.buffer.get() {
@@ -72,12 +78,17 @@ impl LedgerHook {
     pub(crate) fn closed(&self) {
         self.closed.store(true, Ordering::SeqCst);
         {
-            let _g = self.lock.lock();
+            let _g = self.lock_waiters();
             self.cond.notify_all();
         }
         if let Some(b) = self.buffer.get() {
             b.close_all();
         }
+    }
+
+    /// The followers' lock (None: orphaned by a fork; see [`super::forksafe`]).
+    fn lock_waiters(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        forksafe::lock(self.origin, || self.lock.try_lock(), || self.lock.lock())
     }
 
     fn identity(&self) -> Option<Uuid> {
@@ -90,7 +101,11 @@ impl LedgerHook {
 
     /// Waits until a fact after `seq` is published, the ledger closes, or `deadline`.
     fn wait_past(&self, seq: u64, deadline: Option<Instant>) {
-        let mut g = self.lock.lock();
+        let Some(mut g) = self.lock_waiters() else {
+            // Orphaned by a fork: poll instead of waiting to be woken.
+            std::thread::sleep(Duration::from_millis(1));
+            return;
+        };
         self.waiters.fetch_add(1, Ordering::SeqCst);
         while self.newest() <= seq && !self.closed.load(Ordering::SeqCst) {
             match deadline {
@@ -143,30 +158,65 @@ impl ChangesQuery {
     }
 }
 
-/// Reads up to `limit` events of `stores` after position `after` from the log. Returns
-/// them, the last position scanned, and whether the scan reached the log's end.
+/// What [`read_after`] found.
+pub(crate) struct Page {
+    /// The events, in order.
+    pub(crate) events: Vec<ChangeEvent>,
+    /// The sequence of the last fact scanned (the cursor given when none was).
+    pub(crate) scanned_to: u64,
+    /// Whether the scan reached the log's end.
+    pub(crate) at_end: bool,
+    /// The oldest resumable cursor (the sequence before the oldest fact kept), when the
+    /// cursor given is older than it: retention removed history right after it.
+    pub(crate) too_old: Option<u64>,
+}
+
+/// Reads up to `limit` events of `stores` after sequence `after` from the log (one read
+/// lock: the sequences and the facts are consistent even while a rewrite installs).
 pub(crate) fn read_after(
     ledger: &LedgerStore,
     after: u64,
     stores: &[String],
     limit: usize,
-) -> (Vec<ChangeEvent>, u64, bool) {
-    let id = ledger.ledger_id();
+) -> Page {
     let at = now_secs();
-    ledger.read_log(|log| {
-        let start = (after as usize).min(log.len());
+    ledger.read_log(|state| {
+        let log = &state.log;
+        let seqs = &state.seqs;
+        let id = state.ledger_identity();
+        let horizon = state.first_sequence() - 1;
+        let start = seqs.index_after(after, log.len());
         let mut out = Vec::with_capacity(limit.min(log.len() - start).min(4096));
-        let mut pos = start;
+        let mut idx = start;
+        let mut scanned_to = after;
+        // Sequences continue one by one within a run: step instead of searching.
+        let mut seq = seqs.seq_at(start);
+        let mut next_jump = seqs.next_run_after(start);
         for f in &log[start..] {
             if out.len() >= limit {
                 break;
             }
-            pos += 1;
-            if stores.is_empty() || stores.iter().any(|s| s == f.store()) {
-                out.push(ChangeEvent::new(f.clone(), pos as u64, id, at));
+            if next_jump == Some(idx) {
+                seq = seqs.seq_at(idx);
+                next_jump = seqs.next_run_after(idx);
             }
+            if stores.is_empty() || stores.iter().any(|s| s == f.store()) {
+                out.push(ChangeEvent::new(f.clone(), seq, id, at));
+            }
+            scanned_to = seq;
+            idx += 1;
+            seq += 1;
         }
-        (out, pos as u64, pos == log.len())
+        if idx == log.len() {
+            // Through the head: facts removed at the end are behind it too.
+            scanned_to = scanned_to.max(state.next_sequence() - 1);
+        }
+        Page {
+            events: out,
+            scanned_to,
+            at_end: idx == log.len(),
+            too_old: (after < horizon).then_some(horizon),
+        }
     })
 }
 
@@ -183,37 +233,54 @@ impl LedgerStore {
         Cursor::in_ledger(hook.newest(), hook.identity())
     }
 
-    /// The first position still readable: 1 (nothing is ever removed from the log yet;
-    /// retention will move it and `changes` will refuse cursors before it).
+    /// The sequence of the oldest fact still in the log: 1 until retention or
+    /// compaction removes the facts at the front (the head's next sequence while the
+    /// log is empty). A cursor before `first_sequence() - 1` is
+    /// [`ChangefeedError::CursorTooOld`].
     pub fn first_sequence(&self) -> u64 {
-        1
+        self.read_log(|s| s.first_sequence())
     }
 
+    /// Checks that `c` can be served here: its ledger (if it names one) is this one, and
+    /// it is not past the newest fact. Whether it is too old is checked by the read
+    /// itself, under the same lock as the facts.
     pub(crate) fn check_cursor(&self, c: &Cursor) -> Result<()> {
         let hook = self.feed_hook();
         if let Some(theirs) = c.ledger {
             if hook.identity() != Some(theirs) {
-                return Err(Error::InvalidArgument(format!(
-                    "cursor: {c} is from another ledger (this ledger is {})",
-                    hook.identity()
-                        .map_or_else(|| "empty".to_owned(), |u| u.to_string())
-                )));
+                return Err(ChangefeedError::ForeignCursor {
+                    cursor: *c,
+                    ledger: hook.identity(),
+                }
+                .into());
             }
         }
         let newest = hook.newest();
         if c.sequence > newest {
-            return Err(Error::InvalidArgument(format!(
-                "cursor: sequence {} is past the end of this ledger ({} facts)",
-                c.sequence, newest
-            )));
+            return Err(ChangefeedError::CursorPastEnd {
+                cursor: *c,
+                head: newest,
+            }
+            .into());
         }
         Ok(())
     }
 
+    /// `CursorTooOld` for cursor `c` when a read found its history removed.
+    fn too_old(&self, c: Cursor, horizon: u64) -> Error {
+        ChangefeedError::CursorTooOld {
+            cursor: c,
+            horizon: Cursor::in_ledger(horizon, self.ledger_id()),
+        }
+        .into()
+    }
+
     /// The committed facts after `q.after` (of `q.stores`, at most `q.limit`) as
-    /// events, read from the log itself: any cursor this ledger gave out, however old,
-    /// resumes with exactly the facts after it. A cursor of another ledger, or past the
-    /// end of this one, is an `InvalidArgument` naming `cursor`.
+    /// events, read from the log itself: any cursor this ledger gave out resumes with
+    /// exactly the facts after it, across reopen, checkpoints and retention rewrites (a
+    /// fact keeps its sequence for life). Errors ([`ChangefeedError`], naming `cursor`
+    /// or `limit`): a cursor of another ledger or past the end of this one; a cursor
+    /// older than what retention kept (`CursorTooOld`, naming the horizon); a zero limit.
     ///
     /// ```
     /// use igniter_ledger::changefeed::ChangesQuery;
@@ -230,9 +297,11 @@ impl LedgerStore {
     /// ```
     pub fn changes(&self, q: &ChangesQuery) -> Result<Vec<ChangeEvent>> {
         if q.limit == Some(0) {
-            return Err(Error::InvalidArgument(
-                "limit: must be a positive Integer, got 0".into(),
-            ));
+            return Err(ChangefeedError::NotPositive {
+                argument: "limit",
+                value: 0,
+            }
+            .into());
         }
         let after = match &q.after {
             Some(c) => {
@@ -241,14 +310,26 @@ impl LedgerStore {
             }
             None => 0,
         };
-        Ok(read_after(self, after, &q.stores, q.limit.unwrap_or(usize::MAX)).0)
+        let page = read_after(self, after, &q.stores, q.limit.unwrap_or(usize::MAX));
+        match (page.too_old, q.after) {
+            (Some(h), Some(c)) => Err(self.too_old(c, h)),
+            _ => Ok(page.events),
+        }
     }
 
     /// A [`Follower`]: the facts after `q.after`, then each new commit as it is
     /// published, taken from any thread with a timeout (`q.limit` is ignored).
+    ///
+    /// A cursor older than what retention kept is refused (`CursorTooOld`). Once
+    /// following, a compaction that removes facts the follower has not reached yet just
+    /// means it never sees them: it goes on with the facts kept, in order.
     pub fn follow(&self, q: &ChangesQuery) -> Result<Follower> {
         if let Some(c) = &q.after {
             self.check_cursor(c)?;
+            let horizon = self.first_sequence() - 1;
+            if c.sequence < horizon {
+                return Err(self.too_old(*c, horizon));
+            }
         }
         Ok(Follower {
             ledger: self.clone(),
@@ -264,14 +345,26 @@ impl LedgerStore {
     /// per ledger, one ledger per buffer.
     pub fn attach_changefeed(&self, buffer: &ChangefeedBuffer) -> Result<()> {
         let hook = self.feed_hook();
-        let _one_at_a_time = hook.attaching.lock();
+        let Some(_one_at_a_time) = forksafe::lock(
+            hook.origin,
+            || hook.attaching.try_lock(),
+            || hook.attaching.lock(),
+        ) else {
+            return Err(ChangefeedError::Misuse {
+                argument: "changefeed",
+                reason: "a thread of the parent process was attaching a changefeed when this process forked".into(),
+            }
+            .into());
+        };
         if let Some(b) = hook.buffer.get() {
             if b.same(buffer) {
                 return Ok(());
             }
-            return Err(Error::InvalidArgument(
-                "changefeed: this ledger already has a changefeed".into(),
-            ));
+            return Err(ChangefeedError::Misuse {
+                argument: "changefeed",
+                reason: "this ledger already has a changefeed".into(),
+            }
+            .into());
         }
         buffer.attach(self.downgrade())?;
         let _ = hook.buffer.set(buffer.clone());
@@ -340,10 +433,9 @@ impl Follower {
     }
 
     fn fill(&mut self) {
-        let (events, scanned, _) =
-            read_after(&self.ledger, self.position, &self.stores, FOLLOW_CHUNK);
-        self.position = scanned;
-        self.pending.extend(events);
+        let page = read_after(&self.ledger, self.position, &self.stores, FOLLOW_CHUNK);
+        self.position = page.scanned_to;
+        self.pending.extend(page.events);
     }
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Result<Option<ChangeEvent>> {

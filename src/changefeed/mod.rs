@@ -2,24 +2,29 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`error`] | [`ChangefeedError`]: refused arguments and cursors |
 //! | [`event`] | [`ChangeEvent`] and [`Cursor`] (a position in the committed log) |
 //! | [`options`] | overflow and close policies, alert thresholds, buffer options |
 //! | [`subscription`] | one subscriber: its bounded queue, counters and the [`Subscription`] handle |
 //! | [`buffer`] | [`ChangefeedBuffer`]: ring, fan-out, counters, replay |
 //! | [`observe`] | what a buffer reports: [`Snapshot`], diagnostics ring, [`Alert`]s |
+//! | `sequence` | each fact's sequence across retention rewrites |
+//! | `forksafe` | locks a forked child never waits on forever |
 //! | [`follow`] | the ledger side: [`ChangesQuery`], `LedgerStore::changes`/`follow`, [`Follower`] |
 //!
 //! ## Sequences and cursors
-//! Attached to a ledger, an event's `sequence` is the 1-based position of its fact in the
-//! ledger's commit log (the order facts were published in, which is also the order of the
-//! WAL and of the snapshot). It is not written into the fact record: the log is never
-//! reordered or shortened today, so the position is stable across reopen. Retention and
-//! compaction (a later issue) must keep it stable by recording how many facts were
-//! removed in front of the log (a base offset) and answering `cursor_too_old` with that
-//! horizon; `changes` is written against `first_sequence()` for that reason.
+//! Attached to a ledger, an event's `sequence` is its fact's sequence: the 1-based
+//! position the fact was committed at in the ledger's log, kept for the fact's whole
+//! life. A fresh log numbers 1, 2, 3, … by position and stores nothing; a retention
+//! rewrite (compaction, exact prune) that removes facts records where the kept facts'
+//! sequences jump (see `sequence`: a table in the new WAL generation's first frame and
+//! in the snapshot header), so no kept fact is ever renumbered, across reopen too. A
+//! cursor before the oldest kept fact's sequence minus one is
+//! [`ChangefeedError::CursorTooOld`], naming that horizon
+//! ([`LedgerStore::first_sequence`](crate::LedgerStore::first_sequence)).
 //!
 //! A ledger's identity is the id of its first fact (fact ids are unique, time-ordered
-//! UUIDs). It needs no new file or WAL field, survives reopen, snapshots and 0.5.2 WAL
+//! UUIDs); a rewrite that removes that fact keeps the identity in its sequence table. It needs no new file or WAL field, survives reopen, snapshots and 0.5.2 WAL
 //! import, and is the same for a copy of the same history. An empty ledger has no
 //! identity yet; cursors taken from it are plain `{sequence: 0}`. A cursor that names
 //! another ledger is refused.
@@ -30,20 +35,26 @@
 //!
 //! ## Threads
 //! Events are emitted after a commit is published, under the ledger's writer lock, so
-//! every subscriber sees commit order. Emitting only pushes into bounded queues (O(1) per
-//! subscriber, never waiting for a consumer), so a stuck subscriber never blocks a writer.
+//! every subscriber sees commit order. Emitting only pushes into bounded queues (one lock
+//! and at most one wake-up per subscriber per commit, never waiting for a consumer), so a
+//! stuck subscriber never blocks a writer. A forked child never waits on a changefeed
+//! lock a parent thread held at the fork (see `forksafe`).
 
 pub mod buffer;
+pub mod error;
 pub mod event;
 pub mod follow;
+mod forksafe;
 pub mod observe;
 pub mod options;
+pub(crate) mod sequence;
 pub mod subscription;
 
 /// The store filter that matches every store: `feed.subscribe(ALL_STORES)`.
 pub const ALL_STORES: &[&str] = &[];
 
 pub use buffer::{ChangefeedBuffer, Replay, ReplayStatus};
+pub use error::ChangefeedError;
 pub use event::{ChangeEvent, Cursor};
 pub(crate) use follow::LedgerHook;
 pub use follow::{ChangesQuery, Follower};

@@ -1,7 +1,8 @@
 //! How a [`ChangefeedBuffer`](super::ChangefeedBuffer) behaves: ring size, subscriber
 //! queue size, overflow and close policies, diagnostics ring size, alert thresholds.
 
-use crate::{Error, Result};
+use super::error::ChangefeedError;
+use crate::Result;
 
 /// What a subscriber's full queue does with one more event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,9 +24,12 @@ impl Overflow {
             "drop_oldest" => Ok(Overflow::DropOldest),
             "drop_newest" => Ok(Overflow::DropNewest),
             "catch_up" => Ok(Overflow::CatchUp),
-            other => Err(Error::InvalidArgument(format!(
-                "overflow: unknown overflow policy {other:?} (expected drop_oldest, drop_newest or catch_up)"
-            ))),
+            other => Err(ChangefeedError::UnknownPolicy {
+                argument: "overflow",
+                value: other.to_owned(),
+                expected: "drop_oldest, drop_newest or catch_up",
+            }
+            .into()),
         }
     }
 
@@ -55,9 +59,12 @@ impl ClosePolicy {
         match s {
             "drain" => Ok(ClosePolicy::Drain),
             "discard" => Ok(ClosePolicy::Discard),
-            other => Err(Error::InvalidArgument(format!(
-                "close_policy: unknown close_policy {other:?} (expected drain or discard)"
-            ))),
+            other => Err(ChangefeedError::UnknownPolicy {
+                argument: "close_policy",
+                value: other.to_owned(),
+                expected: "drain or discard",
+            }
+            .into()),
         }
     }
 
@@ -103,9 +110,12 @@ impl AlertThresholds {
                 if v.is_finite() && v >= 0.0 && v.fract() == 0.0 {
                     Ok(v as u64)
                 } else {
-                    Err(Error::InvalidArgument(format!(
-                        "alert_thresholds: {k} must be a non-negative Integer, got {v}"
-                    )))
+                    Err(ChangefeedError::BadThreshold {
+                        key: k.to_owned(),
+                        expected: "a non-negative Integer",
+                        value: v,
+                    }
+                    .into())
                 }
             };
             match k {
@@ -114,9 +124,12 @@ impl AlertThresholds {
                 "failed_total" => t.failed_total = Some(count(v)?),
                 "queue_pressure_ratio" => {
                     if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-                        return Err(Error::InvalidArgument(format!(
-                            "alert_thresholds: queue_pressure_ratio must be a number from 0 to 1, got {v}"
-                        )));
+                        return Err(ChangefeedError::BadThreshold {
+                            key: k.to_owned(),
+                            expected: "a number from 0 to 1",
+                            value: v,
+                        }
+                        .into());
                     }
                     t.queue_pressure_ratio = Some(v)
                 }
@@ -124,11 +137,7 @@ impl AlertThresholds {
             }
         }
         if !unknown.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "alert_thresholds: unknown alert_threshold keys: {} (known: {})",
-                unknown.join(", "),
-                Self::KEYS.join(", ")
-            )));
+            return Err(ChangefeedError::UnknownThresholds { keys: unknown }.into());
         }
         Ok(t)
     }
@@ -174,9 +183,11 @@ impl BufferOptions {
             ("diagnostic_ring_size", self.diagnostic_ring_size),
         ] {
             if v == 0 {
-                return Err(Error::InvalidArgument(format!(
-                    "{name}: must be a positive Integer, got 0"
-                )));
+                return Err(ChangefeedError::NotPositive {
+                    argument: name,
+                    value: 0,
+                }
+                .into());
             }
         }
         Ok(())

@@ -15,6 +15,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::buffer::Shared;
 use super::event::ChangeEvent;
+use super::forksafe;
 use super::options::{ClosePolicy, Overflow};
 
 /// What waiting for the next event gave.
@@ -71,6 +72,8 @@ pub(crate) struct Subscriber {
     /// Bumped on every push (read without the lock by a consumer about to park).
     pushed: AtomicU64,
     feed: Weak<Shared>,
+    /// The process that made it (see [`super::forksafe`]).
+    origin: u32,
 }
 
 /// How long a consumer that found its queue empty keeps yielding (checking `pushed`)
@@ -133,6 +136,7 @@ impl Subscriber {
             ready: Condvar::new(),
             pushed: AtomicU64::new(0),
             feed,
+            origin: std::process::id(),
         }
     }
 
@@ -141,51 +145,75 @@ impl Subscriber {
     }
 
     /// Queues `ev` by the overflow policy. Called by the buffer, in sequence order.
-    pub(crate) fn offer(&self, ev: &ChangeEvent, shared: &Shared) {
-        if !self.follows(ev.store()) {
-            return;
+    /// False when its lock is orphaned (a forked child; see [`super::forksafe`]).
+    pub(crate) fn offer(&self, ev: &ChangeEvent, shared: &Shared) -> bool {
+        self.offer_all(std::slice::from_ref(ev), shared)
+    }
+
+    /// Queues the events of one commit (in sequence order) by the overflow policy: one
+    /// lock and at most one wake-up for the whole commit. False when its lock is
+    /// orphaned (a forked child; see [`super::forksafe`]).
+    pub(crate) fn offer_all(&self, evs: &[ChangeEvent], shared: &Shared) -> bool {
+        if !evs.iter().any(|ev| self.follows(ev.store())) {
+            return true;
         }
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_state() else {
+            return false;
+        };
         if st.status != Status::Active {
-            return;
+            return true;
         }
-        if ev.sequence() <= st.last_seq {
-            // Already read back from the log (catching up), or before this subscriber's
-            // starting point.
-            return;
-        }
-        if st.lagging {
-            return;
-        }
-        if st.queue.len() >= self.cap {
-            match self.overflow {
-                Overflow::DropOldest => {
-                    st.queue.pop_front();
-                    st.overflow_dropped += 1;
-                    shared.note_overflow(self);
-                }
-                Overflow::DropNewest => {
-                    st.overflow_dropped += 1;
-                    shared.note_overflow(self);
-                    return;
-                }
-                Overflow::CatchUp => {
-                    st.lagging = true;
-                    shared.note_lagging(self);
-                    return;
+        let mut queued = 0u64;
+        for ev in evs {
+            if !self.follows(ev.store()) || ev.sequence() <= st.last_seq {
+                // Not followed; or already read back from the log (catching up), or
+                // before this subscriber's starting point.
+                continue;
+            }
+            if st.lagging {
+                break;
+            }
+            if st.queue.len() >= self.cap {
+                match self.overflow {
+                    Overflow::DropOldest => {
+                        st.queue.pop_front();
+                        st.overflow_dropped += 1;
+                        shared.note_overflow(self);
+                    }
+                    Overflow::DropNewest => {
+                        st.overflow_dropped += 1;
+                        shared.note_overflow(self);
+                        continue;
+                    }
+                    Overflow::CatchUp => {
+                        st.lagging = true;
+                        shared.note_lagging(self);
+                        break;
+                    }
                 }
             }
+            st.last_seq = ev.sequence();
+            st.queue.push_back(ev.clone());
+            queued += 1;
         }
-        st.last_seq = ev.sequence();
-        st.queue.push_back(ev.clone());
-        self.pushed.fetch_add(1, Ordering::Release);
         drop(st);
-        self.ready.notify_one();
+        if queued > 0 {
+            self.pushed.fetch_add(queued, Ordering::Release);
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Its state (None: orphaned by a fork, see [`super::forksafe`]).
+    pub(crate) fn lock_state(&self) -> Option<MutexGuard<'_, SubState>> {
+        forksafe::lock(self.origin, || self.state.try_lock(), || self.state.lock())
     }
 
     /// Stops taking events; under `Discard` drops what is queued. Idempotent.
     pub(crate) fn close(&self, shared: Option<&Shared>) {
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_state() else {
+            return;
+        };
         if st.status == Status::Active {
             st.status = Status::Closing;
             if self.close_policy == ClosePolicy::Discard {
@@ -219,7 +247,21 @@ impl Subscriber {
     }
 
     pub(crate) fn snapshot(&self) -> SubscriberSnapshot {
-        let st = self.state.lock();
+        let Some(st) = self.lock_state() else {
+            return SubscriberSnapshot {
+                id: self.id.clone(),
+                stores: self.stores.clone(),
+                queue_size: 0,
+                queue_max_size: self.cap,
+                overflow: self.overflow,
+                close_policy: self.close_policy,
+                status: Status::Closed.name(),
+                delivered_total: 0,
+                overflow_dropped_total: 0,
+                failed_total: 0,
+                lagging: false,
+            };
+        };
         SubscriberSnapshot {
             id: self.id.clone(),
             stores: self.stores.clone(),
@@ -236,7 +278,7 @@ impl Subscriber {
     }
 
     pub(crate) fn queued(&self) -> usize {
-        self.state.lock().queue.len()
+        self.lock_state().map_or(0, |st| st.queue.len())
     }
 
     /// Catch-up: reads the events after `last_seq` back from the ledger's log, up to the
@@ -248,24 +290,34 @@ impl Subscriber {
             st.lagging = false;
             return;
         };
-        let (events, scanned_to, at_end) =
-            super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
-        st.last_seq = st.last_seq.max(scanned_to);
-        st.queue.extend(events);
-        if at_end {
+        let page = super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
+        st.last_seq = st.last_seq.max(page.scanned_to);
+        st.queue.extend(page.events);
+        if page.at_end {
             st.lagging = false;
         }
     }
 
-    fn take(&self, timeout: Option<Duration>) -> Recv {
+    /// The next event (waiting up to `timeout`); `count`: count it as delivered in the
+    /// same critical section (one lock per event for `recv`, instead of two).
+    fn take(&self, timeout: Option<Duration>, count: bool) -> Recv {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut st = self.state.lock();
+        let Some(mut st) = self.lock_state() else {
+            return Recv::Closed;
+        };
         loop {
             match st.status {
                 Status::Closed | Status::Failed => return Recv::Closed,
                 _ => {}
             }
             if let Some(ev) = st.queue.pop_front() {
+                if count {
+                    st.delivered += 1;
+                    drop(st);
+                    if let Some(s) = self.feed.upgrade() {
+                        s.note_delivered();
+                    }
+                }
                 return Recv::Event(ev);
             }
             if st.status == Status::Closing {
@@ -349,20 +401,13 @@ impl Subscription {
 
     /// Waits up to `timeout` for the next event and counts it as delivered.
     pub fn recv_timeout(&self, timeout: Duration) -> Recv {
-        let r = self.sub.take(Some(timeout));
-        if matches!(r, Recv::Event(_)) {
-            self.ack();
-        }
-        r
+        self.sub.take(Some(timeout), true)
     }
 
     /// Waits for the next event (None once closed) and counts it as delivered.
     pub fn recv(&self) -> Option<ChangeEvent> {
-        match self.sub.take(None) {
-            Recv::Event(e) => {
-                self.ack();
-                Some(e)
-            }
+        match self.sub.take(None, true) {
+            Recv::Event(e) => Some(e),
             _ => None,
         }
     }
@@ -376,12 +421,14 @@ impl Subscription {
     /// for a consumer that runs a handler and then calls [`ack`](Self::ack) or
     /// [`fail`](Self::fail).
     pub fn take(&self, timeout: Option<Duration>) -> Recv {
-        self.sub.take(timeout)
+        self.sub.take(timeout, false)
     }
 
     /// Counts one event as delivered.
     pub fn ack(&self) {
-        let mut st = self.sub.state.lock();
+        let Some(mut st) = self.sub.lock_state() else {
+            return;
+        };
         if st.status == Status::Failed {
             return;
         }
@@ -395,7 +442,9 @@ impl Subscription {
     /// The handler failed: the subscription is removed, its queue dropped, the failure
     /// counted and recorded in the diagnostics ring.
     pub fn fail(&self, error_class: &str, message: &str) {
-        let mut st = self.sub.state.lock();
+        let Some(mut st) = self.sub.lock_state() else {
+            return;
+        };
         if matches!(st.status, Status::Failed | Status::Closed) {
             return;
         }
@@ -423,7 +472,9 @@ impl Subscription {
 
     /// True once closed or failed.
     pub fn is_closed(&self) -> bool {
-        self.sub.state.lock().status != Status::Active
+        self.sub
+            .lock_state()
+            .is_none_or(|st| st.status != Status::Active)
     }
 
     /// This subscriber's counters and queue.

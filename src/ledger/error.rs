@@ -91,6 +91,11 @@ pub enum Error {
         /// The process that opened the file.
         opened_by: u32,
     },
+    /// The changefeed refused an argument or a cursor (see
+    /// [`ChangefeedError`](crate::changefeed::ChangefeedError)); the message names the
+    /// argument.
+    #[error(transparent)]
+    Changefeed(#[from] crate::changefeed::ChangefeedError),
     /// A registered coercion failed while reading.
     #[error("coercion for store {store:?} failed: {message}")]
     Coercion {

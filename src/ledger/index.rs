@@ -147,6 +147,8 @@ impl StoreIndex {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) log: Vec<Fact>,
+    /// Each fact's changefeed sequence (plain positions until a rewrite removes facts).
+    pub(crate) seqs: crate::changefeed::sequence::Sequences,
     pub(crate) stores: HashMap<Arc<str>, StoreIndex>,
     /// Built once a fact arrives whose id is not greater than its predecessor's (facts
     /// imported from other writers); until then ids are found by binary search on `log`.

@@ -21,7 +21,7 @@ pub mod codec;
 pub(crate) mod commit;
 pub mod error;
 pub mod fact;
-mod fork;
+pub(crate) mod fork;
 pub mod fs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

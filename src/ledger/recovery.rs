@@ -145,21 +145,36 @@ pub(crate) fn decode_body(
     state: &mut State,
     report: &mut OpenReport,
 ) -> Result<Vec<Fact>, DecodeError> {
-    decode_body_with(
+    let mut seqs = None;
+    let facts = decode_body_with(
         body,
         &mut StateInterner(state),
         &mut report.legacy_frames,
         &mut report.dropped_causations,
-    )
+        &mut seqs,
+    )?;
+    if let Some(seqs) = seqs {
+        // The sequence table of a rewritten generation describes the log from its
+        // start, so it is only valid as the generation's first frame.
+        if !state.log.is_empty() {
+            return Err(DecodeError(
+                "a sequence table after the first fact of the log".into(),
+            ));
+        }
+        state.seqs = seqs;
+    }
+    Ok(facts)
 }
 
 /// Decodes a WAL frame body into facts, interning names through `intern`; counts 0.5.2
-/// JSON frames and the imported causations dropped.
+/// JSON frames and the imported causations dropped. A changefeed sequence table frame
+/// (the first frame of a rewritten generation) yields no fact and lands in `sequences`.
 pub(crate) fn decode_body_with(
     body: &[u8],
     intern: &mut dyn Interner,
     legacy_frames: &mut u64,
     dropped_causations: &mut u64,
+    sequences: &mut Option<crate::changefeed::sequence::Sequences>,
 ) -> Result<Vec<Fact>, DecodeError> {
     if body.first() == Some(&b'{') {
         *legacy_frames += 1;
@@ -184,6 +199,10 @@ pub(crate) fn decode_body_with(
     }
     let facts = match r.read_int()? {
         TAG_FACT => vec![decode_record(&mut r, intern)?],
+        wal::TAG_SEQUENCES => {
+            *sequences = Some(crate::changefeed::sequence::Sequences::decode(&mut r)?);
+            Vec::new()
+        }
         TAG_BATCH => {
             let n = r.read_array_len()?;
             // The count is untrusted: a record takes well over 16 bytes.
@@ -239,7 +258,11 @@ pub(crate) fn replay(
     if let Some(bytes) = snapshot_bytes {
         let outcome = bytes.and_then(|b| snapshot::read(&b, &mut StateInterner(&mut state)));
         report.snapshot = match outcome {
-            Ok(Loaded::Native { header, facts }) => {
+            Ok(Loaded::Native {
+                header,
+                facts,
+                sequences,
+            }) => {
                 let tail_ok = header.wal_offset == 0
                     || (header.wal_offset as usize <= buf.len()
                         && header.wal_offset >= 8
@@ -249,6 +272,7 @@ pub(crate) fn replay(
                     for f in facts {
                         push(&mut state, f, report);
                     }
+                    state.seqs = sequences;
                     start = header.wal_offset;
                     state.wal_end = header.wal_offset;
                     state.wal_tail_crc = header.wal_tail_crc;

@@ -19,6 +19,7 @@ use super::fact::{decode_record, encode_record, Fact, Interner};
 use super::fs::{parent_dir, FileSystem};
 use super::time::Timestamp;
 use super::wal::{self, TAG_CHUNK};
+use crate::changefeed::sequence::Sequences;
 
 const FORMAT: &str = "igniter-ledger-snapshot";
 const VERSION: i64 = 1;
@@ -47,8 +48,8 @@ pub(crate) struct Header {
     pub written_at: i64,
 }
 
-fn encode_header(h: &Header, out: &mut Vec<u8>) {
-    codec::write_map_len(out, 6);
+fn encode_header(h: &Header, seqs: &Sequences, out: &mut Vec<u8>) {
+    codec::write_map_len(out, if seqs.is_plain() { 6 } else { 7 });
     codec::write_str(out, "format");
     codec::write_str(out, FORMAT);
     codec::write_str(out, "version");
@@ -61,9 +62,14 @@ fn encode_header(h: &Header, out: &mut Vec<u8>) {
     codec::write_int(out, h.wal_tail_crc as i64);
     codec::write_str(out, "written_at");
     codec::write_int(out, h.written_at);
+    if !seqs.is_plain() {
+        // Only a rewritten log has one (older readers skip the unknown key).
+        codec::write_str(out, "sequences");
+        seqs.encode(out);
+    }
 }
 
-fn decode_header(body: &[u8]) -> Result<Header, String> {
+fn decode_header(body: &[u8]) -> Result<(Header, Sequences), String> {
     let mut r = Reader::new(body);
     let n = r.read_map_len().map_err(|e| e.0)?;
     let mut h = Header {
@@ -73,6 +79,7 @@ fn decode_header(body: &[u8]) -> Result<Header, String> {
         written_at: 0,
     };
     let mut format_ok = false;
+    let mut seqs = Sequences::default();
     for _ in 0..n {
         let k = r.read_str().map_err(|e| e.0)?;
         match k {
@@ -87,6 +94,7 @@ fn decode_header(body: &[u8]) -> Result<Header, String> {
             "wal_offset" => h.wal_offset = r.read_int().map_err(|e| e.0)?.max(0) as u64,
             "wal_tail_crc" => h.wal_tail_crc = r.read_int().map_err(|e| e.0)? as u32,
             "written_at" => h.written_at = r.read_int().map_err(|e| e.0)?,
+            "sequences" => seqs = Sequences::decode(&mut r).map_err(|e| e.0)?,
             _ => {
                 r.raw_value().map_err(|e| e.0)?;
             }
@@ -95,7 +103,7 @@ fn decode_header(body: &[u8]) -> Result<Header, String> {
     if !format_ok {
         return Err("header does not name the igniter-ledger snapshot format".into());
     }
-    Ok(h)
+    Ok((h, seqs))
 }
 
 /// What `checkpoint` did.
@@ -118,20 +126,22 @@ pub(crate) fn write(
     fs: &dyn FileSystem,
     wal_path: &Path,
     facts: &[Fact],
+    seqs: &Sequences,
     wal_offset: u64,
     wal_tail_crc: u32,
 ) -> Result<CheckpointReport> {
     let tmp = snapshot_tmp_path(wal_path);
     let dest = snapshot_path(wal_path);
-    let res = write_tmp(fs, &tmp, facts, wal_offset, wal_tail_crc).and_then(|(header, bytes)| {
-        fs.rename(&tmp, &dest).map_err(|e| {
-            Error::io(
-                format!("renaming {} to {}", tmp.display(), dest.display()),
-                e,
-            )
-        })?;
-        Ok((header, bytes))
-    });
+    let res =
+        write_tmp(fs, &tmp, facts, seqs, wal_offset, wal_tail_crc).and_then(|(header, bytes)| {
+            fs.rename(&tmp, &dest).map_err(|e| {
+                Error::io(
+                    format!("renaming {} to {}", tmp.display(), dest.display()),
+                    e,
+                )
+            })?;
+            Ok((header, bytes))
+        });
     let (header, bytes) = match res {
         Ok(r) => r,
         Err(e) => {
@@ -157,6 +167,7 @@ fn write_tmp(
     fs: &dyn FileSystem,
     tmp: &Path,
     facts: &[Fact],
+    seqs: &Sequences,
     wal_offset: u64,
     wal_tail_crc: u32,
 ) -> Result<(Header, u64)> {
@@ -170,7 +181,7 @@ fn write_tmp(
     };
     let mut buf = Vec::with_capacity(1 << 20);
     let s = wal::begin_frame(&mut buf);
-    encode_header(&header, &mut buf);
+    encode_header(&header, seqs, &mut buf);
     wal::end_frame(&mut buf, s)?;
     let mut bytes = 0u64;
     for chunk in facts.chunks(CHUNK) {
@@ -199,7 +210,12 @@ fn write_tmp(
 /// A snapshot read back.
 pub(crate) enum Loaded {
     /// Our format.
-    Native { header: Header, facts: Vec<Fact> },
+    Native {
+        header: Header,
+        facts: Vec<Fact>,
+        /// The changefeed sequences of `facts` (plain unless the log was rewritten).
+        sequences: Sequences,
+    },
     /// The 0.5.2 Ruby format (JSON frames): facts to merge with the whole WAL by id.
     Legacy {
         facts: Vec<Fact>,
@@ -224,7 +240,7 @@ pub(crate) fn read(bytes: &[u8], intern: &mut dyn Interner) -> Result<Loaded, St
     if head.first() == Some(&b'{') {
         return read_legacy(bytes, &frames, intern);
     }
-    let header = decode_header(head)?;
+    let (header, sequences) = decode_header(head)?;
     // The header's count is untrusted: reserve no more than the file could hold (a
     // record takes well over 16 bytes).
     let mut facts = Vec::with_capacity(header.fact_count.min(bytes.len() as u64 / 16) as usize);
@@ -252,7 +268,11 @@ pub(crate) fn read(bytes: &[u8], intern: &mut dyn Interner) -> Result<Loaded, St
             facts.len()
         ));
     }
-    Ok(Loaded::Native { header, facts })
+    Ok(Loaded::Native {
+        header,
+        facts,
+        sequences,
+    })
 }
 
 fn read_legacy(

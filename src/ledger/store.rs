@@ -317,7 +317,7 @@ impl LedgerStore {
             .map(|s| s as Arc<dyn super::commit::CommitSink>);
         let clock = Clock::new(recovery::clock_floor(&state));
         let written = wal.as_ref().map_or(0, |w| w.len);
-        let feed = LedgerHook::new(&state.log);
+        let feed = LedgerHook::new(&state);
         let file = wal.as_ref().map(|w| w.file.clone());
         LedgerStore {
             inner: Arc::new(Inner {
@@ -554,7 +554,7 @@ impl LedgerStore {
             }
             let mut out = Vec::new();
             let mut state = inner.write_state_as(me)?;
-            let first_seq = state.log.len() as u64 + 1;
+            let first_seq = state.next_sequence();
             let facts = publish_facts(&mut state, facts, &mut out);
             drop(state);
             inner.feed.published(first_seq, &facts);
@@ -590,7 +590,7 @@ impl LedgerStore {
         if inner.durability != Durability::Fsync {
             let mut out = Vec::new();
             let mut state = inner.write_state_as(me)?;
-            let first_seq = state.log.len() as u64 + 1;
+            let first_seq = state.next_sequence();
             let facts = publish_facts(&mut state, facts, &mut out);
             state.wal_end = end;
             state.wal_tail_crc = crc;
@@ -1057,9 +1057,9 @@ impl LedgerStore {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let (facts, wal_end, crc) = {
+        let (facts, seqs, wal_end, crc) = {
             let s = self.inner.read_state()?;
-            (s.log.clone(), s.wal_end, s.wal_tail_crc)
+            (s.log.clone(), s.seqs.clone(), s.wal_end, s.wal_tail_crc)
         };
         // The snapshot must cover only WAL bytes on stable storage. Otherwise (`flush` and
         // `none` modes) a power cut could leave a WAL shorter than the snapshot claims:
@@ -1071,7 +1071,7 @@ impl LedgerStore {
         if self.inner.durability != Durability::Fsync {
             self.sync_wal()?;
         }
-        snapshot::write(&*self.inner.fs, &path, &facts, wal_end, crc)
+        snapshot::write(&*self.inner.fs, &path, &facts, &seqs, wal_end, crc)
     }
 
     /// fdatasyncs the WAL (what `write(2)` has handed to the kernel so far).
@@ -1171,9 +1171,10 @@ impl LedgerStore {
         &self.inner.feed
     }
 
-    /// Runs `f` over the published log (commit order) under the read lock.
-    pub(crate) fn read_log<R>(&self, f: impl FnOnce(&[Fact]) -> R) -> R {
-        f(&self.inner.read_state_infallible().log)
+    /// Runs `f` over the published state (its log in commit order, and the log's
+    /// changefeed sequences) under the read lock.
+    pub(crate) fn read_log<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.inner.read_state_infallible())
     }
 }
 
@@ -1399,7 +1400,7 @@ fn publish_durable(w: &mut Writer, inner: &Inner, durable: u64) {
                 }
             }
         }
-        let first_seq = s.log.len() as u64 + 1;
+        let first_seq = s.next_sequence();
         published.push((first_seq, publish_facts(&mut s, c.facts, &mut out)));
         s.wal_end = c.end;
         s.wal_tail_crc = c.crc;

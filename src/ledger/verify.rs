@@ -511,7 +511,22 @@ fn verify_source(
         report.frames_checked += 1;
         let body = &win.buf[fr.body.0..fr.body.1];
         let mut dropped = 0u64;
-        match decode_body_with(body, &mut names, &mut report.legacy_frames, &mut dropped) {
+        let mut seqs = None;
+        let decoded = decode_body_with(
+            body,
+            &mut names,
+            &mut report.legacy_frames,
+            &mut dropped,
+            &mut seqs,
+        )
+        .and_then(|facts| match seqs {
+            // A rewritten generation's sequence table belongs before its first fact.
+            Some(_) if checker.facts > 0 => Err(DecodeError(
+                "a changefeed sequence table after the first fact".into(),
+            )),
+            _ => Ok(facts),
+        });
+        match decoded {
             Ok(facts) => {
                 for f in facts {
                     if let Some(s) = snap.as_mut() {
@@ -587,7 +602,7 @@ fn load_snapshot(
             };
             Ok(None)
         }
-        Ok(Loaded::Native { header, facts }) => {
+        Ok(Loaded::Native { header, facts, .. }) => {
             let tied = header.wal_offset == 0
                 || (header.wal_offset <= total && header.wal_offset >= FRAME_OVERHEAD as u64 && {
                     let mut crc = [0u8; 4];
@@ -879,12 +894,12 @@ impl super::store::LedgerStore {
     pub fn verify_with(&self, progress: &mut dyn FnMut(&VerifyProgress)) -> Result<VerifyReport> {
         if self.segment_storage().is_some() {
             // A segmented ledger has no single WAL: its log, as loaded from its segments.
-            return Ok(self.read_log(|log| verify_log(log, progress)));
+            return Ok(self.read_log(|log| verify_log(&log.log, progress)));
         }
         match (self.path(), self.wal_for_reading()?) {
             (Some(path), Some((file, len))) => verify_open(path, &LogSource(file), len, progress),
             (Some(_), None) => Err(Error::Closed),
-            (None, _) => Ok(self.read_log(|log| verify_log(log, progress))),
+            (None, _) => Ok(self.read_log(|log| verify_log(&log.log, progress))),
         }
     }
 }
@@ -1018,7 +1033,7 @@ mod tests {
             l.write(Write::new("s", format!("k{i}"), Value::Int(i)))
                 .unwrap();
         }
-        let mut facts = l.read_log(|log| log.to_vec());
+        let mut facts = l.read_log(|log| log.log.to_vec());
         let (end, crc) = {
             let s = l.published();
             (s.wal_end, s.wal_tail_crc)
@@ -1029,7 +1044,15 @@ mod tests {
         let mut p = facts[2].to_parts();
         p.value = Value::Int(99);
         facts[2] = Fact::restore(p).unwrap();
-        snapshot::write(&super::super::fs::OsFileSystem, &path, &facts, end, crc).unwrap();
+        snapshot::write(
+            &super::super::fs::OsFileSystem,
+            &path,
+            &facts,
+            &Default::default(),
+            end,
+            crc,
+        )
+        .unwrap();
         let r = verify_file(&path).unwrap();
         assert_eq!(r.hash_mismatch_count, 1, "{r:?}");
         assert_eq!(r.hash_mismatches[0].kind, MismatchKind::Snapshot);

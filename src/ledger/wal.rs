@@ -30,6 +30,9 @@ pub(crate) const TAG_FACT: i64 = 1;
 pub(crate) const TAG_BATCH: i64 = 2;
 /// Body tag (snapshot files only): a chunk of fact records.
 pub(crate) const TAG_CHUNK: i64 = 3;
+/// Frame tag: the changefeed sequence table of a rewritten generation (its first frame;
+/// see `crate::changefeed::sequence`).
+pub(crate) const TAG_SEQUENCES: i64 = 4;
 
 /// Starts a frame in `out` (reserves the length), returning where it begins.
 pub(crate) fn begin_frame(out: &mut Vec<u8>) -> usize {

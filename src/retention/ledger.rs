@@ -21,6 +21,7 @@ use super::receipt::{
     COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
 };
 use super::rewrite::{self, Committed};
+use crate::changefeed::sequence::Sequences;
 use crate::ledger::fs::FileSystem;
 
 /// An exact prune: remove these facts (by id) from every read path and from disk.
@@ -673,14 +674,26 @@ impl LedgerStore {
         // does not change meanwhile: commits only append, and this lock excludes other
         // rewrites and checkpoints.
         let t = std::time::Instant::now();
-        let (change, cut, regs) = {
+        let (change, cut, regs, seqs) = {
             let state = self.published();
             let change = plan(&state)?;
-            (change, state.log.len(), Registrations::of(&state))
+            let cut = state.log.len();
+            let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
+            // Changefeed: the kept facts keep their sequences (and the ledger its
+            // identity), recorded as the new generation's first frame.
+            let seqs = removes.then(|| {
+                Sequences::rewritten(
+                    &state.seqs,
+                    state.ledger_identity(),
+                    (0..cut).filter(|&i| !change.drop[i]),
+                    cut,
+                )
+            });
+            (change, cut, Registrations::of(&state), seqs)
         };
         let mut read_window = t.elapsed();
-        let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
-        if !removes {
+        let Some(seqs) = seqs else {
+            // Nothing to remove: no rewrite.
             let now = Timestamp::now();
             return Ok(Done {
                 receipt_ids: Vec::new(),
@@ -694,7 +707,7 @@ impl LedgerStore {
                     .map(|(s, k, v)| (s, k, v(now)))
                     .collect(),
             });
-        }
+        };
         let dropped = change.drop.iter().filter(|&&d| d).count();
         let mut kept: Vec<Fact> = Vec::with_capacity(cut - dropped);
         let mut from = 0;
@@ -727,7 +740,8 @@ impl LedgerStore {
                 let (written, s) = std::thread::scope(|sc| {
                     let w = sc.spawn(|| {
                         let t = std::time::Instant::now();
-                        g.append(kept.iter())
+                        g.append_sequences(&seqs)
+                            .and_then(|()| g.append(kept.iter()))
                             .and_then(|()| g.sync())
                             .map(|()| t.elapsed())
                     });
@@ -784,7 +798,9 @@ impl LedgerStore {
                 latest.insert((store, key), id);
             }
             let receipt_ids: Vec<Uuid> = sealed.iter().map(|f| f.id()).collect();
+            let receipts_published = sealed.clone();
             let added = tail.into_iter().chain(sealed).collect();
+            new_state.seqs = seqs;
             let (wal, late) = match (generation.take(), path.as_deref()) {
                 (Some(g), Some(p)) => {
                     let (wal, late) = swap_in(io, p, g, added, &mut new_state)?;
@@ -796,8 +812,12 @@ impl LedgerStore {
                     (None, None)
                 }
             };
+            let receipts_seq = new_state.next_sequence() - receipts_published.len() as u64;
             let durable = wal.is_some();
             let old = ex.install(held, std::mem::take(&mut new_state), wal);
+            // The receipts are commits too: the changefeed numbers and delivers them.
+            self.feed_hook()
+                .published(receipts_seq, &receipts_published);
             let late = late.or_else(|| match path.as_deref() {
                 Some(p) => rewrite::remove_files(io, p, &side_files).err(),
                 None => None,

@@ -106,6 +106,20 @@ impl<'a> Generation<'a> {
         Ok(())
     }
 
+    /// Writes the changefeed sequence table of the generation (its first frame, before
+    /// any fact; see `crate::changefeed::sequence`).
+    pub(crate) fn append_sequences(
+        &mut self,
+        seqs: &crate::changefeed::sequence::Sequences,
+    ) -> Result<()> {
+        let s = wal::begin_frame(&mut self.buf);
+        codec::write_array_len(&mut self.buf, 2);
+        codec::write_int(&mut self.buf, wal::TAG_SEQUENCES);
+        seqs.encode(&mut self.buf);
+        self.tail_crc = wal::end_frame(&mut self.buf, s)?;
+        Ok(())
+    }
+
     /// Appends facts (commit order).
     pub(crate) fn append<'f>(&mut self, facts: impl Iterator<Item = &'f Fact>) -> Result<()> {
         let mut facts = facts.peekable();

@@ -189,5 +189,65 @@ RSpec.describe "changefeed attached to a ledger" do
       expect { Igniter::Ledger::LedgerStore.new(changefeed: feed) }.to raise_error(ArgumentError, /already follows a ledger/)
       expect { Igniter::Ledger::LedgerStore.new(changefeed: Object.new) }.to raise_error(TypeError, /changefeed:/)
     end
+
+    it "raises ChangefeedArgumentError: an ArgumentError and an Igniter::Ledger::Error, with #argument" do
+      refused = lambda do |argument, pattern, &blk|
+        expect(&blk).to raise_error(Igniter::Ledger::ChangefeedArgumentError, pattern) { |e|
+          expect(e).to be_a(ArgumentError)
+          expect(Igniter::Ledger::Error === e).to be(true)
+          expect(e.argument).to eq(argument)
+        }
+      end
+      refused.call(:overflow, /unknown overflow policy/) { Igniter::Ledger::ChangefeedBuffer.new(overflow: :spill) }
+      refused.call(:close_policy, /unknown close_policy/) { Igniter::Ledger::ChangefeedBuffer.new(close_policy: :later) }
+      refused.call(:subscriber_queue_size, /positive/) { Igniter::Ledger::ChangefeedBuffer.new(subscriber_queue_size: 0) }
+      refused.call(:block, /block/) { Igniter::Ledger::ChangefeedBuffer.new.subscribe(stores: [:s]) }
+      a = Igniter::Ledger::LedgerStore.new
+      b = Igniter::Ledger::LedgerStore.new
+      a.write(store: :s, key: "k", value: 1)
+      b.write(store: :s, key: "k", value: 1)
+      refused.call(:after, /after: sequence must be/) { a.changes(after: { sequence: -1 }) }
+      refused.call(:after, /from another ledger/) { b.changes(after: a.head) }
+      refused.call(:after, /past the end/) { a.changes(after: { sequence: 9 }) }
+      refused.call(:limit, /limit:/) { a.changes(limit: 0) }
+    end
+  end
+
+  describe "sequences survive retention" do
+    it "keeps each fact's sequence across a prune, a compaction, a checkpoint and reopen; too-old cursors name the horizon" do
+      Dir.mktmpdir do |dir|
+        path = File.join(dir, "r.wal")
+        store = Igniter::Ledger::LedgerStore.open(path)
+        facts = (1..6).map { |i| store.write(store: :b, key: "k#{i}", value: i) }
+        identity = store.ledger_id
+        store.prune_fact_ids(fact_ids: [facts[0].id, facts[1].id, facts[4].id], reason: :test)
+        expect(store.first_sequence).to eq(3)
+        expected = [[3, facts[2].id], [4, facts[3].id], [6, facts[5].id]]
+        read = ->(s, after = { sequence: 2 }) { s.changes(after: after, stores: [:b]).map { |e| [e.cursor[:sequence], e.fact_id] } }
+        expect(read.call(store)).to eq(expected)
+        expect(store.changes(after: { sequence: 6 }).map { |e| e.store }).to eq([:__fact_prune_receipts])
+        expect { store.changes(after: { sequence: 1, ledger: identity }) }.to raise_error(Igniter::Ledger::CursorTooOldError) { |e|
+          expect(e).to be_a(ArgumentError)
+          expect(e.horizon).to eq({ sequence: 2, ledger: identity })
+          expect(e.message).to match(/after: .*too old/)
+        }
+        feed_replay = Igniter::Ledger::ChangefeedBuffer.new
+        store.close
+        store = Igniter::Ledger::LedgerStore.open(path, changefeed: feed_replay)
+        expect(store.ledger_id).to eq(identity)
+        expect(read.call(store)).to eq(expected)
+        r = feed_replay.replay(cursor: { sequence: 0 })
+        expect(r[:status]).to eq(:cursor_too_old)
+        expect(r[:oldest_cursor][:sequence]).to eq(3)
+        expect(feed_replay.replay(cursor: { sequence: 2 })[:status]).to eq(:ok)
+        store.write(store: :b, key: "k9", value: 9)
+        store.checkpoint
+        store.close
+        store = Igniter::Ledger::LedgerStore.open(path)
+        expect(read.call(store)).to eq(expected + [[8, store.changes(after: { sequence: 7 }).first.fact_id]])
+        expect(store.head[:sequence]).to eq(8)
+        store.close
+      end
+    end
   end
 end

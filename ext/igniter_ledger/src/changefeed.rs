@@ -10,13 +10,14 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use igniter_ledger::changefeed::{
-    Alert, AlertThresholds, AlertValue, BufferOptions, ChangeEvent, ChangefeedBuffer, ChangesQuery,
-    ClosePolicy, Cursor, Diagnostic, Overflow, Recv, ReplayStatus, SubscriberSnapshot,
-    Subscription,
+    Alert, AlertThresholds, AlertValue, BufferOptions, ChangeEvent, ChangefeedBuffer,
+    ChangefeedError, ChangesQuery, ClosePolicy, Cursor, Diagnostic, Overflow, Recv, ReplayStatus,
+    SubscriberSnapshot, Subscription,
 };
 use magnus::{
-    prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions, Error, IntoValue, RArray,
-    RClass, RHash, RModule, Ruby, TryConvert, TypedData, Value as RValue,
+    exception::ExceptionClass, prelude::*, typed_data::Obj, value::Opaque, DataTypeFunctions,
+    Error, Exception, IntoValue, RArray, RClass, RHash, RModule, RObject, Ruby, TryConvert,
+    TypedData, Value as RValue,
 };
 
 use crate::errors::ledger_err;
@@ -52,8 +53,63 @@ impl DataTypeFunctions for SubObj {}
 
 static EVENT_CLASS: OnceLock<Opaque<RClass>> = OnceLock::new();
 
+/// `ChangefeedArgumentError` (< ArgumentError) and `CursorTooOldError` (< it).
+struct ErrorClasses {
+    argument: Opaque<ExceptionClass>,
+    too_old: Opaque<ExceptionClass>,
+}
+
+static ERRORS: OnceLock<ErrorClasses> = OnceLock::new();
+
+/// An error of `class` (ArgumentError when the classes are not defined yet) with
+/// `@argument` and, when given, `@horizon` set.
+fn changefeed_exception(
+    ruby: &Ruby,
+    too_old: bool,
+    message: String,
+    argument: &str,
+    horizon: Option<Cursor>,
+) -> Error {
+    let class = match ERRORS.get() {
+        Some(c) if too_old => ruby.get_inner(c.too_old),
+        Some(c) => ruby.get_inner(c.argument),
+        None => ruby.exception_arg_error(),
+    };
+    let exc: Exception = match class.new_instance((ruby.str_new(&message),)) {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
+    if let Some(obj) = RObject::from_value(exc.as_value()) {
+        let _ = obj.ivar_set("@argument", sym(ruby, argument));
+        if let Some(h) = horizon {
+            match cursor_hash(ruby, Some(h)) {
+                Ok(v) => {
+                    let _ = obj.ivar_set("@horizon", v);
+                }
+                Err(e) => return e,
+            }
+        }
+    }
+    Error::from(exc)
+}
+
+/// The Ruby exception for a core changefeed error: `Igniter::Ledger::CursorTooOldError`
+/// (with `horizon`) for a cursor older than retention kept, else
+/// `ChangefeedArgumentError`; both are ArgumentErrors and `Igniter::Ledger::Error`s,
+/// with `argument` naming what was refused.
+pub fn ledger_error(ruby: &Ruby, e: ChangefeedError) -> Error {
+    let argument = e.argument().to_owned();
+    let message = e.to_string();
+    match e {
+        ChangefeedError::CursorTooOld { horizon, .. } => {
+            changefeed_exception(ruby, true, message, &argument, Some(horizon))
+        }
+        _ => changefeed_exception(ruby, false, message, &argument, None),
+    }
+}
+
 fn arg_error(ruby: &Ruby, msg: String) -> Error {
-    Error::new(ruby.exception_arg_error(), msg)
+    changefeed_exception(ruby, false, msg, "cursor", None)
 }
 
 fn str_list(ruby: &Ruby, items: &[String]) -> RValue {
@@ -480,9 +536,19 @@ fn store_head(ruby: &Ruby, s: &StoreObj) -> Result<RValue, Error> {
     cursor_hash(ruby, Some(s.ledger().head()))
 }
 
+fn store_first_sequence(s: &StoreObj) -> u64 {
+    s.ledger().first_sequence()
+}
+
 /// Defines `ChangefeedBuffer`, `Subscription` and the changefeed methods of `LedgerStore`.
 pub fn define(ruby: &Ruby, ledger: RModule, store: RClass) -> Result<(), Error> {
     use magnus::{function, method};
+    let argument = ledger.define_error("ChangefeedArgumentError", ruby.exception_arg_error())?;
+    let too_old = ledger.define_error("CursorTooOldError", argument)?;
+    let _ = ERRORS.set(ErrorClasses {
+        argument: argument.into(),
+        too_old: too_old.into(),
+    });
     let buf = ledger.define_class("ChangefeedBuffer", ruby.class_object())?;
     buf.undef_default_alloc_func();
     buf.define_singleton_method("_new", function!(buffer_new, 6))?;
@@ -512,5 +578,6 @@ pub fn define(ruby: &Ruby, ledger: RModule, store: RClass) -> Result<(), Error> 
     store.define_private_method("_changes", method!(store_changes, 4))?;
     store.define_method("ledger_id", method!(store_ledger_id, 0))?;
     store.define_method("head", method!(store_head, 0))?;
+    store.define_method("first_sequence", method!(store_first_sequence, 0))?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! | `Poisoned` | `PoisonedError` |
 //! | `Closed` | `ClosedError` |
 //! | `Coercion` | whatever the coercion raised, else `CoercionError` |
+//! | `Changefeed` | `ChangefeedArgumentError` / `CursorTooOldError` (ArgumentErrors), see `changefeed.rs` |
 //!
 //! `StorageError` is the common superclass of the storage failures (`IOError`,
 //! `CorruptionError`, `LockedError`, `PoisonedError`); `Error` is the superclass of all of
@@ -181,6 +182,7 @@ pub fn ledger_error(ruby: &Ruby, e: LedgerError) -> Error {
         }
         LedgerError::Poisoned(_) => Error::new(ruby.get_inner(c.poisoned), message),
         LedgerError::Closed => Error::new(ruby.get_inner(c.closed), message),
+        LedgerError::Changefeed(e) => crate::changefeed::ledger_error(ruby, e),
         LedgerError::Coercion { .. } => match callbacks::take_coercion_error() {
             Some(original) => original,
             None => Error::new(ruby.get_inner(c.coercion), message),

@@ -18,7 +18,7 @@ module Igniter
       # An event for `fact` at `sequence` (0.5.2 API).
       def self.from_fact(fact, sequence:, ledger: nil)
         unless sequence.is_a?(Integer) && sequence >= 0
-          raise ArgumentError, "sequence: must be a non-negative Integer, got #{sequence.inspect}"
+          ChangefeedArgs.refuse(:sequence, "sequence: must be a non-negative Integer, got #{sequence.inspect}")
         end
 
         new("change_#{SecureRandom.uuid}", fact, sequence, ledger, Process.clock_gettime(Process::CLOCK_REALTIME))
@@ -61,9 +61,35 @@ module Igniter
       alias to_s inspect
     end
 
+    # A changefeed argument that was refused (an unknown policy, a non-positive size, a
+    # malformed cursor or one of another ledger, subscribe without a block, ...). An
+    # ArgumentError, as the 0.5.2 gem raised, and an Igniter::Ledger::Error. #argument
+    # names what was refused (:overflow, :cursor, :after, :block, ...). Defined by the
+    # extension.
+    class ChangefeedArgumentError
+      include Error::Tag
+      attr_reader :argument
+
+      def initialize(message = nil, argument = nil)
+        super(message)
+        @argument = argument
+      end
+    end
+
+    # A cursor older than what retention kept: compaction or a prune removed the facts
+    # right after it. #horizon is the oldest cursor that can resume (`{sequence:,
+    # ledger:}`); the facts kept after it are all there.
+    class CursorTooOldError
+      attr_reader :horizon
+    end
+
     # Argument shapes shared by ChangefeedBuffer and LedgerStore.
     module ChangefeedArgs
       module_function
+
+      def refuse(argument, message)
+        raise ChangefeedArgumentError.new(message, argument.to_sym)
+      end
 
       # [sequence, ledger] from nil, a ChangeEvent or a Hash `{sequence: N[, ledger: id]}`
       # (String keys accepted, as from JSON).
@@ -72,21 +98,21 @@ module Igniter
 
         value = value.cursor if value.is_a?(ChangeEvent)
         unless value.is_a?(Hash)
-          raise ArgumentError, "#{what}: must be a Hash like {sequence: N} (or nil), got #{value.inspect}"
+          refuse(what, "#{what}: must be a Hash like {sequence: N} (or nil), got #{value.inspect}")
         end
 
         h = value.transform_keys { |k| k.is_a?(String) ? k.to_sym : k }
         extra = h.keys - %i[sequence ledger]
-        raise ArgumentError, "#{what}: unknown keys #{extra.inspect} in #{value.inspect}" unless extra.empty?
+        refuse(what, "#{what}: unknown keys #{extra.inspect} in #{value.inspect}") unless extra.empty?
 
         seq = h[:sequence]
         unless seq.is_a?(Integer) && seq >= 0
-          raise ArgumentError, "#{what}: sequence must be a non-negative Integer, got #{seq.inspect}"
+          refuse(what, "#{what}: sequence must be a non-negative Integer, got #{seq.inspect}")
         end
 
         ledger = h[:ledger]
         unless ledger.nil? || ledger.is_a?(String)
-          raise ArgumentError, "#{what}: ledger must be a ledger id String, got #{ledger.inspect}"
+          refuse(what, "#{what}: ledger must be a ledger id String, got #{ledger.inspect}")
         end
 
         [seq, ledger]
@@ -108,18 +134,20 @@ module Igniter
       rescue ArgumentError => e
         raise unless e.message.start_with?("cursor:")
 
-        raise e.class, e.message.sub("cursor:", "#{keyword}:"), e.backtrace
+        renamed = e.exception(e.message.sub("cursor:", "#{keyword}:"))
+        renamed.instance_variable_set(:@argument, keyword.to_sym) if renamed.is_a?(ChangefeedArgumentError)
+        raise renamed
       end
 
       def limit(value)
         return nil if value.nil?
-        raise ArgumentError, "limit: must be a positive Integer, got #{value.inspect}" unless value.is_a?(Integer) && value.positive?
+        refuse(:limit, "limit: must be a positive Integer, got #{value.inspect}") unless value.is_a?(Integer) && value.positive?
 
         value
       end
 
       def positive(name, value)
-        raise ArgumentError, "#{name}: must be a positive Integer, got #{value.inspect}" unless value.is_a?(Integer) && value.positive?
+        refuse(name, "#{name}: must be a positive Integer, got #{value.inspect}") unless value.is_a?(Integer) && value.positive?
 
         value
       end
@@ -127,7 +155,7 @@ module Igniter
       def policy(name, value)
         return value.to_s if value.is_a?(Symbol) || value.is_a?(String)
 
-        raise ArgumentError, "#{name}: unknown #{name == "overflow" ? "overflow policy" : "close_policy"} #{value.inspect}"
+        refuse(name, "#{name}: unknown #{name == "overflow" ? "overflow policy" : "close_policy"} #{value.inspect}")
       end
     end
 
@@ -158,7 +186,7 @@ module Igniter
           raise TypeError, "alert_thresholds: must be a Hash, got #{alert_thresholds.class}" unless alert_thresholds.is_a?(Hash)
 
           thresholds = alert_thresholds.map do |k, v|
-            raise ArgumentError, "alert_thresholds: #{k} must be a Numeric, got #{v.inspect}" unless v.is_a?(Numeric)
+            a.refuse(:alert_thresholds, "alert_thresholds: #{k} must be a Numeric, got #{v.inspect}") unless v.is_a?(Numeric)
 
             [k.to_s, v.to_f]
           end
@@ -180,7 +208,7 @@ module Igniter
       # (attached buffers): the events after it are read back from the ledger first.
       # A block that raises is removed and counted (snapshot[:failed_total]).
       def subscribe(stores: [], after: nil, &block)
-        raise ArgumentError, "subscribe needs a block" unless block
+        ChangefeedArgs.refuse(:block, "subscribe needs a block") unless block
 
         seq, ledger = ChangefeedArgs.cursor(after, "after")
         sub = ChangefeedArgs.naming("after") { _subscribe(ChangefeedArgs.stores(stores), seq, ledger) }
@@ -269,7 +297,11 @@ module Igniter
 
       # The committed facts after `after` (a cursor; nil: from the first fact) as
       # ChangeEvents, read from the ledger itself: a consumer resumes exactly where it
-      # stopped, however long ago. stores: only these (nil: all); limit: at most this many.
+      # stopped, however long ago (a fact keeps its sequence across reopen, checkpoints,
+      # compaction and prunes). stores: only these (nil: all); limit: at most this many.
+      # Raises CursorTooOldError (naming the horizon) only when retention removed the
+      # facts right after `after`; ChangefeedArgumentError for a malformed cursor, one of
+      # another ledger, or one past the newest fact.
       def changes(after: nil, stores: nil, limit: nil)
         seq, ledger = ChangefeedArgs.cursor(after, "after")
         ChangefeedArgs.naming("after") { _changes(seq, ledger, ChangefeedArgs.stores(stores), ChangefeedArgs.limit(limit)) }

@@ -197,8 +197,8 @@ impl Pusher {
 
     /// The changefeed position to resume after: `stored`, when the fact there is the
     /// last one pushed; else (local compaction or pruning removed facts in front of it)
-    /// the position of that fact now; else (it was removed itself) 0 — everything is
-    /// offered again and the hub skips the ids it holds (counted in `facts_skipped`).
+    /// the position of that fact now; else (it was removed itself) the oldest position
+    /// the ledger still serves — everything is offered again and the hub skips the ids it holds (counted in `facts_skipped`).
     fn realign(&mut self, stored: u64, last: Option<Uuid>) -> Result<u64, SyncError> {
         let Some(last) = last else {
             return Ok(stored);
@@ -213,10 +213,13 @@ impl Pusher {
         }
         self.realigned += 1;
         let all = self.ledger.changes(&ChangesQuery::new())?;
+        // Not found: offer everything the ledger still holds (the oldest cursor it
+        // accepts is the one before its first sequence).
+        let oldest = self.ledger.first_sequence().saturating_sub(1);
         Ok(all
             .iter()
             .find(|e| e.fact_id() == last)
-            .map_or(0, ChangeEvent::sequence))
+            .map_or(oldest, ChangeEvent::sequence))
     }
 
     /// Takes up to one batch of events, waiting up to `wait` for the first.
