@@ -93,7 +93,7 @@ fn kill_nine_and_postgres_restarts_never_duplicate_or_lose_a_fact() {
     for round in 0..ROUNDS {
         {
             let a = LedgerStore::open(&a_path).unwrap();
-            let n = 100 + rng.below(200);
+            let n = 300 + rng.below(600);
             for i in 0..n {
                 a.write(Write::new(
                     ["orders", "users", "events"][(i % 3) as usize],
@@ -105,9 +105,19 @@ fn kill_nine_and_postgres_restarts_never_duplicate_or_lose_a_fact() {
             written += n;
             a.close().unwrap();
         }
-        let pusher = sync(&a_path, &url, &["--push", "--batch", "25"]);
-        let puller = sync(&b_path, &url, &["--pull", "--batch", "25"]);
-        std::thread::sleep(Duration::from_millis(30 + rng.below(300)));
+        let pusher = sync(&a_path, &url, &["--push", "--batch", "10"]);
+        let puller = sync(&b_path, &url, &["--pull", "--batch", "10"]);
+        if round % 4 != 1 {
+            // Aim the kill inside the push, whatever the machine's speed: wait until its
+            // first batches are in the hub, then a few milliseconds more.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while hub_count(&url) <= before_round && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(15)));
+        } else {
+            std::thread::sleep(Duration::from_millis(30 + rng.below(300)));
+        }
         if round % 4 == 1 {
             // PostgreSQL crashes under the running push and pull, and comes back.
             pg.restart();

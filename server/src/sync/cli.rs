@@ -233,8 +233,9 @@ fn sync(
         }
         Ok::<(), SyncError>(())
     })?;
-    let status = handle.status();
-    handle.stop()?;
+    // The counters are read once both loops have ended, so they cover every committed step.
+    let (status, stopped) = handle.stop_with_status();
+    stopped?;
     println!(
         "stopped: pushed {} (cursor {}), pulled {} (cursor {}), {} reconnects",
         status.pushed, status.push_cursor, status.pulled, status.pull_cursor, status.reconnects

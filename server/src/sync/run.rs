@@ -177,7 +177,10 @@ impl SyncHandle {
 
     /// The counters so far.
     pub fn status(&self) -> SyncStatus {
-        let s = &self.shared;
+        SyncHandle::read_status(&self.shared)
+    }
+
+    fn read_status(s: &Shared) -> SyncStatus {
         SyncStatus {
             pushed: s.pushed.load(Ordering::SeqCst),
             push_cursor: s.push_cursor.load(Ordering::SeqCst),
@@ -200,6 +203,19 @@ impl SyncHandle {
     /// Stops both loops after their current step (a transaction in flight either commits
     /// or rolls back whole) and waits for them. The first fatal error, if any.
     pub fn stop(self) -> Result<(), SyncError> {
+        self.stop_with_status().1
+    }
+
+    /// [`SyncHandle::stop`], also answering the final counters (read after both loops
+    /// ended, so they cover every step that committed).
+    pub fn stop_with_status(self) -> (SyncStatus, Result<(), SyncError>) {
+        let shared = self.shared.clone();
+        let r = self.join_all();
+        let status = SyncHandle::read_status(&shared);
+        (status, r)
+    }
+
+    fn join_all(self) -> Result<(), SyncError> {
         self.shared.stop.store(true, Ordering::SeqCst);
         let mut first = Ok(());
         for (name, t) in self.threads {
