@@ -104,6 +104,15 @@ module Igniter
             store = first.__send__(:_share, self)
             store.__send__(:join, first)
           end
+          return finish_open(store, lru_cap, changefeed) unless block_given?
+
+          finish_open(store, lru_cap, changefeed) { |s| yield s }
+        end
+
+        # The last steps of every open: the Ruby-side setup and the changefeed (the store
+        # is closed if attaching fails). With a block, yields the store and closes it after;
+        # answers the store otherwise.
+        def finish_open(store, lru_cap, changefeed)
           store.__send__(:setup, lru_cap, nil)
           begin
             store.__send__(:attach_changefeed, changefeed)
@@ -119,6 +128,7 @@ module Igniter
             store.close
           end
         end
+        private :finish_open
 
         def memory
           new

@@ -203,15 +203,9 @@ module Igniter
           store = _open_segmented(self, Segmented.root_path(root), Segmented.options(**Segmented::DEFAULTS, **opts),
                                   cache_entries(read_cache, lru_cap), partition_handles(partition_cache),
                                   hash_keys_name(hash_keys))
-          store.__send__(:setup, lru_cap, nil)
-          store.__send__(:attach_changefeed, changefeed)
-          return store unless block_given?
+          return finish_open(store, lru_cap, changefeed) unless block_given?
 
-          begin
-            yield store
-          ensure
-            store.close
-          end
+          finish_open(store, lru_cap, changefeed) { |s| yield s }
         end
       end
 
