@@ -197,5 +197,17 @@ fn a_child_forked_while_parent_threads_are_inside_the_changefeed_never_hangs() {
          the ledger refused the write in {refused}"
     );
     assert_eq!(worked + orphaned + refused, forks);
-    assert!(worked > 0, "no child could use the changefeed");
+    // Whether a busy parent had a lock at the moment of a fork is up to the scheduler
+    // (on a fast machine it nearly always has one). Forked while no parent thread is
+    // inside the changefeed, a child must be able to use it: fork safety must not refuse
+    // more than it has to.
+    let (l, f) = (ledger.clone(), feed.clone());
+    let pid = fork_child(move || child(&l, &f));
+    match wait_for(pid, Duration::from_secs(30)) {
+        None => panic!("the quiet fork: the child hung (killed after 30 s)"),
+        Some(10) => {}
+        Some(code) => {
+            panic!("the quiet fork: the child could not use the changefeed (code {code})")
+        }
+    }
 }
