@@ -10,52 +10,15 @@
 //! child that has not finished within a deadline (a hang). The test uses `unsafe` for
 //! `fork` itself; the ledger crate has none.
 
-use std::io;
+mod forking;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use forking::{fork_child, wait_for};
 use igniter_ledger::changefeed::{BufferOptions, ChangefeedBuffer, ChangesQuery, Recv, ALL_STORES};
 use igniter_ledger::{Batch, Error, LedgerStore, Value, Write};
-
-/// Runs `f` in a forked child, which exits with its result (panics: 100).
-fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only runs `f` (ledger calls, no stdout) and `_exit`s.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(100);
-        // SAFETY: ends the child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) };
-    }
-    pid
-}
-
-/// The child's exit code, or None if it had not exited by `deadline` (then it is killed).
-fn wait_for(pid: libc::pid_t, deadline: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: plain system calls on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
-        }
-        if start.elapsed() > deadline {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// What a child does: exit code 10 when the buffer worked in it, 11 when a parent
 /// thread had held it at the fork (it stopped emitting there), 12 when the ledger itself
