@@ -716,6 +716,102 @@ impl State {
     }
 }
 
+/// The key and position views of a log built in bulk, chunk by chunk in commit order (a
+/// rewrite's kept facts, as they are copied out): no per-fact store hashing (a run of
+/// facts of one store is looked up once), key maps presized from a hint (no growth),
+/// no values decoded, no notifications. Registrations (paths, scopes, partitions,
+/// coercions) are added by the caller once the log is whole; see
+/// [`BulkIndex::into_state`].
+pub(crate) struct BulkIndex {
+    stores: HashMap<Arc<str>, StoreIndex>,
+    /// Position of the next fact.
+    next: u32,
+    prev_id: Option<Uuid>,
+    /// Some fact's id was not greater than its predecessor's: the id map is needed.
+    ids_unordered: bool,
+}
+
+impl BulkIndex {
+    /// An empty index; `hints` gives, per store, about how many keys and facts it will
+    /// hold (upper bounds are fine).
+    pub(crate) fn new(hints: &[(Arc<str>, usize, usize)]) -> Self {
+        let mut stores = HashMap::with_capacity(hints.len());
+        for (name, keys, facts) in hints {
+            stores.insert(
+                name.clone(),
+                StoreIndex {
+                    name: Some(name.clone()),
+                    all: Vec::with_capacity(*facts),
+                    keys: KeyMap {
+                        table: hashbrown::HashTable::with_capacity(*keys),
+                        hashing: Default::default(),
+                    },
+                    ..Default::default()
+                },
+            );
+        }
+        BulkIndex {
+            stores,
+            next: 0,
+            prev_id: None,
+            ids_unordered: false,
+        }
+    }
+
+    /// Indexes `facts`, the next facts of the log (commit order).
+    pub(crate) fn add(&mut self, facts: &[Fact]) {
+        let mut i = 0;
+        while i < facts.len() {
+            // A run of facts of one store: one store look-up.
+            let store = facts[i].store_arc();
+            let run = facts[i..]
+                .iter()
+                .position(|f| !Arc::ptr_eq(f.store_arc(), store) && f.store() != &**store)
+                .unwrap_or(facts.len() - i);
+            let si = match self.stores.get_mut(&**store) {
+                Some(si) => si,
+                None => self.stores.entry(store.clone()).or_default(),
+            };
+            if si.name.is_none() {
+                si.name = Some(store.clone());
+            }
+            for f in &facts[i..i + run] {
+                let pos = self.next;
+                self.next += 1;
+                if self.prev_id.is_some_and(|p| f.id() <= p) {
+                    self.ids_unordered = true;
+                }
+                self.prev_id = Some(f.id());
+                si.all.push(pos);
+                si.keys.push(f.key_arc(), pos);
+            }
+            i += run;
+        }
+    }
+
+    /// The state over `log` (the facts added, in the same order), with these views and
+    /// no registrations.
+    pub(crate) fn into_state(self, log: Vec<Fact>) -> State {
+        debug_assert_eq!(log.len(), self.next as usize);
+        let id_map = self.ids_unordered.then(|| {
+            let mut m = HashMap::with_capacity(log.len());
+            for (i, f) in log.iter().enumerate() {
+                m.insert(f.id(), i as u32);
+            }
+            m
+        });
+        let mut stores = self.stores;
+        // Hinted stores that received nothing are not part of the state.
+        stores.retain(|_, si| !si.all.is_empty());
+        State {
+            log,
+            stores,
+            id_map,
+            ..Default::default()
+        }
+    }
+}
+
 /// The bucket key of a partition value: its canonical encoding.
 fn encode_key(v: &Value) -> Box<[u8]> {
     let mut b = Vec::with_capacity(24);
