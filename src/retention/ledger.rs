@@ -771,31 +771,76 @@ impl LedgerStore {
                 (kept, None)
             }
             Some(p) => {
+                // Three stages: this thread copies and indexes; an encoder turns the
+                // facts into frames; a writer takes the snapshot away, creates the
+                // generation and writes the frames, syncing as it goes so the device
+                // works while the rest is encoded. A failing stage closes its channel,
+                // which stops the ones before it.
                 let seqs = &seqs;
-                let (written, write_time) = std::thread::scope(|sc| {
-                    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Fact>>(WRITE_QUEUE);
-                    let w = sc.spawn(move || {
+                let (written, encoded) = std::thread::scope(|sc| {
+                    let (facts_tx, facts_rx) =
+                        std::sync::mpsc::sync_channel::<Vec<Fact>>(WRITE_QUEUE);
+                    let (bytes_tx, bytes_rx) =
+                        std::sync::mpsc::sync_channel::<(Vec<u8>, u32)>(WRITE_QUEUE);
+                    let writer = sc.spawn(move || {
                         let t = std::time::Instant::now();
-                        let r = (|| -> Result<(Vec<Fact>, rewrite::Generation<'_>)> {
+                        let r = (|| -> Result<rewrite::Generation<'_>> {
                             rewrite::remove_snapshot(io, p)?;
                             let mut g = rewrite::Generation::create(io, p)?;
-                            g.append_sequences(seqs)?;
-                            let mut kept = Vec::with_capacity(kept_count);
-                            for chunk in rx.iter() {
-                                g.append(chunk.iter())?;
-                                kept.extend(chunk);
+                            for (bytes, crc) in bytes_rx.iter() {
+                                g.write_encoded(&bytes, crc)?;
                             }
                             g.sync()?;
-                            Ok((kept, g))
+                            Ok(g)
                         })();
                         (r, t.elapsed())
                     });
-                    copy(&mut |c| tx.send(c).is_ok());
-                    drop(tx);
-                    w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    let encoder = sc.spawn(move || -> Result<Option<Vec<Fact>>> {
+                        let mut frames = rewrite::Frames::new();
+                        let mut crc = 0;
+                        frames.sequences(seqs)?;
+                        let mut kept = Vec::with_capacity(kept_count);
+                        for chunk in facts_rx.iter() {
+                            frames.append(chunk.iter())?;
+                            kept.extend(chunk);
+                            if let Some(bytes) = frames.full() {
+                                // Every frame in `bytes` is complete: the last one's
+                                // CRC is the generation's tail so far.
+                                crc = frames.tail_crc();
+                                if bytes_tx.send((bytes, crc)).is_err() {
+                                    return Ok(None);
+                                }
+                            }
+                        }
+                        let (rest, last) = frames.finish();
+                        if !rest.is_empty() || last != crc {
+                            if bytes_tx.send((rest, last)).is_err() {
+                                return Ok(None);
+                            }
+                        }
+                        Ok(Some(kept))
+                    });
+                    copy(&mut |c| facts_tx.send(c).is_ok());
+                    drop(facts_tx);
+                    let encoded = encoder
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                    let written = writer
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                    (written, encoded)
                 });
+                let (g, write_time) = written;
                 timing.write = write_time;
-                let (kept, g) = written?;
+                // The writer's error first: the encoder stops when the writer does.
+                let g = g?;
+                let kept = encoded?.ok_or_else(|| {
+                    // Unreachable: the writer ends well only once the encoder is done.
+                    Error::io(
+                        "writing the new generation",
+                        std::io::Error::other("the writer stopped early"),
+                    )
+                })?;
                 (kept, Some(g))
             }
         };
