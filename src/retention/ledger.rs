@@ -639,9 +639,10 @@ impl LedgerStore {
     /// committed as one ordinary batch (no rewrite).
     ///
     /// Two phases, so that commits pause only briefly. Phase 1 (commits go on): the plan
-    /// is made under one read lock, the kept facts are copied out in chunks (one read lock
-    /// each), then written to the new generation on a second thread while the views over
-    /// them are rebuilt. Phase 2 (commits wait, see [`LedgerStore::exclusive`]): the
+    /// is made under one read lock, then the kept facts stream out of the published log
+    /// in chunks (one read lock each) into the views over them, built in bulk on this
+    /// thread, and on to a second thread that encodes them and a third that writes the
+    /// new generation, syncing as it goes. Phase 2 (commits wait, see [`LedgerStore::exclusive`]): the
     /// facts committed meanwhile and the receipts are appended to both, the generation is
     /// fsynced and renamed into place, and the new state is published.
     fn rewrite(
