@@ -814,10 +814,9 @@ impl LedgerStore {
                             }
                         }
                         let (rest, last) = frames.finish();
-                        if !rest.is_empty() || last != crc {
-                            if bytes_tx.send((rest, last)).is_err() {
-                                return Ok(None);
-                            }
+                        if (!rest.is_empty() || last != crc) && bytes_tx.send((rest, last)).is_err()
+                        {
+                            return Ok(None);
                         }
                         Ok(Some(kept))
                     });
