@@ -73,10 +73,11 @@ RSpec.describe "store.start_sync (the PostgreSQL sync hub)" do
     end
 
     def write_some(store, from, count)
+      prev = store.read_fact(store: :orders, key: "order-#{from - 1}")
       (from...(from + count)).map do |i|
-        cause = i.zero? ? nil : "order-#{i - 1}"
         f = store.write(store: :orders, key: "order-#{i}", value: { n: i, tags: [:a, "b"], at: i * 1.5 },
-                        causation: cause)
+                        causation: prev&.id)
+        prev = f
         store.append(history: :events, event: { order: i, kind: :created }, partition_key: :order, causation: f.id)
         sleep 0.001 if i % 7 == 0 # spread the transaction times a little
         f
