@@ -195,3 +195,78 @@ fn sync_flags_are_checked_and_documented() {
         assert!(err.contains(msg), "{args:?}: {err}");
     }
 }
+
+/// Counts the batches it commits (on the pull thread, as the default does).
+struct Counting(std::sync::atomic::AtomicU64);
+
+impl igniter_ledger_server::sync::PullCommit for Counting {
+    fn commit(
+        &self,
+        ledger: &LedgerStore,
+        batch: igniter_ledger::Batch,
+    ) -> igniter_ledger::Result<Vec<igniter_ledger::Fact>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ledger.commit(batch)
+    }
+}
+
+#[test]
+fn sync_handle_checks_the_hub_bootstraps_flushes_and_commits_through_the_hook() {
+    use igniter_ledger::Write;
+    use igniter_ledger_server::sync::{PullFilter, SyncConfig, SyncError, SyncHandle};
+    use std::sync::Arc;
+
+    // A malformed URL, and nothing listening, fail at start (no PostgreSQL needed).
+    let l = LedgerStore::memory();
+    let mut c = SyncConfig::new("postgres://u@h:port/db");
+    c.push = true;
+    assert!(matches!(
+        SyncHandle::start(l.clone(), c),
+        Err(SyncError::BadUrl(_))
+    ));
+    let mut c = SyncConfig::new(format!("postgres://postgres@127.0.0.1:{}/hub", free_port()));
+    c.push = true;
+    c.connect_timeout = Some(Duration::from_millis(300));
+    let t = Instant::now();
+    match SyncHandle::start(l.clone(), c) {
+        Err(SyncError::Unreachable(m)) => assert!(!m.is_empty()),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(15));
+
+    let Some(pg) = Cluster::start() else { return };
+    let hub = pg.create_db("hub");
+    let a = LedgerStore::memory();
+    for i in 0..50 {
+        a.write(Write::new("orders", format!("k{i}"), Value::Int(i)))
+            .unwrap();
+    }
+    let mut c = SyncConfig::new(hub.clone());
+    c.push = true;
+    c.connect_timeout = Some(Duration::from_secs(10));
+    c.flush_on_stop = Duration::from_secs(10);
+    let push = SyncHandle::start(a.clone(), c).unwrap();
+    // Stopped at once: the flush on stop still pushes all 50.
+    let (st, r) = push.stop_with_status();
+    r.unwrap();
+    assert_eq!((st.push_cursor, st.running), (50, false));
+    assert_eq!(count(&hub, "SELECT count(*) FROM igniter_hub.facts"), 50);
+
+    let b = LedgerStore::memory();
+    let hook = Arc::new(Counting(Default::default()));
+    let mut c = SyncConfig::new(hub.clone());
+    c.pull = Some(PullFilter::stores(["orders"]));
+    c.bootstrap = true;
+    c.batch_size = 20;
+    c.pull_commit = Some(hook.clone());
+    let pull = SyncHandle::start(b.clone(), c).unwrap();
+    // Returned after the bootstrap, through the hook: 3 batches of at most 20.
+    assert_eq!(b.fact_count(), 50);
+    assert_eq!(hook.0.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let st = pull.status();
+    assert_eq!((st.bootstrapped, st.pulled, st.running), (50, 50, true));
+    let m = pull.monitor();
+    assert_eq!(m.status().pulled, 50);
+    pull.stop().unwrap();
+    assert!(!m.status().running);
+}

@@ -65,9 +65,12 @@ module Igniter
       # resumes where this one stopped, without duplicates. Answers the final status.
       # Idempotent.
       def stop
-        @native._stop
-        @applier.join
-        Sync.forget(self)
+        begin
+          @native._stop
+        ensure
+          @applier.join
+          Sync.forget(self)
+        end
         status
       end
 
