@@ -49,7 +49,12 @@ impl Served {
         let child = c
             .arg("--path")
             .arg(path)
-            .args(["--port", &port.to_string(), "--http-port", &http.to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--http-port",
+                &http.to_string(),
+            ])
             .args(sync)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -148,7 +153,10 @@ fn the_server_pushes_pulls_reports_and_stops_its_sync_on_sigterm() {
         .unwrap_or_else(|| panic!("no sync_stopped event in {err}"));
     assert_eq!(stopped["push_cursor"], 70, "{stopped}");
     assert_eq!(
-        count(&hub, "SELECT count(DISTINCT fact_id) FROM igniter_hub.facts"),
+        count(
+            &hub,
+            "SELECT count(DISTINCT fact_id) FROM igniter_hub.facts"
+        ),
         70
     );
     assert_eq!(count(&hub, "SELECT count(*) FROM igniter_hub.facts"), 70);
@@ -168,9 +176,17 @@ fn the_server_pushes_pulls_reports_and_stops_its_sync_on_sigterm() {
 #[test]
 fn sync_flags_are_checked_and_documented() {
     let bin = env!("CARGO_BIN_EXE_igniter-ledger");
-    let help = Command::new(bin).args(["serve", "--help"]).output().unwrap();
+    let help = Command::new(bin)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--sync-hub", "--sync-push", "--sync-pull", "--sync-state-dir"] {
+    for flag in [
+        "--sync-hub",
+        "--sync-push",
+        "--sync-pull",
+        "--sync-state-dir",
+    ] {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
     let dir = tempfile::tempdir().unwrap();

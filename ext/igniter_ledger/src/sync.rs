@@ -321,7 +321,12 @@ fn start(ruby: &Ruby, s: &StoreObj, options: String) -> Result<NativeSync, Error
 /// `_serve_sync(native, timeout)`: commits the next batch of pulled facts (waiting up to
 /// `timeout` seconds for one): true when one was committed, false when none came, nil
 /// once the sync has ended (the applier thread's loop ends).
-fn serve(ruby: &Ruby, s: &StoreObj, native: &NativeSync, timeout: f64) -> Result<Option<bool>, Error> {
+fn serve(
+    ruby: &Ruby,
+    s: &StoreObj,
+    native: &NativeSync,
+    timeout: f64,
+) -> Result<Option<bool>, Error> {
     let wait = Duration::from_secs_f64(if timeout.is_finite() {
         timeout.clamp(0.0, 60.0)
     } else {
