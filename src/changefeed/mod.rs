@@ -19,6 +19,8 @@
 //! rewrite (compaction, exact prune) that removes facts records where the kept facts'
 //! sequences jump (see `sequence`: a table in the new WAL generation's first frame and
 //! in the snapshot header), so no kept fact is ever renumbered, across reopen too. A
+//! segmented ledger whose `purge_segments` dropped facts records their sequences in
+//! `sequences.json` under its root (see `crate::segments`) and skips them on reopen. A
 //! cursor before the oldest kept fact's sequence minus one is
 //! [`ChangefeedError::CursorTooOld`], naming that horizon
 //! ([`LedgerStore::first_sequence`](crate::LedgerStore::first_sequence)).
