@@ -459,17 +459,14 @@ impl ChangefeedBuffer {
         // events after its starting point.
         let ring = shared.ring();
         let head = ledger.as_ref().map_or(0, |l| l.head().sequence);
-        let overflow = shared.overflow_default();
         let sub = Arc::new(Subscriber::new(
             stores,
             shared.opts.subscriber_queue_size,
-            overflow,
+            shared.overflow_default(),
             shared.opts.close_policy,
             Arc::downgrade(shared),
             after.unwrap_or(head),
             after.is_some_and(|a| a < head),
-            // Catch-up is only ever the policy of an attached buffer's subscribers.
-            overflow == Overflow::CatchUp && ledger.is_some(),
         ));
         match (&ring, shared.subs_write()) {
             (Some(_), Some(mut subs)) => {

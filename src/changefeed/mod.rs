@@ -37,10 +37,23 @@
 //!
 //! ## Threads
 //! Events are emitted after a commit is published, under the ledger's writer lock, so
-//! every subscriber sees commit order. Emitting only pushes into bounded queues (one lock
-//! and at most one wake-up per subscriber per commit, never waiting for a consumer), so a
-//! stuck subscriber never blocks a writer. A forked child never waits on a changefeed
-//! lock a parent thread held at the fork (see `forksafe`).
+//! every subscriber sees commit order. What the writer does per commit depends on the
+//! subscriber's policy:
+//!
+//! - **Catch-up** (the default of a buffer attached to a ledger): nothing per
+//!   subscriber. The writer publishes the newest sequence (one atomic store) and wakes
+//!   waiting consumers only when one is parked (a count checked after the store). The
+//!   consumer reads the facts from the ledger's own log, after its last sequence, a
+//!   queue's worth per read lock, builds the events on its own thread, and between reads
+//!   yields briefly, then parks on the ledger. Facts removed by retention or an exact
+//!   prune before the consumer reached them are not delivered (as for a [`Follower`]).
+//! - **Dropping policies** (`drop_oldest`/`drop_newest`, and every subscriber of a
+//!   standalone buffer): the writer pushes the commit's events into the subscriber's
+//!   bounded queue (one lock and at most one wake-up per subscriber per commit).
+//!
+//! Neither ever waits for a consumer, so a stuck subscriber never blocks a writer. A
+//! forked child never waits on a changefeed lock a parent thread held at the fork (see
+//! `forksafe`).
 
 pub mod buffer;
 pub mod error;

@@ -1,7 +1,9 @@
 //! One subscriber of a [`ChangefeedBuffer`](super::ChangefeedBuffer): its bounded queue,
 //! policies and counters, and the [`Subscription`] handle its consumer holds.
 //!
-//! The buffer pushes events into the queue (never waiting); the consumer takes them, on
+//! The buffer pushes events into the queue (never waiting), or, for a catch-up
+//! subscriber of an attached buffer, the consumer reads them from the ledger's log
+//! itself (see the module docs' Threads section); the consumer takes them, on
 //! its own thread, with [`Subscription::recv_timeout`] (or [`Subscription::take`] plus
 //! [`Subscription::ack`] / [`Subscription::fail`] when a handler runs in between, as the
 //! Ruby worker does).
@@ -128,8 +130,10 @@ impl Subscriber {
         feed: Weak<Shared>,
         last_seq: u64,
         lagging: bool,
-        from_log: bool,
     ) -> Self {
+        // Catch-up is only ever the policy of an attached buffer's subscribers (see
+        // `Shared::overflow_default`): they read the ledger's log.
+        let from_log = overflow == Overflow::CatchUp;
         Subscriber {
             id: format!("{:016x}", fastrand::u64(..)),
             stores,
