@@ -7,6 +7,7 @@
 //! root/commit.journal                                  multi-store batches in flight (empty after a clean close: removed)
 //! root/wal/store=<s>/date=<bucket>/segment-NNNNNN.wal  frames of one store (bucket: YYYY-MM-DD, YYYY-MM-DDTHH or flat)
 //!                                  segment-NNNNNN.wal.manifest.json    written when sealed
+//!                                  segment-NNNNNN.wal.index            index of a sealed segment (keys, ids, times, value places and hashes)
 //!                                  segment-NNNNNN.wal.purged.json      receipt of a purged segment
 //!                                  segment-NNNNNN.wal.quarantine.json  receipt of a damaged segment
 //! ```
@@ -16,6 +17,8 @@
 //! | `options` | [`SegmentOptions`]: rotation, codecs, flush policy, durability, retention |
 //! | `codec` | frames in and out: `ledger_frames`, `ledger_compact_zlib`, 0.5.2 `json_crc32` |
 //! | `legacy` | reading 0.5.2 `compact_delta_zlib` segments |
+//! | `index_file` | the per-segment index written at seal, read at open (no value decoded) |
+//! | `values` | located facts: values read back from sealed segments (pread, checked) |
 //! | `backend` | [`SegmentedBackend`]: the directory, sealing, quarantine, purge, journal, reports |
 //!
 //! A [`crate::LedgerStore`] opened with [`crate::LedgerStore::open_segmented`] keeps its
@@ -24,14 +27,17 @@
 
 mod backend;
 mod codec;
+mod index_file;
 mod ledger;
 mod legacy;
 mod options;
+pub(crate) mod values;
 
 pub use backend::{
     SegmentOpenReport, SegmentedBackend, JOURNAL_FILE, MANIFEST_SUFFIX, PURGED_SUFFIX,
     QUARANTINE_SUFFIX,
 };
+pub use index_file::INDEX_SUFFIX;
 pub use ledger::SegmentStorage;
 pub use options::{
     FlushPolicy, SegmentCodec, SegmentOptions, TimeBucket, COMPACT_BATCH_SIZE, DEFAULT_MAX_BYTES,
