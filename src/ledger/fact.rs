@@ -122,6 +122,15 @@ impl Fact {
             .unwrap_or(ResidentRef::Here(&UNREADABLE))
     }
 
+    /// Bytes of the value held in memory (0 for a located fact: reading nothing, so
+    /// cheap enough for a garbage collector's size callback).
+    pub fn resident_value_len(&self) -> usize {
+        match &self.0.body {
+            Body::Resident(r) => r.value.len(),
+            Body::Located(_) => 0,
+        }
+    }
+
     /// True when the fact's value and metadata live in a sealed segment (read back when
     /// asked for) rather than in memory.
     pub fn is_located(&self) -> bool {

@@ -352,7 +352,7 @@ impl SegmentedBackend {
             }
             // A valid index bound to this size, blake3 and fact count: the frames were
             // checked when it was written from them; no value is decoded at open.
-            if index_file::read(path, m).is_some() {
+            if index_file::plausible(path, m) {
                 return Ok(());
             }
         }
@@ -913,6 +913,7 @@ impl SegmentedBackend {
         let mut out = Vec::new();
         for name in names {
             let sealed = self.stores[&name].sealed.clone();
+            let store_name: Arc<str> = Arc::from(name.as_str());
             let mut bad = Vec::new();
             for s in &sealed {
                 if since.is_some_and(|t| s.f64_field("max_timestamp").is_some_and(|m| m < t)) {
@@ -924,8 +925,7 @@ impl SegmentedBackend {
                 if let Some(cache) = located {
                     // Verified against its manifest when the directory was opened.
                     if let Some(facts) = index_file::read(&s.path, &s.manifest).and_then(|i| {
-                        let store: Arc<str> = Arc::from(name.as_str());
-                        index_file::located_facts(&s.path, store, i, cache.clone())
+                        index_file::located_facts(&s.path, store_name.clone(), i, cache.clone())
                     }) {
                         out.extend(facts);
                         continue;

@@ -199,6 +199,34 @@ pub(crate) struct Loaded {
     bytes: Vec<u8>,
 }
 
+/// Whether the index of `segment` looks right for its manifest, from its header and
+/// length alone (open uses it to skip decoding the segment; [`read`] checks the whole
+/// file when the facts are loaded, and a segment whose index fails that is decoded and
+/// checked then).
+pub(crate) fn plausible(segment: &Path, manifest: &Map<String, Json>) -> bool {
+    use std::io::Read as _;
+    let path = index_path(segment);
+    let Ok(mut f) = std::fs::File::open(&path) else {
+        return false;
+    };
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let mut h = [0u8; HEADER_LEN];
+    if f.read_exact(&mut h).is_err() || &h[..8] != MAGIC {
+        return false;
+    }
+    let (count, size) = (u64_at(&h, 8), u64_at(&h, 16));
+    let seg_hash = blake3::Hash::from_bytes(h[24..56].try_into().unwrap_or([0; 32]));
+    let want = (HEADER_LEN as u64 + 32)
+        .checked_add(u64_at(&h, 60))
+        .and_then(|n| n.checked_add(count.checked_mul(ENTRY_LEN as u64)?));
+    want == Some(len)
+        && manifest.get("fact_count").and_then(Json::as_u64) == Some(count)
+        && manifest.get("byte_size").and_then(Json::as_u64) == Some(size)
+        && manifest.get("blake3").and_then(Json::as_str) == Some(seg_hash.to_hex().as_str())
+}
+
 /// Reads and checks the index of `segment` against the segment's manifest: its own
 /// blake3, the fact count, the byte size and the blake3 of the segment. None when it is
 /// missing or disagrees (the caller decodes the segment instead).

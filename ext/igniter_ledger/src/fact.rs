@@ -60,7 +60,7 @@ impl DataTypeFunctions for FactObj {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.fact.value_bytes().len()
+        std::mem::size_of::<Self>() + self.fact.resident_value_len()
     }
 }
 
