@@ -323,3 +323,42 @@ fn a_purged_segment_takes_its_index_with_it() {
     }
     l.close().unwrap();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Hostile index bytes (random, or a valid index cut or with bytes changed) never
+    /// panic the open and never change what is read: such an index is ignored and the
+    /// segment decoded.
+    #[test]
+    fn hostile_index_bytes_never_change_what_is_read(
+        junk in proptest::collection::vec(any::<u8>(), 0..400),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 0..4),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+        use_junk in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let written = written_ledger(dir.path(), SegmentCodec::Frames);
+        let idx = files(dir.path(), INDEX_SUFFIX)[0].clone();
+        let mut b = std::fs::read(&idx).unwrap();
+        if use_junk {
+            b = junk;
+        } else {
+            for (i, x) in &flips {
+                let at = i.index(b.len());
+                b[at] ^= x;
+            }
+            if let Some(c) = cut {
+                b.truncate(c.index(b.len()));
+            }
+        }
+        std::fs::write(&idx, &b).unwrap();
+        let l = LedgerStore::open_segmented(dir.path(), opts(SegmentCodec::Frames, 400)).unwrap();
+        let facts = l.fact_log_all(None, None);
+        prop_assert_eq!(facts.len(), written.len());
+        for (f, w) in facts.iter().zip(&written) {
+            prop_assert!(same(f, w));
+        }
+        l.close().unwrap();
+    }
+}

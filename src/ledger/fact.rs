@@ -209,11 +209,18 @@ impl Fact {
         is_tombstone_value(&self.res().value)
     }
     /// blake3 of the value's canonical encoding (all zeros for a located fact whose
-    /// segment cannot be read).
+    /// segment index cannot be read: [`Fact::try_value_hash`] says why).
     pub fn value_hash(&self) -> [u8; 32] {
         match &self.0.body {
-            Body::Located(l) => l.value_hash().unwrap_or([0; 32]),
+            Body::Located(l) => l.value_hash(self.0.id).unwrap_or([0; 32]),
             Body::Resident(r) => value_hash_of(&r.value),
+        }
+    }
+    /// [`Fact::value_hash`], or the error met reading it from the fact's segment index.
+    pub fn try_value_hash(&self) -> Result<[u8; 32]> {
+        match &self.0.body {
+            Body::Located(l) => l.value_hash(self.0.id),
+            Body::Resident(r) => Ok(value_hash_of(&r.value)),
         }
     }
     /// The value hash as 64 lowercase hex characters.

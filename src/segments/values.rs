@@ -30,10 +30,13 @@ use crate::ledger::wal::{self, ScanEnd};
 /// Decoded frames a ledger keeps at most (shared by all its segments).
 pub const CACHE_FRAMES: usize = 64;
 
-/// A small cache of decoded frames: (segment serial, frame offset) -> the frame's facts.
+/// A decoded frame: (segment serial, frame offset) and its facts.
+type CachedFrame = ((u64, u64), Arc<Vec<Fact>>);
+
+/// A small cache of decoded frames, most recently used first.
 #[derive(Default)]
 pub(crate) struct FrameCache {
-    frames: Mutex<VecDeque<((u64, u64), Arc<Vec<Fact>>)>>,
+    frames: Mutex<VecDeque<CachedFrame>>,
 }
 
 impl FrameCache {
@@ -184,16 +187,10 @@ impl Located {
         &self.seg.store
     }
 
-    /// The value hash recorded in the index when the segment was sealed.
-    pub(crate) fn value_hash(&self) -> Result<[u8; 32]> {
-        // The id check needs the id: the entry holds it, and a damaged entry whose id
-        // is wrong is caught by `fetch`; the hash alone is read here without it.
-        let (_, idx) = self.seg.files()?;
-        let mut buf = [0u8; ENTRY_LEN];
-        let at = self.seg.entries_at + self.entry as u64 * ENTRY_LEN as u64;
-        self.seg
-            .read_exact_at(idx, &self.seg.index_path, &mut buf, at)?;
-        Ok(Entry::parse(&buf).value_hash)
+    /// The value hash recorded in the index when the segment was sealed (the entry is
+    /// checked against the fact's id).
+    pub(crate) fn value_hash(&self, id: Uuid) -> Result<[u8; 32]> {
+        Ok(self.seg.entry(self.entry, id)?.value_hash)
     }
 
     /// The fact's fields, read from its segment (a resident fact): the record at the
