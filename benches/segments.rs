@@ -8,8 +8,12 @@
 //! 4. RSS growth of a fresh process that opens the store, per fact (the child process is
 //!    this binary re-executed with `--rss <kind> <path>`).
 //!
-//! `cargo bench --bench segments -- [N] [dir]` (N defaults to 1000000; dir to
-//! `target/segments-bench`, removed at the end).
+//! `cargo bench --bench segments -- [N] [dir] [--no-cost]` (N defaults to 1000000; dir
+//! to `target/segments-bench`, removed at the end; `--no-cost` skips part 2;
+//! `SEG_KINDS=wal,frames` limits parts 1, 3 and 4 to those stores).
+//!
+//! The open time and RSS of a segmented store are those of a store closed cleanly (every
+//! segment sealed, with its index): its facts are located (values stay in the files).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -52,13 +56,19 @@ fn open(kind: &str, path: &Path, d: Durability) -> LedgerStore {
     }
 }
 
-fn disk_bytes(p: &Path) -> u64 {
+/// Bytes of the files under `p` whose names end (`index`) or do not end in `.index`.
+fn disk_bytes_of(p: &Path, index: bool) -> u64 {
     if p.is_file() {
-        return std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let is_index = p.to_string_lossy().ends_with(".index");
+        return if is_index == index {
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        } else {
+            0
+        };
     }
     let mut n = 0;
     for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        n += disk_bytes(&e.path());
+        n += disk_bytes_of(&e.path(), index);
     }
     n
 }
@@ -88,9 +98,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let no_cost = all.iter().any(|a| a == "--no-cost");
+    let args: Vec<String> = all
+        .into_iter()
+        .filter(|a| a != "--bench" && a != "--no-cost")
         .collect();
     if args.first().map(String::as_str) == Some("--rss") {
         child_rss(&args[1], Path::new(&args[2]));
@@ -110,9 +122,10 @@ fn main() {
     println!("# segments bench, N = {n}");
 
     // 1 + 3 + 4: build each store with N facts, then open it in a fresh process.
-    println!("\n| store | disk B/fact | write N (flush mode) | open (fresh process) | RSS growth B/fact |");
-    println!("|---|---|---|---|---|");
-    for kind in ["wal", "frames", "compact"] {
+    println!("\n| store | disk B/fact | + index B/fact | write N (flush mode) | open (fresh process) | RSS growth B/fact |");
+    println!("|---|---|---|---|---|---|");
+    let kinds = std::env::var("SEG_KINDS").unwrap_or("wal,frames,compact".into());
+    for kind in kinds.split(',') {
         let path = dir.join(kind);
         let l = open(kind, &path, Durability::Flush);
         let t = Instant::now();
@@ -123,7 +136,8 @@ fn main() {
         let write_s = t.elapsed().as_secs_f64();
         l.close().unwrap();
         drop(l);
-        let bytes = disk_bytes(&path);
+        let bytes = disk_bytes_of(&path, false);
+        let index_bytes = disk_bytes_of(&path, true);
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--rss", kind, &path.to_string_lossy()])
             .output()
@@ -134,8 +148,9 @@ fn main() {
         let rss: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
         let open_s: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
         println!(
-            "| {kind} | {:.1} | {:.2} s ({:.0} facts/s) | {:.0} ms | {:.0} |",
+            "| {kind} | {:.1} | {:.1} | {:.2} s ({:.0} facts/s) | {:.0} ms | {:.0} |",
             bytes as f64 / n as f64,
+            index_bytes as f64 / n as f64,
             write_s,
             n as f64 / write_s,
             open_s * 1e3,
@@ -146,6 +161,10 @@ fn main() {
             .ok();
     }
 
+    if no_cost {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     // 2: write cost per durability mode, alternating WAL and segmented round by round.
     println!("\n| durability | facts/round | WAL commits/s | segmented (frames) commits/s | segmented / WAL |");
     println!("|---|---|---|---|---|");

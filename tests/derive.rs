@@ -584,7 +584,7 @@ fn derived_facts_record_their_provenance() {
     for f in [&a, &b] {
         let mut h = blake3::Hasher::new();
         h.update(f.id().as_bytes());
-        h.update(f.value_hash());
+        h.update(&f.value_hash());
         let bytes = *h.finalize().as_bytes();
         for (i, l) in lanes.iter_mut().enumerate() {
             *l = l.wrapping_add(u64::from_le_bytes(

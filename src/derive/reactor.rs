@@ -150,7 +150,7 @@ impl Members {
 fn member_hash(f: &Fact) -> [u64; 4] {
     let mut h = blake3::Hasher::new();
     h.update(f.id().as_bytes());
-    h.update(f.value_hash());
+    h.update(&f.value_hash());
     let b = h.finalize();
     let b = b.as_bytes();
     std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])))
@@ -519,7 +519,7 @@ impl Reactor {
         for key in keys {
             let latest = ledger
                 .latest(&d.spec.source_store, key)
-                .filter(|f| filters.matches(f.value_bytes()));
+                .filter(|f| filters.matches(&f.value_bytes()));
             st.set(key, latest);
         }
     }
@@ -624,7 +624,8 @@ impl Reactor {
 
     /// The partition value of a fact for a scatter, if the field is there.
     fn partition_of(s: &LiveScatter, fact: &Fact) -> Option<Value> {
-        let raw = crate::ledger::codec::map_field(fact.value_bytes(), &s.field)?;
+        let bytes = fact.value_bytes();
+        let raw = crate::ledger::codec::map_field(&bytes, &s.field)?;
         crate::ledger::codec::decode_value(raw).ok()
     }
 

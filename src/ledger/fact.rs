@@ -1,7 +1,8 @@
 //! Immutable facts and their on-disk record encoding.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -9,11 +10,15 @@ use super::codec::{self, DecodeError, Reader};
 use super::error::{Error, Result};
 use super::time::Timestamp;
 use super::value::{limits, Value};
+pub(crate) use crate::segments::values::Located;
 
 /// One immutable fact: a value of (store, key) at a transaction time.
 ///
 /// `Fact` is a cheap handle (one `Arc`): cloning it copies a pointer. The value is kept
-/// in its encoded form; [`Fact::value`] decodes it on each call.
+/// in its encoded form; [`Fact::value`] decodes it on each call. A fact loaded from a
+/// sealed segment keeps only its id, time and key in memory: its value and metadata are
+/// read back from the segment when asked for (see `crate::segments`), and
+/// [`Fact::try_value`] reports a segment that can no longer be read.
 ///
 /// ```
 /// use igniter_ledger::{Fact, Value, Write};
@@ -25,41 +30,139 @@ use super::value::{limits, Value};
 #[derive(Clone)]
 pub struct Fact(pub(crate) Arc<FactData>);
 
+/// What every fact keeps in memory: what the indexes need (id, time, key) and where the
+/// rest is. 56 bytes.
 pub(crate) struct FactData {
     pub(crate) id: Uuid,
     pub(crate) tx: Timestamp,
-    /// NaN means "no valid time".
-    pub(crate) valid: f64,
-    pub(crate) store: Arc<str>,
     pub(crate) key: Arc<str>,
+    pub(crate) body: Body,
+}
+
+/// The rest of a fact: in memory, or in a sealed segment.
+pub(crate) enum Body {
+    Resident(Box<Resident>),
+    Located(Located),
+}
+
+const _: () = assert!(std::mem::size_of::<FactData>() == 56);
+
+/// The fields of a fact held in memory.
+pub(crate) struct Resident {
+    pub(crate) store: Arc<str>,
     pub(crate) value: Box<[u8]>,
-    /// blake3 of the canonical value: set when the fact is written, derived on first use
-    /// for facts read back from a file (replay need not hash every value).
-    pub(crate) value_hash: OnceLock<[u8; 32]>,
     /// Nil UUID means "no causation".
     pub(crate) causation: Uuid,
+    /// NaN means "no valid time".
+    pub(crate) valid: f64,
     pub(crate) schema_version: u32,
     pub(crate) extra: Option<Box<Extra>>,
 }
 
 /// Rarely set fields, kept out of line to keep the common fact small.
+#[derive(Clone)]
 pub(crate) struct Extra {
     pub(crate) producer: Option<Box<[u8]>>,
     pub(crate) derivation: Option<Box<[u8]>>,
 }
 
+impl FactData {
+    pub(crate) fn resident(id: Uuid, tx: Timestamp, key: Arc<str>, r: Resident) -> FactData {
+        FactData {
+            id,
+            tx,
+            key,
+            body: Body::Resident(Box::new(r)),
+        }
+    }
+}
+
+/// The fallback when a located fact's segment cannot be read (see [`Fact::try_value`]).
+static UNREADABLE: std::sync::LazyLock<Resident> = std::sync::LazyLock::new(|| Resident {
+    store: Arc::from("?"),
+    value: Box::from(&NIL_BYTES[..]),
+    causation: Uuid::nil(),
+    valid: f64::NAN,
+    schema_version: 0,
+    extra: None,
+});
+
+/// A fact's resident fields, borrowed or fetched from its segment.
+pub(crate) enum ResidentRef<'a> {
+    Here(&'a Resident),
+    Fetched(Fact),
+}
+
+impl std::ops::Deref for ResidentRef<'_> {
+    type Target = Resident;
+    fn deref(&self) -> &Resident {
+        match self {
+            ResidentRef::Here(r) => r,
+            ResidentRef::Fetched(f) => match &f.0.body {
+                Body::Resident(r) => r,
+                // A fetched fact is always resident.
+                Body::Located(_) => &UNREADABLE,
+            },
+        }
+    }
+}
+
 impl Fact {
+    /// The fields of this fact, fetched from its segment when it is located.
+    pub(crate) fn try_resident(&self) -> Result<ResidentRef<'_>> {
+        match &self.0.body {
+            Body::Resident(r) => Ok(ResidentRef::Here(r)),
+            Body::Located(l) => l.fetch(self.0.id).map(ResidentRef::Fetched),
+        }
+    }
+
+    /// [`Fact::try_resident`], or the nil fallback when the segment cannot be read.
+    fn res(&self) -> ResidentRef<'_> {
+        self.try_resident()
+            .unwrap_or(ResidentRef::Here(&UNREADABLE))
+    }
+
+    /// Bytes of the value held in memory (0 for a located fact: reading nothing, so
+    /// cheap enough for a garbage collector's size callback).
+    pub fn resident_value_len(&self) -> usize {
+        match &self.0.body {
+            Body::Resident(r) => r.value.len(),
+            Body::Located(_) => 0,
+        }
+    }
+
+    /// True when the fact's value and metadata live in a sealed segment (read back when
+    /// asked for) rather than in memory.
+    pub fn is_located(&self) -> bool {
+        matches!(self.0.body, Body::Located(_))
+    }
+
+    /// A copy of this fact with everything in memory (a located fact's fields are read
+    /// from its segment and checked).
+    pub fn detach(&self) -> Result<Fact> {
+        match &self.0.body {
+            Body::Resident(_) => Ok(self.clone()),
+            Body::Located(l) => {
+                let f = l.fetch(self.0.id)?;
+                Ok(with_tx_key(&f, self.0.tx, self.0.key.clone()))
+            }
+        }
+    }
+
     /// The fact's id (UUID v7 for facts written by this ledger: time-ordered).
     pub fn id(&self) -> Uuid {
         self.0.id
     }
     /// Store (or history) name.
     pub fn store(&self) -> &str {
-        &self.0.store
+        self.store_arc()
     }
     /// The shared store name.
     pub fn store_arc(&self) -> &Arc<str> {
-        &self.0.store
+        match &self.0.body {
+            Body::Resident(r) => &r.store,
+            Body::Located(l) => l.store(),
+        }
     }
     /// Key.
     pub fn key(&self) -> &str {
@@ -69,40 +172,65 @@ impl Fact {
     pub fn key_arc(&self) -> &Arc<str> {
         &self.0.key
     }
-    /// The value, decoded from its stored bytes (nil for an erased fact).
+    /// The value, decoded from its stored bytes (nil for an erased fact, and for a
+    /// located fact whose segment can no longer be read: [`Fact::try_value`] says why).
     pub fn value(&self) -> Value {
         // The bytes were validated when the fact was built or loaded.
-        codec::decode_value(self.value_bytes()).unwrap_or_default()
+        codec::decode_value(&self.value_bytes()).unwrap_or_default()
+    }
+    /// The value, or the error met reading it from its segment (a located fact whose
+    /// segment is gone or damaged: the bytes read must match the value hash recorded
+    /// when the segment was sealed).
+    pub fn try_value(&self) -> Result<Value> {
+        let b = self.try_value_bytes()?;
+        codec::decode_value(&b).map_err(|e| Error::Corruption {
+            path: std::path::PathBuf::new(),
+            offset: 0,
+            reason: format!("value of fact {} does not decode: {}", self.0.id, e.0),
+        })
     }
     /// The value's MessagePack bytes (Symbols as extension type 1, maps in insertion
-    /// order; [`Fact::value`] decodes them); nil's for an erased fact.
-    pub fn value_bytes(&self) -> &[u8] {
-        if is_tombstone_value(&self.0.value) {
-            return &NIL_BYTES;
-        }
-        &self.0.value
+    /// order; [`Fact::value`] decodes them); nil's for an erased fact (and for a located
+    /// fact whose segment cannot be read: see [`Fact::try_value_bytes`]).
+    pub fn value_bytes(&self) -> Cow<'_, [u8]> {
+        self.try_value_bytes()
+            .unwrap_or(Cow::Borrowed(&NIL_BYTES[..]))
+    }
+    /// [`Fact::value_bytes`], or the error met reading them from the fact's segment.
+    pub fn try_value_bytes(&self) -> Result<Cow<'_, [u8]>> {
+        Ok(match self.try_resident()? {
+            ResidentRef::Here(r) => Cow::Borrowed(stored_or_nil(&r.value)),
+            ResidentRef::Fetched(f) => Cow::Owned(f.value_bytes().into_owned()),
+        })
     }
     /// True when the fact's value was erased (see `crate::retention`): its id, value
     /// hash, causation, times and metadata remain; its value reads as nil.
     pub fn is_erased(&self) -> bool {
-        is_tombstone_value(&self.0.value)
+        is_tombstone_value(&self.res().value)
     }
-    /// blake3 of the value's canonical encoding.
-    pub fn value_hash(&self) -> &[u8; 32] {
-        self.0
-            .value_hash
-            .get_or_init(|| match tombstone_hash(&self.0.value) {
-                Some(h) => h,
-                None => codec::hash_stored(&self.0.value),
-            })
+    /// blake3 of the value's canonical encoding (all zeros for a located fact whose
+    /// segment index cannot be read: [`Fact::try_value_hash`] says why).
+    pub fn value_hash(&self) -> [u8; 32] {
+        match &self.0.body {
+            Body::Located(l) => l.value_hash(self.0.id).unwrap_or([0; 32]),
+            Body::Resident(r) => value_hash_of(&r.value),
+        }
+    }
+    /// [`Fact::value_hash`], or the error met reading it from the fact's segment index.
+    pub fn try_value_hash(&self) -> Result<[u8; 32]> {
+        match &self.0.body {
+            Body::Located(l) => l.value_hash(self.0.id),
+            Body::Resident(r) => Ok(value_hash_of(&r.value)),
+        }
     }
     /// The value hash as 64 lowercase hex characters.
     pub fn value_hash_hex(&self) -> String {
-        hex(self.value_hash())
+        hex(&self.value_hash())
     }
     /// The fact this one follows (for `write`: the previous fact of the same key).
     pub fn causation(&self) -> Option<Uuid> {
-        (!self.0.causation.is_nil()).then_some(self.0.causation)
+        let c = self.res().causation;
+        (!c.is_nil()).then_some(c)
     }
     /// Commit time.
     pub fn transaction_time(&self) -> Timestamp {
@@ -110,7 +238,8 @@ impl Fact {
     }
     /// Domain time, if given.
     pub fn valid_time(&self) -> Option<f64> {
-        (!self.0.valid.is_nan()).then_some(self.0.valid)
+        let v = self.res().valid;
+        (!v.is_nan()).then_some(v)
     }
     /// The valid time, or the transaction time for facts without one.
     pub fn effective_valid_time(&self) -> f64 {
@@ -118,33 +247,38 @@ impl Fact {
     }
     /// Schema version of the value.
     pub fn schema_version(&self) -> u32 {
-        self.0.schema_version
+        self.res().schema_version
     }
     /// Who wrote it, if recorded.
     pub fn producer(&self) -> Option<Value> {
-        self.extra_field(|e| e.producer.as_deref())
+        self.producer_bytes()
+            .map(|b| codec::decode_value(&b).unwrap_or_default())
     }
     /// What it was derived from, if recorded.
     pub fn derivation(&self) -> Option<Value> {
-        self.extra_field(|e| e.derivation.as_deref())
-    }
-    fn extra_field(&self, f: impl Fn(&Extra) -> Option<&[u8]>) -> Option<Value> {
-        self.0
-            .extra
-            .as_deref()
-            .and_then(f)
-            .map(|b| codec::decode_value(b).unwrap_or_default())
+        self.derivation_bytes()
+            .map(|b| codec::decode_value(&b).unwrap_or_default())
     }
     /// Encoded producer bytes, if any.
-    pub fn producer_bytes(&self) -> Option<&[u8]> {
-        self.0.extra.as_deref().and_then(|e| e.producer.as_deref())
+    pub fn producer_bytes(&self) -> Option<Cow<'_, [u8]>> {
+        self.extra_bytes(|e| e.producer.as_deref())
     }
     /// Encoded derivation bytes, if any.
-    pub fn derivation_bytes(&self) -> Option<&[u8]> {
-        self.0
-            .extra
-            .as_deref()
-            .and_then(|e| e.derivation.as_deref())
+    pub fn derivation_bytes(&self) -> Option<Cow<'_, [u8]>> {
+        self.extra_bytes(|e| e.derivation.as_deref())
+    }
+    fn extra_bytes(&self, pick: impl Fn(&Extra) -> Option<&[u8]>) -> Option<Cow<'_, [u8]>> {
+        match self.res() {
+            ResidentRef::Here(r) => r.extra.as_deref().and_then(pick).map(Cow::Borrowed),
+            ResidentRef::Fetched(f) => match &f.0.body {
+                Body::Resident(r) => r
+                    .extra
+                    .as_deref()
+                    .and_then(pick)
+                    .map(|b| Cow::Owned(b.to_vec())),
+                Body::Located(_) => None,
+            },
+        }
     }
     /// True when both handles point at the same fact record.
     pub fn same_record(&self, other: &Fact) -> bool {
@@ -158,6 +292,41 @@ impl Fact {
         let causation = w.causation;
         FactDraft::from_write(w)?.seal(new_id(tx), tx, causation)
     }
+}
+
+/// The stored value bytes, or nil's for an erased value.
+fn stored_or_nil(b: &[u8]) -> &[u8] {
+    if is_tombstone_value(b) {
+        &NIL_BYTES
+    } else {
+        b
+    }
+}
+
+/// The value hash of stored value bytes (the recorded hash of a tombstone).
+pub(crate) fn value_hash_of(b: &[u8]) -> [u8; 32] {
+    match tombstone_hash(b) {
+        Some(h) => h,
+        None => codec::hash_stored(b),
+    }
+}
+
+/// A resident copy of `f` with another transaction time and key (the same name).
+pub(crate) fn with_tx_key(f: &Fact, tx: Timestamp, key: Arc<str>) -> Fact {
+    let r = f.res();
+    Fact(Arc::new(FactData::resident(
+        f.0.id,
+        tx,
+        key,
+        Resident {
+            store: f.store_arc().clone(),
+            value: r.value.clone(),
+            causation: r.causation,
+            valid: r.valid,
+            schema_version: r.schema_version,
+            extra: r.extra.clone(),
+        },
+    )))
 }
 
 /// The parts of a fact recorded elsewhere (an export, another ledger, the 0.5.x gem's
@@ -251,15 +420,17 @@ impl PartialEq for Fact {
     /// Facts are equal when they have the same id and the same content.
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (&*self.0, &*other.0);
-        std::ptr::eq(a, b)
-            || (a.id == b.id
-                && a.tx == b.tx
-                && a.store == b.store
-                && a.key == b.key
-                && self.value_hash() == other.value_hash()
-                && a.causation == b.causation
-                && a.schema_version == b.schema_version
-                && a.valid.to_bits() == b.valid.to_bits())
+        if std::ptr::eq(a, b) {
+            return true;
+        }
+        if !(a.id == b.id && a.tx == b.tx && self.store() == other.store() && a.key == b.key) {
+            return false;
+        }
+        let (ra, rb) = (self.res(), other.res());
+        self.value_hash() == other.value_hash()
+            && ra.causation == rb.causation
+            && ra.schema_version == rb.schema_version
+            && ra.valid.to_bits() == rb.valid.to_bits()
     }
 }
 
@@ -315,7 +486,6 @@ pub(crate) struct FactDraft {
     pub(crate) store: String,
     pub(crate) key: String,
     pub(crate) value: Vec<u8>,
-    pub(crate) value_hash: [u8; 32],
     pub(crate) valid: f64,
     pub(crate) schema_version: u32,
     pub(crate) producer: Option<Vec<u8>>,
@@ -398,7 +568,6 @@ impl FactDraft {
             store,
             key,
             value: e.bytes,
-            value_hash: e.hash,
             valid: valid_time.unwrap_or(f64::NAN),
             schema_version,
             producer: encode_meta(producer, "producer")?,
@@ -443,18 +612,19 @@ impl FactDraft {
         } else {
             None
         };
-        Ok(Fact(Arc::new(FactData {
+        Ok(Fact(Arc::new(FactData::resident(
             id,
             tx,
-            valid: self.valid,
-            store,
             key,
-            value: self.value.into_boxed_slice(),
-            value_hash: OnceLock::from(self.value_hash),
-            causation: causation.unwrap_or(Uuid::nil()),
-            schema_version: self.schema_version,
-            extra,
-        })))
+            Resident {
+                store,
+                value: self.value.into_boxed_slice(),
+                causation: causation.unwrap_or(Uuid::nil()),
+                valid: self.valid,
+                schema_version: self.schema_version,
+                extra,
+            },
+        ))))
     }
 }
 
@@ -486,27 +656,23 @@ impl Fact {
     /// version, producer, derivation and value hash, without the value bytes.
     pub(crate) fn tombstone(&self) -> Fact {
         let d = &*self.0;
+        let r = self.res();
         let mut marker = Vec::with_capacity(TOMBSTONE_LEN);
         marker.extend_from_slice(&[0xc7, 32, TOMBSTONE_EXT]);
-        marker.extend_from_slice(self.value_hash());
-        let extra = d.extra.as_deref().map(|e| {
-            Box::new(Extra {
-                producer: e.producer.clone(),
-                derivation: e.derivation.clone(),
-            })
-        });
-        Fact(Arc::new(FactData {
-            id: d.id,
-            tx: d.tx,
-            valid: d.valid,
-            store: d.store.clone(),
-            key: d.key.clone(),
-            value: marker.into_boxed_slice(),
-            value_hash: OnceLock::from(*self.value_hash()),
-            causation: d.causation,
-            schema_version: d.schema_version,
-            extra,
-        }))
+        marker.extend_from_slice(&self.value_hash());
+        Fact(Arc::new(FactData::resident(
+            d.id,
+            d.tx,
+            d.key.clone(),
+            Resident {
+                store: self.store_arc().clone(),
+                value: marker.into_boxed_slice(),
+                causation: r.causation,
+                valid: r.valid,
+                schema_version: r.schema_version,
+                extra: r.extra.clone(),
+            },
+        )))
     }
 }
 
@@ -518,29 +684,37 @@ pub(crate) const RECORD_FIELDS: usize = 10;
 /// `[id bin16, store str, key (str | bin16 for a canonical UUID string), value,
 ///   causation (nil | bin16), tx micros int, valid (nil | f64), schema int,
 ///   producer (nil | value), derivation (nil | value)]`.
+///
+/// A located fact is read back from its segment first; should that fail (the segment
+/// was removed or damaged under a running ledger), its value is written as nil.
 pub(crate) fn encode_record(out: &mut Vec<u8>, f: &Fact) {
     let d = &*f.0;
+    let r = f.res();
     codec::write_array_len(out, RECORD_FIELDS);
     codec::write_bin(out, d.id.as_bytes());
-    codec::write_str(out, &d.store);
+    codec::write_str(out, f.store());
     match canonical_uuid(&d.key) {
         Some(u) => codec::write_bin(out, u.as_bytes()),
         None => codec::write_str(out, &d.key),
     }
-    out.extend_from_slice(&d.value);
-    if d.causation.is_nil() {
+    out.extend_from_slice(&r.value);
+    if r.causation.is_nil() {
         codec::write_nil(out);
     } else {
-        codec::write_bin(out, d.causation.as_bytes());
+        codec::write_bin(out, r.causation.as_bytes());
     }
     codec::write_int(out, d.tx.as_micros());
-    if d.valid.is_nan() {
+    if r.valid.is_nan() {
         codec::write_nil(out);
     } else {
-        codec::write_f64(out, d.valid);
+        codec::write_f64(out, r.valid);
     }
-    codec::write_int(out, d.schema_version as i64);
-    for b in [f.producer_bytes(), f.derivation_bytes()] {
+    codec::write_int(out, r.schema_version as i64);
+    let extra = r.extra.as_deref();
+    for b in [
+        extra.and_then(|e| e.producer.as_deref()),
+        extra.and_then(|e| e.derivation.as_deref()),
+    ] {
         match b {
             Some(b) => out.extend_from_slice(b),
             None => codec::write_nil(out),
@@ -655,18 +829,19 @@ pub(crate) fn decode_record(
             derivation,
         })
     });
-    Ok(Fact(Arc::new(FactData {
+    Ok(Fact(Arc::new(FactData::resident(
         id,
         tx,
-        valid,
-        store,
         key,
-        value: value.into(),
-        value_hash: OnceLock::new(),
-        causation,
-        schema_version,
-        extra,
-    })))
+        Resident {
+            store,
+            value: value.into(),
+            causation,
+            valid,
+            schema_version,
+            extra,
+        },
+    ))))
 }
 
 #[cfg(test)]
@@ -725,7 +900,6 @@ mod tests {
         let mut out = Vec::new();
         encode_record(&mut out, &f);
         let g = decode_record(&mut Reader::new(&out), &mut NoIntern).unwrap();
-        assert!(g.0.value_hash.get().is_none(), "not hashed while decoding");
         assert_eq!(g.value_hash(), f.value_hash());
         assert_eq!(g.value_hash_hex(), f.value_hash_hex());
     }

@@ -153,7 +153,7 @@ pub fn record(data: &[u8]) {
         // The hash derived lazily from the stored bytes is the hash of their value.
         assert_eq!(
             f.value_hash(),
-            &codec::encode_value(&f.value()).hash,
+            codec::encode_value(&f.value()).hash,
             "a decoded fact's value hash is its value's hash"
         );
         let _ = (f.producer(), f.derivation(), f.valid_time(), f.causation());
@@ -182,7 +182,7 @@ pub fn json(data: &[u8]) {
             v.validate("value").is_ok(),
             "imported values obey the limits"
         );
-        assert_eq!(&codec::encode_value(&v).hash, fact.value_hash());
+        assert_eq!(codec::encode_value(&v).hash, fact.value_hash());
     }
     let mut state = State::default();
     let _ = decode_json(data, &mut StateInterner(&mut state));

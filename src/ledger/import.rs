@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::codec::{self, DecodeError};
-use super::fact::{Extra, Fact, FactData, Interner};
+use super::fact::{self, Body, Extra, Fact, FactData, Interner, Resident};
 use super::time::Timestamp;
 use super::value::{limits, MapKey, Value};
 
@@ -146,18 +146,19 @@ pub(crate) fn decode_json(body: &[u8], intern: &mut dyn Interner) -> Result<Json
         })
     });
     Ok(JsonBody::Fact {
-        fact: Fact(Arc::new(FactData {
+        fact: Fact(Arc::new(FactData::resident(
             id,
-            tx: Timestamp::from_secs_f64(tx),
-            valid: if valid.is_finite() { valid } else { f64::NAN },
-            store,
+            Timestamp::from_secs_f64(tx),
             key,
-            value: enc.bytes.into_boxed_slice(),
-            value_hash: std::sync::OnceLock::from(enc.hash),
-            causation,
-            schema_version,
-            extra,
-        })),
+            Resident {
+                store,
+                value: enc.bytes.into_boxed_slice(),
+                causation,
+                valid: if valid.is_finite() { valid } else { f64::NAN },
+                schema_version,
+                extra,
+            },
+        ))),
         dropped_causation,
     })
 }
@@ -166,21 +167,14 @@ pub(crate) fn decode_json(body: &[u8], intern: &mut dyn Interner) -> Result<Json
 /// strictly increasing).
 pub(crate) fn with_tx(f: &Fact, tx: Timestamp) -> Fact {
     let d = &*f.0;
-    Fact(Arc::new(FactData {
-        id: d.id,
-        tx,
-        valid: d.valid,
-        store: d.store.clone(),
-        key: d.key.clone(),
-        value: d.value.clone(),
-        value_hash: d.value_hash.clone(),
-        causation: d.causation,
-        schema_version: d.schema_version,
-        extra: d.extra.as_ref().map(|e| {
-            Box::new(Extra {
-                producer: e.producer.clone(),
-                derivation: e.derivation.clone(),
-            })
-        }),
-    }))
+    match &d.body {
+        // A located fact stays located: its segment is checked by id, not time.
+        Body::Located(l) => Fact(Arc::new(FactData {
+            id: d.id,
+            tx,
+            key: d.key.clone(),
+            body: Body::Located(l.clone()),
+        })),
+        Body::Resident(_) => fact::with_tx_key(f, tx, d.key.clone()),
+    }
 }

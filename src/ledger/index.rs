@@ -515,7 +515,7 @@ impl State {
                 latest.sort_unstable();
                 for p in latest {
                     let f = &log[p as usize];
-                    if filters.matches(f.value_bytes()) {
+                    if filters.matches(&f.value_bytes()) {
                         members.insert(f.key_arc().clone());
                     }
                 }
@@ -572,7 +572,7 @@ impl State {
         let filters = EncodedFilters::new(&sc.path.filters);
         for &p in all {
             let f = &log[p as usize];
-            if filters.matches(f.value_bytes()) {
+            if filters.matches(&f.value_bytes()) {
                 if members.insert(f.key()) {
                     entered.push((p, f.key_arc().clone()));
                 }
@@ -621,7 +621,7 @@ impl State {
             let Some(v) = si.keys.get(k) else { continue };
             if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
                 let f = &self.log[p as usize];
-                if filters.matches(f.value_bytes()) {
+                if filters.matches(&f.value_bytes()) {
                     out.push(f.clone());
                 }
             }
@@ -815,7 +815,7 @@ fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<
     for &p in positions {
         // The field's bytes, canonicalized: what encode_key(value.get(pk)) gives, without
         // decoding the value.
-        if let Some(raw) = codec::map_field(log[p as usize].value_bytes(), &kb) {
+        if let Some(raw) = codec::map_field(&log[p as usize].value_bytes(), &kb) {
             canon.clear();
             if codec::canonical_of_encoded(raw, &mut canon) {
                 match buckets.get_mut(canon.as_slice()) {

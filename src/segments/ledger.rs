@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use super::backend::SegmentedBackend;
 use super::options::SegmentOptions;
 use super::sequences::SequenceTable;
+use super::values::FrameCache;
 use crate::ledger::commit::CommitSink;
 use crate::ledger::error::{Error, Result};
 use crate::ledger::fact::Fact;
@@ -57,7 +58,7 @@ impl LedgerStore {
     ) -> Result<Self> {
         let durability = opts.durability;
         let mut backend = SegmentedBackend::open(root, opts)?;
-        let facts = backend.replay(None, None, None)?;
+        let facts = backend.replay_located(&Arc::new(FrameCache::default()))?;
         let mut state = State::default();
         let mut report = OpenReport::default();
         for f in facts {

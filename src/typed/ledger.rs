@@ -77,8 +77,29 @@ impl Fact {
     /// assert_eq!((note.text, note.tags), ("hi", vec!["a".to_owned()]));
     /// # Ok::<(), igniter_ledger::Error>(())
     /// ```
+    ///
+    /// `T` may borrow from the fact, so a fact located in a sealed segment (whose bytes
+    /// are read back on each call, see [`Fact::is_located`]) is refused here: use
+    /// [`Fact::value_as_owned`] for those.
     pub fn value_as<'a, T: Deserialize<'a>>(&'a self) -> std::result::Result<T, TypedError> {
-        from_slice(self.value_bytes())
+        match self.try_value_bytes() {
+            Ok(std::borrow::Cow::Borrowed(b)) => from_slice(b),
+            Ok(std::borrow::Cow::Owned(_)) => Err(TypedError::msg(
+                "lives in a sealed segment and cannot be borrowed: use value_as_owned",
+            )),
+            Err(e) => Err(TypedError::msg(format!("cannot be read: {e}"))),
+        }
+    }
+
+    /// The value as an owned `T`, for any fact (a located fact's bytes are read back from
+    /// its segment).
+    pub fn value_as_owned<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> std::result::Result<T, TypedError> {
+        let b = self
+            .try_value_bytes()
+            .map_err(|e| TypedError::msg(format!("cannot be read: {e}")))?;
+        from_slice(&b)
     }
 
     /// The recorded producer as `T` (None when none was recorded). Errors name the path
@@ -86,8 +107,13 @@ impl Fact {
     pub fn producer_as<'a, T: Deserialize<'a>>(
         &'a self,
     ) -> Option<std::result::Result<T, TypedError>> {
-        self.producer_bytes()
-            .map(|b| from_slice(b).map_err(|e| e.rooted("producer")))
+        match self.producer_bytes()? {
+            std::borrow::Cow::Borrowed(b) => Some(from_slice(b).map_err(|e| e.rooted("producer"))),
+            std::borrow::Cow::Owned(_) => Some(Err(TypedError::msg(
+                "lives in a sealed segment and cannot be borrowed",
+            )
+            .rooted("producer"))),
+        }
     }
 
     /// The recorded derivation as `T` (None when none was recorded). Errors name the path
@@ -95,8 +121,15 @@ impl Fact {
     pub fn derivation_as<'a, T: Deserialize<'a>>(
         &'a self,
     ) -> Option<std::result::Result<T, TypedError>> {
-        self.derivation_bytes()
-            .map(|b| from_slice(b).map_err(|e| e.rooted("derivation")))
+        match self.derivation_bytes()? {
+            std::borrow::Cow::Borrowed(b) => {
+                Some(from_slice(b).map_err(|e| e.rooted("derivation")))
+            }
+            std::borrow::Cow::Owned(_) => Some(Err(TypedError::msg(
+                "lives in a sealed segment and cannot be borrowed",
+            )
+            .rooted("derivation"))),
+        }
     }
 }
 

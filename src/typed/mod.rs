@@ -195,7 +195,7 @@ pub fn from_value_ref<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, Typ
 /// let bytes = fact.value_bytes();
 /// #[derive(serde::Deserialize)]
 /// struct Tagged<'a> { #[serde(borrow)] tags: Vec<&'a str> }
-/// let t: Tagged = from_slice(bytes)?;
+/// let t: Tagged = from_slice(&bytes)?;
 /// assert_eq!(t.tags, ["a", "b"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -60,7 +60,7 @@ impl DataTypeFunctions for FactObj {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.fact.value_bytes().len()
+        std::mem::size_of::<Self>() + self.fact.resident_value_len()
     }
 }
 
@@ -123,7 +123,7 @@ fn value(ruby: &Ruby, f: &FactObj) -> RValue {
 pub fn stored_value(ruby: &Ruby, fact: &Fact) -> RValue {
     // Stored bytes always decode (they were validated on the way in); should that ever
     // fail, fall back to the core's own decoder, which yields nil for undecodable bytes.
-    convert::bytes_to_ruby(ruby, fact.value_bytes(), true)
+    convert::bytes_to_ruby(ruby, &fact.value_bytes(), true)
         .unwrap_or_else(|_| convert::to_ruby(ruby, &fact.value(), true))
 }
 

@@ -80,11 +80,11 @@ impl Columns {
             .push(i32::try_from(f.schema_version()).unwrap_or(i32::MAX));
         self.producer.push(f.producer().as_ref().and_then(jsonb));
         self.producer_bytes
-            .push(f.producer_bytes().map(<[u8]>::to_vec));
+            .push(f.producer_bytes().map(|b| b.to_vec()));
         self.derivation
             .push(f.derivation().as_ref().and_then(jsonb));
         self.derivation_bytes
-            .push(f.derivation_bytes().map(<[u8]>::to_vec));
+            .push(f.derivation_bytes().map(|b| b.to_vec()));
     }
 
     /// Number of rows.
