@@ -41,6 +41,26 @@ fn device_bandwidth(dir: &Path, bytes: u64) -> f64 {
     bytes as f64 / secs / 1e6
 }
 
+/// CPU time (user + system) of the whole process so far.
+fn cpu_time() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// With `RETENTION_PERF_CTL=<fifo>`, tells a `perf record --control fifo:<fifo> -D -1`
+/// to sample only while `compact` runs.
+fn perf_ctl(cmd: &str) {
+    if let Ok(p) = std::env::var("RETENTION_PERF_CTL") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(p) {
+            let _ = writeln!(f, "{cmd}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn run(n: usize, keep_pct: usize, dir: &Path) {
     let path: PathBuf = dir.join(format!("keep{keep_pct}.wal"));
     let _ = std::fs::remove_file(&path);
@@ -80,7 +100,7 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
 
     // A writer to another store, timing each commit, while the compaction runs.
     let stop = AtomicBool::new(false);
-    let (report, compact_time, max_pause, writes_during) = std::thread::scope(|s| {
+    let (report, compact_time, compact_cpu, max_pause, writes_during) = std::thread::scope(|s| {
         let w = s.spawn(|| {
             let mut max = Duration::ZERO;
             let mut count = 0u64;
@@ -95,13 +115,17 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
             (max, count)
         });
         std::thread::sleep(Duration::from_millis(50));
+        perf_ctl("enable");
+        let cpu = cpu_time();
         let t = Instant::now();
         let r = l.compact(Some("s")).unwrap();
         let ct = t.elapsed();
+        let cpu = cpu_time() - cpu;
+        perf_ctl("disable");
         std::thread::sleep(Duration::from_millis(50));
         stop.store(true, Ordering::Relaxed);
         let (max, count) = w.join().unwrap();
-        (r, ct, max, count)
+        (r, ct, cpu, max, count)
     });
     let after = std::fs::metadata(&path).unwrap().len();
     let r = &report[0];
@@ -119,7 +143,7 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
     let write_thr = r.bytes_written as f64 / r.write_time.as_secs_f64() / 1e6;
     println!(
         "keep {keep_pct}%: N={n} built in {:.2}s; WAL {:.1} MB -> {:.1} MB; dropped {} kept {}; \
-         compaction {:.3}s ({:.0} facts/s in, {:.1} MB/s written); device sequential write {:.1} MB/s \
+         compaction {:.3}s (CPU {:.3}s; {:.0} facts/s in, {:.1} MB/s written); device sequential write {:.1} MB/s \
          (compaction = {:.0}% of it); write path {:.3}s = {:.1} MB/s ({:.0}% of the device), \
          index rebuild {:.3}s; reopen before compaction (snapshot + WAL) {:.3}s, \
          after compaction {:.3}s ({} facts); \
@@ -130,6 +154,7 @@ fn run(n: usize, keep_pct: usize, dir: &Path) {
         r.dropped_count,
         r.kept_count,
         compact_time.as_secs_f64(),
+        compact_cpu.as_secs_f64(),
         n as f64 / compact_time.as_secs_f64(),
         thr,
         bw,

@@ -153,6 +153,15 @@ fn main() {
     let tmp = tempfile::tempdir().expect("create a temporary directory");
     let dir = tmp.path().to_path_buf();
 
+    // `CHANGEFEED_BENCH_ONLY=<mode>,<none|draining|stuck>`: one writer run and nothing
+    // else (for profilers: `valgrind --tool=callgrind --separate-threads=yes`).
+    if let Ok(only) = std::env::var("CHANGEFEED_BENCH_ONLY") {
+        let (mode, sub) = only.split_once(',').unwrap_or((only.as_str(), "none"));
+        let (rate, cpu) = writer_run(mode, n, sub != "none", sub == "stuck", &dir, "only");
+        println!("{mode} {sub}: {rate:.0} writes/s, writer CPU {cpu:.0} ns/write");
+        return;
+    }
+
     println!("### Writer throughput with and without a subscriber ({n} single-fact writes, median of 3, interleaved)\n");
     println!("Wall-clock rate, and in brackets the writing thread's own CPU time per write (from");
     println!("/proc/thread-self/schedstat: what the writer pays, without the time it waits for a core).\n");

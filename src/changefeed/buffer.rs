@@ -2,7 +2,7 @@
 //! counters and replay (what it reports lives in [`super::observe`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     /// Also serializes emission, so each subscriber sees sequence order.
     ring: Mutex<Ring>,
     subs: RwLock<Vec<Arc<Subscriber>>>,
+    /// Subscribers commits are pushed to (all but the log readers): set whenever `subs`
+    /// changes, read by the writer under the ring lock. 0: a commit only counts.
+    pushers: AtomicUsize,
     emitted: AtomicU64,
     /// Bumped by consumer threads: on a cache line of its own, away from the counters
     /// and the ring lock the writer touches on every commit.
@@ -172,7 +175,14 @@ impl Shared {
     pub(crate) fn remove(&self, s: &Arc<Subscriber>) {
         if let Some(mut subs) = self.subs_write() {
             subs.retain(|x| !Arc::ptr_eq(x, s));
+            self.recount(&subs);
         }
+    }
+
+    /// Sets `pushers` from the registry (called with it locked for writing).
+    fn recount(&self, subs: &[Arc<Subscriber>]) {
+        let n = subs.iter().filter(|s| !s.from_log).count();
+        self.pushers.store(n, Ordering::Relaxed);
     }
 
     /// The policy new subscribers get: the configured one, else `CatchUp` attached and
@@ -197,6 +207,7 @@ impl Shared {
                 return;
             };
             let subs = std::mem::take(&mut *subs);
+            self.pushers.store(0, Ordering::Relaxed);
             for s in subs {
                 if s.close_forked() {
                     self.note_closed(&s);
@@ -280,6 +291,7 @@ impl ChangefeedBuffer {
                     scratch: Vec::new(),
                 }),
                 subs: RwLock::new(Vec::new()),
+                pushers: AtomicUsize::new(0),
                 emitted: AtomicU64::new(0),
                 delivered: Padded(AtomicU64::new(0)),
                 dropped: AtomicU64::new(0),
@@ -368,6 +380,12 @@ impl ChangefeedBuffer {
         if n > added {
             sh.dropped.fetch_add((n - added) as u64, Ordering::Relaxed);
         }
+        // Log readers take commits from the ledger itself: with no other subscriber, a
+        // commit costs the writer only the counting above (registration holds the ring
+        // lock too, so a new subscriber is counted before the next commit looks).
+        if sh.pushers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let Some(subs) = sh.subs_read() else {
             return;
         };
@@ -451,7 +469,10 @@ impl ChangefeedBuffer {
             after.is_some_and(|a| a < head),
         ));
         match (&ring, shared.subs_write()) {
-            (Some(_), Some(mut subs)) => subs.push(sub.clone()),
+            (Some(_), Some(mut subs)) => {
+                subs.push(sub.clone());
+                shared.recount(&subs);
+            }
             // Orphaned by a fork: the subscription is born closed.
             _ => sub.close(None),
         }
@@ -468,6 +489,7 @@ impl ChangefeedBuffer {
             return;
         };
         let subs = std::mem::take(&mut *subs);
+        self.shared.pushers.store(0, Ordering::Relaxed);
         for s in subs {
             s.close(Some(&self.shared));
         }

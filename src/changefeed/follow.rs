@@ -99,15 +99,38 @@ impl LedgerHook {
         self.newest.load(Ordering::SeqCst)
     }
 
+    /// The sequence of the newest published fact.
+    pub(crate) fn head_sequence(&self) -> u64 {
+        self.newest()
+    }
+
+    /// Wakes every thread waiting on the ledger (to notice a close of its own).
+    pub(crate) fn wake_all(&self) {
+        let _g = self.lock_waiters();
+        self.cond.notify_all();
+    }
+
     /// Waits until a fact after `seq` is published, the ledger closes, or `deadline`.
     fn wait_past(&self, seq: u64, deadline: Option<Instant>) {
+        self.wait_past_or(seq, deadline, &AtomicBool::new(false));
+    }
+
+    /// [`wait_past`](Self::wait_past), also ending once `stop` is set (by a thread that
+    /// then calls [`wake_all`](Self::wake_all)). A writer wakes waiters only while
+    /// there are some: `waiters` is raised before `newest` is checked, and the writer
+    /// stores `newest` before it reads `waiters` (both sequentially consistent), so one
+    /// of the two sees the other.
+    pub(crate) fn wait_past_or(&self, seq: u64, deadline: Option<Instant>, stop: &AtomicBool) {
         let Some(mut g) = self.lock_waiters() else {
             // Orphaned by a fork: poll instead of waiting to be woken.
             std::thread::sleep(Duration::from_millis(1));
             return;
         };
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        while self.newest() <= seq && !self.closed.load(Ordering::SeqCst) {
+        while self.newest() <= seq
+            && !self.closed.load(Ordering::SeqCst)
+            && !stop.load(Ordering::SeqCst)
+        {
             match deadline {
                 Some(d) => {
                     if self.cond.wait_until(&mut g, d).timed_out() {
@@ -217,6 +240,24 @@ pub(crate) fn read_after(
             at_end: idx == log.len(),
             too_old: (after < horizon).then_some(horizon),
         }
+    })
+}
+
+/// How many facts of `stores` (empty: all) follow sequence `after` in the log, counting
+/// at most `limit` (for a log reader's queue size; see `subscription`).
+pub(crate) fn count_after(
+    ledger: &LedgerStore,
+    after: u64,
+    stores: &[String],
+    limit: usize,
+) -> usize {
+    ledger.read_log(|state| {
+        let start = state.seqs.index_after(after, state.log.len());
+        state.log[start..]
+            .iter()
+            .filter(|f| stores.is_empty() || stores.iter().any(|s| s == f.store()))
+            .take(limit)
+            .count()
     })
 }
 

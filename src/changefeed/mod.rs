@@ -19,6 +19,8 @@
 //! rewrite (compaction, exact prune) that removes facts records where the kept facts'
 //! sequences jump (see `sequence`: a table in the new WAL generation's first frame and
 //! in the snapshot header), so no kept fact is ever renumbered, across reopen too. A
+//! segmented ledger whose `purge_segments` dropped facts records their sequences in
+//! `sequences.json` under its root (see `crate::segments`) and skips them on reopen. A
 //! cursor before the oldest kept fact's sequence minus one is
 //! [`ChangefeedError::CursorTooOld`], naming that horizon
 //! ([`LedgerStore::first_sequence`](crate::LedgerStore::first_sequence)).
@@ -35,10 +37,23 @@
 //!
 //! ## Threads
 //! Events are emitted after a commit is published, under the ledger's writer lock, so
-//! every subscriber sees commit order. Emitting only pushes into bounded queues (one lock
-//! and at most one wake-up per subscriber per commit, never waiting for a consumer), so a
-//! stuck subscriber never blocks a writer. A forked child never waits on a changefeed
-//! lock a parent thread held at the fork (see `forksafe`).
+//! every subscriber sees commit order. What the writer does per commit depends on the
+//! subscriber's policy:
+//!
+//! - **Catch-up** (the default of a buffer attached to a ledger): nothing per
+//!   subscriber. The writer publishes the newest sequence (one atomic store) and wakes
+//!   waiting consumers only when one is parked (a count checked after the store). The
+//!   consumer reads the facts from the ledger's own log, after its last sequence, a
+//!   queue's worth per read lock, builds the events on its own thread, and between reads
+//!   yields briefly, then parks on the ledger. Facts removed by retention or an exact
+//!   prune before the consumer reached them are not delivered (as for a [`Follower`]).
+//! - **Dropping policies** (`drop_oldest`/`drop_newest`, and every subscriber of a
+//!   standalone buffer): the writer pushes the commit's events into the subscriber's
+//!   bounded queue (one lock and at most one wake-up per subscriber per commit).
+//!
+//! Neither ever waits for a consumer, so a stuck subscriber never blocks a writer. A
+//! forked child never waits on a changefeed lock a parent thread held at the fork (see
+//! `forksafe`).
 
 pub mod buffer;
 pub mod error;

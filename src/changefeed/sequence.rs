@@ -100,6 +100,44 @@ impl Sequences {
         out
     }
 
+    /// The sequences of a log loaded without some facts whose sequences are known: the
+    /// facts still there keep their order, and the `removed` sequences (ranges
+    /// `[lo, hi]`, any order, may overlap) are skipped, so the fact at index `i` gets the
+    /// `i`-th smallest sequence that was not removed. A segmented ledger reopened after
+    /// `purge_segments` numbers by this (see `crate::segments`). `identity` pins the
+    /// ledger's identity (its first fact may be among the removed).
+    pub(crate) fn skipping(identity: Option<Uuid>, removed: &[(u64, u64)], len: usize) -> Self {
+        let mut ranges: Vec<(u64, u64)> = removed
+            .iter()
+            .copied()
+            .filter(|&(lo, hi)| lo >= 1 && lo <= hi)
+            .collect();
+        ranges.sort_unstable();
+        let mut out = Sequences {
+            identity,
+            runs: Vec::new(),
+        };
+        // `at`: the next log index to number; `seq`: the smallest sequence not yet
+        // handed out or skipped.
+        let (mut at, mut seq) = (0u64, 1u64);
+        for (lo, hi) in ranges {
+            if hi < seq {
+                continue; // inside a range already skipped
+            }
+            if lo > seq {
+                // The facts at `at..` take `seq..lo`; stop where the log ends.
+                let n = lo - seq;
+                if at + n > len as u64 {
+                    break;
+                }
+                at += n;
+            }
+            seq = hi + 1;
+            out.push_run(at, seq);
+        }
+        out
+    }
+
     /// Records that index `at` has sequence `seq` (called in ascending `at`); adds a run
     /// only where the sequence does not simply continue.
     fn push_run(&mut self, at: u64, seq: u64) {
@@ -220,6 +258,33 @@ mod tests {
         t.encode(&mut buf);
         let back = Sequences::decode(&mut Reader::new(&buf)).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn skipping_removed_sequences_numbers_the_rest_in_order() {
+        // 12 facts numbered 1..=12; 2, 3, 4, 7 and 11..=12 removed (11 and 12 given as
+        // overlapping ranges, out of order): 6 facts left.
+        let s = Sequences::skipping(None, &[(7, 7), (2, 4), (12, 12), (11, 12)], 6);
+        let seqs: Vec<u64> = (0..6).map(|i| s.seq_at(i)).collect();
+        assert_eq!(seqs, [1, 5, 6, 8, 9, 10]);
+        assert_eq!(
+            s.seq_at(6),
+            13,
+            "the next fact continues after the removed tail"
+        );
+        // Nothing removed: the plain mapping.
+        assert!(Sequences::skipping(None, &[], 5).is_plain());
+        // The first fact removed: numbering starts after it, the identity is pinned.
+        let id = Uuid::from_u128(7);
+        let t = Sequences::skipping(Some(id), &[(1, 1)], 2);
+        assert_eq!((t.seq_at(0), t.seq_at(1)), (2, 3));
+        assert_eq!(t.pinned_identity(), Some(id));
+        // Ranges past the end of what is left (removed, then nothing loaded after them)
+        // stop the numbering at the log's end instead of inventing facts.
+        let u = Sequences::skipping(None, &[(5, 5), (9, 9)], 2);
+        assert_eq!((u.seq_at(0), u.seq_at(1), u.seq_at(2)), (1, 2, 3));
+        // Bad ranges (lo > hi, or sequence 0) are ignored.
+        assert!(Sequences::skipping(None, &[(4, 2), (0, 0)], 3).is_plain());
     }
 
     #[test]

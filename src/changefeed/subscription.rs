@@ -1,13 +1,15 @@
 //! One subscriber of a [`ChangefeedBuffer`](super::ChangefeedBuffer): its bounded queue,
 //! policies and counters, and the [`Subscription`] handle its consumer holds.
 //!
-//! The buffer pushes events into the queue (never waiting); the consumer takes them, on
+//! The buffer pushes events into the queue (never waiting), or, for a catch-up
+//! subscriber of an attached buffer, the consumer reads them from the ledger's log
+//! itself (see the module docs' Threads section); the consumer takes them, on
 //! its own thread, with [`Subscription::recv_timeout`] (or [`Subscription::take`] plus
 //! [`Subscription::ack`] / [`Subscription::fail`] when a handler runs in between, as the
 //! Ruby worker does).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -58,6 +60,9 @@ pub(crate) struct SubState {
     last_seq: u64,
     /// Catch-up mode: the queue filled up; missed events are read back from the log.
     lagging: bool,
+    /// A closing log reader under `Drain`: the newest sequence published when it was
+    /// closed (it still hands out the events up to there).
+    drain_to: u64,
 }
 
 /// A subscriber as the buffer holds it.
@@ -74,6 +79,14 @@ pub(crate) struct Subscriber {
     feed: Weak<Shared>,
     /// The process that made it (see [`super::forksafe`]).
     origin: u32,
+    /// A log reader: the catch-up subscriber of a buffer attached to a ledger. Commits
+    /// are not pushed to it: its consumer reads them from the ledger's log, after
+    /// `last_seq`, a queue's worth at a time, and waits on the ledger for new ones. The
+    /// writer pays nothing per commit for it (see [`super`]'s Threads section).
+    pub(crate) from_log: bool,
+    /// Set once it stops taking events (closed or failed): read without the lock by a
+    /// consumer waiting on the ledger.
+    stop: AtomicBool,
 }
 
 /// How long a consumer that found its queue empty keeps yielding (checking `pushed`)
@@ -118,6 +131,9 @@ impl Subscriber {
         last_seq: u64,
         lagging: bool,
     ) -> Self {
+        // Catch-up is only ever the policy of an attached buffer's subscribers (see
+        // `Shared::overflow_default`): they read the ledger's log.
+        let from_log = overflow == Overflow::CatchUp;
         Subscriber {
             id: format!("{:016x}", fastrand::u64(..)),
             stores,
@@ -131,12 +147,15 @@ impl Subscriber {
                 overflow_dropped: 0,
                 failed: 0,
                 last_seq,
-                lagging,
+                lagging: lagging && !from_log,
+                drain_to: 0,
             }),
             ready: Condvar::new(),
             pushed: AtomicU64::new(0),
             feed,
             origin: std::process::id(),
+            from_log,
+            stop: AtomicBool::new(false),
         }
     }
 
@@ -154,7 +173,7 @@ impl Subscriber {
     /// lock and at most one wake-up for the whole commit. False when its lock is
     /// orphaned (a forked child; see [`super::forksafe`]).
     pub(crate) fn offer_all(&self, evs: &[ChangeEvent], shared: &Shared) -> bool {
-        if !evs.iter().any(|ev| self.follows(ev.store())) {
+        if self.from_log || !evs.iter().any(|ev| self.follows(ev.store())) {
             return true;
         }
         let Some(mut st) = self.lock_state() else {
@@ -218,6 +237,9 @@ impl Subscriber {
             st.status = Status::Closing;
             if self.close_policy == ClosePolicy::Discard {
                 st.queue.clear();
+            } else if self.from_log {
+                // Drain: what was published before the close is still handed out.
+                st.drain_to = self.ledger().map_or(0, |l| l.head().sequence);
             }
             st.lagging = false;
             drop(st);
@@ -227,7 +249,24 @@ impl Subscriber {
         } else {
             drop(st);
         }
+        self.stopped();
+    }
+
+    /// Wakes its consumer, wherever it waits (its queue, or the ledger for a log
+    /// reader), to notice a close or failure.
+    pub(crate) fn stopped(&self) {
+        self.stop.store(true, Ordering::SeqCst);
         self.ready.notify_all();
+        if self.from_log {
+            if let Some(l) = self.ledger() {
+                l.feed_hook().wake_all();
+            }
+        }
+    }
+
+    /// The ledger its buffer follows (None: standalone, or the ledger is gone).
+    fn ledger(&self) -> Option<crate::LedgerStore> {
+        self.feed.upgrade().and_then(|s| s.ledger())
     }
 
     /// Closes it in a forked child, discarding the queue. The parent's consumer thread
@@ -235,6 +274,7 @@ impl Subscriber {
     /// never releases it): wait briefly, then leave the state as it is (the subscriber
     /// is out of the registry either way). True when it was closed here.
     pub(crate) fn close_forked(&self) -> bool {
+        self.stop.store(true, Ordering::SeqCst);
         let Some(mut st) = self.state.try_lock_for(Duration::from_millis(20)) else {
             return false;
         };
@@ -262,10 +302,11 @@ impl Subscriber {
                 lagging: false,
             };
         };
+        let (queue_size, lagging) = self.pending(&st);
         SubscriberSnapshot {
             id: self.id.clone(),
             stores: self.stores.clone(),
-            queue_size: st.queue.len(),
+            queue_size,
             queue_max_size: self.cap,
             overflow: self.overflow,
             close_policy: self.close_policy,
@@ -273,12 +314,30 @@ impl Subscriber {
             delivered_total: st.delivered,
             overflow_dropped_total: st.overflow_dropped,
             failed_total: st.failed,
-            lagging: st.lagging,
+            lagging,
         }
     }
 
+    /// Its queue size and whether it lags. A log reader's queue is what it has read
+    /// ahead plus the events of its stores published after that, up to its capacity;
+    /// it lags when more than that wait (as a pushed-to queue would have filled up).
+    fn pending(&self, st: &SubState) -> (usize, bool) {
+        let ledger = if self.from_log && st.status == Status::Active {
+            self.ledger()
+        } else {
+            None
+        };
+        let Some(ledger) = ledger else {
+            return (st.queue.len(), st.lagging);
+        };
+        let room = (self.cap + 1).saturating_sub(st.queue.len());
+        let waiting = super::follow::count_after(&ledger, st.last_seq, &self.stores, room);
+        let total = st.queue.len() + waiting;
+        (total.min(self.cap), total > self.cap)
+    }
+
     pub(crate) fn queued(&self) -> usize {
-        self.lock_state().map_or(0, |st| st.queue.len())
+        self.lock_state().map_or(0, |st| self.pending(&st).0)
     }
 
     /// Catch-up: reads the events after `last_seq` back from the ledger's log, up to the
@@ -296,6 +355,52 @@ impl Subscriber {
         if page.at_end {
             st.lagging = false;
         }
+    }
+
+    /// A log reader's read: up to a queue's worth of events after `last_seq` (and, when
+    /// closing under `Drain`, not past `drain_to`). False when the ledger is gone.
+    fn read_log(&self, st: &mut SubState) -> bool {
+        let Some(ledger) = self.ledger() else {
+            return false;
+        };
+        let closing = st.status == Status::Closing;
+        if closing && st.last_seq >= st.drain_to {
+            return true;
+        }
+        let page = super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
+        let mut scanned = page.scanned_to;
+        let mut events = page.events;
+        if closing {
+            events.retain(|e| e.sequence() <= st.drain_to);
+            scanned = scanned.min(st.drain_to);
+            if events.is_empty() {
+                scanned = st.drain_to;
+            }
+        }
+        st.last_seq = st.last_seq.max(scanned);
+        st.queue.extend(events);
+        true
+    }
+
+    /// A log reader waits for a commit after `seen`: awake briefly (yielding, reading
+    /// the ledger's head: a writer pays no wake-up meanwhile), then parked on the
+    /// ledger, which wakes it only while it is parked. Wakes on close, and at least
+    /// every 100 ms (it holds the ledger only while waiting).
+    fn wait_log(&self, seen: u64, deadline: Option<Instant>) {
+        let Some(ledger) = self.ledger() else {
+            return;
+        };
+        let hook = ledger.feed_hook();
+        let linger_until = Instant::now() + LINGER;
+        while Instant::now() < linger_until {
+            if hook.head_sequence() > seen || self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        let cap = Instant::now() + Duration::from_millis(100);
+        let until = deadline.map_or(cap, |d| d.min(cap));
+        hook.wait_past_or(seen, Some(until), &self.stop);
     }
 
     /// The next event (waiting up to `timeout`); `count`: count it as delivered in the
@@ -319,6 +424,29 @@ impl Subscriber {
                     }
                 }
                 return Recv::Event(ev);
+            }
+            if self.from_log {
+                if !self.read_log(&mut st) && st.status == Status::Active {
+                    // The ledger is gone: nothing more will come.
+                    st.status = Status::Closing;
+                    st.drain_to = st.last_seq;
+                }
+                if !st.queue.is_empty() {
+                    continue;
+                }
+                if st.status == Status::Closing {
+                    st.status = Status::Closed;
+                    return Recv::Closed;
+                }
+                if st.status != Status::Active {
+                    continue;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Recv::Timeout;
+                }
+                let seen = st.last_seq;
+                MutexGuard::unlocked(&mut st, || self.wait_log(seen, deadline));
+                continue;
             }
             if st.status == Status::Closing {
                 st.status = Status::Closed;
@@ -452,7 +580,7 @@ impl Subscription {
         st.queue.clear();
         st.failed += 1;
         drop(st);
-        self.sub.ready.notify_all();
+        self.sub.stopped();
         if let Some(s) = self.sub.feed.upgrade() {
             s.remove(&self.sub);
             s.note_failed(&self.sub, error_class, message);

@@ -704,6 +704,102 @@ impl State {
     }
 }
 
+/// The key and position views of a log built in bulk, chunk by chunk in commit order (a
+/// rewrite's kept facts, as they are copied out): no per-fact store hashing (a run of
+/// facts of one store is looked up once), key maps presized from a hint (no growth),
+/// no values decoded, no notifications. Registrations (paths, scopes, partitions,
+/// coercions) are added by the caller once the log is whole; see
+/// [`BulkIndex::into_state`].
+pub(crate) struct BulkIndex {
+    stores: HashMap<Arc<str>, StoreIndex>,
+    /// Position of the next fact.
+    next: u32,
+    prev_id: Option<Uuid>,
+    /// Some fact's id was not greater than its predecessor's: the id map is needed.
+    ids_unordered: bool,
+}
+
+impl BulkIndex {
+    /// An empty index; `hints` gives, per store, about how many keys and facts it will
+    /// hold (upper bounds are fine).
+    pub(crate) fn new(hints: &[(Arc<str>, usize, usize)]) -> Self {
+        let mut stores = HashMap::with_capacity(hints.len());
+        for (name, keys, facts) in hints {
+            stores.insert(
+                name.clone(),
+                StoreIndex {
+                    name: Some(name.clone()),
+                    all: Vec::with_capacity(*facts),
+                    keys: KeyMap {
+                        table: hashbrown::HashTable::with_capacity(*keys),
+                        hashing: Default::default(),
+                    },
+                    ..Default::default()
+                },
+            );
+        }
+        BulkIndex {
+            stores,
+            next: 0,
+            prev_id: None,
+            ids_unordered: false,
+        }
+    }
+
+    /// Indexes `facts`, the next facts of the log (commit order).
+    pub(crate) fn add(&mut self, facts: &[Fact]) {
+        let mut i = 0;
+        while i < facts.len() {
+            // A run of facts of one store: one store look-up.
+            let store = facts[i].store_arc();
+            let run = facts[i..]
+                .iter()
+                .position(|f| !Arc::ptr_eq(f.store_arc(), store) && f.store() != &**store)
+                .unwrap_or(facts.len() - i);
+            let si = match self.stores.get_mut(&**store) {
+                Some(si) => si,
+                None => self.stores.entry(store.clone()).or_default(),
+            };
+            if si.name.is_none() {
+                si.name = Some(store.clone());
+            }
+            for f in &facts[i..i + run] {
+                let pos = self.next;
+                self.next += 1;
+                if self.prev_id.is_some_and(|p| f.id() <= p) {
+                    self.ids_unordered = true;
+                }
+                self.prev_id = Some(f.id());
+                si.all.push(pos);
+                si.keys.push(f.key_arc(), pos);
+            }
+            i += run;
+        }
+    }
+
+    /// The state over `log` (the facts added, in the same order), with these views and
+    /// no registrations.
+    pub(crate) fn into_state(self, log: Vec<Fact>) -> State {
+        debug_assert_eq!(log.len(), self.next as usize);
+        let id_map = self.ids_unordered.then(|| {
+            let mut m = HashMap::with_capacity(log.len());
+            for (i, f) in log.iter().enumerate() {
+                m.insert(f.id(), i as u32);
+            }
+            m
+        });
+        let mut stores = self.stores;
+        // Hinted stores that received nothing are not part of the state.
+        stores.retain(|_, si| !si.all.is_empty());
+        State {
+            log,
+            stores,
+            id_map,
+            ..Default::default()
+        }
+    }
+}
+
 /// The bucket key of a partition value: its canonical encoding.
 fn encode_key(v: &Value) -> Box<[u8]> {
     let mut b = Vec::with_capacity(24);
@@ -737,6 +833,100 @@ fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every view of `s` that a bulk build must reproduce, in a comparable form.
+    fn views(s: &State) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut names: Vec<&Arc<str>> = s.stores.keys().collect();
+        names.sort();
+        for n in names {
+            let si = &s.stores[n];
+            out.push(format!("store {n} name {:?} all {:?}", si.name, si.all));
+            let mut keys: Vec<(String, Vec<u32>)> = si
+                .keys
+                .iter()
+                .map(|e| (e.name.to_string(), e.versions.as_slice().to_vec()))
+                .collect();
+            keys.sort();
+            out.push(format!("keys {keys:?}"));
+            for e in si.keys.iter() {
+                // Stored hashes are this map's hashes; keys are found by str.
+                assert_eq!(e.hash, si.keys.hash(&e.name));
+                assert!(si.keys.get(&e.name).is_some());
+            }
+        }
+        out.push(format!("id_map {}", s.id_map.is_some()));
+        for (i, f) in s.log.iter().enumerate() {
+            let found = s.fact_by_id(f.id()).map(|g| g.transaction_time());
+            out.push(format!("{i} {} {:?}", f.id(), found));
+        }
+        out
+    }
+
+    fn fact(id: Uuid, store: &str, key: &str, tx: i64) -> Fact {
+        Fact::restore(crate::FactParts {
+            id,
+            store: store.into(),
+            key: key.into(),
+            value: Value::Int(tx),
+            causation: None,
+            transaction_time: Timestamp::from_micros(1_700_000_000_000_000 + tx),
+            valid_time: None,
+            schema_version: 1,
+            producer: None,
+            derivation: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bulk_build_gives_the_views_that_applying_fact_by_fact_gives() {
+        fastrand::seed(7);
+        for round in 0..40 {
+            let n = fastrand::usize(0..600);
+            let unordered = round % 3 == 0;
+            let mut log = Vec::with_capacity(n);
+            for i in 0..n {
+                let store = ["a", "b", "c"][fastrand::usize(0..if round % 2 == 0 { 3 } else { 1 })];
+                let key = format!("k{}", fastrand::usize(0..(1 + n / 4)));
+                // Time-ordered ids, or (every third round) some out of order, as
+                // imported facts can be.
+                let id = if unordered && fastrand::u8(..) < 40 {
+                    Uuid::from_u128(fastrand::u128(..))
+                } else {
+                    Uuid::from_u128(((i as u128 + 1) << 64) | 0x7000)
+                };
+                log.push(fact(id, store, &key, i as i64));
+            }
+            let mut applied = State::default();
+            let mut discard = Vec::new();
+            for f in &log {
+                applied.apply(f.clone(), None, None, &mut discard);
+            }
+            // Chunks of any size, hints wrong or missing.
+            let hints: Vec<(Arc<str>, usize, usize)> = if round % 2 == 0 {
+                vec![(Arc::from("a"), 3, 1), (Arc::from("z"), 10, 10)]
+            } else {
+                Vec::new()
+            };
+            let mut bulk = BulkIndex::new(&hints);
+            let mut at = 0;
+            while at < log.len() {
+                let to = (at + 1 + fastrand::usize(0..50)).min(log.len());
+                bulk.add(&log[at..to]);
+                at = to;
+            }
+            let built = bulk.into_state(log.clone());
+            assert_eq!(views(&built), views(&applied), "round {round}");
+            // The index shares the facts' key names, as applying does.
+            for si in built.stores.values() {
+                for e in si.keys.iter() {
+                    let p = e.versions.as_slice()[0] as usize;
+                    assert!(Arc::ptr_eq(&e.name, built.log[p].key_arc()));
+                }
+            }
+        }
+    }
 
     #[test]
     fn key_map_finds_keys_by_str_across_growth() {

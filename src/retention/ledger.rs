@@ -9,14 +9,14 @@ use uuid::Uuid;
 use crate::ledger::commit::WalPosition;
 use crate::ledger::error::{Error, Result};
 use crate::ledger::fact::{self, check_store_name, Fact, FactDraft};
-use crate::ledger::index::State;
+use crate::ledger::index::{BulkIndex, State};
 use crate::ledger::request::{Batch, HistoryQuery, Write};
 use crate::ledger::store::LedgerStore;
 use crate::ledger::time::Timestamp;
 use crate::ledger::value::Value;
 
 use super::policy::{RetentionPolicy, Strategy};
-use super::rebuild::{extend, rebuild, Registrations};
+use super::rebuild::{extend, rebuild, with_registrations, Registrations};
 use super::receipt::{
     self, ActivityEntry, ActivityKind, CompactionReport, ErasureReport, PruneReport,
     COMPACTION_RECEIPTS, ERASURE_RECEIPTS, PRUNE_RECEIPTS,
@@ -146,6 +146,8 @@ type ReceiptValue = Box<dyn FnOnce(Timestamp) -> Value>;
 
 /// Facts copied out of the published log per read lock (see `rewrite`).
 const COPY_CHUNK: usize = 16 * 1024;
+/// Chunks of kept facts queued for the thread writing a new generation.
+const WRITE_QUEUE: usize = 4;
 
 /// A planned rewrite: positions to drop, positions to erase, receipts to add.
 struct Change {
@@ -638,9 +640,10 @@ impl LedgerStore {
     /// committed as one ordinary batch (no rewrite).
     ///
     /// Two phases, so that commits pause only briefly. Phase 1 (commits go on): the plan
-    /// is made under one read lock, the kept facts are copied out in chunks (one read lock
-    /// each), then written to the new generation on a second thread while the views over
-    /// them are rebuilt. Phase 2 (commits wait, see [`LedgerStore::exclusive`]): the
+    /// is made under one read lock, then the kept facts stream out of the published log
+    /// in chunks (one read lock each) into the views over them, built in bulk on this
+    /// thread, and on to a second thread that encodes them and a third that writes the
+    /// new generation, syncing as it goes. Phase 2 (commits wait, see [`LedgerStore::exclusive`]): the
     /// facts committed meanwhile and the receipts are appended to both, the generation is
     /// fsynced and renamed into place, and the new state is published.
     fn rewrite(
@@ -675,25 +678,26 @@ impl LedgerStore {
         // does not change meanwhile: commits only append, and this lock excludes other
         // rewrites and checkpoints.
         let t = std::time::Instant::now();
-        let (change, cut, regs, seqs) = {
+        let (change, cut, regs, old_seqs, identity, hints) = {
             let state = self.published();
             let change = plan(&state)?;
-            let cut = state.log.len();
-            let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
-            // Changefeed: the kept facts keep their sequences (and the ledger its
-            // identity), recorded as the new generation's first frame.
-            let seqs = removes.then(|| {
-                Sequences::rewritten(
-                    &state.seqs,
-                    state.ledger_identity(),
-                    (0..cut).filter(|&i| !change.drop[i]),
-                    cut,
-                )
-            });
-            (change, cut, Registrations::of(&state), seqs)
+            let hints: Vec<(std::sync::Arc<str>, usize, usize)> = state
+                .stores
+                .iter()
+                .map(|(n, si)| (n.clone(), si.keys.len(), si.all.len()))
+                .collect();
+            (
+                change,
+                state.log.len(),
+                Registrations::of(&state),
+                state.seqs.clone(),
+                state.ledger_identity(),
+                hints,
+            )
         };
         let mut read_window = t.elapsed();
-        let Some(seqs) = seqs else {
+        let removes = change.drop.iter().any(|&d| d) || change.erase.iter().any(|&e| e);
+        if !removes {
             // Nothing to remove: no rewrite.
             let now = Timestamp::now();
             return Ok(Done {
@@ -708,54 +712,142 @@ impl LedgerStore {
                     .map(|(s, k, v)| (s, k, v(now)))
                     .collect(),
             });
-        };
-        let dropped = change.drop.iter().filter(|&&d| d).count();
-        let mut kept: Vec<Fact> = Vec::with_capacity(cut - dropped);
-        let mut from = 0;
-        while from < cut {
-            let to = (from + COPY_CHUNK).min(cut);
-            let t = std::time::Instant::now();
-            let state = self.published();
-            for (i, f) in state.log[from..to].iter().enumerate() {
-                let i = from + i;
-                if change.drop[i] {
-                    continue;
-                }
-                if change.erase.get(i).copied().unwrap_or(false) {
-                    kept.push(f.tombstone());
-                } else {
-                    kept.push(f.clone());
-                }
-            }
-            drop(state);
-            read_window = read_window.max(t.elapsed());
-            from = to;
         }
+        // Changefeed: the kept facts keep their sequences (and the ledger its identity),
+        // recorded as the new generation's first frame.
+        let seqs = Sequences::rewritten(
+            &old_seqs,
+            identity,
+            (0..cut).filter(|&i| !change.drop[i]),
+            cut,
+        );
+        drop(old_seqs);
+        let kept_count = cut - change.drop.iter().filter(|&&d| d).count();
+
+        // The kept facts stream from the published log (chunk by chunk, one read lock
+        // each) into the views over them, built in bulk as they come (no decoding, no
+        // per-fact store look-up, presized key maps), and, for a file-backed ledger, on
+        // to a second thread that encodes, writes and fsyncs them as the new generation
+        // (and takes the snapshot away first). Memory: the kept facts' handles and
+        // their index, plus a few chunks in flight.
+        let mut index = BulkIndex::new(&hints);
+        drop(hints);
         let mut timing = RewriteTiming::default();
-        let mut generation = None;
-        let mut new_state = match path.as_deref() {
-            None => rebuild(&regs, kept.clone()),
-            Some(p) => {
-                rewrite::remove_snapshot(io, p)?;
-                let mut g = rewrite::Generation::create(io, p)?;
-                let (written, s) = std::thread::scope(|sc| {
-                    let w = sc.spawn(|| {
-                        let t = std::time::Instant::now();
-                        g.append_sequences(&seqs)
-                            .and_then(|()| g.append(kept.iter()))
-                            .and_then(|()| g.sync())
-                            .map(|()| t.elapsed())
-                    });
-                    let t = std::time::Instant::now();
-                    let s = rebuild(&regs, kept.clone());
-                    timing.rebuild = t.elapsed();
-                    (w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), s)
-                });
-                timing.write = written?;
-                generation = Some(g);
-                s
+        let mut copy = |sink: &mut dyn FnMut(Vec<Fact>) -> bool| {
+            let mut from = 0;
+            while from < cut {
+                let to = (from + COPY_CHUNK).min(cut);
+                let t = std::time::Instant::now();
+                let mut chunk = Vec::with_capacity(to - from);
+                {
+                    let state = self.published();
+                    for (i, f) in state.log[from..to].iter().enumerate() {
+                        let i = from + i;
+                        if change.drop[i] {
+                            continue;
+                        }
+                        if change.erase.get(i).copied().unwrap_or(false) {
+                            chunk.push(f.tombstone());
+                        } else {
+                            chunk.push(f.clone());
+                        }
+                    }
+                }
+                read_window = read_window.max(t.elapsed());
+                let t = std::time::Instant::now();
+                index.add(&chunk);
+                timing.rebuild += t.elapsed();
+                if !sink(chunk) {
+                    return;
+                }
+                from = to;
             }
         };
+        let (kept, mut generation) = match path.as_deref() {
+            None => {
+                let mut kept = Vec::with_capacity(kept_count);
+                copy(&mut |c| {
+                    kept.extend(c);
+                    true
+                });
+                (kept, None)
+            }
+            Some(p) => {
+                // Three stages: this thread copies and indexes; an encoder turns the
+                // facts into frames; a writer takes the snapshot away, creates the
+                // generation and writes the frames, syncing as it goes so the device
+                // works while the rest is encoded. A failing stage closes its channel,
+                // which stops the ones before it.
+                let seqs = &seqs;
+                let (written, encoded) = std::thread::scope(|sc| {
+                    let (facts_tx, facts_rx) =
+                        std::sync::mpsc::sync_channel::<Vec<Fact>>(WRITE_QUEUE);
+                    let (bytes_tx, bytes_rx) =
+                        std::sync::mpsc::sync_channel::<(Vec<u8>, u32)>(WRITE_QUEUE);
+                    let writer = sc.spawn(move || {
+                        let t = std::time::Instant::now();
+                        let r = (|| -> Result<rewrite::Generation<'_>> {
+                            rewrite::remove_snapshot(io, p)?;
+                            let mut g = rewrite::Generation::create(io, p)?;
+                            for (bytes, crc) in bytes_rx.iter() {
+                                g.write_encoded(&bytes, crc)?;
+                            }
+                            g.sync()?;
+                            Ok(g)
+                        })();
+                        (r, t.elapsed())
+                    });
+                    let encoder = sc.spawn(move || -> Result<Option<Vec<Fact>>> {
+                        let mut frames = rewrite::Frames::new();
+                        let mut crc = 0;
+                        frames.sequences(seqs)?;
+                        let mut kept = Vec::with_capacity(kept_count);
+                        for chunk in facts_rx.iter() {
+                            frames.append(chunk.iter())?;
+                            kept.extend(chunk);
+                            if let Some(bytes) = frames.full() {
+                                // Every frame in `bytes` is complete: the last one's
+                                // CRC is the generation's tail so far.
+                                crc = frames.tail_crc();
+                                if bytes_tx.send((bytes, crc)).is_err() {
+                                    return Ok(None);
+                                }
+                            }
+                        }
+                        let (rest, last) = frames.finish();
+                        if (!rest.is_empty() || last != crc) && bytes_tx.send((rest, last)).is_err()
+                        {
+                            return Ok(None);
+                        }
+                        Ok(Some(kept))
+                    });
+                    copy(&mut |c| facts_tx.send(c).is_ok());
+                    drop(facts_tx);
+                    let encoded = encoder
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                    let written = writer
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                    (written, encoded)
+                });
+                let (g, write_time) = written;
+                timing.write = write_time;
+                // The writer's error first: the encoder stops when the writer does.
+                let g = g?;
+                let kept = encoded?.ok_or_else(|| {
+                    // Unreachable: the writer ends well only once the encoder is done.
+                    Error::io(
+                        "writing the new generation",
+                        std::io::Error::other("the writer stopped early"),
+                    )
+                })?;
+                (kept, Some(g))
+            }
+        };
+        let t = std::time::Instant::now();
+        let mut new_state = with_registrations(&regs, index.into_state(kept));
+        timing.rebuild += t.elapsed();
 
         // Phase 2.
         let receipts = change.receipts;
@@ -766,7 +858,7 @@ impl LedgerStore {
             let now_regs = Registrations::of(&held);
             if !now_regs.same(&regs) {
                 // Registered meanwhile: build again with what is registered now.
-                new_state = rebuild(&now_regs, kept);
+                new_state = rebuild(&now_regs, std::mem::take(&mut new_state.log));
             }
             // Receipts: the next transaction times, chained to their key's latest.
             let mut sealed = Vec::with_capacity(receipts.len());

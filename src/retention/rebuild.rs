@@ -1,11 +1,10 @@
 //! Rebuilding the in-memory views over a rewritten log, keeping every registration.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ledger::access::{AccessPath, Coercion};
 use crate::ledger::fact::Fact;
-use crate::ledger::index::State;
+use crate::ledger::index::{BulkIndex, State};
 use crate::ledger::value::MapKey;
 
 /// What is registered on a state (access paths, coercions, maintained partition
@@ -70,12 +69,21 @@ impl Registrations {
     }
 }
 
-/// A fresh state holding `log` (commit order) with registrations `regs`: access paths
-/// (scope memberships recomputed as the facts are applied), coercions, and partition
-/// indexes (rebuilt over `log`). Scope `as_of` histories are rebuilt lazily by their
-/// first `as_of` query, as after an open.
+/// A fresh state holding `log` (commit order) with registrations `regs` (see
+/// [`with_registrations`]).
 pub(crate) fn rebuild(regs: &Registrations, log: Vec<Fact>) -> State {
-    let mut s = State::default();
+    let mut index = BulkIndex::new(&[]);
+    index.add(&log);
+    with_registrations(regs, index.into_state(log))
+}
+
+/// `s` (views over its log, built in bulk by a [`BulkIndex`]) with registrations `regs`
+/// added: coercions, access paths (scope memberships computed from each key's latest
+/// fact, as registering them does), and partition indexes (built over the log from the
+/// encoded values). What applying the log fact by fact to a state holding `regs` gives.
+/// Scope `as_of` histories are rebuilt lazily by their first `as_of` query, as after an
+/// open.
+pub(crate) fn with_registrations(regs: &Registrations, mut s: State) -> State {
     for r in &regs.stores {
         if let Some(c) = &r.coercion {
             // The name was valid when registered.
@@ -90,14 +98,9 @@ pub(crate) fn rebuild(regs: &Registrations, log: Vec<Fact>) -> State {
                 target.name = Some(r.name.clone());
             }
             for pk in &r.partitions {
-                target.partitions.insert(pk.clone(), HashMap::new());
+                s.build_partition_index(&r.name, pk);
             }
         }
-    }
-    let mut discard = Vec::new();
-    for f in log {
-        s.apply(f, None, None, &mut discard);
-        discard.clear();
     }
     s
 }

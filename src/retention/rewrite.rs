@@ -66,16 +66,92 @@ pub(crate) struct Written {
     pub(crate) tail_crc: u32,
 }
 
-/// A new generation being written beside the WAL, streaming: frames of up to
-/// [`CHUNK`] records, written out every [`WRITE_BUFFER`] bytes. Dropped unfinished (an
-/// error anywhere), its file is removed.
+/// Bytes written to a new generation between two syncs: the device writes back what is
+/// already encoded while the rest is being encoded and written, instead of all of it in
+/// one sync at the end.
+const SYNC_EVERY: u64 = 32 << 20;
+
+/// Frames of a new generation encoded apart from its file (on another thread than the
+/// one writing it): frames of up to [`CHUNK`] records, handed out in buffers of at
+/// least [`WRITE_BUFFER`] bytes.
+pub(crate) struct Frames {
+    buf: Vec<u8>,
+    tail_crc: u32,
+}
+
+impl Frames {
+    /// No frames yet.
+    pub(crate) fn new() -> Self {
+        Frames {
+            buf: Vec::with_capacity(WRITE_BUFFER + (WRITE_BUFFER >> 2)),
+            tail_crc: 0,
+        }
+    }
+
+    /// Encodes the changefeed sequence table of the generation (its first frame, before
+    /// any fact; see `crate::changefeed::sequence`).
+    pub(crate) fn sequences(
+        &mut self,
+        seqs: &crate::changefeed::sequence::Sequences,
+    ) -> Result<()> {
+        let s = wal::begin_frame(&mut self.buf);
+        codec::write_array_len(&mut self.buf, 2);
+        codec::write_int(&mut self.buf, wal::TAG_SEQUENCES);
+        seqs.encode(&mut self.buf);
+        self.tail_crc = wal::end_frame(&mut self.buf, s)?;
+        Ok(())
+    }
+
+    /// Encodes facts (commit order).
+    pub(crate) fn append<'f>(&mut self, facts: impl Iterator<Item = &'f Fact>) -> Result<()> {
+        let mut facts = facts.peekable();
+        while facts.peek().is_some() {
+            let s = wal::begin_frame(&mut self.buf);
+            codec::write_array_len(&mut self.buf, 2);
+            codec::write_int(&mut self.buf, TAG_BATCH);
+            let chunk: Vec<&Fact> = facts.by_ref().take(CHUNK).collect();
+            codec::write_array_len(&mut self.buf, chunk.len());
+            for f in chunk {
+                encode_record(&mut self.buf, f);
+            }
+            self.tail_crc = wal::end_frame(&mut self.buf, s)?;
+        }
+        Ok(())
+    }
+
+    /// The encoded bytes, once at least [`WRITE_BUFFER`] of them are buffered.
+    pub(crate) fn full(&mut self) -> Option<Vec<u8>> {
+        (self.buf.len() >= WRITE_BUFFER).then(|| {
+            std::mem::replace(
+                &mut self.buf,
+                Vec::with_capacity(WRITE_BUFFER + (WRITE_BUFFER >> 2)),
+            )
+        })
+    }
+
+    /// The CRC of the last frame encoded (0 when none).
+    pub(crate) fn tail_crc(&self) -> u32 {
+        self.tail_crc
+    }
+
+    /// The bytes left, and the CRC of the last frame (0 when none).
+    pub(crate) fn finish(self) -> (Vec<u8>, u32) {
+        (self.buf, self.tail_crc)
+    }
+}
+
+/// A new generation being written beside the WAL, streaming: frames encoded here (see
+/// [`Frames`]) or apart ([`Generation::write_encoded`]), written out every
+/// [`WRITE_BUFFER`] bytes and synced every [`SYNC_EVERY`]. Dropped unfinished (an error
+/// anywhere), its file is removed.
 pub(crate) struct Generation<'a> {
     io: &'a dyn FileSystem,
     file: Option<Box<dyn WrittenFile>>,
     tmp: PathBuf,
-    buf: Vec<u8>,
+    frames: Frames,
     len: u64,
-    tail_crc: u32,
+    /// Bytes written since the last sync.
+    unsynced: u64,
 }
 
 impl<'a> Generation<'a> {
@@ -89,34 +165,43 @@ impl<'a> Generation<'a> {
             io,
             file: Some(file),
             tmp,
-            buf: Vec::with_capacity(WRITE_BUFFER + (WRITE_BUFFER >> 2)),
+            frames: Frames::new(),
             len: 0,
-            tail_crc: 0,
+            unsynced: 0,
         })
     }
 
-    fn write_out(&mut self) -> Result<()> {
+    /// Writes `bytes` at the end (syncing every [`SYNC_EVERY`] bytes).
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
-        file.write_all(&self.buf)
+        file.write_all(bytes)
             .map_err(|e| Error::io(format!("writing {}", self.tmp.display()), e))?;
-        self.len += self.buf.len() as u64;
-        self.buf.clear();
+        self.len += bytes.len() as u64;
+        self.unsynced += bytes.len() as u64;
+        if self.unsynced >= SYNC_EVERY {
+            file.sync_all()
+                .map_err(|e| Error::io(format!("syncing {}", self.tmp.display()), e))?;
+            self.unsynced = 0;
+        }
         Ok(())
     }
 
-    /// Writes the changefeed sequence table of the generation (its first frame, before
-    /// any fact; see `crate::changefeed::sequence`).
-    pub(crate) fn append_sequences(
-        &mut self,
-        seqs: &crate::changefeed::sequence::Sequences,
-    ) -> Result<()> {
-        let s = wal::begin_frame(&mut self.buf);
-        codec::write_array_len(&mut self.buf, 2);
-        codec::write_int(&mut self.buf, wal::TAG_SEQUENCES);
-        seqs.encode(&mut self.buf);
-        self.tail_crc = wal::end_frame(&mut self.buf, s)?;
+    fn write_out(&mut self) -> Result<()> {
+        let buf = std::mem::take(&mut self.frames.buf);
+        let r = self.write_bytes(&buf);
+        self.frames.buf = buf;
+        self.frames.buf.clear();
+        r
+    }
+
+    /// Writes frames encoded apart by a [`Frames`] (nothing may be buffered here yet);
+    /// `tail_crc` is the CRC of the last of them.
+    pub(crate) fn write_encoded(&mut self, bytes: &[u8], tail_crc: u32) -> Result<()> {
+        debug_assert!(self.frames.buf.is_empty());
+        self.write_bytes(bytes)?;
+        self.frames.tail_crc = tail_crc;
         Ok(())
     }
 
@@ -124,16 +209,8 @@ impl<'a> Generation<'a> {
     pub(crate) fn append<'f>(&mut self, facts: impl Iterator<Item = &'f Fact>) -> Result<()> {
         let mut facts = facts.peekable();
         while facts.peek().is_some() {
-            let chunk: Vec<&Fact> = facts.by_ref().take(CHUNK).collect();
-            let s = wal::begin_frame(&mut self.buf);
-            codec::write_array_len(&mut self.buf, 2);
-            codec::write_int(&mut self.buf, TAG_BATCH);
-            codec::write_array_len(&mut self.buf, chunk.len());
-            for f in &chunk {
-                encode_record(&mut self.buf, f);
-            }
-            self.tail_crc = wal::end_frame(&mut self.buf, s)?;
-            if self.buf.len() >= WRITE_BUFFER {
+            self.frames.append(facts.by_ref().take(CHUNK))?;
+            if self.frames.buf.len() >= WRITE_BUFFER {
                 self.write_out()?;
             }
         }
@@ -147,6 +224,7 @@ impl<'a> Generation<'a> {
         if let Some(file) = self.file.as_mut() {
             file.sync_all()
                 .map_err(|e| Error::io(format!("syncing {}", self.tmp.display()), e))?;
+            self.unsynced = 0;
         }
         Ok(())
     }
@@ -164,7 +242,7 @@ impl<'a> Generation<'a> {
             file,
             tmp: self.tmp.clone(),
             len: self.len,
-            tail_crc: self.tail_crc,
+            tail_crc: self.frames.tail_crc,
         })
     }
 }

@@ -378,7 +378,7 @@ impl SegmentedBackend {
         Ok(r)
     }
 
-    fn write_json_atomic(&self, path: &Path, v: &Json) -> Result<()> {
+    pub(crate) fn write_json_atomic(&self, path: &Path, v: &Json) -> Result<()> {
         let tmp = side(path, ".tmp");
         let bytes = serde_json::to_vec(v).unwrap_or_default();
         crate::ledger::fs::write_new_file(&*self.fs, &tmp, &bytes)
@@ -932,16 +932,17 @@ impl SegmentedBackend {
     /// `purged_at`, `purge_strategy`, `purge_duration`, `segment_path`, `reason`) before
     /// the segment and manifest are removed. O(segments): no segment is read.
     pub fn purge(&mut self, store: Option<&str>) -> Result<Vec<Json>> {
-        self.purge_keeping(store, |_| Ok(Vec::new()))
+        self.purge_keeping(store, |_, _| Ok(Vec::new()))
     }
 
     /// [`SegmentedBackend::purge`] that first carries forward the facts `keep` picks from
     /// each doomed segment (written to the store's live segment with their ids, times and
-    /// causations unchanged). A ledger uses it to keep the latest fact of every key.
+    /// causations unchanged). A ledger uses it to keep the latest fact of every key (and
+    /// to record the changefeed sequences the segment takes with it; see `sequences`).
     pub(crate) fn purge_keeping(
         &mut self,
         store: Option<&str>,
-        mut keep: impl FnMut(&Path) -> Result<Vec<Fact>>,
+        mut keep: impl FnMut(&SegmentedBackend, &Path) -> Result<Vec<Fact>>,
     ) -> Result<Vec<Json>> {
         let names: Vec<String> = match store {
             Some(s) => vec![s.to_owned()],
@@ -987,7 +988,7 @@ impl SegmentedBackend {
                 Strategy::Permanent => {}
             }
             for (s, reason) in doomed {
-                let carried = keep(&s.path)?;
+                let carried = keep(self, &s.path)?;
                 if !carried.is_empty() {
                     self.append_store(&name, &carried, true)?;
                 }

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use super::backend::SegmentedBackend;
 use super::options::SegmentOptions;
+use super::sequences::SequenceTable;
 use crate::ledger::commit::CommitSink;
 use crate::ledger::error::{Error, Result};
 use crate::ledger::fact::Fact;
@@ -62,6 +63,9 @@ impl LedgerStore {
         for f in facts {
             recovery::push(&mut state, f, &mut report);
         }
+        // Purged segments took facts with them: number the rest as they were numbered.
+        state.seqs =
+            SequenceTable::load(backend.root())?.sequences(backend.root(), state.log.len());
         let storage = Arc::new(SegmentStorage(Mutex::new(backend)));
         Ok(LedgerStore::build(
             state,
@@ -114,18 +118,49 @@ impl LedgerStore {
         };
         let me = self.clone();
         storage.with(|b| {
-            b.purge_keeping(store, |path| {
+            let mut table = SequenceTable::load(b.root())?;
+            b.purge_keeping(store, |b, path| {
                 let facts = SegmentedBackend::segment_facts(path)?;
-                Ok(facts
-                    .into_iter()
-                    .filter(|f| {
-                        me.latest(f.store(), f.key())
-                            .is_some_and(|l| l.id() == f.id())
-                    })
-                    .collect())
+                let (kept, dropped): (Vec<Fact>, Vec<Fact>) = facts.into_iter().partition(|f| {
+                    me.latest(f.store(), f.key())
+                        .is_some_and(|l| l.id() == f.id())
+                });
+                // Remember the sequences the segment takes with it (before it goes).
+                let seqs = me.read_log(|s| sequences_of(s, &dropped));
+                table.record(b, path, me.ledger_id(), seqs)?;
+                Ok(kept)
             })
         })
     }
+}
+
+/// The changefeed sequences of `facts` in the published log (facts not found are
+/// skipped). The log is in commit order, which is transaction-time order for facts
+/// loaded from segments and written since: each fact is looked up by its time first,
+/// and only searched for in the whole log when it is not there.
+fn sequences_of(state: &State, facts: &[Fact]) -> Vec<u64> {
+    let log = &state.log;
+    let mut out = Vec::with_capacity(facts.len());
+    let mut by_id: Option<std::collections::HashMap<uuid::Uuid, usize>> = None;
+    for f in facts {
+        let t = f.transaction_time();
+        let from = log.partition_point(|x| x.transaction_time() < t);
+        let near = log[from..]
+            .iter()
+            .take_while(|x| x.transaction_time() == t)
+            .position(|x| x.id() == f.id())
+            .map(|i| from + i);
+        let at = near.or_else(|| {
+            by_id
+                .get_or_insert_with(|| log.iter().enumerate().map(|(i, x)| (x.id(), i)).collect())
+                .get(&f.id())
+                .copied()
+        });
+        if let Some(at) = at {
+            out.push(state.seqs.seq_at(at));
+        }
+    }
+    out
 }
 
 fn not_segmented() -> Error {

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! root/commit.journal                                  multi-store batches in flight (empty after a clean close: removed)
+//! root/sequences.json                                  sequences of purged facts (see `sequences`; written by the first purge)
 //! root/wal/store=<s>/date=<bucket>/segment-NNNNNN.wal  frames of one store (bucket: YYYY-MM-DD, YYYY-MM-DDTHH or flat)
 //!                                  segment-NNNNNN.wal.manifest.json    written when sealed
 //!                                  segment-NNNNNN.wal.purged.json      receipt of a purged segment
@@ -17,6 +18,7 @@
 //! | `codec` | frames in and out: `ledger_frames`, `ledger_compact_zlib`, 0.5.2 `json_crc32` |
 //! | `legacy` | reading 0.5.2 `compact_delta_zlib` segments |
 //! | `backend` | [`SegmentedBackend`]: the directory, sealing, quarantine, purge, journal, reports |
+//! | `sequences` | `sequences.json`: the changefeed sequences purged segments took with them |
 //!
 //! A [`crate::LedgerStore`] opened with [`crate::LedgerStore::open_segmented`] keeps its
 //! indexes in memory as usual and hands every commit to a [`SegmentedBackend`] through the
@@ -27,6 +29,7 @@ mod codec;
 mod ledger;
 mod legacy;
 mod options;
+mod sequences;
 
 pub use backend::{
     SegmentOpenReport, SegmentedBackend, JOURNAL_FILE, MANIFEST_SUFFIX, PURGED_SUFFIX,
@@ -36,3 +39,4 @@ pub use ledger::SegmentStorage;
 pub use options::{
     FlushPolicy, SegmentCodec, SegmentOptions, TimeBucket, COMPACT_BATCH_SIZE, DEFAULT_MAX_BYTES,
 };
+pub use sequences::SEQUENCES_FILE;
