@@ -575,10 +575,15 @@ impl FactDraft {
         })
     }
 
-    pub(crate) fn from_write(w: super::request::Write) -> Result<Self> {
+    pub(crate) fn from_write(mut w: super::request::Write) -> Result<Self> {
+        Self::taking_names(&mut w)
+    }
+
+    /// The draft of a write, taking its store and key (the rest of `w` stays).
+    pub(crate) fn taking_names(w: &mut super::request::Write) -> Result<Self> {
         FactDraft::new(
-            w.store,
-            w.key,
+            std::mem::take(&mut w.store),
+            std::mem::take(&mut w.key),
             &w.value,
             w.valid_time,
             w.schema_version,

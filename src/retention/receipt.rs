@@ -157,14 +157,7 @@ pub(crate) fn fact_ref_value(f: &Fact) -> Value {
 
 /// A fact's compact reference.
 pub(crate) fn fact_ref(f: &Fact) -> FactRef {
-    FactRef {
-        id: f.id(),
-        store: f.store().to_owned(),
-        key: f.key().to_owned(),
-        transaction_time: f.transaction_time(),
-        valid_time: f.valid_time(),
-        value_hash: f.value_hash_hex(),
-    }
+    FactRef::of(f)
 }
 
 /// What a compaction receipt says about the facts it dropped.

@@ -90,16 +90,7 @@ impl Engine {
             let committed: Vec<Fact> = facts.iter().map(|s| s.fact.clone()).collect();
             sink.append(&committed)?;
         }
-        let mut out = Vec::new();
-        let mut state = self.write_state_as(me)?;
-        let first_seq = state.next_sequence();
-        let facts = publish_facts(&mut state, facts, &mut out);
-        drop(state);
-        self.feed.published(first_seq, &facts);
-        Ok(Committed {
-            facts,
-            pending: Pending { items: out },
-        })
+        self.publish(me, facts, || {})
     }
 
     /// `flush` and `none` modes: publishes as soon as the frame is written.
@@ -110,11 +101,17 @@ impl Engine {
         facts: Vec<Sealed>,
         position: WalPosition,
     ) -> Result<Committed> {
+        self.publish(me, facts, || w.published = position)
+    }
+
+    /// Applies one commit to the state under its write lock (`also` runs under it too),
+    /// then tells the changefeed.
+    fn publish(&self, me: u32, facts: Vec<Sealed>, also: impl FnOnce()) -> Result<Committed> {
         let mut out = Vec::new();
         let mut state = self.write_state_as(me)?;
         let first_seq = state.next_sequence();
         let facts = publish_facts(&mut state, facts, &mut out);
-        w.published = position;
+        also();
         drop(state);
         self.feed.published(first_seq, &facts);
         Ok(Committed {

@@ -30,17 +30,8 @@ pub(crate) struct Prepared {
 /// Validates and encodes one operation (no lock held).
 pub(crate) fn prepare(op: Op) -> Result<Prepared> {
     match op {
-        Op::Write(w) => {
-            let draft = FactDraft::new(
-                w.store,
-                w.key,
-                &w.value,
-                w.valid_time,
-                w.schema_version,
-                w.producer.as_ref(),
-                w.derivation.as_ref(),
-                "value",
-            )?;
+        Op::Write(mut w) => {
+            let draft = FactDraft::taking_names(&mut w)?;
             Ok(Prepared {
                 draft,
                 value: Some(w.value),

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::LedgerStore;
-use crate::ledger::fact;
+use crate::ledger::fact::{self, Fact};
 use crate::ledger::request::HistoryQuery;
 use crate::ledger::time::Timestamp;
 
@@ -56,6 +56,20 @@ pub struct FactRef {
     pub value_hash: String,
 }
 
+impl FactRef {
+    /// The compact reference of `f`.
+    pub(crate) fn of(f: &Fact) -> FactRef {
+        FactRef {
+            id: f.id(),
+            store: f.store().to_owned(),
+            key: f.key().to_owned(),
+            transaction_time: f.transaction_time(),
+            valid_time: f.valid_time(),
+            value_hash: f.value_hash_hex(),
+        }
+    }
+}
+
 impl LedgerStore {
     /// The key's facts as a causation chain, oldest first.
     pub fn causation_chain(&self, store: &str, key: &str) -> Vec<ChainEntry> {
@@ -101,13 +115,6 @@ impl LedgerStore {
 
     /// A compact reference to a fact by id.
     pub fn fact_ref(&self, id: Uuid) -> Option<FactRef> {
-        self.fact_by_id(id).map(|f| FactRef {
-            id: f.id(),
-            store: f.store().to_owned(),
-            key: f.key().to_owned(),
-            transaction_time: f.transaction_time(),
-            valid_time: f.valid_time(),
-            value_hash: f.value_hash_hex(),
-        })
+        self.fact_by_id(id).as_ref().map(FactRef::of)
     }
 }
