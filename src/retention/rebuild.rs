@@ -1,6 +1,5 @@
 //! Rebuilding the in-memory views over a rewritten log, keeping every registration.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ledger::access::{AccessPath, Coercion};
@@ -90,7 +89,7 @@ pub(crate) fn rebuild(regs: &Registrations, log: Vec<Fact>) -> State {
                 target.name = Some(r.name.clone());
             }
             for pk in &r.partitions {
-                target.partitions.insert(pk.clone(), HashMap::new());
+                target.partitions.insert(pk.clone(), Default::default());
             }
         }
     }
