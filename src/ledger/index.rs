@@ -53,16 +53,46 @@ pub(crate) struct KeyEntry {
     pub(crate) versions: Versions,
 }
 
+/// The hasher of the index maps (store names, keys, partition keys and values): aHash,
+/// keyed with four random words per map (drawn from `fastrand`, which std seeds
+/// randomly), so which keys collide cannot be known from outside the process. On the
+/// short names and keys a ledger holds it costs a fraction of std's SipHash, which was
+/// a tenth of a current read from Ruby.
+#[derive(Clone)]
+pub(crate) struct Keyed(ahash::RandomState);
+
+impl Default for Keyed {
+    fn default() -> Self {
+        Keyed(ahash::RandomState::with_seeds(
+            fastrand::u64(..),
+            fastrand::u64(..),
+            fastrand::u64(..),
+            fastrand::u64(..),
+        ))
+    }
+}
+
+impl std::hash::BuildHasher for Keyed {
+    type Hasher = ahash::AHasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
+/// A map of the index, hashed by [`Keyed`].
+pub(crate) type KeyedMap<K, V> = HashMap<K, V, Keyed>;
+
 /// A store's keys: key -> positions of its facts.
 ///
-/// A hash table of entries that keep their own hash (std's keyed SipHash of the key), so
+/// A hash table of entries that keep their own hash ([`Keyed`] hash of the key), so
 /// growing a map of a million keys moves entries without hashing a million strings again
 /// (that rehashing was a third of the time of reopening a large ledger, and a long stall
 /// for the write that triggered it).
 #[derive(Default)]
 pub(crate) struct KeyMap {
     table: hashbrown::HashTable<KeyEntry>,
-    hashing: std::collections::hash_map::RandomState,
+    hashing: Keyed,
 }
 
 impl KeyMap {
@@ -129,7 +159,7 @@ pub(crate) struct StoreIndex {
     pub(crate) all: Vec<u32>,
     pub(crate) keys: KeyMap,
     /// partition key -> encoded partition value -> positions
-    pub(crate) partitions: HashMap<MapKey, HashMap<Box<[u8]>, Vec<u32>>>,
+    pub(crate) partitions: KeyedMap<MapKey, KeyedMap<Box<[u8]>, Vec<u32>>>,
     pub(crate) scopes: BTreeMap<Arc<str>, ScopeIndex>,
     pub(crate) point_paths: Vec<AccessPath>,
     pub(crate) coercion: Option<Arc<dyn Coercion>>,
@@ -147,7 +177,7 @@ pub(crate) struct State {
     pub(crate) log: Vec<Fact>,
     /// Each fact's changefeed sequence (plain positions until a rewrite removes facts).
     pub(crate) seqs: crate::changefeed::sequence::Sequences,
-    pub(crate) stores: HashMap<Arc<str>, StoreIndex>,
+    pub(crate) stores: KeyedMap<Arc<str>, StoreIndex>,
     /// Built once a fact arrives whose id is not greater than its predecessor's (facts
     /// imported from other writers); until then ids are found by binary search on `log`.
     id_map: Option<HashMap<Uuid, u32>>,
@@ -711,7 +741,7 @@ impl State {
 /// coercions) are added by the caller once the log is whole; see
 /// [`BulkIndex::into_state`].
 pub(crate) struct BulkIndex {
-    stores: HashMap<Arc<str>, StoreIndex>,
+    stores: KeyedMap<Arc<str>, StoreIndex>,
     /// Position of the next fact.
     next: u32,
     prev_id: Option<Uuid>,
@@ -723,7 +753,7 @@ impl BulkIndex {
     /// An empty index; `hints` gives, per store, about how many keys and facts it will
     /// hold (upper bounds are fine).
     pub(crate) fn new(hints: &[(Arc<str>, usize, usize)]) -> Self {
-        let mut stores = HashMap::with_capacity(hints.len());
+        let mut stores = KeyedMap::with_capacity_and_hasher(hints.len(), Keyed::default());
         for (name, keys, facts) in hints {
             stores.insert(
                 name.clone(),
@@ -807,8 +837,8 @@ fn encode_key(v: &Value) -> Box<[u8]> {
     b.into_boxed_slice()
 }
 
-fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> HashMap<Box<[u8]>, Vec<u32>> {
-    let mut buckets: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+fn build_partition(log: &[Fact], positions: &[u32], pk: &MapKey) -> KeyedMap<Box<[u8]>, Vec<u32>> {
+    let mut buckets: KeyedMap<Box<[u8]>, Vec<u32>> = KeyedMap::default();
     let mut kb = Vec::new();
     codec::write_key(&mut kb, pk);
     let mut canon = Vec::new();

@@ -167,35 +167,55 @@ fn string_reason(r: &StrRef<'_>) -> String {
 pub(crate) type QuickState = rustc_hash::FxBuildHasher;
 
 /// Names of static Symbols by VALUE (static Symbols are immortal immediates, so the
-/// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`.
-static SYMBOL_NAMES: GvlCell<Option<std::collections::HashMap<VALUE, Box<str>, QuickState>>> =
+/// VALUE is a stable key). Bounded like `STATIC_SYMBOLS`; the names are leaked on
+/// purpose (at most `STATIC_SYMBOL_CACHE_MAX` of them, like the Symbols themselves), so
+/// a reader can borrow one for as long as it likes.
+static SYMBOL_NAMES: GvlCell<Option<std::collections::HashMap<VALUE, &'static str, QuickState>>> =
     GvlCell::new(None);
 
-/// The UTF-8 name of a Symbol (`Err` if it is not valid UTF-8).
-pub(crate) fn sym_name(v: RValue) -> Result<String, ()> {
-    let raw = v.as_raw();
-    let is_static = rb_sys::STATIC_SYM_P(raw);
-    if is_static {
-        // SAFETY: called with the GVL held; no Ruby call while the map is borrowed.
-        let names = unsafe { SYMBOL_NAMES.get() };
-        if let Some(n) = names.as_ref().and_then(|c| c.get(&raw)) {
-            return Ok(String::from(&**n));
-        }
+/// The UTF-8 name of a static Symbol, from the cache (filled on a miss while it has
+/// room); None for a dynamic Symbol, a name that is not UTF-8 or a full cache.
+///
+/// `raw` must be a Symbol.
+pub(crate) fn static_sym_str(raw: VALUE) -> Option<&'static str> {
+    if !rb_sys::STATIC_SYM_P(raw) {
+        return None;
+    }
+    // SAFETY: called with the GVL held; no Ruby call while the map is borrowed.
+    if let Some(n) = unsafe { SYMBOL_NAMES.get() }
+        .as_ref()
+        .and_then(|c| c.get(&raw))
+    {
+        return Some(n);
     }
     // SAFETY: `raw` is a Symbol; `rb_sym2str` answers its (frozen, GC-kept) name
     // String without allocating, and the name is copied out at once.
     let name = match unsafe { str_ref(rb_sys::rb_sym2str(raw)) } {
-        StrRef::Utf8(t) => t.to_owned(),
-        _ => return Err(()),
+        StrRef::Utf8(t) => t,
+        _ => return None,
     };
-    if is_static {
-        // SAFETY: as above; the Ruby call (`rb_sym2str`) has returned.
-        let names = unsafe { SYMBOL_NAMES.get() }.get_or_insert_with(Default::default);
-        if names.len() < STATIC_SYMBOL_CACHE_MAX {
-            names.insert(raw, name.as_str().into());
-        }
+    // SAFETY: as above; the Ruby call (`rb_sym2str`) has returned.
+    let names = unsafe { SYMBOL_NAMES.get() }.get_or_insert_with(Default::default);
+    if names.len() >= STATIC_SYMBOL_CACHE_MAX {
+        return None;
     }
-    Ok(name)
+    let leaked: &'static str = Box::leak(Box::from(name));
+    names.insert(raw, leaked);
+    Some(leaked)
+}
+
+/// The UTF-8 name of a Symbol (`Err` if it is not valid UTF-8).
+pub(crate) fn sym_name(v: RValue) -> Result<String, ()> {
+    let raw = v.as_raw();
+    if let Some(n) = static_sym_str(raw) {
+        return Ok(String::from(n));
+    }
+    // SAFETY: `raw` is a Symbol; `rb_sym2str` answers its (frozen, GC-kept) name
+    // String without allocating, and the name is copied out at once.
+    match unsafe { str_ref(rb_sys::rb_sym2str(raw)) } {
+        StrRef::Utf8(t) => Ok(t.to_owned()),
+        _ => Err(()),
+    }
 }
 
 /// Converts a Ruby object to a [`Value`]; `what` names it in errors (`"value"`,

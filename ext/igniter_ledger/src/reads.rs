@@ -57,6 +57,10 @@ fn read_query(
 fn borrowed_name<'a>(v: RValue) -> Option<&'a str> {
     let raw = v.as_raw();
     let string = if Symbol::from_value(v).is_some() {
+        // A static Symbol (a literal like `:tasks`): its cached name, no Ruby call.
+        if let Some(name) = convert::static_sym_str(raw) {
+            return Some(name);
+        }
         // SAFETY: `raw` is a Symbol; its name String lives as long as the Symbol, which
         // the caller's argument keeps alive.
         unsafe { rb_sys::rb_sym2str(raw) }
