@@ -114,10 +114,16 @@ impl Inner {
     /// Refuses file operations in a process forked from the one that opened the file.
     /// Called before any lock is taken.
     fn check_not_forked(&self) -> Result<()> {
-        if self.path.is_some() && std::process::id() != self.pid {
+        if self.on_disk() && std::process::id() != self.pid {
             return Err(self.forked());
         }
         Ok(())
+    }
+
+    /// Backed by files (a WAL or a segment directory) that a forked child must not
+    /// write.
+    fn on_disk(&self) -> bool {
+        self.path.is_some() || self.segments.is_some()
     }
 
     fn forked(&self) -> Error {
@@ -523,7 +529,7 @@ impl LedgerStore {
         // Before any lock: a forked child must not wait on a lock a parent thread held.
         let me = std::process::id();
         let inner = &*self.inner;
-        if inner.path.is_some() && me != inner.pid {
+        if inner.on_disk() && me != inner.pid {
             return Err(inner.forked());
         }
         let batch = inner.hash_keys.apply_batch(batch);

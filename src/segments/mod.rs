@@ -4,6 +4,7 @@
 //! Layout under the root:
 //!
 //! ```text
+//! root/ledger.lock                                   the directory lock (see below; empty)
 //! root/commit.journal                                  multi-store batches in flight (empty after a clean close: removed)
 //! root/wal/store=<s>/date=<bucket>/segment-NNNNNN.wal  frames of one store (bucket: YYYY-MM-DD, YYYY-MM-DDTHH or flat)
 //!                                  segment-NNNNNN.wal.manifest.json    written when sealed
@@ -16,14 +17,18 @@
 //! | `options` | [`SegmentOptions`]: rotation, codecs, flush policy, durability, retention |
 //! | `codec` | frames in and out: `ledger_frames`, `ledger_compact_zlib`, 0.5.2 `json_crc32` |
 //! | `legacy` | reading 0.5.2 `compact_delta_zlib` segments |
+//! | `dirlock` | the directory lock: one open handle per root, across processes |
+//! | `appender` | the appending side of a live segment: buffering (`none`), hashing |
 //! | `backend` | [`SegmentedBackend`]: the directory, sealing, quarantine, purge, journal, reports |
 //!
 //! A [`crate::LedgerStore`] opened with [`crate::LedgerStore::open_segmented`] keeps its
 //! indexes in memory as usual and hands every commit to a [`SegmentedBackend`] through the
 //! commit engine's sink seam (`crate::ledger::commit`).
 
+mod appender;
 mod backend;
 mod codec;
+mod dirlock;
 mod ledger;
 mod legacy;
 mod options;
@@ -32,6 +37,7 @@ pub use backend::{
     SegmentOpenReport, SegmentedBackend, JOURNAL_FILE, MANIFEST_SUFFIX, PURGED_SUFFIX,
     QUARANTINE_SUFFIX,
 };
+pub use dirlock::LOCK_FILE;
 pub use ledger::SegmentStorage;
 pub use options::{
     FlushPolicy, SegmentCodec, SegmentOptions, TimeBucket, COMPACT_BATCH_SIZE, DEFAULT_MAX_BYTES,
