@@ -14,7 +14,8 @@
 //! `cargo bench --bench segments -- --write [ROUNDS] [dir] [none,flush,fsync]` runs only
 //! part 2 (the write cost), with ROUNDS rounds (default 5) per mode; the facts per round
 //! are 100,000 (`none`), 50,000 (`flush`) and 1,000 (`fsync`), or
-//! `SEGMENTS_BENCH_FACTS` for all modes.
+//! `SEGMENTS_BENCH_FACTS` for all modes. `SEGMENTS_BENCH_KINDS=wal` (or `frames`) runs one
+//! store kind only (for instruction counts under callgrind, one kind per run).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -184,6 +185,7 @@ fn main() {
 /// Part 2: commits/s of the WAL store and a segmented store (frames codec), one fact per
 /// commit, one writer, the two alternated round by round; the median of the rounds.
 fn write_cost(dir: &Path, rounds: usize, modes: &[Durability]) {
+    let kinds = std::env::var("SEGMENTS_BENCH_KINDS").unwrap_or("wal,frames".into());
     let facts: Option<usize> = std::env::var("SEGMENTS_BENCH_FACTS")
         .ok()
         .and_then(|s| s.parse().ok());
@@ -198,6 +200,10 @@ fn write_cost(dir: &Path, rounds: usize, modes: &[Durability]) {
         let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         for round in 0..rounds {
             for (j, kind) in ["wal", "frames"].into_iter().enumerate() {
+                if !kinds.split(',').any(|k| k == kind) {
+                    rates[j].push(f64::NAN);
+                    continue;
+                }
                 let path = dir.join(format!("cost-{kind}-{round}"));
                 let l = open(kind, &path, d);
                 let t = Instant::now();

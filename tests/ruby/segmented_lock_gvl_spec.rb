@@ -82,8 +82,9 @@ RSpec.describe "segmented storage: directory lock and GVL" do
   # Counts another thread's ticks strictly inside each call of `write` (see the WAL
   # store's GVL spec in concurrency_spec.rb): with the GVL held across the fsync the
   # ticker runs only between calls, a tick or two per write; released, it ticks for as
-  # long as the fsync takes.
-  def ticks_inside_writes(writes, &write)
+  # long as the fsync takes. On a loaded machine many fsyncs end before the ticker is
+  # scheduled, so it writes until `wanted` writes saw 5 ticks or more, at most `limit`.
+  def ticks_inside_writes(wanted: 3, limit: 300, &write)
     clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
     ticks = []
     done = false
@@ -94,10 +95,12 @@ RSpec.describe "segmented storage: directory lock and GVL" do
       end
     end
     sleep 0.01 until ticks.size > 10
-    spans = Array.new(writes) do |i|
+    spans = []
+    limit.times do |i|
       t0 = clock.call
       write.call(i)
-      [t0, clock.call]
+      spans << [t0, clock.call]
+      break if spans.count { |a, b| ticks.count { |t| t > a && t < b } >= 5 } >= wanted
     end
     done = true
     ticker.join
@@ -108,9 +111,9 @@ RSpec.describe "segmented storage: directory lock and GVL" do
     dir = Dir.mktmpdir("igniter-seg-gvl", "/var/tmp") # a real disk: fsync takes time
     begin
       Igniter::Ledger.segmented(File.join(dir, "root"), durability: :fsync) do |s|
-        inside = ticks_inside_writes(40) { |i| s.write(store: :t, key: "k", value: i) }
+        inside = ticks_inside_writes { |i| s.write(store: :t, key: "k", value: i) }
         expect(inside.count { |n| n >= 5 }).to be >= 3, "ticks inside each write: #{inside.inspect}"
-        expect(s.fact_count).to eq(40)
+        expect(s.fact_count).to eq(inside.size)
       end
     ensure
       FileUtils.rm_rf(dir)
@@ -121,11 +124,11 @@ RSpec.describe "segmented storage: directory lock and GVL" do
     dir = Dir.mktmpdir("igniter-seg-gvl", "/var/tmp")
     begin
       b = Igniter::Ledger::SegmentedFileBackend.new(File.join(dir, "root"), durability: :fsync)
-      inside = ticks_inside_writes(40) do |i|
+      inside = ticks_inside_writes do |i|
         b.write_fact(Igniter::Ledger::Fact.build(store: :t, key: "k#{i}", value: { v: i }))
       end
       expect(inside.count { |n| n >= 5 }).to be >= 3, "ticks inside each write: #{inside.inspect}"
-      expect(b.replay.size).to eq(40)
+      expect(b.replay.size).to eq(inside.size)
       b.close
     ensure
       FileUtils.rm_rf(dir)
