@@ -37,18 +37,37 @@ fn main() -> Result<(), igniter_ledger::Error> {
     let l = LedgerStore::open_segmented(&root, opts.clone())?;
     for generation in 0..3i64 {
         for i in 0..5 {
-            l.write(Write::new("readings", format!("sensor-{i}"), reading(20 + generation)))?;
+            l.write(Write::new(
+                "readings",
+                format!("sensor-{i}"),
+                reading(20 + generation),
+            ))?;
         }
-        l.write(Write::new("readings", format!("sensor-old-{generation}"), reading(0)))?;
-        l.write(Write::new("sessions", format!("s{generation}"), Value::from("user")))?;
-        l.write(Write::new("invoices", format!("inv-{generation}"), Value::Int(100)))?;
+        l.write(Write::new(
+            "readings",
+            format!("sensor-old-{generation}"),
+            reading(0),
+        ))?;
+        l.write(Write::new(
+            "sessions",
+            format!("s{generation}"),
+            Value::from("user"),
+        ))?;
+        l.write(Write::new(
+            "invoices",
+            format!("inv-{generation}"),
+            Value::Int(100),
+        ))?;
         l.seal_segments()?; // the segmented checkpoint: every live segment is sealed
     }
     l.write(Write::new("readings", "sensor-0", reading(30)))?;
 
     show("sessions (ephemeral)", &l.purge_segments(Some("sessions"))?);
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    show("readings (rolling_window 1s)", &l.purge_segments(Some("readings"))?);
+    show(
+        "readings (rolling_window 1s)",
+        &l.purge_segments(Some("readings"))?,
+    );
     show("invoices (permanent)", &l.purge_segments(Some("invoices"))?);
     for e in l.compaction_activity(None) {
         println!(

@@ -38,12 +38,24 @@ fn files(root: &Path, suffix: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Bytes in the segment files of `store` (sealed or live).
+/// Bytes in the segment files of `store` (sealed or live), not counting zeros after the
+/// last frame (preallocated space in `fsync` mode).
 fn segment_bytes(root: &Path, store: &str) -> u64 {
     files(&root.join("wal").join(format!("store={store}")), ".wal")
         .iter()
-        .map(|p| std::fs::metadata(p).unwrap().len())
+        .map(|p| {
+            let b = std::fs::read(p).unwrap();
+            (b.len() - b.iter().rev().take_while(|&&x| x == 0).count()) as u64
+        })
         .sum()
+}
+
+/// File sizes of the segment files of `store`.
+fn file_sizes(root: &Path, store: &str) -> Vec<u64> {
+    files(&root.join("wal").join(format!("store={store}")), ".wal")
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect()
 }
 
 fn facts(n: usize, store: &str) -> Vec<igniter_ledger::Fact> {
@@ -220,4 +232,54 @@ fn a_sealed_segment_records_the_blake3_of_its_bytes_in_every_mode() {
         assert_eq!(m["byte_size"], bytes.len() as u64);
         assert_eq!(m["fact_count"], n as u64);
     }
+}
+
+#[test]
+fn fsync_mode_keeps_zeroed_space_ahead_which_close_cuts_and_a_reopen_after_a_crash_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = facts(5, "a");
+    let mut b = SegmentedBackend::open(dir.path(), opts(Durability::Fsync)).unwrap();
+    for f in &fs[..3] {
+        b.append(std::slice::from_ref(f)).unwrap();
+    }
+    let written = segment_bytes(dir.path(), "a");
+    let size = file_sizes(dir.path(), "a")[0];
+    assert!(
+        size > written && size % (1 << 20) == 0,
+        "zero-filled ahead in mebibytes: {size}"
+    );
+    b.abandon("a"); // a crash: the zeros stay
+    assert_eq!(file_sizes(dir.path(), "a"), [size]);
+    let mut b = SegmentedBackend::open(dir.path(), opts(Durability::Fsync)).unwrap();
+    assert!(
+        b.open_report().torn_tails.is_empty(),
+        "zeros are not a torn tail"
+    );
+    assert!(files(dir.path(), "")
+        .iter()
+        .all(|p| !p.to_string_lossy().contains(".torn-")));
+    assert_eq!(
+        file_sizes(dir.path(), "a"),
+        [written],
+        "the zero tail was cut"
+    );
+    for f in &fs[3..] {
+        b.append(std::slice::from_ref(f)).unwrap();
+    }
+    drop(b); // dropped without close: the file ends at its last frame
+    let sizes = file_sizes(dir.path(), "a");
+    assert_eq!(sizes, [segment_bytes(dir.path(), "a")]);
+    let mut b = SegmentedBackend::open(dir.path(), opts(Durability::Fsync)).unwrap();
+    let back = b.replay(None, None, None).unwrap();
+    assert_eq!(
+        back.iter().map(|f| f.id()).collect::<Vec<_>>(),
+        fs.iter().map(|f| f.id()).collect::<Vec<_>>()
+    );
+    b.close().unwrap();
+    let m = files(dir.path(), MANIFEST_SUFFIX);
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        file_sizes(dir.path(), "a"),
+        [segment_bytes(dir.path(), "a")]
+    );
 }

@@ -555,8 +555,12 @@ impl LedgerStore {
         let Some(wal) = w.wal.as_mut() else {
             // In memory, or into the sink: publish at once (after the sink has it).
             if let Some(sink) = &w.sink {
-                let committed: Vec<Fact> = facts.iter().map(|(f, _, _)| f.clone()).collect();
-                sink.append(&committed)?;
+                if let [(f, _, _)] = facts.as_slice() {
+                    sink.append(std::slice::from_ref(f))?; // the common case: no copy
+                } else {
+                    let committed: Vec<Fact> = facts.iter().map(|(f, _, _)| f.clone()).collect();
+                    sink.append(&committed)?;
+                }
             }
             let mut out = Vec::new();
             let mut state = inner.write_state_as(me)?;

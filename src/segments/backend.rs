@@ -428,10 +428,15 @@ impl SegmentedBackend {
         }
         if let Some((off, n)) = d.torn {
             // Like the WAL's torn tail: the bytes go aside, the segment ends at its last
-            // complete frame.
-            let aside = side(path, &format!(".torn-{off}"));
-            crate::ledger::fs::write_new_file(&*self.fs, &aside, &bytes[off as usize..])
-                .map_err(io_err(format!("writing {}", aside.display())))?;
+            // complete frame. Trailing zeros (preallocated space, see `appender`) hold
+            // nothing: a tail of zeros only is cut without a side file.
+            let tail = &bytes[off as usize..];
+            let kept = tail.len() - tail.iter().rev().take_while(|&&b| b == 0).count();
+            if kept > 0 {
+                let aside = side(path, &format!(".torn-{off}"));
+                crate::ledger::fs::write_new_file(&*self.fs, &aside, &tail[..kept])
+                    .map_err(io_err(format!("writing {}", aside.display())))?;
+            }
             let f = FsOpen::new()
                 .write(true)
                 .open(path)
@@ -440,7 +445,9 @@ impl SegmentedBackend {
                 .and_then(|_| f.sync_all())
                 .map_err(io_err(format!("cutting {}", path.display())))?;
             bytes.truncate(off as usize);
-            self.report.torn_tails.push((path.to_owned(), off, n));
+            if kept > 0 {
+                self.report.torn_tails.push((path.to_owned(), off, n));
+            }
         }
         let compact_or_json = bytes.len() > 8 && (bytes[4] == super::codec::COMPACT_MARK);
         let codec = if compact_or_json {
@@ -456,16 +463,17 @@ impl SegmentedBackend {
             return Ok(Unsealed::Empty);
         }
         let file = FsOpen::new()
-            .append(true)
+            .write(true)
             .open(path)
             .map_err(io_err(format!("opening {}", path.display())))?;
+        let prealloc = self.opts.durability == Durability::Fsync;
         let live = Live {
             path: path.to_owned(),
             number,
             bucket: bucket.to_owned(),
             span: None,
             codec,
-            out: Appender::new(path, file, &bytes),
+            out: Appender::new(path, file, &bytes, prealloc),
             on_disk: d.facts.len() as u64,
             buffer: Vec::new(),
             min_ts,
@@ -505,7 +513,7 @@ impl SegmentedBackend {
             return Ok(());
         }
         let first = facts[0].store();
-        let multi = facts.iter().any(|f| f.store() != first);
+        let multi = facts[1..].iter().any(|f| f.store() != first);
         if !multi {
             return self.append_store(first, facts, false);
         }
@@ -635,7 +643,8 @@ impl SegmentedBackend {
         let path = dir.join(seg_name(number));
         let file = FsOpen::new()
             .create(true)
-            .append(true)
+            .truncate(false)
+            .write(true)
             .open(&path)
             .map_err(io_err(format!("creating {}", path.display())))?;
         if self.opts.durability == Durability::Fsync {
@@ -645,7 +654,7 @@ impl SegmentedBackend {
         }
         let codec = self.opts.codec_of(store);
         self.stores.entry(store.to_owned()).or_default().live = Some(Live {
-            out: Appender::new(&path, file, &[]),
+            out: Appender::new(&path, file, &[], self.opts.durability == Durability::Fsync),
             path,
             number,
             bucket,
@@ -893,7 +902,9 @@ impl SegmentedBackend {
     pub fn abandon(&mut self, store: &str) {
         let _ = store;
         for s in self.stores.values_mut() {
-            s.live = None;
+            if let Some(l) = s.live.take() {
+                l.out.crash();
+            }
         }
         self.lock = None;
         self.closed = true;
@@ -1307,9 +1318,11 @@ enum Unsealed {
 fn write_out(live: &mut Live, frame: &[u8], facts: &[Fact], durability: Durability) -> Result<()> {
     live.out.append(frame, facts.len() as u64, durability)?;
     live.on_disk += facts.len() as u64;
-    let (lo, hi) = min_max(facts);
-    live.min_ts = [live.min_ts, lo].into_iter().flatten().reduce(f64::min);
-    live.max_ts = [live.max_ts, hi].into_iter().flatten().reduce(f64::max);
+    for f in facts {
+        let t = f.transaction_time().as_secs_f64();
+        live.min_ts = Some(live.min_ts.map_or(t, |m| m.min(t)));
+        live.max_ts = Some(live.max_ts.map_or(t, |m| m.max(t)));
+    }
     Ok(())
 }
 
