@@ -245,7 +245,7 @@ fn fsync_mode_keeps_zeroed_space_ahead_which_close_cuts_and_a_reopen_after_a_cra
     let written = segment_bytes(dir.path(), "a");
     let size = file_sizes(dir.path(), "a")[0];
     assert!(
-        size > written && size % (1 << 20) == 0,
+        size > written && size.is_multiple_of(1 << 20),
         "zero-filled ahead in mebibytes: {size}"
     );
     b.abandon("a"); // a crash: the zeros stay
