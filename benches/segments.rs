@@ -14,6 +14,12 @@
 //!
 //! The open time and RSS of a segmented store are those of a store closed cleanly (every
 //! segment sealed, with its index): its facts are located (values stay in the files).
+//!
+//! `cargo bench --bench segments -- --write [ROUNDS] [dir] [none,flush,fsync]` runs only
+//! part 2 (the write cost), with ROUNDS rounds (default 5) per mode; the facts per round
+//! are 100,000 (`none`), 50,000 (`flush`) and 1,000 (`fsync`), or
+//! `SEGMENTS_BENCH_FACTS` for all modes. `SEGMENTS_BENCH_KINDS=wal` (or `frames`) runs one
+//! store kind only (for instruction counts under callgrind, one kind per run).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -108,6 +114,27 @@ fn main() {
         child_rss(&args[1], Path::new(&args[2]));
         return;
     }
+    if args.first().map(String::as_str) == Some("--write") {
+        let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+        let dir = PathBuf::from(
+            args.get(2)
+                .cloned()
+                .unwrap_or("target/segments-bench".into()),
+        );
+        let modes: Vec<Durability> = args
+            .get(3)
+            .map(|m| {
+                m.split(',')
+                    .map(|x| Durability::parse(x).unwrap())
+                    .collect()
+            })
+            .unwrap_or(vec![Durability::None, Durability::Flush, Durability::Fsync]);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        write_cost(&dir, rounds, &modes);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let n: usize = args
         .first()
         .and_then(|s| s.parse().ok())
@@ -166,16 +193,36 @@ fn main() {
         return;
     }
     // 2: write cost per durability mode, alternating WAL and segmented round by round.
-    println!("\n| durability | facts/round | WAL commits/s | segmented (frames) commits/s | segmented / WAL |");
-    println!("|---|---|---|---|---|");
-    for (d, m) in [
-        (Durability::None, 100_000),
-        (Durability::Flush, 50_000),
-        (Durability::Fsync, 1_000),
-    ] {
+    write_cost(
+        &dir,
+        5,
+        &[Durability::None, Durability::Flush, Durability::Fsync],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Part 2: commits/s of the WAL store and a segmented store (frames codec), one fact per
+/// commit, one writer, the two alternated round by round; the median of the rounds.
+fn write_cost(dir: &Path, rounds: usize, modes: &[Durability]) {
+    let kinds = std::env::var("SEGMENTS_BENCH_KINDS").unwrap_or("wal,frames".into());
+    let facts: Option<usize> = std::env::var("SEGMENTS_BENCH_FACTS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    println!("\n| durability | facts/round | rounds | WAL commits/s | segmented (frames) commits/s | segmented / WAL |");
+    println!("|---|---|---|---|---|---|");
+    for &d in modes {
+        let m = facts.unwrap_or(match d {
+            Durability::None => 100_000,
+            Durability::Flush => 50_000,
+            _ => 1_000,
+        });
         let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-        for round in 0..5 {
+        for round in 0..rounds {
             for (j, kind) in ["wal", "frames"].into_iter().enumerate() {
+                if !kinds.split(',').any(|k| k == kind) {
+                    rates[j].push(f64::NAN);
+                    continue;
+                }
                 let path = dir.join(format!("cost-{kind}-{round}"));
                 let l = open(kind, &path, d);
                 let t = Instant::now();
@@ -193,7 +240,10 @@ fn main() {
             }
         }
         let (w, s) = (median(rates[0].clone()), median(rates[1].clone()));
-        println!("| {} | {m} | {w:.0} | {s:.0} | {:.2} |", d.name(), s / w);
+        println!(
+            "| {} | {m} | {rounds} | {w:.0} | {s:.0} | {:.2} |",
+            d.name(),
+            s / w
+        );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -50,7 +50,7 @@ pub enum Error {
     /// Another handle (this process or another) has the ledger file open.
     #[error("{} is locked by another open ledger (one process and one handle may own a ledger file at a time)", path.display())]
     Locked {
-        /// The WAL path.
+        /// The WAL path, or the root of a segmented ledger.
         path: PathBuf,
     },
     /// Damage that is not a torn final frame: valid frames follow it, or a complete frame

@@ -288,7 +288,7 @@ impl LedgerStore {
         // Before any lock: a forked child must not wait on a lock a parent thread held.
         let me = std::process::id();
         let inner = &*self.inner;
-        if inner.path.is_some() && me != inner.pid {
+        if inner.on_disk && me != inner.pid {
             return Err(inner.forked());
         }
         inner.commit(me, inner.hash_keys.apply_batch(batch))

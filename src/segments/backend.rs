@@ -11,8 +11,10 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
+use super::appender::{Appender, WRITE_BUFFER};
 use super::codec::{decode_any, decode_segment, encode_compact, encode_frames};
 use super::index_file;
+use super::dirlock::{lock_root, DirLock};
 use super::options::{SegmentCodec, SegmentOptions};
 use super::values::FrameCache;
 use crate::ledger::error::{Error, Result};
@@ -52,16 +54,14 @@ struct Live {
     /// commit whose time falls in its bucket).
     span: Option<(f64, f64)>,
     codec: SegmentCodec,
-    file: File,
-    bytes: u64,
-    /// Facts in the file.
+    /// The file, its bytes waiting to be written or hashed, and its content hash.
+    out: Appender,
+    /// Facts in the segment (in the file, or waiting to be written in `none` mode).
     on_disk: u64,
     /// Facts written by the compact codec's buffer later.
     buffer: Vec<Fact>,
     min_ts: Option<f64>,
     max_ts: Option<f64>,
-    /// Boxed: the hasher's state is 2 KiB.
-    hasher: Box<blake3::Hasher>,
 }
 
 /// A sealed segment, as its manifest describes it.
@@ -119,6 +119,13 @@ pub struct SegmentedBackend {
     report: SegmentOpenReport,
     closed: bool,
     frame: Vec<u8>,
+    /// The directory lock (see `dirlock`), held until the handle is dropped or crashes.
+    lock: Option<DirLock>,
+    /// The process that opened it (a forked child's copy writes nothing when dropped).
+    pid: u32,
+    /// `none` mode: bytes waiting in memory over all live segments (an upper bound:
+    /// recounted when they are written out together).
+    waiting: usize,
 }
 
 fn seg_name(n: u32) -> String {
@@ -202,6 +209,7 @@ impl SegmentedBackend {
         }
         let wal = root.join("wal");
         fs::create_dir_all(&wal).map_err(io_err(format!("creating {}", wal.display())))?;
+        let lock = lock_root(&root, &*fs)?;
         let mut b = SegmentedBackend {
             root,
             opts,
@@ -210,6 +218,9 @@ impl SegmentedBackend {
             report: SegmentOpenReport::default(),
             closed: false,
             frame: Vec::with_capacity(4096),
+            lock: Some(lock),
+            pid: std::process::id(),
+            waiting: 0,
         };
         b.load()?;
         b.recover_journal()?;
@@ -229,6 +240,11 @@ impl SegmentedBackend {
     /// The options it was opened with.
     pub fn options(&self) -> &SegmentOptions {
         &self.opts
+    }
+
+    /// The durability mode: whether an append waits for fsync.
+    pub fn durability(&self) -> Durability {
+        self.opts.durability
     }
 
     fn store_dir(&self, store: &str) -> PathBuf {
@@ -438,10 +454,15 @@ impl SegmentedBackend {
         }
         if let Some((off, n)) = d.torn {
             // Like the WAL's torn tail: the bytes go aside, the segment ends at its last
-            // complete frame.
-            let aside = side(path, &format!(".torn-{off}"));
-            crate::ledger::fs::write_new_file(&*self.fs, &aside, &bytes[off as usize..])
-                .map_err(io_err(format!("writing {}", aside.display())))?;
+            // complete frame. Trailing zeros (preallocated space, see `appender`) hold
+            // nothing: a tail of zeros only is cut without a side file.
+            let tail = &bytes[off as usize..];
+            let kept = tail.len() - tail.iter().rev().take_while(|&&b| b == 0).count();
+            if kept > 0 {
+                let aside = side(path, &format!(".torn-{off}"));
+                crate::ledger::fs::write_new_file(&*self.fs, &aside, &tail[..kept])
+                    .map_err(io_err(format!("writing {}", aside.display())))?;
+            }
             let f = FsOpen::new()
                 .write(true)
                 .open(path)
@@ -450,7 +471,9 @@ impl SegmentedBackend {
                 .and_then(|_| f.sync_all())
                 .map_err(io_err(format!("cutting {}", path.display())))?;
             bytes.truncate(off as usize);
-            self.report.torn_tails.push((path.to_owned(), off, n));
+            if kept > 0 {
+                self.report.torn_tails.push((path.to_owned(), off, n));
+            }
         }
         let compact_or_json = bytes.len() > 8 && (bytes[4] == super::codec::COMPACT_MARK);
         let codec = if compact_or_json {
@@ -466,24 +489,21 @@ impl SegmentedBackend {
             return Ok(Unsealed::Empty);
         }
         let file = FsOpen::new()
-            .append(true)
+            .write(true)
             .open(path)
             .map_err(io_err(format!("opening {}", path.display())))?;
-        let mut hasher = Box::new(blake3::Hasher::new());
-        hasher.update(&bytes);
+        let prealloc = self.opts.durability == Durability::Fsync;
         let live = Live {
             path: path.to_owned(),
             number,
             bucket: bucket.to_owned(),
             span: None,
             codec,
-            file,
-            bytes: bytes.len() as u64,
+            out: Appender::new(path, file, &bytes, prealloc),
             on_disk: d.facts.len() as u64,
             buffer: Vec::new(),
             min_ts,
             max_ts,
-            hasher,
         };
         if resume && !d.legacy_json && !d.legacy_compact {
             return Ok(Unsealed::Live(live));
@@ -519,7 +539,7 @@ impl SegmentedBackend {
             return Ok(());
         }
         let first = facts[0].store();
-        let multi = facts.iter().any(|f| f.store() != first);
+        let multi = facts[1..].iter().any(|f| f.store() != first);
         if !multi {
             return self.append_store(first, facts, false);
         }
@@ -528,8 +548,9 @@ impl SegmentedBackend {
         for f in facts {
             groups.entry(f.store()).or_default().push(f.clone());
         }
+        let direct = self.direct();
         for (store, part) in &groups {
-            self.append_store(store, part, true)?;
+            self.append_store_as(store, part, true, direct)?;
         }
         self.journal_clear()
     }
@@ -600,7 +621,7 @@ impl SegmentedBackend {
                     .collect();
                 if !missing.is_empty() {
                     self.report.journal_facts_restored += missing.len();
-                    self.append_store(&store, &missing, true)?;
+                    self.append_store_as(&store, &missing, true, self.direct())?;
                 }
             }
         }
@@ -611,10 +632,11 @@ impl SegmentedBackend {
     }
 
     /// The facts of a store's live segment (on disk and buffered).
-    fn live_facts(&self, store: &str) -> Result<Vec<Fact>> {
-        let Some(l) = self.stores.get(store).and_then(|s| s.live.as_ref()) else {
+    fn live_facts(&mut self, store: &str) -> Result<Vec<Fact>> {
+        let Some(l) = self.stores.get_mut(store).and_then(|s| s.live.as_mut()) else {
             return Ok(Vec::new());
         };
+        l.out.write_waiting()?;
         let bytes = fs::read(&l.path).map_err(io_err(format!("reading {}", l.path.display())))?;
         let mut facts = decode_segment(&bytes).facts;
         facts.extend(l.buffer.iter().cloned());
@@ -647,7 +669,8 @@ impl SegmentedBackend {
         let path = dir.join(seg_name(number));
         let file = FsOpen::new()
             .create(true)
-            .append(true)
+            .truncate(false)
+            .write(true)
             .open(&path)
             .map_err(io_err(format!("creating {}", path.display())))?;
         if self.opts.durability == Durability::Fsync {
@@ -657,23 +680,68 @@ impl SegmentedBackend {
         }
         let codec = self.opts.codec_of(store);
         self.stores.entry(store.to_owned()).or_default().live = Some(Live {
+            out: Appender::new(&path, file, &[], self.opts.durability == Durability::Fsync),
             path,
             number,
             bucket,
             span,
             codec,
-            file,
-            bytes: 0,
             on_disk: 0,
             buffer: Vec::new(),
             min_ts: None,
             max_ts: None,
-            hasher: Box::new(blake3::Hasher::new()),
         });
         Ok(())
     }
 
+    /// The durability of writes that must reach the file at once: the ledger's, but at
+    /// least `flush` (what waits in memory in `none` mode is written first, in order).
+    fn direct(&self) -> Durability {
+        match self.opts.durability {
+            Durability::None => Durability::Flush,
+            d => d,
+        }
+    }
+
+    /// Writes every live segment's waiting bytes (`none` mode). On an error what is not
+    /// written stays waiting.
+    fn write_all_waiting(&mut self) -> Result<()> {
+        let mut first_err = None;
+        for s in self.stores.values_mut() {
+            if let Some(l) = s.live.as_mut() {
+                if let Err(e) = l.out.write_waiting() {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.waiting = self
+            .stores
+            .values()
+            .filter_map(|s| s.live.as_ref())
+            .map(|l| l.out.unwritten())
+            .sum();
+        first_err.map_or(Ok(()), Err)
+    }
+
     fn append_store(&mut self, store: &str, facts: &[Fact], force_flush: bool) -> Result<()> {
+        self.append_store_as(store, facts, force_flush, self.opts.durability)
+    }
+
+    /// `durability` for what must reach the file now even in `none` mode (parts of a
+    /// multi-store batch, facts carried forward by a purge, facts restored from the
+    /// journal): [`SegmentedBackend::direct`].
+    fn append_store_as(
+        &mut self,
+        store: &str,
+        facts: &[Fact],
+        force_flush: bool,
+        durability: Durability,
+    ) -> Result<()> {
+        if durability == Durability::None && self.waiting >= WRITE_BUFFER {
+            // The commits waiting in memory were acknowledged: on an error they stay
+            // waiting, and this commit fails before any of it is taken in.
+            self.write_all_waiting()?;
+        }
         let t = facts[0].transaction_time().as_secs_f64();
         let tb = self.opts.time_bucket;
         let rotate = match self.stores.get_mut(store).and_then(|s| s.live.as_mut()) {
@@ -695,12 +763,12 @@ impl SegmentedBackend {
             }
             Some(false) => {}
         }
-        let durability = self.opts.durability;
         let threshold = self.opts.flush.threshold();
         let max_bytes = self.opts.max_bytes;
         let mut frame = std::mem::take(&mut self.frame);
         let segs = self.stores.get_mut(store).expect("opened above");
         let live = segs.live.as_mut().expect("opened above");
+        let waiting_before = live.out.unwritten();
         let res = (|| {
             match live.codec {
                 SegmentCodec::Frames => {
@@ -719,7 +787,8 @@ impl SegmentedBackend {
         })();
         self.frame = frame;
         res?;
-        let full = live.bytes >= max_bytes;
+        self.waiting += live.out.unwritten().saturating_sub(waiting_before);
+        let full = live.out.len() >= max_bytes;
         if full {
             self.seal_store(store)?;
         }
@@ -763,20 +832,18 @@ impl SegmentedBackend {
     fn seal_live(
         &mut self,
         store: &str,
-        live: Live,
+        mut live: Live,
         codec: &str,
     ) -> std::result::Result<Option<Sealed>, (Error, Option<Box<Live>>)> {
         if live.on_disk == 0 {
-            drop(live.file);
+            drop(live.out);
             let _ = self.fs.remove_file(&live.path);
             return Ok(None);
         }
-        if let Err(e) = live.file.sync_all() {
-            return Err((
-                Error::io(format!("syncing {}", live.path.display()), e),
-                Some(Box::new(live)),
-            ));
-        }
+        let hash = match live.out.finish() {
+            Ok(h) => h,
+            Err(e) => return Err((e, Some(Box::new(live)))),
+        };
         // The index goes in place before the manifest (see `index_file`).
         let indexed = fs::read(&live.path)
             .map_err(io_err(format!("reading {}", live.path.display())))
@@ -792,15 +859,12 @@ impl SegmentedBackend {
         m.insert("store".into(), json!(store));
         m.insert("codec".into(), json!(codec));
         m.insert("fact_count".into(), json!(live.on_disk));
-        m.insert("byte_size".into(), json!(live.bytes));
+        m.insert("byte_size".into(), json!(live.out.len()));
         m.insert("min_timestamp".into(), ts_json(live.min_ts));
         m.insert("max_timestamp".into(), ts_json(live.max_ts));
         m.insert("sealed".into(), json!(true));
         m.insert("sealed_at".into(), json!(now_secs()));
-        m.insert(
-            "blake3".into(),
-            json!(live.hasher.finalize().to_hex().as_str()),
-        );
+        m.insert("blake3".into(), json!(hash));
         m.insert("format_version".into(), json!(1));
         let mpath = side(&live.path, MANIFEST_SUFFIX);
         if let Err(e) = self.write_json_atomic(&mpath, &Json::Object(m.clone())) {
@@ -836,8 +900,9 @@ impl SegmentedBackend {
         Ok(())
     }
 
-    /// Seals every live segment (removing empty ones) and removes the empty commit
-    /// journal. Later writes fail with [`Error::Closed`]. Closing twice is fine.
+    /// Seals every live segment (removing empty ones), removes the empty commit journal
+    /// and releases the directory lock. Later writes fail with [`Error::Closed`]. Closing
+    /// twice is fine.
     pub fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
@@ -853,17 +918,29 @@ impl SegmentedBackend {
             let _ = fs::remove_file(self.journal_path());
         }
         self.closed = true;
+        for s in self.stores.values_mut() {
+            s.live = None;
+        }
+        self.lock = None;
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Drops the live segment of `store` the way a crash would: the file is closed
-    /// without writing the compact codec's buffer or sealing (for crash tests and the
-    /// reference's crash-simulating specs).
+    /// Simulates the death of the process holding this handle (for crash tests and the
+    /// reference's crash-simulating specs, which close a store's live file): every live
+    /// segment is dropped without writing buffers or sealing, the directory lock is
+    /// released, and the handle is closed (later writes fail with [`Error::Closed`];
+    /// `close` does nothing). `store` names the store whose file the caller closed; a
+    /// crash takes the others with it.
     #[doc(hidden)]
     pub fn abandon(&mut self, store: &str) {
-        if let Some(s) = self.stores.get_mut(store) {
-            s.live = None;
+        let _ = store;
+        for s in self.stores.values_mut() {
+            if let Some(l) = s.live.take() {
+                l.out.crash();
+            }
         }
+        self.lock = None;
+        self.closed = true;
     }
 
     /// True once closed.
@@ -1053,7 +1130,7 @@ impl SegmentedBackend {
             for (s, reason) in doomed {
                 let carried = keep(self, &s.path)?;
                 if !carried.is_empty() {
-                    self.append_store(&name, &carried, true)?;
+                    self.append_store_as(&name, &carried, true, self.direct())?;
                 }
                 let mut r = s.manifest.clone();
                 r.insert("purged_at".into(), json!(now_secs()));
@@ -1147,7 +1224,11 @@ impl SegmentedBackend {
         let mut stores = Map::new();
         for (n, s) in &self.stores {
             let (codec, buffered, on_disk) = match &s.live {
-                Some(l) => (l.codec, l.buffer.len() as u64, l.on_disk),
+                Some(l) => (
+                    l.codec,
+                    l.buffer.len() as u64 + l.out.unwritten_facts(),
+                    l.on_disk - l.out.unwritten_facts(),
+                ),
                 None => (self.opts.codec_of(n), 0, 0),
             };
             stores.insert(
@@ -1194,7 +1275,7 @@ impl SegmentedBackend {
         }
         if let Some(l) = &s.live {
             codecs.push(l.codec.name().to_owned());
-            byte_size += l.bytes;
+            byte_size += l.out.len();
             let n = l.on_disk + l.buffer.len() as u64;
             fact_count += n;
             let (bl, bh) = min_max(&l.buffer);
@@ -1214,7 +1295,7 @@ impl SegmentedBackend {
                     "store": store,
                     "codec": l.codec.name(),
                     "fact_count": n,
-                    "byte_size": l.bytes,
+                    "byte_size": l.out.len(),
                     "min_timestamp": ts_json(lmin),
                     "max_timestamp": ts_json(lmax),
                     "sealed": false,
@@ -1276,15 +1357,17 @@ impl SegmentedBackend {
 impl Drop for SegmentedBackend {
     /// Dropped without `close`: writes out the compact codec's buffers (best effort), so
     /// a dropped handle loses no acknowledged fact; segments stay unsealed and are
-    /// resumed by the next open.
+    /// resumed by the next open. A copy in a process forked from the opener writes
+    /// nothing (the files are the parent's).
     fn drop(&mut self) {
-        if self.closed {
+        if self.closed || self.pid != std::process::id() {
             return;
         }
         let mut frame = std::mem::take(&mut self.frame);
         for s in self.stores.values_mut() {
             if let Some(l) = s.live.as_mut() {
                 let _ = flush_buffer(l, &mut frame, self.opts.durability);
+                let _ = l.out.write_waiting();
             }
         }
     }
@@ -1298,23 +1381,13 @@ enum Unsealed {
 }
 
 fn write_out(live: &mut Live, frame: &[u8], facts: &[Fact], durability: Durability) -> Result<()> {
-    if let Err(e) = live.file.write_all(frame) {
-        // Leave no partial frame behind (it would read as a torn tail, but a later frame
-        // after it would make it corruption).
-        let _ = live.file.set_len(live.bytes);
-        return Err(Error::io(format!("writing {}", live.path.display()), e));
-    }
-    if durability == Durability::Fsync {
-        live.file
-            .sync_data()
-            .map_err(io_err(format!("syncing {}", live.path.display())))?;
-    }
-    live.hasher.update(frame);
-    live.bytes += frame.len() as u64;
+    live.out.append(frame, facts.len() as u64, durability)?;
     live.on_disk += facts.len() as u64;
-    let (lo, hi) = min_max(facts);
-    live.min_ts = [live.min_ts, lo].into_iter().flatten().reduce(f64::min);
-    live.max_ts = [live.max_ts, hi].into_iter().flatten().reduce(f64::max);
+    for f in facts {
+        let t = f.transaction_time().as_secs_f64();
+        live.min_ts = Some(live.min_ts.map_or(t, |m| m.min(t)));
+        live.max_ts = Some(live.max_ts.map_or(t, |m| m.max(t)));
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! Layout under the root:
 //!
 //! ```text
+//! root/ledger.lock                                   the directory lock (see below; empty)
 //! root/commit.journal                                  multi-store batches in flight (empty after a clean close: removed)
 //! root/sequences.json                                  sequences of purged facts (see `sequences`; written by the first purge)
 //! root/wal/store=<s>/date=<bucket>/segment-NNNNNN.wal  frames of one store (bucket: YYYY-MM-DD, YYYY-MM-DDTHH or flat)
@@ -20,6 +21,8 @@
 //! | `legacy` | reading 0.5.2 `compact_delta_zlib` segments |
 //! | `index_file` | the per-segment index written at seal, read at open (no value decoded) |
 //! | `values` | located facts: values read back from sealed segments (pread, checked) |
+//! | `dirlock` | the directory lock: one open handle per root, across processes |
+//! | `appender` | the appending side of a live segment: buffering (`none`), hashing |
 //! | `backend` | [`SegmentedBackend`]: the directory, sealing, quarantine, purge, journal, reports |
 //! | `sequences` | `sequences.json`: the changefeed sequences purged segments took with them |
 //!
@@ -27,9 +30,11 @@
 //! indexes in memory as usual and hands every commit to a [`SegmentedBackend`] through the
 //! commit engine's sink seam (`crate::ledger::commit`).
 
+mod appender;
 mod backend;
 mod codec;
 mod index_file;
+mod dirlock;
 mod ledger;
 mod legacy;
 mod options;
@@ -41,6 +46,7 @@ pub use backend::{
     QUARANTINE_SUFFIX,
 };
 pub use index_file::INDEX_SUFFIX;
+pub use dirlock::LOCK_FILE;
 pub use ledger::SegmentStorage;
 pub use options::{
     FlushPolicy, SegmentCodec, SegmentOptions, TimeBucket, COMPACT_BATCH_SIZE, DEFAULT_MAX_BYTES,

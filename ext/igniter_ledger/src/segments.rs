@@ -101,8 +101,14 @@ fn write_fact(ruby: &Ruby, b: &BackendObj, fact: RValue) -> Result<(), Error> {
         )
     })?;
     let fact = f.fact.clone();
-    b.with(|b| b.append(std::slice::from_ref(&fact)))
-        .map_err(err(ruby))
+    let append = move || b.with(|b| b.append(std::slice::from_ref(&fact)));
+    if b.with(|b| b.durability()) == Durability::Fsync {
+        // Waits for fsync: other Ruby threads run meanwhile.
+        gvl::without_gvl(append).map_err(|m| errors::internal(ruby, "write_fact", m))?
+    } else {
+        append()
+    }
+    .map_err(err(ruby))
 }
 
 fn replay(

@@ -65,7 +65,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl StoreObj {
     pub(crate) fn new(ledger: LedgerStore, cache_entries: usize, slice_handles: usize) -> Self {
-        let release_gvl = ledger.path().is_some() && ledger.durability() == Durability::Fsync;
+        let release_gvl = (ledger.path().is_some() || ledger.is_segmented())
+            && ledger.durability() == Durability::Fsync;
         StoreObj {
             ledger,
             release_gvl,

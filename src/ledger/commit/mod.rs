@@ -121,6 +121,9 @@ pub(crate) struct Engine {
     in_flight: AtomicUsize,
     /// The WAL path (None in memory and for a sink).
     pub(crate) path: Option<PathBuf>,
+    /// Backed by files (a WAL, or a sink's segment directory) that a forked child must
+    /// not write.
+    pub(crate) on_disk: bool,
     pub(crate) durability: Durability,
     pub(crate) closed: AtomicBool,
     /// The process that made this ledger. A forked child shares the WAL descriptor; it
@@ -144,6 +147,7 @@ impl Engine {
         durability: Durability,
     ) -> Self {
         let clock = Clock::new(recovery::clock_floor(&state));
+        let on_disk = !matches!(storage, Storage::Memory);
         let (wal, position, sink) = match storage {
             Storage::Memory => (None, WalPosition::default(), None),
             Storage::Wal(w, p) => (Some(w), p, None),
@@ -159,6 +163,7 @@ impl Engine {
             synced: Condvar::new(),
             written: AtomicU64::new(written),
             in_flight: AtomicUsize::new(0),
+            on_disk,
             path,
             durability,
             closed: AtomicBool::new(false),
@@ -172,7 +177,7 @@ impl Engine {
     /// Refuses file operations in a process forked from the one that opened the file.
     /// Called before any lock is taken.
     pub(crate) fn check_not_forked(&self) -> Result<()> {
-        if self.path.is_some() && std::process::id() != self.pid {
+        if self.on_disk && std::process::id() != self.pid {
             return Err(self.forked());
         }
         Ok(())

@@ -87,8 +87,12 @@ impl Engine {
     /// In memory, or into the sink: publishes at once (after the sink has it).
     fn publish_now(&self, me: u32, w: &Writer, facts: Vec<Sealed>) -> Result<Committed> {
         if let Some(sink) = &w.sink {
-            let committed: Vec<Fact> = facts.iter().map(|s| s.fact.clone()).collect();
-            sink.append(&committed)?;
+            if let [s] = facts.as_slice() {
+                sink.append(std::slice::from_ref(&s.fact))?; // the common case: no copy
+            } else {
+                let committed: Vec<Fact> = facts.iter().map(|s| s.fact.clone()).collect();
+                sink.append(&committed)?;
+            }
         }
         self.publish(me, facts, || {})
     }
