@@ -35,7 +35,11 @@ use axum::Router;
 use igniter_ledger::protocol::json;
 use igniter_ledger::{ChangeEvent, ChangesQuery, Cursor, Value};
 use serde_json::{json as j, Value as Json};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Semaphore;
 
 use super::conn::{constant_time_eq, nesting};
 use super::events::{Level, ServerEvent};
@@ -93,17 +97,56 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Serves HTTP until the drain signal.
+/// Serves HTTP until the drain signal: hyper's HTTP/1 connection builder with a header
+/// read timeout (`header_read_timeout`), and at most `max_http_connections` connections
+/// at once (a semaphore: the next connection is accepted when one closes; until then it
+/// waits in the listen backlog). On drain the listener closes and each connection
+/// finishes its request in flight, then closes.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
     let mut drain = shared.drain.subscribe();
     let app = router(shared.clone());
-    let r = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = drain.changed().await;
-        })
-        .await;
-    if let Err(e) = r {
-        shared.emit(ServerEvent::new("http_error", Level::Error).with("error", e.to_string()));
+    let slots = Arc::new(Semaphore::new(shared.opts.max_http_connections));
+    loop {
+        if *drain.borrow() {
+            break;
+        }
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = drain.changed() => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of descriptors and the like: say so, wait a little, go on.
+                    shared.emit(ServerEvent::new("http_error", Level::Error).with("error", e.to_string()));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = drain.changed() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = shared.drain.subscribe();
+        let timeout = shared.opts.header_read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
     }
 }
 
@@ -190,10 +233,9 @@ async fn dispatch(State(shared): St, body: Bytes) -> Response {
             &j!({"error": format!("Invalid JSON: nests deeper than {} levels", shared.opts.max_nesting)}),
         );
     }
-    let s = shared.clone();
-    match tokio::task::spawn_blocking(move || s.dispatch_envelope(env)).await {
-        Ok(answer) => json_response(StatusCode::OK, &answer),
-        Err(_) => json_response(
+    match shared.run(move |s| s.dispatch_envelope(env)).await {
+        Some(answer) => json_response(StatusCode::OK, &answer),
+        None => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &j!({"error": "dispatch failed"}),
         ),
