@@ -199,8 +199,11 @@ fn connection_limit_and_timeouts() {
     assert_eq!(refused["error_code"], "too_many_connections");
     assert!(c.closed());
     assert_eq!(h.metrics().rejected_connections_total, 1);
-    // Idle: a and b say nothing and are closed.
-    assert!(a.closed() && b.closed());
+    // Idle: a and b say nothing; each is told why, then closed.
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.recv().expect("an error frame")["error_code"], "idle_timeout");
+        assert!(c.closed());
+    }
     // Slow: a frame started but never finished.
     let mut s = Framed::connect(h.bind_address());
     s.send_raw(&[0, 0, 0, 50, b'{']);

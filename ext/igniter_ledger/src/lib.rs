@@ -44,6 +44,7 @@ mod derive;
 mod errors;
 mod fact;
 mod gvl;
+mod http_bridge;
 mod identity;
 mod operations;
 mod protocol;
@@ -133,6 +134,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     retention::define(store_class, fact_class)?;
     segments::init(ruby, ledger, store_class)?;
     server::init(ruby, ledger)?;
+    http_bridge::init(ruby, ledger)?;
     verify::define(store_class)?;
 
     let native = ledger.define_module("Native")?;

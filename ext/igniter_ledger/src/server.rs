@@ -341,6 +341,10 @@ impl NativeServer {
         self.handle.subscription_count(&store)
     }
 
+    fn stream_count(&self) -> usize {
+        self.handle.stream_count()
+    }
+
     fn is_ready(&self) -> bool {
         self.handle.is_ready()
     }
@@ -475,6 +479,7 @@ pub fn init(ruby: &Ruby, ledger: RModule) -> Result<(), Error> {
         method!(NativeServer::subscription_count, 1),
     )?;
     class.define_method("ready?", method!(NativeServer::is_ready, 0))?;
+    class.define_method("stream_count", method!(NativeServer::stream_count, 0))?;
     class.define_method("draining?", method!(NativeServer::is_draining, 0))?;
     class.define_method("_drain", method!(NativeServer::drain, 1))?;
     class.define_method("_stop", method!(NativeServer::stop, 0))?;

@@ -285,7 +285,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         let body = match next_frame(&shared, &mut rd, &mut drain).await {
             Next::Frame(b) => b,
             Next::Eof => break "normal",
-            Next::Idle => break "idle_timeout",
+            Next::Idle => {
+                let secs = shared.opts.idle_timeout.unwrap_or_default().as_secs_f64();
+                let _ = send(
+                    &shared,
+                    &mut wr,
+                    &legacy::error("idle_timeout", format!("connection idle for {secs}s")),
+                )
+                .await;
+                break "idle_timeout";
+            }
             Next::Drain => break "drain",
             Next::Io(e) => {
                 if let Ok(mut l) = shared.last_error.lock() {

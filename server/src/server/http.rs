@@ -97,15 +97,38 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Serves HTTP until the drain signal: hyper's HTTP/1 connection builder with a header
-/// read timeout (`header_read_timeout`), and at most `max_http_connections` connections
-/// at once (a semaphore: the next connection is accepted when one closes; until then it
-/// waits in the listen backlog). On drain the listener closes and each connection
-/// finishes its request in flight, then closes.
+/// The most bytes of request line and headers read (hyper's read buffer): 431 beyond.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Serves HTTP until the drain signal (see [`serve_router`]).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
-    let mut drain = shared.drain.subscribe();
     let app = router(shared.clone());
-    let slots = Arc::new(Semaphore::new(shared.opts.max_http_connections));
+    let s = shared.clone();
+    serve_router(
+        app,
+        listener,
+        shared.drain.subscribe(),
+        shared.opts.max_http_connections,
+        shared.opts.header_read_timeout,
+        move |e| s.emit(ServerEvent::new("http_error", Level::Error).with("error", e)),
+    )
+    .await;
+}
+
+/// Serves `app` on `listener` until `drain` turns true: hyper's HTTP/1 connection
+/// builder with a header read timeout (`header_read_timeout`), and at most
+/// `max_connections` connections at once (a semaphore: the next connection is accepted
+/// when one closes; until then it waits in the listen backlog). On drain the listener
+/// closes and each connection finishes its request in flight, then closes.
+pub(crate) async fn serve_router(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+    max_connections: usize,
+    header_read_timeout: Duration,
+    on_error: impl Fn(String) + Send + 'static,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
         if *drain.borrow() {
             break;
@@ -122,7 +145,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
                 Ok((s, _)) => s,
                 Err(e) => {
                     // Out of descriptors and the like: say so, wait a little, go on.
-                    shared.emit(ServerEvent::new("http_error", Level::Error).with("error", e.to_string()));
+                    on_error(e.to_string());
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -130,13 +153,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
             _ = drain.changed() => break,
         };
         let service = TowerToHyperService::new(app.clone());
-        let mut stop = shared.drain.subscribe();
-        let timeout = shared.opts.header_read_timeout;
+        let mut stop = drain.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
+                .header_read_timeout(header_read_timeout)
+                // Request line and headers of at most 32 KiB (431 beyond).
+                .max_buf_size(MAX_HEADER_BYTES)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -150,8 +174,24 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
     }
 }
 
-/// The token check, and request metrics.
+/// The token check, the declared body size, and request metrics.
 async fn guard(State(shared): St, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > shared.opts.max_body_bytes as u64) {
+        // Refused before reading it: the unread body makes the connection unusable.
+        shared.metrics.error("PayloadTooLarge", "http");
+        let mut r = json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &j!({"error": format!("request body over the limit of {} bytes", shared.opts.max_body_bytes)}),
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
     if let Some(t) = &shared.opts.token {
         let path = req.uri().path();
         if path != "/" {

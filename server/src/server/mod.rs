@@ -30,6 +30,7 @@
 //! handle.stop();
 //! ```
 
+pub mod bridge;
 pub mod conn;
 pub mod events;
 pub mod frame;
@@ -744,6 +745,12 @@ impl ServerHandle {
     /// Legacy push subscriptions open for `store`.
     pub fn subscription_count(&self, store: &str) -> usize {
         self.shared.metrics.subscriptions_for(store)
+    }
+
+    /// Live change streams open now: SSE `/v1/events` streams and legacy push
+    /// subscriptions.
+    pub fn stream_count(&self) -> usize {
+        self.shared.feed.receiver_count()
     }
 
     /// True until stop or drain begins.

@@ -138,12 +138,32 @@ module Igniter
       # HTTPAdapter route, SSE and the status page) and a TCPAdapter (tcp_port:) over the
       # store's protocol interpreter. Returns self; #stop stops them too.
       def start_with_adapters(http_port: nil, tcp_port: nil, http_host: nil, tcp_host: nil)
-        @native._serve_http("#{http_host || @config.host}:#{http_port}") if http_port
+        if http_port
+          h = http_host || @config.host
+          @adapters << HTTPListener.new(h, @native._serve_http("#{h}:#{http_port}"))
+        end
         @adapters << TCPAdapter.new(interpreter: protocol, port: tcp_port, host: tcp_host || @config.host).start_async if tcp_port
         start_async
       end
 
-      # The TCP adapters started by start_with_adapters.
+      # The server's own HTTP listener, as start_with_adapters lists it (it stops with the
+      # server).
+      HTTPListener = Struct.new(:host, :port) do
+        def bind_address
+          "#{host}:#{port}"
+        end
+
+        def stop
+          self
+        end
+      end
+
+      # Live change streams: SSE `/v1/events` streams and legacy push subscriptions.
+      def stream_count
+        @native.stream_count
+      end
+
+      # The listeners started by start_with_adapters (HTTP first, then the TCPAdapter).
       def adapters
         @adapters.dup
       end
