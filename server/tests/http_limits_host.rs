@@ -56,7 +56,8 @@ fn a_client_that_does_not_finish_its_headers_is_closed() {
     let h = start(local().header_read_timeout(Duration::from_millis(300)));
     let addr = h.http_addr().unwrap();
     let mut slow = TcpStream::connect(addr).unwrap();
-    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let started = Instant::now();
     assert!(
         closed_within(&mut slow, Duration::from_secs(5)),
@@ -200,7 +201,11 @@ fn the_host_runs_ledger_work_only_when_it_asks_and_answers_its_own_ops() {
         .as_bytes(),
     );
     assert_eq!(status, 200);
-    assert_eq!(counting.load(Ordering::SeqCst), 3, "write, envelope, HTTP dispatch");
+    assert_eq!(
+        counting.load(Ordering::SeqCst),
+        3,
+        "write, envelope, HTTP dispatch"
+    );
     assert_eq!(h.ledger().fact_count(), 2);
     // An op only the host knows.
     let a = c.rpc(json!({"op": "echo", "say": "hi"}));
@@ -226,4 +231,76 @@ fn a_host_that_is_gone_gets_an_error_answer_not_a_hang() {
     assert_eq!(a["error_code"], "internal_error");
     assert_eq!(h.ledger().fact_count(), 0);
     h.stop();
+}
+
+#[test]
+fn oversized_headers_get_431_and_an_oversized_body_413_then_a_close() {
+    let h = start(local().max_body_bytes(1024));
+    let addr = h.http_addr().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = String::from("GET /v1/health HTTP/1.1\r\nHost: x\r\n");
+    for _ in 0..40 {
+        req.push_str(&format!("X-Pad: {}\r\n", "a".repeat(1000)));
+    }
+    let _ = s.write_all(req.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        out.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST /v1/dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap(); // ends: the server closed the connection
+    assert!(
+        out.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    h.stop();
+}
+
+#[test]
+fn the_bridge_hands_requests_to_another_thread_and_streams_its_answer() {
+    use igniter_ledger_server::server::bridge::{Bridge, BridgeOptions};
+    let b = Arc::new(
+        Bridge::start(
+            "127.0.0.1:0",
+            BridgeOptions {
+                max_body_bytes: 64,
+                ..BridgeOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let addr = b.local_addr();
+    let worker = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            while !b.stopped() {
+                if let Some(req) = b.next(Duration::from_millis(100)) {
+                    let mut r = req.responder;
+                    r.start(201, vec![("x-path".into(), req.path.clone())]);
+                    for part in [req.method.as_bytes(), b" ", &req.body[..]] {
+                        r.write(part.to_vec());
+                    }
+                }
+            }
+        })
+    };
+    let (status, headers, body) = http(addr, "POST", "/echo", &[], b"hello");
+    assert_eq!(status, 201);
+    assert!(headers.iter().any(|(k, v)| k == "x-path" && v == "/echo"));
+    assert_eq!(body, b"POST hello");
+    // Over the body limit: answered by the bridge, the handler never sees it.
+    let (status, _, _) = http(addr, "POST", "/echo", &[], &[b'x'; 100]);
+    assert_eq!(status, 413);
+    b.stop(Duration::from_millis(100));
+    worker.join().unwrap();
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }

@@ -201,7 +201,10 @@ fn connection_limit_and_timeouts() {
     assert_eq!(h.metrics().rejected_connections_total, 1);
     // Idle: a and b say nothing; each is told why, then closed.
     for c in [&mut a, &mut b] {
-        assert_eq!(c.recv().expect("an error frame")["error_code"], "idle_timeout");
+        assert_eq!(
+            c.recv().expect("an error frame")["error_code"],
+            "idle_timeout"
+        );
         assert!(c.closed());
     }
     // Slow: a frame started but never finished.

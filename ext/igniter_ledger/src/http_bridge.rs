@@ -79,10 +79,9 @@ impl BridgeObj {
         };
         let headers = ruby.ary_new_capa(req.headers.len());
         for (k, v) in &req.headers {
-            headers.push(ruby.ary_new_from_values(&[
-                ruby.str_new(k).as_value(),
-                ruby.str_new(v).as_value(),
-            ]))?;
+            headers.push(
+                ruby.ary_new_from_values(&[ruby.str_new(k).as_value(), ruby.str_new(v).as_value()]),
+            )?;
         }
         let responder = ruby.obj_wrap(ResponderObj {
             inner: Arc::new(Mutex::new(Some(req.responder))),

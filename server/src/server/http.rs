@@ -32,12 +32,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use igniter_ledger::protocol::json;
-use igniter_ledger::{ChangeEvent, ChangesQuery, Cursor, Value};
-use serde_json::{json as j, Value as Json};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use igniter_ledger::protocol::json;
+use igniter_ledger::{ChangeEvent, ChangesQuery, Cursor, Value};
+use serde_json::{json as j, Value as Json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Semaphore;
 
