@@ -194,7 +194,8 @@ pub fn json(data: &[u8]) {
 pub fn recovery(data: &[u8]) {
     let (wal, snap) = split_recovery_input(data);
     let mut report = OpenReport::default();
-    let (state, damage) = recovery::replay(wal, snap.map(|s| Ok(s.to_vec())), &mut report);
+    let recovery::Replayed { state, damage, .. } =
+        recovery::replay(wal, snap.map(|s| Ok(s.to_vec())), &mut report);
     assert_eq!(report.facts_loaded, state.fact_count() as u64);
     assert_eq!(report.wal_bytes, wal.len() as u64);
     if let Some(d) = &damage {

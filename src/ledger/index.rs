@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::access::{
-    matches_filters, AccessPath, Coercion, Delivery, EncodedFilters, Notification,
-};
+use super::access::{AccessPath, Coercion, Delivery, EncodedFilters, Notification};
 use super::codec;
 use super::error::{Error, Result};
 use super::fact::Fact;
@@ -153,9 +151,6 @@ pub(crate) struct State {
     /// Built once a fact arrives whose id is not greater than its predecessor's (facts
     /// imported from other writers); until then ids are found by binary search on `log`.
     id_map: Option<HashMap<Uuid, u32>>,
-    /// End offset in the WAL of the last applied frame, and that frame's CRC.
-    pub(crate) wal_end: u64,
-    pub(crate) wal_tail_crc: u32,
     /// The store name the interner handed out last (decoding runs of facts of one store
     /// then costs a string comparison instead of a hash lookup per fact).
     last_store: Option<Arc<str>>,
@@ -592,64 +587,57 @@ impl State {
         self.stores.get(store).and_then(|s| s.coercion.clone())
     }
 
-    pub(crate) fn query(
-        &self,
-        store: &str,
-        scope: &str,
-        as_of: Option<Timestamp>,
-    ) -> Result<Vec<Fact>> {
+    /// The current members of a scope: the latest fact of each key, ordered by key.
+    pub(crate) fn query_current(&self, store: &str, scope: &str) -> Result<Vec<Fact>> {
+        let (si, sc) = self.scope(store, scope)?;
+        Ok(sc
+            .members
+            .iter()
+            .filter_map(|k| si.keys.get(k))
+            .filter_map(|v| v.as_slice().last())
+            .map(|&p| self.log[p as usize].clone())
+            .collect())
+    }
+
+    /// The members of a scope at `t`, ordered by key, from the scope's history, which
+    /// the caller has built ([`State::build_scope_history`]) under the same lock.
+    pub(crate) fn query_as_of(&self, store: &str, scope: &str, t: Timestamp) -> Result<Vec<Fact>> {
+        let (si, sc) = self.scope(store, scope)?;
+        let Some(entered) = &sc.entered else {
+            return Err(Error::InvalidArgument(format!(
+                "the history of scope {scope} of store {store} is not built"
+            )));
+        };
+        // A key is a member at `t` only if its latest fact at `t` matches, and that fact
+        // (or an earlier one) made it enter the scope: the candidates are the keys that
+        // entered at or before `t`.
+        let end = entered.partition_point(|(p, _)| self.log[*p as usize].transaction_time() <= t);
+        let mut cands: Vec<&Arc<str>> = entered[..end].iter().map(|(_, k)| k).collect();
+        cands.sort_unstable();
+        cands.dedup();
+        let mut out = Vec::new();
+        let filters = EncodedFilters::new(&sc.path.filters);
+        for k in cands {
+            let Some(v) = si.keys.get(k) else { continue };
+            if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
+                let f = &self.log[p as usize];
+                if filters.matches(f.value_bytes()) {
+                    out.push(f.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A store's index and one of its scopes (`UnknownScope` if either is missing).
+    fn scope(&self, store: &str, scope: &str) -> Result<(&StoreIndex, &ScopeIndex)> {
         let unknown = || Error::UnknownScope {
             store: store.to_owned(),
             scope: scope.to_owned(),
         };
         let si = self.stores.get(store).ok_or_else(unknown)?;
         let sc = si.scopes.get(scope).ok_or_else(unknown)?;
-        match as_of {
-            None => Ok(sc
-                .members
-                .iter()
-                .filter_map(|k| si.keys.get(k))
-                .filter_map(|v| v.as_slice().last())
-                .map(|&p| self.log[p as usize].clone())
-                .collect()),
-            Some(t) => {
-                if let Some(entered) = &sc.entered {
-                    // A key is a member at `t` only if its latest fact at `t` matches,
-                    // and that fact (or an earlier one) made it enter the scope: the
-                    // candidates are the keys that entered at or before `t`.
-                    let end = entered
-                        .partition_point(|(p, _)| self.log[*p as usize].transaction_time() <= t);
-                    let mut cands: Vec<&Arc<str>> = entered[..end].iter().map(|(_, k)| k).collect();
-                    cands.sort_unstable();
-                    cands.dedup();
-                    let mut out = Vec::new();
-                    let filters = EncodedFilters::new(&sc.path.filters);
-                    for k in cands {
-                        let Some(v) = si.keys.get(k) else { continue };
-                        if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
-                            let f = &self.log[p as usize];
-                            if filters.matches(f.value_bytes()) {
-                                out.push(f.clone());
-                            }
-                        }
-                    }
-                    return Ok(out);
-                }
-                let mut keys: Vec<(&Arc<str>, &Versions)> =
-                    si.keys.iter().map(|e| (&e.name, &e.versions)).collect();
-                keys.sort_by(|a, b| a.0.cmp(b.0));
-                let mut out = Vec::new();
-                for (_, v) in keys {
-                    if let Some(&p) = self.window(v.as_slice(), None, Some(t)).last() {
-                        let f = &self.log[p as usize];
-                        if matches_filters(&sc.path.filters, &f.value()) {
-                            out.push(f.clone());
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
+        Ok((si, sc))
     }
 
     pub(crate) fn paths(&self) -> Vec<AccessPath> {

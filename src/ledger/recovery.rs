@@ -6,6 +6,7 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::codec::{DecodeError, Reader};
+use super::commit::WalPosition;
 use super::error::{Error, Result};
 use super::fact::{decode_record, Fact, Interner};
 use super::fs::{parent_dir, write_new_file, FileSystem};
@@ -248,9 +249,11 @@ pub(crate) fn replay(
     buf: &[u8],
     snapshot_bytes: Option<Result<Vec<u8>, String>>,
     report: &mut OpenReport,
-) -> (State, Option<Damage>) {
+) -> Replayed {
     report.wal_bytes = buf.len() as u64;
     let mut state = State::default();
+    // Where the last applied frame ends (handed to the commit engine).
+    let mut position = WalPosition::default();
 
     // 1. Snapshot.
     let mut start = 0u64;
@@ -274,8 +277,10 @@ pub(crate) fn replay(
                     }
                     state.seqs = sequences;
                     start = header.wal_offset;
-                    state.wal_end = header.wal_offset;
-                    state.wal_tail_crc = header.wal_tail_crc;
+                    position = WalPosition {
+                        end: header.wal_offset,
+                        tail_crc: header.wal_tail_crc,
+                    };
                     SnapshotOutcome::Loaded {
                         facts: header.fact_count,
                         wal_offset: header.wal_offset,
@@ -333,8 +338,10 @@ pub(crate) fn replay(
             for fact in facts {
                 push(&mut state, fact, report);
             }
-            state.wal_end = fr.end;
-            state.wal_tail_crc = fr.crc;
+            position = WalPosition {
+                end: fr.end,
+                tail_crc: fr.crc,
+            };
             report.frames_replayed += 1;
         }
     }
@@ -364,21 +371,39 @@ pub(crate) fn replay(
         }
         for (fr, facts) in replay {
             report.frames_replayed += 1;
-            state.wal_end = fr.end;
-            state.wal_tail_crc = fr.crc;
+            position = WalPosition {
+                end: fr.end,
+                tail_crc: fr.crc,
+            };
             all.extend(facts.into_iter().filter(|f| seen.insert(f.id())));
         }
         all.sort_by_key(|f| f.transaction_time());
-        let (wal_end, crc) = (state.wal_end, state.wal_tail_crc);
         state = State::default();
         for f in all {
             push(&mut state, f, report);
         }
-        state.wal_end = wal_end;
-        state.wal_tail_crc = crc;
     }
     report.facts_loaded = state.fact_count() as u64;
-    (state, damage)
+    Replayed {
+        state,
+        position,
+        damage,
+    }
+}
+
+/// What [`replay`] rebuilt: the state, where the WAL's last applied frame ends, and the
+/// damage found after it.
+pub(crate) struct Replayed {
+    pub(crate) state: State,
+    pub(crate) position: WalPosition,
+    pub(crate) damage: Option<Damage>,
+}
+
+/// What [`load`] found: the state, the WAL position for the commit engine, the report.
+pub(crate) struct Opened {
+    pub(crate) state: State,
+    pub(crate) position: WalPosition,
+    pub(crate) report: OpenReport,
 }
 
 /// Loads the state of the ledger at `path` (whose WAL file is already open and locked as
@@ -394,7 +419,7 @@ pub(crate) fn load(
     log: &dyn LogFile,
     fs: &dyn FileSystem,
     opts: &OpenOptions,
-) -> Result<(State, OpenReport)> {
+) -> Result<Opened> {
     let mut report = OpenReport {
         path: path.to_owned(),
         ..OpenReport::default()
@@ -415,7 +440,11 @@ pub(crate) fn load(
         std::fs::read(&snap_path).map_err(|e| format!("cannot read {}: {e}", snap_path.display()))
     });
 
-    let (state, damage) = replay(&buf, snapshot_bytes, &mut report);
+    let Replayed {
+        state,
+        position,
+        damage,
+    } = replay(&buf, snapshot_bytes, &mut report);
 
     // 3. Damage.
     if let Some(Damage {
@@ -475,7 +504,11 @@ pub(crate) fn load(
                 )
             })?;
     }
-    Ok((state, report))
+    Ok(Opened {
+        state,
+        position,
+        report,
+    })
 }
 
 fn read_wal(path: &Path, mut file: &File) -> Result<Vec<u8>> {

@@ -1034,10 +1034,8 @@ mod tests {
                 .unwrap();
         }
         let mut facts = l.read_log(|log| log.log.to_vec());
-        let (end, crc) = {
-            let s = l.published();
-            (s.wal_end, s.wal_tail_crc)
-        };
+        let pos = l.engine().published_position();
+        let (end, crc) = (pos.end, pos.tail_crc);
         l.close().unwrap();
         drop(l);
         // Same ids and positions, another value at position 2: tied to the WAL.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+use crate::ledger::commit::WalPosition;
 use crate::ledger::error::{Error, Result};
 use crate::ledger::fact::{self, check_store_name, Fact, FactDraft};
 use crate::ledger::index::State;
@@ -804,7 +805,7 @@ impl LedgerStore {
             let (wal, late) = match (generation.take(), path.as_deref()) {
                 (Some(g), Some(p)) => {
                     let (wal, late) = swap_in(io, p, g, added, &mut new_state)?;
-                    timing.bytes = wal.1;
+                    timing.bytes = wal.1.end;
                     (Some(wal), late)
                 }
                 _ => {
@@ -872,7 +873,10 @@ fn swap_in(
     mut g: rewrite::Generation<'_>,
     facts: Vec<Fact>,
     state: &mut State,
-) -> Result<((crate::ledger::lock::LockedFile, u64), Option<Error>)> {
+) -> Result<(
+    (crate::ledger::lock::LockedFile, WalPosition),
+    Option<Error>,
+)> {
     g.append(facts.iter())?;
     let w = g.finish()?;
     let (len, crc) = (w.len, w.tail_crc);
@@ -881,7 +885,9 @@ fn swap_in(
         Committed::RenamedUnsynced(f, e) => (f, Some(e)),
     };
     extend(state, facts);
-    state.wal_end = len;
-    state.wal_tail_crc = crc;
-    Ok(((file, len), late))
+    let position = WalPosition {
+        end: len,
+        tail_crc: crc,
+    };
+    Ok(((file, position), late))
 }
