@@ -24,6 +24,7 @@ require_relative "ledger/changefeed"
 require_relative "ledger/retention"
 require_relative "ledger/segmented"
 require_relative "ledger/server"
+require_relative "ledger/sync"
 require_relative "ledger/verify"
 
 module Igniter

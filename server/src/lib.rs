@@ -11,8 +11,9 @@
 //! | [`cli`] | the `igniter-ledger` operator command line |
 //! | [`sync`] | the PostgreSQL sync hub: push, pull, bootstrap, hub retention |
 //!
-//! `cli`, `mcp` and `sync` need the default `tools` feature (clap, rmcp, tokio-postgres,
-//! indicatif); without it the crate is the server and the client only.
+//! `cli` and `mcp` need the default `tools` feature (clap, rmcp, indicatif); `sync` needs
+//! the `sync` feature (tokio-postgres), which `tools` implies. With neither, the crate is
+//! the server and the client only; the Ruby extension builds it with `sync`.
 //!
 //! Every front door answers through the core's one protocol interpreter
 //! ([`igniter_ledger::protocol::Interpreter`]), so the MCP server, the Ruby gem's
@@ -24,5 +25,5 @@ pub mod client;
 #[cfg(feature = "tools")]
 pub mod mcp;
 pub mod server;
-#[cfg(feature = "tools")]
+#[cfg(feature = "sync")]
 pub mod sync;

@@ -24,6 +24,7 @@
 //! | `segments` | `SegmentedFileBackend` and the segmented store's methods |
 //! | `changefeed` | `ChangefeedBuffer`, `Subscription`, `LedgerStore#changes` |
 //! | `server` | `NativeServer`: the Rust ledger server (tokio) inside the Ruby process |
+//! | `sync` | `LedgerStore#_start_sync`, `NativeSync`: the PostgreSQL sync hub for a store |
 //! | `verify` | `LedgerStore#verify`, `LedgerStore.verify_file` |
 //!
 //! The public, keyword-argument API is defined in Ruby (`lib/igniter/ledger/*.rb`) on top
@@ -56,6 +57,7 @@ mod retention;
 mod segments;
 mod server;
 mod store;
+mod sync;
 mod transaction;
 mod verify;
 mod writes;
@@ -135,6 +137,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     segments::init(ruby, ledger, store_class)?;
     server::init(ruby, ledger)?;
     http_bridge::init(ruby, ledger)?;
+    sync::init(ruby, ledger, store_class)?;
     verify::define(store_class)?;
 
     let native = ledger.define_module("Native")?;

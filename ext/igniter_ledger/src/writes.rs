@@ -18,8 +18,8 @@ use crate::{callbacks, errors, gvl, operations};
 use magnus::rb_sys::AsRawValue;
 
 /// Commits a batch (GVL released in fsync mode), then delivers consumer notifications
-/// and runs the derivations the commit triggers.
-fn commit(ruby: &Ruby, s: &StoreObj, batch: Batch) -> Result<Vec<Fact>, Error> {
+/// and runs the derivations the commit triggers. (Also the sync's path for pulled facts.)
+pub(crate) fn commit(ruby: &Ruby, s: &StoreObj, batch: Batch) -> Result<Vec<Fact>, Error> {
     let committed = if s.release_gvl {
         let ledger = s.ledger().clone();
         gvl::without_gvl(move || ledger.commit_deferred(batch))

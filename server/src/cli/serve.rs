@@ -11,12 +11,15 @@ use igniter_ledger::changefeed::{AlertThresholds, BufferOptions, ClosePolicy, Ov
 use igniter_ledger::{Durability, LedgerStore, OpenOptions};
 use serde_json::Value as Json;
 
-use crate::server::{JsonLinesSink, Level, Server, ServerOptions, DEFAULT_PORT};
+use crate::server::{
+    EventSink, JsonLinesSink, Level, Server, ServerEvent, ServerOptions, DEFAULT_PORT,
+};
+use crate::sync::{PullFilter, StateDir, SyncConfig, SyncHandle};
 
 /// The server's flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(
-    after_help = "Examples:\n  igniter-ledger-server --backend file --path ledger.wal --http-port 7300\n  igniter-ledger serve ledger.wal --port 7400 --token \"$SECRET\"\n  igniter-ledger-server --transport unix --host /tmp/ledger.sock --backend file --path ledger.wal\n\nSIGTERM/SIGINT drain the server (up to --drain-timeout seconds) and close the ledger."
+    after_help = "Examples:\n  igniter-ledger-server --backend file --path ledger.wal --http-port 7300\n  igniter-ledger serve ledger.wal --port 7400 --token \"$SECRET\"\n  igniter-ledger-server --transport unix --host /tmp/ledger.sock --backend file --path ledger.wal\n\n  igniter-ledger serve ledger.wal --http-port 7300 --sync-hub postgres://postgres@127.0.0.1/hub --sync-push --sync-pull=orders\n\nSIGTERM/SIGINT drain the server (up to --drain-timeout seconds), stop the sync (if any) and close the ledger."
 )]
 pub struct ServeArgs {
     /// The ledger's WAL file (implies --backend file).
@@ -104,6 +107,23 @@ pub struct ServeArgs {
     /// Alert when a subscriber queue is this full (0.0 to 1.0).
     #[arg(long)]
     pub changefeed_alert_queue_pressure_ratio: Option<f64>,
+    /// Also sync the ledger with this PostgreSQL hub while serving
+    /// (postgres://user@host:port/db; its schema is created if the database is empty).
+    /// The sync's counters are the `sync` section of /v1/status; SIGTERM drains the
+    /// server, pushes what is left (up to --drain-timeout), then stops the sync.
+    #[arg(long, value_name = "URL")]
+    pub sync_hub: Option<String>,
+    /// With --sync-hub: push this ledger's facts to the hub.
+    #[arg(long)]
+    pub sync_push: bool,
+    /// With --sync-hub: pull these stores from the hub (comma-separated, e.g.
+    /// --sync-pull=orders,users; bare --sync-pull: every store).
+    #[arg(long, num_args = 0.., value_delimiter = ',', value_name = "STORES")]
+    pub sync_pull: Option<Vec<String>>,
+    /// With --sync-hub: the sync state directory (node id, pull cursors, provenance)
+    /// [default: PATH.sync beside the ledger file; in memory with --backend memory].
+    #[arg(long, value_name = "DIR")]
+    pub sync_state_dir: Option<PathBuf>,
 }
 
 /// `igniter-ledger-server`: the server binary's command line.
@@ -378,8 +398,33 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         None => LedgerStore::memory(),
     };
     let sink = Arc::new(JsonLinesSink::new(std::io::stderr(), plan.level));
-    let handle = Server::start(ledger.clone(), plan.opts.clone(), sink.clone())
-        .map_err(|e| e.to_string())?;
+    let sync = match start_sync(&a, &plan, &ledger) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ledger.close();
+            return Err(e);
+        }
+    };
+    let mut opts = plan.opts.clone();
+    if let Some(s) = &sync {
+        opts = opts.status_section(Arc::new(s.monitor()));
+        sink.event(
+            &ServerEvent::new("sync_started", Level::Info)
+                .with("node", s.node().to_string())
+                .with("push", a.sync_push)
+                .with("pull", a.sync_pull.clone()),
+        );
+    }
+    let handle = match Server::start(ledger.clone(), opts, sink.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(s) = sync {
+                let _ = s.stop();
+            }
+            let _ = ledger.close();
+            return Err(e.to_string());
+        }
+    };
     let second = match plan.tcp_port {
         Some(p) => {
             let host = match &plan.opts.listen {
@@ -394,7 +439,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             o.http = None;
             o.pid_file = None;
             o.changefeed = None;
-            Some(Server::start(ledger.clone(), o, sink).map_err(|e| e.to_string())?)
+            Some(Server::start(ledger.clone(), o, sink.clone()).map_err(|e| e.to_string())?)
         }
         None => None,
     };
@@ -413,7 +458,49 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         s.stop();
     }
     handle.stop();
+    if let Some(s) = sync {
+        // After the drain: no more writes come in, so the flush on stop pushes them all.
+        let (status, r) = s.stop_with_status();
+        let mut e = ServerEvent::new("sync_stopped", Level::Info)
+            .with("pushed", status.pushed)
+            .with("push_cursor", status.push_cursor)
+            .with("pulled", status.pulled)
+            .with("pull_cursor", status.pull_cursor)
+            .with("reconnects", status.reconnects);
+        if let Err(err) = &r {
+            e = e.with("error", err.to_string());
+        }
+        sink.event(&e);
+    }
     ledger
         .close()
         .map_err(|e| format!("closing the ledger: {e}"))
+}
+
+/// Starts the sync `--sync-hub` asks for (None without it).
+fn start_sync(
+    a: &ServeArgs,
+    plan: &Plan,
+    ledger: &LedgerStore,
+) -> Result<Option<SyncHandle>, String> {
+    let Some(hub) = &a.sync_hub else {
+        if a.sync_push || a.sync_pull.is_some() || a.sync_state_dir.is_some() {
+            return Err("--sync-push, --sync-pull and --sync-state-dir need --sync-hub".into());
+        }
+        return Ok(None);
+    };
+    if !a.sync_push && a.sync_pull.is_none() {
+        return Err("--sync-hub needs --sync-push, --sync-pull or both".into());
+    }
+    let mut config = SyncConfig::new(hub.clone());
+    config.push = a.sync_push;
+    config.pull = a.sync_pull.as_ref().map(PullFilter::stores);
+    config.state_dir = a
+        .sync_state_dir
+        .clone()
+        .or_else(|| plan.path.as_deref().map(StateDir::beside));
+    config.flush_on_stop = plan.opts.drain_timeout;
+    SyncHandle::start(ledger.clone(), config)
+        .map(Some)
+        .map_err(|e| format!("--sync-hub: {e}"))
 }

@@ -120,6 +120,23 @@ pub struct ServerOptions {
     /// Time an HTTP client has to send a request's headers (on a new connection, and
     /// between keep-alive requests).
     pub header_read_timeout: Duration,
+    /// Sections an embedding process adds to `/v1/status` (e.g. the sync hub's `sync`).
+    pub status_sections: Vec<Arc<dyn StatusSection>>,
+}
+
+/// A part of the `/v1/status` answer the server does not own (the sync hub's counters):
+/// `status[name()] = snapshot()`, read on each request.
+pub trait StatusSection: Send + Sync {
+    /// The key in the status object.
+    fn name(&self) -> &str;
+    /// The section's current answer.
+    fn snapshot(&self) -> Json;
+}
+
+impl std::fmt::Debug for dyn StatusSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StatusSection({})", self.name())
+    }
 }
 
 impl std::fmt::Debug for dyn Host {
@@ -173,6 +190,7 @@ impl ServerOptions {
             interpreter: None,
             max_http_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
+            status_sections: Vec::new(),
         }
     }
 
@@ -234,6 +252,11 @@ impl ServerOptions {
     /// Answer wire envelopes with this hook.
     pub fn dispatch(mut self, d: Arc<dyn Dispatch>) -> Self {
         self.dispatch = Some(d);
+        self
+    }
+    /// Add a section to `/v1/status`.
+    pub fn status_section(mut self, s: Arc<dyn StatusSection>) -> Self {
+        self.status_sections.push(s);
         self
     }
     /// The backend name health reports.
@@ -400,6 +423,9 @@ impl Shared {
         });
         if let Some(cf) = &self.changefeed {
             o["changefeed"] = changefeed_json(&cf.snapshot());
+        }
+        for section in &self.opts.status_sections {
+            o[section.name()] = section.snapshot();
         }
         o
     }

@@ -13,7 +13,7 @@
 //! | [`state`] | the syncing side's node id, durable pull cursors and provenance |
 //! | [`retention`] | hub retention: drop whole partitions, delete otherwise, receipts |
 //! | [`run`] | [`SyncHandle`]: push and pull threads with reconnects, stopped cleanly |
-//! | [`cli`] | `igniter-ledger sync` |
+//! | `cli` | `igniter-ledger sync` (with the `tools` feature) |
 //!
 //! ```no_run
 //! use igniter_ledger::LedgerStore;
@@ -30,6 +30,7 @@
 //! ledger.close().unwrap();
 //! ```
 
+#[cfg(feature = "tools")]
 pub mod cli;
 pub mod progress;
 pub mod pull;
@@ -45,10 +46,10 @@ use std::fmt;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 
-pub use pull::{PullFilter, Puller};
+pub use pull::{PullCommit, PullFilter, Puller};
 pub use push::{InsertMode, Pusher};
 pub use retention::{retain, HubReceipt};
-pub use run::{SyncConfig, SyncHandle, SyncStatus};
+pub use run::{SyncConfig, SyncHandle, SyncMonitor, SyncStatus};
 pub use state::{Provenance, StateDir};
 
 /// What can go wrong while syncing.
@@ -66,6 +67,10 @@ pub enum SyncError {
     Invalid(String),
     /// The ledger was closed: the sync stops.
     Stopped,
+    /// The hub's connection string is not one (the message says why).
+    BadUrl(String),
+    /// The hub did not answer within the connect timeout (the last error).
+    Unreachable(String),
 }
 
 impl SyncError {
@@ -87,6 +92,8 @@ impl fmt::Display for SyncError {
             SyncError::State(s) => write!(f, "sync state: {s}"),
             SyncError::Invalid(s) => write!(f, "{s}"),
             SyncError::Stopped => write!(f, "the ledger was closed"),
+            SyncError::BadUrl(s) => write!(f, "hub: not a PostgreSQL connection string: {s}"),
+            SyncError::Unreachable(s) => write!(f, "hub: unreachable: {s}"),
         }
     }
 }
@@ -116,12 +123,28 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, SyncError> {
         .map_err(|e| SyncError::Invalid(format!("cannot start a runtime: {e}")))
 }
 
+/// Checks that `url` is a PostgreSQL connection string (`postgres://user@host:port/db`
+/// or `host=… user=…`), without connecting.
+pub fn check_url(url: &str) -> Result<(), SyncError> {
+    url.parse::<tokio_postgres::Config>()
+        .map(|_| ())
+        .map_err(|e| SyncError::BadUrl(e.to_string()))
+}
+
 /// Connects to the hub (no TLS: a unix socket or a trusted network; put a TLS-terminating
-/// proxy in front otherwise). The connection is driven by a task on the current runtime,
+/// proxy in front otherwise), giving up after 10 s unless the URL sets `connect_timeout`. The connection is driven by a task on the current runtime,
 /// which forwards notifications to the returned receiver; the receiver ends when the
 /// connection does.
 pub async fn connect(url: &str) -> Result<(Client, UnboundedReceiver<Notification>), SyncError> {
-    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| SyncError::BadUrl(e.to_string()))?;
+    if config.get_connect_timeout().is_none() {
+        // An address that drops packets must not hold a sync thread (or a start with a
+        // connect timeout) for the operating system's minutes.
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    let (client, mut conn) = config.connect(NoTls).await?;
     let (tx, rx) = unbounded_channel();
     tokio::spawn(async move {
         use futures_util::StreamExt;

@@ -86,6 +86,23 @@ impl PullFilter {
     }
 }
 
+/// How a puller commits the facts it takes in. The default commits on the pull thread
+/// ([`LedgerStore::commit`]: consumers notified and derivations run there). An embedding
+/// runtime whose consumers or derivations must run on its own threads (the Ruby gem:
+/// Ruby code only with the GVL, on a Ruby thread) hands the batch to such a thread and
+/// answers what its commit answered.
+pub trait PullCommit: Send + Sync {
+    /// Commits `batch` (restoring writes of pulled facts) to `ledger`; the facts in order.
+    /// `Error::Closed` stops the pull quietly.
+    fn commit(&self, ledger: &LedgerStore, batch: Batch) -> igniter_ledger::Result<Vec<Fact>>;
+}
+
+impl std::fmt::Debug for dyn PullCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PullCommit")
+    }
+}
+
 /// Pulls a subscription from the hub into one ledger.
 pub struct Puller {
     ledger: LedgerStore,
@@ -100,6 +117,7 @@ pub struct Puller {
     cursor: i64,
     pulled: u64,
     skipped: u64,
+    committer: Option<std::sync::Arc<dyn PullCommit>>,
 }
 
 impl std::fmt::Debug for Puller {
@@ -135,7 +153,20 @@ impl Puller {
             cursor: 0,
             pulled: 0,
             skipped: 0,
+            committer: None,
         })
+    }
+
+    /// Commits pulled facts through `c` instead of on the pull thread (see [`PullCommit`]).
+    pub fn set_committer(&mut self, c: std::sync::Arc<dyn PullCommit>) {
+        self.committer = Some(c);
+    }
+
+    /// Connects now (creating the hub schema if the database is empty) instead of at the
+    /// first step; the hub's id.
+    pub fn connect(&mut self) -> Result<Uuid, SyncError> {
+        self.ensure()?;
+        Ok(self.hub)
     }
 
     /// The last hub sequence taken in.
@@ -336,7 +367,10 @@ impl Puller {
         let last = rows.last().map_or(self.cursor, |r| r.hub_seq);
         if !batch.is_empty() {
             self.state.record(&records)?;
-            self.ledger.commit(batch)?;
+            match &self.committer {
+                Some(c) => c.commit(&self.ledger, batch)?,
+                None => self.ledger.commit(batch)?,
+            };
             self.pulled += records.len() as u64;
         }
         self.state.set_pull_cursor(

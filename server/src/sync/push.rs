@@ -152,6 +152,12 @@ impl Pusher {
         self.pushed
     }
 
+    /// Connects now (creating the hub schema if the database is empty and reading this
+    /// node's cursor back) instead of at the first step.
+    pub fn connect(&mut self) -> Result<(), SyncError> {
+        self.ensure()
+    }
+
     /// Drops the connection: the next step reconnects and re-reads the cursor.
     pub fn disconnect(&mut self) {
         self.client = None;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use igniter_ledger::LedgerStore;
 
-use super::pull::{PullFilter, Puller};
+use super::progress::Progress;
+use super::pull::{PullCommit, PullFilter, Puller};
 use super::push::{InsertMode, Pusher};
 use super::state::StateDir;
 use super::SyncError;
@@ -37,6 +38,21 @@ pub struct SyncConfig {
     pub insert_mode: InsertMode,
     /// Print hub errors and reconnects to stderr.
     pub verbose: bool,
+    /// When set, [`SyncHandle::start`] connects to the hub first (creating its schema if
+    /// the database is empty) and fails with [`SyncError::Unreachable`] when it does not
+    /// answer within this time. None (the default): start returns at once and the
+    /// threads retry until the hub answers.
+    pub connect_timeout: Option<Duration>,
+    /// Seed the ledger from the hub before [`SyncHandle::start`] returns: pull the whole
+    /// subscription (`pull`, which must be set) with a progress bar on a terminal, then
+    /// follow it.
+    pub bootstrap: bool,
+    /// On [`SyncHandle::stop`], keep pushing for up to this long until the hub holds
+    /// every fact the ledger had when stop was called (zero, the default: stop after the
+    /// current step; what is left is pushed by the next start, from the hub's cursor).
+    pub flush_on_stop: Duration,
+    /// Commits pulled facts (default: on the pull thread; see [`PullCommit`]).
+    pub pull_commit: Option<Arc<dyn PullCommit>>,
 }
 
 impl SyncConfig {
@@ -52,6 +68,10 @@ impl SyncConfig {
             max_backoff: Duration::from_secs(5),
             insert_mode: InsertMode::Batched,
             verbose: false,
+            connect_timeout: None,
+            bootstrap: false,
+            flush_on_stop: Duration::ZERO,
+            pull_commit: None,
         }
     }
 }
@@ -71,6 +91,26 @@ pub struct SyncStatus {
     pub reconnects: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
+    /// Facts taken in by the bootstrap (part of `pulled`).
+    pub bootstrapped: u64,
+    /// False once every loop has ended (stopped, or a fatal error).
+    pub running: bool,
+}
+
+impl SyncStatus {
+    /// The counters as a JSON object (`/v1/status`'s `sync` section).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "running": self.running,
+            "pushed": self.pushed,
+            "push_cursor": self.push_cursor,
+            "pulled": self.pulled,
+            "pull_cursor": self.pull_cursor,
+            "bootstrapped": self.bootstrapped,
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -81,7 +121,38 @@ struct Shared {
     pulled: AtomicU64,
     pull_cursor: AtomicI64,
     reconnects: AtomicU64,
+    bootstrapped: AtomicU64,
+    /// Loops still running.
+    running: AtomicU64,
     last_error: Mutex<Option<String>>,
+}
+
+/// Reads a running sync's counters from another thread (a server's status page) while
+/// the [`SyncHandle`] is owned elsewhere.
+#[derive(Clone)]
+pub struct SyncMonitor {
+    shared: Arc<Shared>,
+    node: uuid::Uuid,
+}
+
+impl std::fmt::Debug for SyncMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncMonitor")
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+impl SyncMonitor {
+    /// The counters now.
+    pub fn status(&self) -> SyncStatus {
+        SyncHandle::read_status(&self.shared)
+    }
+
+    /// The sync node's id.
+    pub fn node(&self) -> uuid::Uuid {
+        self.node
+    }
 }
 
 /// A running sync of one ledger: a push thread and/or a pull thread.
@@ -110,23 +181,72 @@ impl SyncHandle {
                 "sync: nothing to do (neither push nor pull)".into(),
             ));
         }
+        super::check_url(&config.hub)?;
+        if config.bootstrap && config.pull.is_none() {
+            return Err(SyncError::Invalid(
+                "sync: bootstrap needs a pull subscription".into(),
+            ));
+        }
         let state = Arc::new(StateDir::open(config.state_dir.clone())?);
         let shared = Arc::new(Shared::default());
-        let mut threads = Vec::new();
-        if config.push {
-            let mut pusher = Pusher::new(
+        let mut pusher = match config.push {
+            true => Some(Pusher::new(
                 ledger.clone(),
                 &config.hub,
                 state.node(),
                 config.batch_size,
                 config.insert_mode,
-            )?;
+            )?),
+            false => None,
+        };
+        let mut puller = match config.pull.clone() {
+            Some(filter) => {
+                let mut p = Puller::new(
+                    ledger,
+                    &config.hub,
+                    state.clone(),
+                    filter,
+                    config.batch_size,
+                )?;
+                if let Some(c) = &config.pull_commit {
+                    p.set_committer(c.clone());
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        if let Some(limit) = config.connect_timeout {
+            let until = std::time::Instant::now() + limit;
+            if let Some(p) = pusher.as_mut() {
+                connect_within(until, || p.connect())?;
+            }
+            if let Some(p) = puller.as_mut() {
+                connect_within(until, || p.connect().map(|_| ()))?;
+            }
+        }
+        if config.bootstrap {
+            if let Some(p) = puller.as_mut() {
+                let mut bar = Progress::new(p.remaining()?, false);
+                let far = std::time::Instant::now() + Duration::from_secs(365 * 86_400);
+                let before = p.pulled();
+                p.catch_up(far, |done| bar.update(done))?;
+                bar.finish();
+                shared
+                    .bootstrapped
+                    .store(p.pulled() - before, Ordering::SeqCst);
+                shared.pulled.store(p.pulled(), Ordering::SeqCst);
+                shared.pull_cursor.store(p.cursor(), Ordering::SeqCst);
+            }
+        }
+        let mut threads = Vec::new();
+        if let Some(mut pusher) = pusher {
             let sh = shared.clone();
             let cfg = config.clone();
+            sh.running.fetch_add(1, Ordering::SeqCst);
             threads.push((
                 "push",
                 spawn("igniter-sync-push", move || {
-                    run_loop("push", &sh, &cfg, |wait| {
+                    let r = run_loop("push", &sh, &cfg, |wait| {
                         let r = pusher.step(wait);
                         sh.pushed.store(pusher.pushed(), Ordering::SeqCst);
                         sh.push_cursor.store(pusher.cursor(), Ordering::SeqCst);
@@ -134,24 +254,34 @@ impl SyncHandle {
                             pusher.disconnect();
                         }
                         r
-                    })
+                    });
+                    if r.is_ok() && !cfg.flush_on_stop.is_zero() {
+                        // Stopped: push what the ledger holds now, within the limit. A
+                        // failure here loses nothing (the next start resumes from the
+                        // hub's cursor); it is reported in `last_error`.
+                        let until = std::time::Instant::now() + cfg.flush_on_stop;
+                        if let Err(e) = pusher.catch_up(until) {
+                            if !matches!(e, SyncError::Stopped) {
+                                *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Some(format!("push on stop: {e}"));
+                            }
+                        }
+                        sh.pushed.store(pusher.pushed(), Ordering::SeqCst);
+                        sh.push_cursor.store(pusher.cursor(), Ordering::SeqCst);
+                    }
+                    sh.running.fetch_sub(1, Ordering::SeqCst);
+                    r
                 })?,
             ));
         }
-        if let Some(filter) = config.pull.clone() {
-            let mut puller = Puller::new(
-                ledger,
-                &config.hub,
-                state.clone(),
-                filter,
-                config.batch_size,
-            )?;
+        if let Some(mut puller) = puller {
             let sh = shared.clone();
+            sh.running.fetch_add(1, Ordering::SeqCst);
             let cfg = config.clone();
             threads.push((
                 "pull",
                 spawn("igniter-sync-pull", move || {
-                    run_loop("pull", &sh, &cfg, |wait| {
+                    let r = run_loop("pull", &sh, &cfg, |wait| {
                         let r = puller.step(wait);
                         sh.pulled.store(puller.pulled(), Ordering::SeqCst);
                         sh.pull_cursor.store(puller.cursor(), Ordering::SeqCst);
@@ -159,7 +289,9 @@ impl SyncHandle {
                             puller.disconnect();
                         }
                         r
-                    })
+                    });
+                    sh.running.fetch_sub(1, Ordering::SeqCst);
+                    r
                 })?,
             ));
         }
@@ -180,6 +312,15 @@ impl SyncHandle {
         SyncHandle::read_status(&self.shared)
     }
 
+    /// A reader of the counters that can outlive a borrow of the handle (for a status
+    /// page on another thread).
+    pub fn monitor(&self) -> SyncMonitor {
+        SyncMonitor {
+            shared: self.shared.clone(),
+            node: self.state.node(),
+        }
+    }
+
     fn read_status(s: &Shared) -> SyncStatus {
         SyncStatus {
             pushed: s.pushed.load(Ordering::SeqCst),
@@ -187,6 +328,8 @@ impl SyncHandle {
             pulled: s.pulled.load(Ordering::SeqCst),
             pull_cursor: s.pull_cursor.load(Ordering::SeqCst),
             reconnects: s.reconnects.load(Ordering::SeqCst),
+            bootstrapped: s.bootstrapped.load(Ordering::SeqCst),
+            running: s.running.load(Ordering::SeqCst) > 0,
             last_error: s
                 .last_error
                 .lock()
@@ -232,6 +375,29 @@ impl SyncHandle {
     }
 }
 
+/// Runs `connect` until it succeeds, a non-transient error, or `until`
+/// ([`SyncError::Unreachable`] with the last error).
+fn connect_within(
+    until: std::time::Instant,
+    mut connect: impl FnMut() -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match connect() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                let now = std::time::Instant::now();
+                if now + pause >= until {
+                    return Err(SyncError::Unreachable(e.to_string()));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn spawn(
     name: &str,
     f: impl FnOnce() -> Result<(), SyncError> + Send + 'static,
@@ -273,4 +439,16 @@ fn run_loop(
         }
     }
     Ok(())
+}
+
+impl crate::server::StatusSection for SyncMonitor {
+    fn name(&self) -> &str {
+        "sync"
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        let mut o = self.status().to_json();
+        o["node"] = self.node.to_string().into();
+        o
+    }
 }
