@@ -147,7 +147,7 @@ fn live_server_survives_arbitrary_requests() {
                         v,
                         a
                     );
-                    if a.get("error_code") == Some(&json!("bad_request")) {
+                    if a.get("error_code") == Some(&json!("invalid_json")) {
                         *c = Framed::connect(h.bind_address());
                     }
                 }

@@ -135,11 +135,11 @@ fn push_subscription_filters_by_store() {
 fn malformed_input_gets_an_error_and_a_close() {
     let h = start(local().max_frame_bytes(1024).max_nesting(8));
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (frame::encode(b"not json"), "bad_request"),
-        (frame::encode(b"[1,2]"), "bad_request"),
+        (frame::encode(b"not json"), "invalid_json"),
+        (frame::encode(b"[1,2]"), "invalid_json"),
         (
             frame::encode(json!({"a": [[[[[[[[[[1]]]]]]]]]]}).to_string().as_bytes()),
-            "bad_request",
+            "invalid_json",
         ),
         (
             {
@@ -196,11 +196,17 @@ fn connection_limit_and_timeouts() {
     b.rpc(json!({"op": "ping"}));
     let mut c = Framed::connect(h.bind_address());
     let refused = c.recv().expect("an error frame");
-    assert_eq!(refused["error_code"], "max_connections");
+    assert_eq!(refused["error_code"], "too_many_connections");
     assert!(c.closed());
     assert_eq!(h.metrics().rejected_connections_total, 1);
-    // Idle: a and b say nothing and are closed.
-    assert!(a.closed() && b.closed());
+    // Idle: a and b say nothing; each is told why, then closed.
+    for c in [&mut a, &mut b] {
+        assert_eq!(
+            c.recv().expect("an error frame")["error_code"],
+            "idle_timeout"
+        );
+        assert!(c.closed());
+    }
     // Slow: a frame started but never finished.
     let mut s = Framed::connect(h.bind_address());
     s.send_raw(&[0, 0, 0, 50, b'{']);

@@ -92,6 +92,48 @@ RSpec.describe "the native (Rust) server engine" do
     end
   end
 
+  it "is StoreServer's default engine and serves a Ruby store of this process (#store)" do
+    srv = L::StoreServer.new(address: "127.0.0.1:0", logger: L::ServerLogger.new(nil))
+    @servers = [srv]
+    expect(srv).to be_a(L::NativeStoreServer)
+    remote = L.connect("tcp://#{srv.bind_address}")
+    fact = remote.write(store: :tasks, key: "t1", value: { status: :open })
+    expect(srv.store.read_fact(store: :tasks, key: "t1").id).to eq(fact.id)
+    srv.store.write(store: :tasks, key: "t2", value: { status: :done })
+    expect(remote.read(store: :tasks, key: "t2")).to eq(status: :done) # Symbols kept (RemoteCalls on the Ruby thread)
+    remote.close
+  end
+
+  it "runs the store's Ruby rules and coercions for client requests on its Ruby thread, never on a server thread" do
+    extend L::WireProtocol
+    srv = native
+    ran_on = Queue.new
+    srv.store.register_derivation(source_store: :orders, target_store: :totals, target_key: "all",
+                                  rule: lambda { |facts|
+                                    ran_on << Thread.current.name
+                                    { sum: facts.sum { |f| f.value[:amount] } }
+                                  })
+    srv.store.register_coercion(:orders) { |value, _version| value.merge(seen: true) }
+    host, port = srv.bind_address.split(":")
+    sock = TCPSocket.new(host, Integer(port))
+    ask = lambda do |req|
+      sock.write(encode_frame(JSON.generate(req)))
+      JSON.parse(read_frame(sock), symbolize_names: true)
+    end
+    # plain-JSON ledger.* ops: answered in Rust, their ledger work handed to the Ruby thread
+    expect(ask.call({ op: "ledger.write", store: "orders", key: "o1", value: { amount: 5 } })[:ok]).to be true
+    expect(ask.call({ op: "ledger.write", store: "orders", key: "o2", value: { amount: 7 } })[:ok]).to be true
+    expect(srv.store.read(store: :totals, key: "all")).to eq(sum: 12)
+    expect(pop_within(ran_on)).to eq("igniter-ledger server ruby work")
+    expect(ask.call({ op: "ledger.read", store: "orders", key: "o1" })[:value]).to eq(amount: 5, seen: true)
+    # the reference's NetworkBackend (legacy write_fact) too
+    nb = L::NetworkBackend.new(address: srv.bind_address)
+    nb.write_fact(L::Fact.build(store: :orders, key: "o3", value: { amount: 1 }))
+    expect(srv.store.read(store: :totals, key: "all")).to eq(sum: 13)
+    nb.close
+    sock.close
+  end
+
   it "hands its changefeed to Ruby: snapshot and subscribers on Ruby threads see writes from clients" do
     srv = native(changefeed: { max_size: 50 })
     seen = Queue.new

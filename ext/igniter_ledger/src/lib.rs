@@ -45,6 +45,7 @@ mod derive;
 mod errors;
 mod fact;
 mod gvl;
+mod http_bridge;
 mod identity;
 mod operations;
 mod protocol;
@@ -135,6 +136,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     retention::define(store_class, fact_class)?;
     segments::init(ruby, ledger, store_class)?;
     server::init(ruby, ledger)?;
+    http_bridge::init(ruby, ledger)?;
     sync::init(ruby, ledger, store_class)?;
     verify::define(store_class)?;
 

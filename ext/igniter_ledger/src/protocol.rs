@@ -23,7 +23,16 @@ use crate::{convert, errors, store::StoreObj};
 /// The data behind a `Protocol::Interpreter` object.
 #[derive(DataTypeFunctions)]
 pub struct ProtocolObj {
-    interp: Interpreter,
+    /// Shared with the ledger server when one serves this store (`server.rs`), so both
+    /// answer with the same registered descriptors.
+    interp: std::sync::Arc<Interpreter>,
+}
+
+impl ProtocolObj {
+    /// The interpreter (for the in-process ledger server).
+    pub(crate) fn interpreter(&self) -> std::sync::Arc<Interpreter> {
+        self.interp.clone()
+    }
 }
 
 static CLASS: OnceLock<Opaque<RClass>> = OnceLock::new();
@@ -150,7 +159,7 @@ fn new(ruby: &Ruby, klass: RClass, store: Obj<StoreObj>) -> Result<Obj<ProtocolO
     }
     Ok(ruby.obj_wrap_as(
         ProtocolObj {
-            interp: Interpreter::new(store.ledger().clone()),
+            interp: std::sync::Arc::new(Interpreter::new(store.ledger().clone())),
         },
         klass,
     ))

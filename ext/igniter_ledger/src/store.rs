@@ -172,6 +172,12 @@ impl StoreObj {
         }
     }
 
+    /// The list of Ruby objects the core holds through this store (the in-process
+    /// server checks it is empty before running work off a Ruby thread).
+    pub(crate) fn callback_list(&self) -> Arc<Mutex<Vec<Opaque<RValue>>>> {
+        self.callbacks.clone()
+    }
+
     pub(crate) fn keep(&self, v: RValue) -> Opaque<RValue> {
         let o = Opaque::from(v);
         lock(&self.callbacks).push(o);

@@ -210,7 +210,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
         })
     };
     match tokio::time::timeout(shared.opts.slow_timeout, rest).await {
-        Err(_) => Next::Bad(FrameError::Truncated),
+        Err(_) => Next::Bad(FrameError::Slow),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             Next::Bad(FrameError::Truncated)
         }
@@ -264,7 +264,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 .with("remote_addr", peer.as_str()),
         );
         let answer = legacy::error(
-            "max_connections",
+            "too_many_connections",
             format!(
                 "server is at its limit of {} connections",
                 shared.opts.max_connections
@@ -285,7 +285,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         let body = match next_frame(&shared, &mut rd, &mut drain).await {
             Next::Frame(b) => b,
             Next::Eof => break "normal",
-            Next::Idle => break "idle_timeout",
+            Next::Idle => {
+                let secs = shared.opts.idle_timeout.unwrap_or_default().as_secs_f64();
+                let _ = send(
+                    &shared,
+                    &mut wr,
+                    &legacy::error("idle_timeout", format!("connection idle for {secs}s")),
+                )
+                .await;
+                break "idle_timeout";
+            }
             Next::Drain => break "drain",
             Next::Io(e) => {
                 if let Ok(mut l) = shared.last_error.lock() {
@@ -304,8 +313,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             Ok(r) => r,
             Err(m) => {
                 shared.metrics.error("ParseError", "frame");
-                let _ = send(&shared, &mut wr, &legacy::error("bad_request", m)).await;
-                break "bad_request";
+                let _ = send(&shared, &mut wr, &legacy::error("invalid_json", m)).await;
+                break "invalid_json";
             }
         };
         let envelope = req.get("protocol").is_some();
@@ -352,24 +361,26 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             subscription(&shared, conn_id, &mut rd, &mut wr, &mut drain, stores).await;
             break "subscription_closed";
         }
-        let answer = {
-            let shared2 = shared.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                if envelope {
-                    shared2.dispatch_envelope(req)
-                } else {
-                    legacy::handle(&shared2, &req)
-                }
-            })
-            .await;
-            match res {
-                Ok(a) => a,
-                Err(e) => {
-                    if let Ok(mut l) = shared.last_error.lock() {
-                        *l = Some(e.to_string());
+        let answer = if !envelope && shared.host_answers(&op) {
+            shared.host_op(req).await
+        } else {
+            shared
+                .run(move |s| {
+                    if envelope {
+                        s.dispatch_envelope(req)
+                    } else {
+                        legacy::handle(s, &req)
                     }
-                    legacy::error("internal_error", "the request failed on the server")
+                })
+                .await
+        };
+        let answer = match answer {
+            Some(a) => a,
+            None => {
+                if let Ok(mut l) = shared.last_error.lock() {
+                    *l = Some(format!("request {op} failed on the server"));
                 }
+                legacy::error("internal_error", "the request failed on the server")
             }
         };
         let failed = answer.get("ok") == Some(&Json::Bool(false))

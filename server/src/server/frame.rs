@@ -25,6 +25,8 @@ pub enum FrameError {
     BadCrc,
     /// The stream ended inside a frame.
     Truncated,
+    /// A started frame did not arrive whole within the slow-client timeout.
+    Slow,
 }
 
 impl std::fmt::Display for FrameError {
@@ -33,11 +35,12 @@ impl std::fmt::Display for FrameError {
             FrameError::TooLarge { declared, limit } => {
                 write!(
                     f,
-                    "frame of {declared} bytes is larger than the limit of {limit} bytes"
+                    "frame of {declared} bytes exceeds the limit of {limit} bytes"
                 )
             }
             FrameError::BadCrc => f.write_str("frame CRC32 does not match its body"),
             FrameError::Truncated => f.write_str("connection ended inside a frame"),
+            FrameError::Slow => f.write_str("frame not received in time (slow client)"),
         }
     }
 }

@@ -32,10 +32,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use igniter_ledger::protocol::json;
 use igniter_ledger::{ChangeEvent, ChangesQuery, Cursor, Value};
 use serde_json::{json as j, Value as Json};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Semaphore;
 
 use super::conn::{constant_time_eq, nesting};
 use super::events::{Level, ServerEvent};
@@ -93,22 +97,101 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Serves HTTP until the drain signal.
+/// The most bytes of request line and headers read (hyper's read buffer): 431 beyond.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Serves HTTP until the drain signal (see [`serve_router`]).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
-    let mut drain = shared.drain.subscribe();
     let app = router(shared.clone());
-    let r = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = drain.changed().await;
-        })
-        .await;
-    if let Err(e) = r {
-        shared.emit(ServerEvent::new("http_error", Level::Error).with("error", e.to_string()));
+    let s = shared.clone();
+    serve_router(
+        app,
+        listener,
+        shared.drain.subscribe(),
+        shared.opts.max_http_connections,
+        shared.opts.header_read_timeout,
+        move |e| s.emit(ServerEvent::new("http_error", Level::Error).with("error", e)),
+    )
+    .await;
+}
+
+/// Serves `app` on `listener` until `drain` turns true: hyper's HTTP/1 connection
+/// builder with a header read timeout (`header_read_timeout`), and at most
+/// `max_connections` connections at once (a semaphore: the next connection is accepted
+/// when one closes; until then it waits in the listen backlog). On drain the listener
+/// closes and each connection finishes its request in flight, then closes.
+pub(crate) async fn serve_router(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+    max_connections: usize,
+    header_read_timeout: Duration,
+    on_error: impl Fn(String) + Send + 'static,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    loop {
+        if *drain.borrow() {
+            break;
+        }
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = drain.changed() => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of descriptors and the like: say so, wait a little, go on.
+                    on_error(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = drain.changed() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = drain.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                // Request line and headers of at most 32 KiB (431 beyond).
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
     }
 }
 
-/// The token check, and request metrics.
+/// The token check, the declared body size, and request metrics.
 async fn guard(State(shared): St, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > shared.opts.max_body_bytes as u64) {
+        // Refused before reading it: the unread body makes the connection unusable.
+        shared.metrics.error("PayloadTooLarge", "http");
+        let mut r = json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &j!({"error": format!("request body over the limit of {} bytes", shared.opts.max_body_bytes)}),
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
     if let Some(t) = &shared.opts.token {
         let path = req.uri().path();
         if path != "/" {
@@ -190,10 +273,9 @@ async fn dispatch(State(shared): St, body: Bytes) -> Response {
             &j!({"error": format!("Invalid JSON: nests deeper than {} levels", shared.opts.max_nesting)}),
         );
     }
-    let s = shared.clone();
-    match tokio::task::spawn_blocking(move || s.dispatch_envelope(env)).await {
-        Ok(answer) => json_response(StatusCode::OK, &answer),
-        Err(_) => json_response(
+    match shared.run(move |s| s.dispatch_envelope(env)).await {
+        Some(answer) => json_response(StatusCode::OK, &answer),
+        None => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &j!({"error": "dispatch failed"}),
         ),

@@ -30,9 +30,11 @@
 //! handle.stop();
 //! ```
 
+pub mod bridge;
 pub mod conn;
 pub mod events;
 pub mod frame;
+pub mod host;
 pub mod http;
 pub mod legacy;
 pub mod metrics;
@@ -51,6 +53,7 @@ use serde_json::Value as Json;
 use tokio::sync::{broadcast, watch};
 
 pub use events::{EventSink, JsonLinesSink, Level, NullSink, ServerEvent};
+pub use host::{Host, HostJob, HostReply};
 pub use metrics::{HealthSnapshot, MetricsSnapshot, MetricsThresholds};
 
 /// Where the framed listener listens.
@@ -104,6 +107,19 @@ pub struct ServerOptions {
     pub dispatch: Option<Arc<dyn Dispatch>>,
     /// Runtime worker threads (default 2).
     pub worker_threads: usize,
+    /// The embedding process's thread for ledger work that must not run on the server's
+    /// threads (see [`host`]).
+    pub host: Option<Arc<dyn Host>>,
+    /// The protocol interpreter to answer envelopes with (it must be over the ledger
+    /// served); default: a new one. Sharing the embedding process's interpreter shares
+    /// its registered descriptors.
+    pub interpreter: Option<Arc<Interpreter>>,
+    /// Most HTTP connections open at once (more wait in the listen backlog until one
+    /// closes).
+    pub max_http_connections: usize,
+    /// Time an HTTP client has to send a request's headers (on a new connection, and
+    /// between keep-alive requests).
+    pub header_read_timeout: Duration,
     /// Sections an embedding process adds to `/v1/status` (e.g. the sync hub's `sync`).
     pub status_sections: Vec<Arc<dyn StatusSection>>,
 }
@@ -120,6 +136,12 @@ pub trait StatusSection: Send + Sync {
 impl std::fmt::Debug for dyn StatusSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "StatusSection({})", self.name())
+    }
+}
+
+impl std::fmt::Debug for dyn Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Host")
     }
 }
 
@@ -164,6 +186,10 @@ impl ServerOptions {
             backend_name: None,
             dispatch: None,
             worker_threads: 2,
+            host: None,
+            interpreter: None,
+            max_http_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
             status_sections: Vec::new(),
         }
     }
@@ -236,6 +262,26 @@ impl ServerOptions {
     /// The backend name health reports.
     pub fn backend_name(mut self, name: impl Into<String>) -> Self {
         self.backend_name = Some(name.into());
+        self
+    }
+    /// Run ledger work on this host's thread when it asks for it (see [`host`]).
+    pub fn host(mut self, h: Arc<dyn Host>) -> Self {
+        self.host = Some(h);
+        self
+    }
+    /// Answer envelopes with this interpreter (over the ledger served).
+    pub fn interpreter(mut self, i: Arc<Interpreter>) -> Self {
+        self.interpreter = Some(i);
+        self
+    }
+    /// At most `n` HTTP connections at once.
+    pub fn max_http_connections(mut self, n: usize) -> Self {
+        self.max_http_connections = n;
+        self
+    }
+    /// Time allowed for an HTTP request's headers.
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = d;
         self
     }
     /// Alert thresholds.
@@ -388,6 +434,49 @@ impl Shared {
         self.state.load(Ordering::SeqCst) != READY
     }
 
+    /// Runs ledger work `f`: on the host's thread when the host needs it (see
+    /// [`host`]), else on a blocking thread of the runtime. None when the work could not
+    /// run (the host is gone, or it panicked).
+    pub(crate) async fn run<R, F>(self: &Arc<Self>, f: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Shared) -> R + Send + 'static,
+    {
+        let s = self.clone();
+        match &self.opts.host {
+            Some(h) if h.needed() => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let job: HostJob = Box::new(move || {
+                    let _ = tx.send(f(&s));
+                });
+                if !h.submit(job) {
+                    return None;
+                }
+                rx.await.ok()
+            }
+            _ => tokio::task::spawn_blocking(move || f(&s)).await.ok(),
+        }
+    }
+
+    /// Answers a framed request the host answers (see [`Host::answers`]); None when the
+    /// host is gone.
+    pub(crate) async fn host_op(&self, req: Json) -> Option<Json> {
+        let h = self.opts.host.as_ref()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let reply: HostReply = Box::new(move |answer| {
+            let _ = tx.send(answer);
+        });
+        if !h.submit_op(req, reply) {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Whether the host answers framed op `op`.
+    pub(crate) fn host_answers(&self, op: &str) -> bool {
+        self.opts.host.as_ref().is_some_and(|h| h.answers(op))
+    }
+
     /// Answers one envelope, by the hook or the interpreter.
     pub(crate) fn dispatch_envelope(&self, env: Json) -> Json {
         match &self.opts.dispatch {
@@ -436,9 +525,14 @@ impl Server {
                 "max_connections must be positive".into(),
             ));
         }
-        if opts.max_frame_bytes == 0 || opts.max_body_bytes == 0 || opts.max_nesting == 0 {
+        if opts.max_frame_bytes == 0
+            || opts.max_body_bytes == 0
+            || opts.max_nesting == 0
+            || opts.max_http_connections == 0
+        {
             return Err(ServerError::Invalid(
-                "max_frame_bytes, max_body_bytes and max_nesting must be positive".into(),
+                "max_frame_bytes, max_body_bytes, max_nesting and max_http_connections must be positive"
+                    .into(),
             ));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -487,7 +581,10 @@ impl Server {
             .to_owned()
         });
         let shared = Arc::new(Shared {
-            interp: Arc::new(Interpreter::new(ledger.clone())),
+            interp: opts
+                .interpreter
+                .clone()
+                .unwrap_or_else(|| Arc::new(Interpreter::new(ledger.clone()))),
             ledger,
             sink,
             metrics: metrics::Metrics::default(),
@@ -532,7 +629,7 @@ impl Server {
             tasks: Mutex::new(tasks),
             pump: Mutex::new(Some(pump)),
             pump_stop,
-            http_addr,
+            http_addr: Mutex::new(http_addr),
             done: (Mutex::new(false), std::sync::Condvar::new()),
         })
     }
@@ -568,7 +665,7 @@ pub struct ServerHandle {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pump: Mutex<Option<std::thread::JoinHandle<()>>>,
     pump_stop: Arc<AtomicBool>,
-    http_addr: Option<SocketAddr>,
+    http_addr: Mutex<Option<SocketAddr>>,
     done: (Mutex<bool>, std::sync::Condvar),
 }
 
@@ -576,7 +673,7 @@ impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
             .field("bind_address", &self.shared.bind_address)
-            .field("http_addr", &self.http_addr)
+            .field("http_addr", &self.http_addr())
             .field("status", &self.shared.status())
             .finish()
     }
@@ -595,7 +692,41 @@ impl ServerHandle {
 
     /// The HTTP listener's address, if there is one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_addr
+        *self.http_addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the HTTP listener at `addr` (`host:port`) on a running server that has
+    /// none yet; answers its address. Stops with the server.
+    pub fn serve_http(&self, addr: &str) -> Result<SocketAddr, ServerError> {
+        let mut current = self.http_addr.lock().unwrap_or_else(|p| p.into_inner());
+        if current.is_some() {
+            return Err(ServerError::Invalid("already serving HTTP".into()));
+        }
+        if self.shared.draining() {
+            return Err(ServerError::Invalid("the server is stopping".into()));
+        }
+        let l = std::net::TcpListener::bind(addr).map_err(|e| ServerError::Bind {
+            addr: addr.to_owned(),
+            source: e,
+        })?;
+        let bound = l.local_addr().map_err(ServerError::Io)?;
+        l.set_nonblocking(true).map_err(ServerError::Io)?;
+        let rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = rt
+            .as_ref()
+            .ok_or_else(|| ServerError::Invalid("the server has stopped".into()))?;
+        let _guard = rt.enter();
+        let l = tokio::net::TcpListener::from_std(l).map_err(ServerError::Io)?;
+        let task = rt.spawn(http::serve(self.shared.clone(), l));
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+        *current = Some(bound);
+        self.shared.emit(
+            ServerEvent::new("http_start", Level::Info).with("http_address", bound.to_string()),
+        );
+        Ok(bound)
     }
 
     /// The ledger served.
@@ -640,6 +771,12 @@ impl ServerHandle {
     /// Legacy push subscriptions open for `store`.
     pub fn subscription_count(&self, store: &str) -> usize {
         self.shared.metrics.subscriptions_for(store)
+    }
+
+    /// Live change streams open now: SSE `/v1/events` streams and legacy push
+    /// subscriptions.
+    pub fn stream_count(&self) -> usize {
+        self.shared.feed.receiver_count()
     }
 
     /// True until stop or drain begins.

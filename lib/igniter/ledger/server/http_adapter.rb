@@ -7,7 +7,9 @@ module Igniter
   module Ledger
     # The HTTP front door over a Protocol::Interpreter. #rack_app is a plain Rack app
     # (`call(env)` → `[status, headers, body]`; no rack gem needed) that apps can mount in
-    # their own Rack stack; #start_async serves it with HTTPServer (no puma needed).
+    # their own Rack stack; #start_async serves it over the Rust HTTP listener in this
+    # process (NativeHTTPServer: no puma needed), or with the pure-Ruby HTTPServer when
+    # built with `engine: :ruby` (or $IGNITER_LEDGER_HTTP_ENGINE=ruby).
     #
     # Routes: `POST /v1/dispatch` (a wire envelope in, its response out); GET
     # `/v1/health`, `/v1/status`, `/v1/ready` (200/503), `/v1/metrics` (JSON, or
@@ -30,7 +32,11 @@ module Igniter
 
       def initialize(interpreter:, port: 7300, host: "127.0.0.1", health_provider: nil, metrics_provider: nil,
                      status_provider: nil, events_provider: nil, changefeed_provider: nil, ready_provider: nil,
-                     token: nil, max_body_bytes: 8 * 1024 * 1024)
+                     token: nil, max_body_bytes: 8 * 1024 * 1024,
+                     engine: ENV.fetch("IGNITER_LEDGER_HTTP_ENGINE", "native"))
+        raise ArgumentError, "engine: must be :native or :ruby, got #{engine.inspect}" unless %w[native ruby].include?(engine.to_s)
+
+        @engine = engine.to_sym
         @interpreter = interpreter
         @port = port
         @host = host
@@ -55,7 +61,8 @@ module Igniter
 
       # Serves rack_app on a background thread; returns self.
       def start_async
-        @server ||= HTTPServer.new(rack_app, host: @host, port: @port, max_body_bytes: @max_body_bytes).start_async
+        @server ||= (@engine == :ruby ? HTTPServer : NativeHTTPServer)
+                    .new(rack_app, host: @host, port: @port, max_body_bytes: @max_body_bytes).start_async
         @port = @server.port
         self
       end

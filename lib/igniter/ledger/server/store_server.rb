@@ -215,6 +215,11 @@ module Igniter
         @metrics.active_connections
       end
 
+      # Live change streams (the changefeed's subscribers: push subscriptions, SSE).
+      def stream_count
+        @changefeed.subscriber_count
+      end
+
       # Subscribers following `store` (all subscriptions when nil).
       def subscription_count(store = nil)
         @metrics.subscription_count(store)
