@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::appender::{Appender, WRITE_BUFFER};
 use super::codec::{decode_any, decode_segment, encode_compact, encode_frames};
-use super::index_file;
 use super::dirlock::{lock_root, DirLock};
+use super::index_file;
 use super::options::{SegmentCodec, SegmentOptions};
 use super::values::FrameCache;
 use crate::ledger::error::{Error, Result};

@@ -33,8 +33,8 @@
 mod appender;
 mod backend;
 mod codec;
-mod index_file;
 mod dirlock;
+mod index_file;
 mod ledger;
 mod legacy;
 mod options;
@@ -45,8 +45,8 @@ pub use backend::{
     SegmentOpenReport, SegmentedBackend, JOURNAL_FILE, MANIFEST_SUFFIX, PURGED_SUFFIX,
     QUARANTINE_SUFFIX,
 };
-pub use index_file::INDEX_SUFFIX;
 pub use dirlock::LOCK_FILE;
+pub use index_file::INDEX_SUFFIX;
 pub use ledger::SegmentStorage;
 pub use options::{
     FlushPolicy, SegmentCodec, SegmentOptions, TimeBucket, COMPACT_BATCH_SIZE, DEFAULT_MAX_BYTES,
