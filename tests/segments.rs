@@ -2,7 +2,7 @@
 //! the commit journal of multi-store batches, a failing seal, and the parsers on hostile
 //! bytes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -16,6 +16,9 @@ use igniter_ledger::{
     WrittenFile,
 };
 use proptest::prelude::*;
+
+mod tree_files;
+use tree_files::files;
 
 fn v(n: i64) -> Value {
     Value::map([
@@ -41,23 +44,6 @@ fn same(a: &igniter_ledger::Fact, b: &igniter_ledger::Fact) -> bool {
 
 fn opts() -> SegmentOptions {
     SegmentOptions::new().durability(Durability::Flush)
-}
-
-fn files(root: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

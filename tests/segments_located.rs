@@ -4,13 +4,16 @@
 //! ledger gives a typed error, never a panic or a wrong value; a missing or damaged
 //! index is ignored (the segment is decoded) and written anew.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use igniter_ledger::segments::{FlushPolicy, SegmentCodec, SegmentOptions, INDEX_SUFFIX};
 use igniter_ledger::{
     Batch, Durability, Error, Fact, HistoryQuery, LedgerStore, MapKey, Read, Value, Write,
 };
 use proptest::prelude::*;
+
+mod tree_files;
+use tree_files::{copy_tree, files};
 
 fn opts(codec: SegmentCodec, max_bytes: i64) -> SegmentOptions {
     SegmentOptions::new()
@@ -20,23 +23,6 @@ fn opts(codec: SegmentCodec, max_bytes: i64) -> SegmentOptions {
         .unwrap()
         .max_bytes(max_bytes)
         .unwrap()
-}
-
-fn files(root: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Every field, bit for bit.
@@ -115,21 +101,6 @@ fn run(l: &LedgerStore, ops: &[Op]) {
                 }
                 l.commit(b).unwrap();
             }
-        }
-    }
-}
-
-/// Every read path over a ledger gives the same facts as over the original.
-/// Copies a closed segmented root, files and directories, to `to`.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
         }
     }
 }

@@ -11,6 +11,9 @@ use igniter_ledger::segments::SegmentOptions;
 use igniter_ledger::{Batch, Durability, LedgerStore, Value, Write};
 use uuid::Uuid;
 
+mod tree_files;
+use tree_files::files;
+
 fn opts() -> SegmentOptions {
     SegmentOptions::new()
         .durability(Durability::Flush)
@@ -137,23 +140,6 @@ fn a_reopen_without_purge_numbers_as_committed() {
     let l = LedgerStore::open_segmented(dir.path(), opts()).unwrap();
     assert_eq!(sequences(&l), before);
     l.close().unwrap();
-}
-
-/// Every file under `root` whose name ends with `suffix`.
-fn files(root: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -2,10 +2,13 @@
 //! and in memory, the `none` mode's buffer (written when full, read, sealed, dropped or
 //! closed; lost on a crash, like the WAL's), and the content hash fed in chunks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use igniter_ledger::segments::{SegmentOptions, SegmentedBackend, MANIFEST_SUFFIX};
 use igniter_ledger::{Batch, Durability, LedgerStore, MapKey, Value, Write};
+
+mod tree_files;
+use tree_files::files;
 
 fn v(n: i64) -> Value {
     Value::map([
@@ -16,26 +19,6 @@ fn v(n: i64) -> Value {
 
 fn opts(d: Durability) -> SegmentOptions {
     SegmentOptions::new().durability(d)
-}
-
-fn files(root: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(list) = std::fs::read_dir(&d) else {
-            continue; // a store with no directory yet
-        };
-        for e in list {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Bytes in the segment files of `store` (sealed or live), not counting zeros after the
