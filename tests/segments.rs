@@ -543,3 +543,54 @@ fn a_commit_in_a_new_time_bucket_rotates_into_that_buckets_directory() {
     assert_eq!(l2.fact_log_all(None, None).len(), 2);
     l2.close().unwrap();
 }
+
+/// A batch over several stores that fails once its journal is written (here store b's
+/// directory cannot be made) is reported as `Poisoned`: the writer is told the next open
+/// completes it, later writes are refused, nothing is published meanwhile, and the reopen
+/// holds the whole batch exactly once.
+#[test]
+fn a_multi_store_batch_failing_after_its_journal_poisons_and_the_reopen_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = LedgerStore::open_segmented(dir.path(), opts()).unwrap();
+    l.write(Write::new("a", "k", v(0))).unwrap();
+    let blocker = dir.path().join("wal").join("store=b");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let e = l
+        .commit(
+            Batch::new()
+                .write(Write::new("a", "k", v(1)))
+                .write(Write::new("b", "k", v(2))),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, igniter_ledger::Error::Poisoned(m) if m.contains("journal")),
+        "{e:?}"
+    );
+    assert_eq!(
+        l.read(Read::new("a", "k")).unwrap(),
+        Some(v(0)),
+        "not published"
+    );
+    assert_eq!(l.read(Read::new("b", "k")).unwrap(), None);
+    let later = l.write(Write::new("a", "k", v(3))).unwrap_err();
+    assert!(
+        matches!(later, igniter_ledger::Error::Poisoned(_)),
+        "{later:?}"
+    );
+    let _ = l.close();
+    drop(l);
+    std::fs::remove_file(&blocker).unwrap();
+    let l = LedgerStore::open_segmented(dir.path(), opts()).unwrap();
+    assert_eq!(l.read(Read::new("a", "k")).unwrap(), Some(v(1)));
+    assert_eq!(
+        l.read(Read::new("b", "k")).unwrap(),
+        Some(v(2)),
+        "completed from the journal"
+    );
+    assert_eq!(
+        l.fact_log_all(None, None).len(),
+        3,
+        "nothing doubled, v(3) never landed"
+    );
+    l.close().unwrap();
+}

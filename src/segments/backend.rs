@@ -118,6 +118,10 @@ pub struct SegmentedBackend {
     fs: Arc<dyn FileSystem>,
     report: SegmentOpenReport,
     closed: bool,
+    /// Set when a batch over several stores failed after its commit journal was written:
+    /// the outcome is the journal's (the next open completes the batch), so this handle
+    /// refuses further writes ([`Error::Poisoned`]) rather than let them land after it.
+    poisoned: Option<String>,
     frame: Vec<u8>,
     /// The directory lock (see `dirlock`), held until the handle is dropped or crashes.
     lock: Option<DirLock>,
@@ -217,6 +221,7 @@ impl SegmentedBackend {
             fs,
             report: SegmentOpenReport::default(),
             closed: false,
+            poisoned: None,
             frame: Vec::with_capacity(4096),
             lock: Some(lock),
             pid: std::process::id(),
@@ -531,9 +536,17 @@ impl SegmentedBackend {
     /// commit journal: the whole batch is written (and, in `fsync` mode, synced) to
     /// `root/commit.journal` before any segment, the journal is emptied once every
     /// segment has it, and an open completes a batch the journal still holds.
+    ///
+    /// If such a batch fails once its journal is written (a segment write, a rotation or
+    /// the journal's emptying), the batch is neither undone nor published: the error is
+    /// [`Error::Poisoned`], saying that the next open completes it from the journal, and
+    /// this handle refuses later writes the same way until the ledger is reopened.
     pub fn append(&mut self, facts: &[Fact]) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
+        }
+        if let Some(why) = &self.poisoned {
+            return Err(Error::Poisoned(why.clone()));
         }
         if facts.is_empty() {
             return Ok(());
@@ -549,10 +562,25 @@ impl SegmentedBackend {
             groups.entry(f.store()).or_default().push(f.clone());
         }
         let direct = self.direct();
+        let mut written = Ok(());
         for (store, part) in &groups {
-            self.append_store_as(store, part, true, direct)?;
+            written = self.append_store_as(store, part, true, direct);
+            if written.is_err() {
+                break;
+            }
         }
-        self.journal_clear()
+        match written.and_then(|()| self.journal_clear()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let why = format!(
+                    "a batch over several stores failed after its commit journal was written \
+                     ({e}); the next open completes it from {}",
+                    self.journal_path().display()
+                );
+                self.poisoned = Some(why.clone());
+                Err(Error::Poisoned(why))
+            }
+        }
     }
 
     fn journal_path(&self) -> PathBuf {
@@ -914,7 +942,8 @@ impl SegmentedBackend {
                 first_err.get_or_insert(e);
             }
         }
-        if first_err.is_none() {
+        // A poisoned handle's journal holds the failed batch for the next open.
+        if first_err.is_none() && self.poisoned.is_none() {
             let _ = fs::remove_file(self.journal_path());
         }
         self.closed = true;
