@@ -94,6 +94,13 @@ pub(crate) struct Subscriber {
 /// a busy feed does not slow its writers by one futex wake per event.
 const LINGER: Duration = Duration::from_micros(50);
 
+/// A log reader that sees new commits waits for this many (or [`BATCH_WAIT`]) before it
+/// reads them, so it takes the ledger's read lock once per batch, not once per commit.
+const LOG_BATCH: u64 = 64;
+
+/// The longest a log reader delays a commit it has seen, to gather a batch.
+const BATCH_WAIT: Duration = Duration::from_micros(20);
+
 /// A point-in-time view of one subscriber.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubscriberSnapshot {
@@ -392,11 +399,26 @@ impl Subscriber {
         };
         let hook = ledger.feed_hook();
         let linger_until = Instant::now() + LINGER;
+        let mut arrived: Option<Instant> = None;
         while Instant::now() < linger_until {
-            if hook.head_sequence() > seen || self.stop.load(Ordering::Relaxed) {
+            if self.stop.load(Ordering::Relaxed) {
                 return;
             }
+            let head = hook.head_sequence();
+            if head > seen {
+                // Gather a batch before reading: a reader that takes the ledger's lock
+                // for every single commit makes the writer's lock, log and counters
+                // change cores on every write. A full batch, or BATCH_WAIT after the
+                // first new fact, whichever comes first.
+                let first = *arrived.get_or_insert_with(Instant::now);
+                if head - seen >= LOG_BATCH || first.elapsed() >= BATCH_WAIT {
+                    return;
+                }
+            }
             std::thread::yield_now();
+        }
+        if arrived.is_some() {
+            return;
         }
         let cap = Instant::now() + Duration::from_millis(100);
         let until = deadline.map_or(cap, |d| d.min(cap));
