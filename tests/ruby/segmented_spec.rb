@@ -122,4 +122,22 @@ RSpec.describe "segmented storage (Igniter::Ledger.segmented, SegmentedFileBacke
     expect { Igniter::Ledger.segmented(root) }.to raise_error(ArgumentError, /root/)
     expect { Igniter::Ledger::SegmentedFileBackend.new(root) }.to raise_error(ArgumentError, /root/)
   end
+
+  it "raises the ledger's typed error, never nil, for a value whose sealed segment broke after open" do
+    Igniter::Ledger.segmented(root, durability: :flush, max_bytes: 400) do |s|
+      20.times { |i| s.write(store: :tasks, key: "t#{i}", value: { n: i, pad: "x" * 40 }) }
+    end
+    Igniter::Ledger.segmented(root, durability: :flush, max_bytes: 400) do |s|
+      facts = s.history(store: :tasks, key: "t3")
+      expect(facts.size).to eq(1)
+      # Damage every segment in place (same size) after the open: no frame passes its CRC.
+      segment_files(:tasks).each do |seg|
+        bytes = File.binread(seg).bytes
+        (0...bytes.size).step(7) { |j| bytes[j] ^= 0x21 }
+        File.binwrite(seg, bytes.pack("C*"))
+      end
+      expect { facts.first.value }.to raise_error(Igniter::Ledger::Error)
+      expect { s.read(store: :tasks, key: "t5") }.to raise_error(Igniter::Ledger::Error)
+    end
+  end
 end

@@ -102,33 +102,39 @@ fn key(ruby: &Ruby, f: &FactObj) -> RValue {
     convert::string(ruby, f.fact.key(), true)
 }
 
-/// The value readers see (coerced for a CoercedFact), deep-frozen, built once.
-fn value(ruby: &Ruby, f: &FactObj) -> RValue {
+/// The value readers see (coerced for a CoercedFact), deep-frozen, built once. A fact
+/// located in a sealed segment that can no longer be read raises the ledger's typed
+/// error (`CorruptionError`, `StorageError`): never a nil that looks like a value.
+fn value(ruby: &Ruby, f: &FactObj) -> Result<RValue, Error> {
     if let Some(v) = f.memo.get() {
-        return ruby.get_inner(*v);
+        return Ok(ruby.get_inner(*v));
     }
     let v = match &f.coerced {
         Some(c) => convert::to_ruby(ruby, c, true),
-        None => stored_value(ruby, &f.fact),
+        None => stored_value(ruby, &f.fact)?,
     };
     // Methods run with the GVL held, so no other thread can have set it meanwhile; if
     // one had, both values are equal and the stored one wins.
-    match f.memo.set(Opaque::from(v)) {
+    Ok(match f.memo.set(Opaque::from(v)) {
         Ok(()) => v,
         Err(_) => f.memo.get().map_or(v, |stored| ruby.get_inner(*stored)),
-    }
+    })
 }
 
-/// The stored value of a fact as a new deep-frozen Ruby object.
-pub fn stored_value(ruby: &Ruby, fact: &Fact) -> RValue {
+/// The stored value of a fact as a new deep-frozen Ruby object, or the ledger's error
+/// when its bytes cannot be read back (a located fact whose segment broke after open).
+pub fn stored_value(ruby: &Ruby, fact: &Fact) -> Result<RValue, Error> {
+    let bytes = fact
+        .try_value_bytes()
+        .map_err(|e| crate::errors::ledger_error(ruby, e))?;
     // Stored bytes always decode (they were validated on the way in); should that ever
     // fail, fall back to the core's own decoder, which yields nil for undecodable bytes.
-    convert::bytes_to_ruby(ruby, &fact.value_bytes(), true)
-        .unwrap_or_else(|_| convert::to_ruby(ruby, &fact.value(), true))
+    Ok(convert::bytes_to_ruby(ruby, &bytes, true)
+        .unwrap_or_else(|_| convert::to_ruby(ruby, &fact.value(), true)))
 }
 
 /// The stored value, before any coercion (a fresh frozen copy).
-fn raw_value(ruby: &Ruby, f: &FactObj) -> RValue {
+fn raw_value(ruby: &Ruby, f: &FactObj) -> Result<RValue, Error> {
     if f.coerced.is_none() {
         return value(ruby, f);
     }

@@ -98,21 +98,21 @@ fn plain_current(
 }
 
 /// The deep-frozen value of a stored (uncoerced) fact, through the read cache.
-fn cached_value(ruby: &Ruby, s: &StoreObj, fact: &Fact, epoch: u64) -> RValue {
+fn cached_value(ruby: &Ruby, s: &StoreObj, fact: &Fact, epoch: u64) -> Result<RValue, Error> {
     if s.cache_cap == 0 {
         return crate::fact::stored_value(ruby, fact);
     }
     let id = fact.id();
     let cached = lock(&s.cache).get(&id);
     if let Some(v) = cached {
-        return ruby.get_inner(v);
+        return Ok(ruby.get_inner(v));
     }
-    let v = crate::fact::stored_value(ruby, fact);
+    let v = crate::fact::stored_value(ruby, fact)?;
     let mut cache = lock(&s.cache);
     if s.cacheable(epoch) {
         cache.put(id, Opaque::from(v));
     }
-    v
+    Ok(v)
 }
 
 fn read(
@@ -128,11 +128,11 @@ fn read(
         return read_time_travel(ruby, s, store, key, as_of, epoch);
     }
     if let Some(found) = plain_current(s, store, key, as_of, valid_at) {
-        return Ok(match found {
+        return match found {
             // An erased fact reads as nil, like a key never written.
             Some(fact) if !fact.is_erased() => cached_value(ruby, s, &fact, epoch),
-            _ => ruby.qnil().as_value(),
-        });
+            _ => Ok(ruby.qnil().as_value()),
+        };
     }
     let q = read_query(ruby, store, key, as_of, valid_at)?;
     match s.ledger().read_fact(q).map_err(ledger_err(ruby))? {
@@ -141,7 +141,7 @@ fn read(
         Some(ReadFact {
             coerced: Some(v), ..
         }) => Ok(convert::to_ruby(ruby, &v, true)),
-        Some(rf) => Ok(cached_value(ruby, s, &rf.fact, epoch)),
+        Some(rf) => cached_value(ruby, s, &rf.fact, epoch),
     }
 }
 
@@ -178,7 +178,7 @@ fn read_time_travel(
         Some(ReadFact {
             coerced: Some(v), ..
         }) => convert::to_ruby(ruby, &v, true),
-        Some(rf) => cached_value(ruby, s, &rf.fact, epoch),
+        Some(rf) => cached_value(ruby, s, &rf.fact, epoch)?,
     };
     let mut cache = lock(&s.time_travel);
     if s.cacheable(epoch) {
