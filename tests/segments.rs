@@ -17,29 +17,14 @@ use igniter_ledger::{
 };
 use proptest::prelude::*;
 
-mod tree_files;
-use tree_files::files;
+mod segment_support;
+use segment_support::{files, same};
 
 fn v(n: i64) -> Value {
     Value::map([
         (MapKey::sym("n"), Value::Int(n)),
         (MapKey::sym("unit"), Value::from("celsius")),
     ])
-}
-
-/// Every field, bit for bit.
-fn same(a: &igniter_ledger::Fact, b: &igniter_ledger::Fact) -> bool {
-    a.id() == b.id()
-        && a.store() == b.store()
-        && a.key() == b.key()
-        && a.value_bytes() == b.value_bytes()
-        && a.value_hash() == b.value_hash()
-        && a.causation() == b.causation()
-        && a.transaction_time() == b.transaction_time()
-        && a.valid_time().map(f64::to_bits) == b.valid_time().map(f64::to_bits)
-        && a.schema_version() == b.schema_version()
-        && a.producer_bytes() == b.producer_bytes()
-        && a.derivation_bytes() == b.derivation_bytes()
 }
 
 fn opts() -> SegmentOptions {

@@ -12,8 +12,8 @@ use igniter_ledger::{
 };
 use proptest::prelude::*;
 
-mod tree_files;
-use tree_files::{copy_tree, files};
+mod segment_support;
+use segment_support::{copy_tree, files, same};
 
 fn opts(codec: SegmentCodec, max_bytes: i64) -> SegmentOptions {
     SegmentOptions::new()
@@ -23,22 +23,6 @@ fn opts(codec: SegmentCodec, max_bytes: i64) -> SegmentOptions {
         .unwrap()
         .max_bytes(max_bytes)
         .unwrap()
-}
-
-/// Every field, bit for bit.
-fn same(a: &Fact, b: &Fact) -> bool {
-    a.id() == b.id()
-        && a.store() == b.store()
-        && a.key() == b.key()
-        && a.value_bytes() == b.value_bytes()
-        && a.value() == b.value()
-        && a.value_hash() == b.value_hash()
-        && a.causation() == b.causation()
-        && a.transaction_time() == b.transaction_time()
-        && a.valid_time().map(f64::to_bits) == b.valid_time().map(f64::to_bits)
-        && a.schema_version() == b.schema_version()
-        && a.producer_bytes() == b.producer_bytes()
-        && a.derivation_bytes() == b.derivation_bytes()
 }
 
 #[derive(Clone, Debug)]

@@ -11,8 +11,8 @@ use igniter_ledger::segments::SegmentOptions;
 use igniter_ledger::{Batch, Durability, LedgerStore, Value, Write};
 use uuid::Uuid;
 
-mod tree_files;
-use tree_files::files;
+mod segment_support;
+use segment_support::files;
 
 fn opts() -> SegmentOptions {
     SegmentOptions::new()

@@ -7,8 +7,8 @@ use std::path::Path;
 use igniter_ledger::segments::{SegmentOptions, SegmentedBackend, MANIFEST_SUFFIX};
 use igniter_ledger::{Batch, Durability, LedgerStore, MapKey, Value, Write};
 
-mod tree_files;
-use tree_files::files;
+mod segment_support;
+use segment_support::files;
 
 fn v(n: i64) -> Value {
     Value::map([

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "spec_helper"
+require_relative "support/gvl_ticks"
 
 RSpec.describe "optimistic concurrency, atomic batches and threads" do
   let(:store) { Igniter::Ledger::LedgerStore.new }
@@ -194,24 +195,7 @@ RSpec.describe "optimistic concurrency, atomic batches and threads" do
       dir = Dir.mktmpdir("igniter-ledger-gvl", "/var/tmp") # a real disk: fsync takes time
       begin
         Igniter::Ledger.open(File.join(dir, "gvl.wal")) do |s|
-          clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
-          ticks = []
-          done = false
-          ticker = Thread.new do
-            until done
-              ticks << clock.call
-              Thread.pass
-            end
-          end
-          sleep 0.01 until ticks.size > 10
-          spans = Array.new(40) do |i|
-            t0 = clock.call
-            s.write(store: :t, key: "k", value: i)
-            [t0, clock.call]
-          end
-          done = true
-          ticker.join
-          inside = spans.map { |a, b| ticks.count { |t| t > a && t < b } }
+          inside = GVLTicks.inside_writes(limit: 40) { |i| s.write(store: :t, key: "k", value: i) }
           # With the GVL held across the fsync the ticker runs only when Ruby switches
           # threads between calls, and then ticks once before its Thread.pass hands the
           # GVL back: at most a tick or two per write (measured: 1 in 20 writes). With the
@@ -219,7 +203,7 @@ RSpec.describe "optimistic concurrency, atomic batches and threads" do
           # A fast fsync can still end before the ticker is scheduled, so only a few
           # writes are required to show it.
           expect(inside.count { |n| n >= 5 }).to be >= 3, "ticks inside each write: #{inside.inspect}"
-          expect(s.fact_count).to eq(40)
+          expect(s.fact_count).to eq(inside.size)
         end
       ensure
         FileUtils.rm_rf(dir)

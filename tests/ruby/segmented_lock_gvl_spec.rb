@@ -3,6 +3,7 @@
 require_relative "spec_helper"
 require "tmpdir"
 require "fileutils"
+require_relative "support/gvl_ticks"
 
 # Issue 14: one open handle per segment root (the directory lock), and fsync commits of a
 # segmented store that let other Ruby threads run (the GVL is released around them).
@@ -79,39 +80,11 @@ RSpec.describe "segmented storage: directory lock and GVL" do
     end
   end
 
-  # Counts another thread's ticks strictly inside each call of `write` (see the WAL
-  # store's GVL spec in concurrency_spec.rb): with the GVL held across the fsync the
-  # ticker runs only between calls, a tick or two per write; released, it ticks for as
-  # long as the fsync takes. On a loaded machine many fsyncs end before the ticker is
-  # scheduled, so it writes until `wanted` writes saw 5 ticks or more, at most `limit`.
-  def ticks_inside_writes(wanted: 3, limit: 300, &write)
-    clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
-    ticks = []
-    done = false
-    ticker = Thread.new do
-      until done
-        ticks << clock.call
-        Thread.pass
-      end
-    end
-    sleep 0.01 until ticks.size > 10
-    spans = []
-    limit.times do |i|
-      t0 = clock.call
-      write.call(i)
-      spans << [t0, clock.call]
-      break if spans.count { |a, b| ticks.count { |t| t > a && t < b } >= 5 } >= wanted
-    end
-    done = true
-    ticker.join
-    spans.map { |a, b| ticks.count { |t| t > a && t < b } }
-  end
-
   it "keeps other Ruby threads running while a segmented store commits in fsync mode" do
     dir = Dir.mktmpdir("igniter-seg-gvl", "/var/tmp") # a real disk: fsync takes time
     begin
       Igniter::Ledger.segmented(File.join(dir, "root"), durability: :fsync) do |s|
-        inside = ticks_inside_writes { |i| s.write(store: :t, key: "k", value: i) }
+        inside = GVLTicks.inside_writes { |i| s.write(store: :t, key: "k", value: i) }
         expect(inside.count { |n| n >= 5 }).to be >= 3, "ticks inside each write: #{inside.inspect}"
         expect(s.fact_count).to eq(inside.size)
       end
@@ -124,7 +97,7 @@ RSpec.describe "segmented storage: directory lock and GVL" do
     dir = Dir.mktmpdir("igniter-seg-gvl", "/var/tmp")
     begin
       b = Igniter::Ledger::SegmentedFileBackend.new(File.join(dir, "root"), durability: :fsync)
-      inside = ticks_inside_writes do |i|
+      inside = GVLTicks.inside_writes do |i|
         b.write_fact(Igniter::Ledger::Fact.build(store: :t, key: "k#{i}", value: { v: i }))
       end
       expect(inside.count { |n| n >= 5 }).to be >= 3, "ticks inside each write: #{inside.inspect}"
