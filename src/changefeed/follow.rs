@@ -201,9 +201,9 @@ pub(crate) fn read_after(
     after: u64,
     stores: &[String],
     limit: usize,
-) -> Page {
+) -> Result<Page> {
     let at = now_secs();
-    ledger.read_log(|state| {
+    ledger.try_read_log(|state| {
         let log = &state.log;
         let seqs = &state.seqs;
         let id = state.ledger_identity();
@@ -250,8 +250,8 @@ pub(crate) fn count_after(
     after: u64,
     stores: &[String],
     limit: usize,
-) -> usize {
-    ledger.read_log(|state| {
+) -> Result<usize> {
+    ledger.try_read_log(|state| {
         let start = state.seqs.index_after(after, state.log.len());
         state.log[start..]
             .iter()
@@ -285,18 +285,22 @@ impl LedgerStore {
     /// Checks that `c` can be served here: its ledger (if it names one) is this one, and
     /// it is not past the newest fact. Whether it is too old is checked by the read
     /// itself, under the same lock as the facts.
+    ///
+    /// Identity and head come from the published log, not from the hook's counters: a
+    /// log reader hands out cursors of facts it read there, which the hook learns of
+    /// only just after they are published.
     pub(crate) fn check_cursor(&self, c: &Cursor) -> Result<()> {
-        let hook = self.feed_hook();
+        let (identity, newest) =
+            self.try_read_log(|s| (s.ledger_identity(), s.next_sequence().saturating_sub(1)))?;
         if let Some(theirs) = c.ledger {
-            if hook.identity() != Some(theirs) {
+            if identity != Some(theirs) {
                 return Err(ChangefeedError::ForeignCursor {
                     cursor: *c,
-                    ledger: hook.identity(),
+                    ledger: identity,
                 }
                 .into());
             }
         }
-        let newest = hook.newest();
         if c.sequence > newest {
             return Err(ChangefeedError::CursorPastEnd {
                 cursor: *c,
@@ -351,7 +355,7 @@ impl LedgerStore {
             }
             None => 0,
         };
-        let page = read_after(self, after, &q.stores, q.limit.unwrap_or(usize::MAX));
+        let page = read_after(self, after, &q.stores, q.limit.unwrap_or(usize::MAX))?;
         match (page.too_old, q.after) {
             (Some(h), Some(c)) => Err(self.too_old(c, h)),
             _ => Ok(page.events),
@@ -473,10 +477,11 @@ impl Follower {
         Cursor::in_ledger(consumed, self.ledger.ledger_id())
     }
 
-    fn fill(&mut self) {
-        let page = read_after(&self.ledger, self.position, &self.stores, FOLLOW_CHUNK);
+    fn fill(&mut self) -> Result<()> {
+        let page = read_after(&self.ledger, self.position, &self.stores, FOLLOW_CHUNK)?;
         self.position = page.scanned_to;
         self.pending.extend(page.events);
+        Ok(())
     }
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Result<Option<ChangeEvent>> {
@@ -485,7 +490,7 @@ impl Follower {
                 self.handed = e.sequence();
                 return Ok(Some(e));
             }
-            self.fill();
+            self.fill()?;
             if !self.pending.is_empty() {
                 continue;
             }
@@ -509,10 +514,13 @@ impl Follower {
         self.next_until(Some(Instant::now() + timeout))
     }
 
-    /// The events already published, without waiting (up to one chunk).
+    /// The events already published, without waiting (up to one chunk; none in a forked
+    /// child that cannot read the ledger).
     pub fn poll(&mut self) -> Vec<ChangeEvent> {
         if self.pending.is_empty() {
-            self.fill();
+            // Only a forked child whose parent held the ledger at the fork fails here;
+            // it has nothing it can read (`next_timeout` reports the error).
+            let _ = self.fill();
         }
         if let Some(e) = self.pending.back() {
             self.handed = e.sequence();

@@ -338,7 +338,9 @@ impl Subscriber {
             return (st.queue.len(), st.lagging);
         };
         let room = (self.cap + 1).saturating_sub(st.queue.len());
-        let waiting = super::follow::count_after(&ledger, st.last_seq, &self.stores, room);
+        // In a forked child whose parent held the ledger at the fork: nothing readable.
+        let waiting =
+            super::follow::count_after(&ledger, st.last_seq, &self.stores, room).unwrap_or(0);
         let total = st.queue.len() + waiting;
         (total.min(self.cap), total > self.cap)
     }
@@ -356,7 +358,12 @@ impl Subscriber {
             st.lagging = false;
             return;
         };
-        let page = super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
+        let Ok(page) = super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap)
+        else {
+            // A forked child whose parent held the ledger at the fork: nothing to read.
+            st.lagging = false;
+            return;
+        };
         st.last_seq = st.last_seq.max(page.scanned_to);
         st.queue.extend(page.events);
         if page.at_end {
@@ -374,7 +381,11 @@ impl Subscriber {
         if closing && st.last_seq >= st.drain_to {
             return true;
         }
-        let page = super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap);
+        // A forked child whose parent held the ledger at the fork reads it as gone.
+        let Ok(page) = super::follow::read_after(&ledger, st.last_seq, &self.stores, self.cap)
+        else {
+            return false;
+        };
         let mut scanned = page.scanned_to;
         let mut events = page.events;
         if closing {

@@ -384,6 +384,12 @@ impl LedgerStore {
     pub(crate) fn read_log<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.inner.read_state_infallible())
     }
+
+    /// [`LedgerStore::read_log`] for callers that can fail: in a forked child whose
+    /// parent held the state at the fork, `Forked` instead of a panic.
+    pub(crate) fn try_read_log<R>(&self, f: impl FnOnce(&State) -> R) -> Result<R> {
+        Ok(f(&*self.inner.read_state()?))
+    }
 }
 
 // ------------------------------------------------------------------ storage rewrites
